@@ -1,0 +1,175 @@
+// Package secret holds Tessera's server keys: an HMAC key that turns codes
+// and tokens into hashes that are useless without it, and AES-256-GCM keys,
+// each with an id so they can rotate, that encrypt what must be read back
+// (TOTP secrets, message bodies waiting in the outbox).
+package secret
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// KeySize is the size of every key: 32 bytes (HMAC-SHA256, AES-256).
+const KeySize = 32
+
+// Key is one encryption key and its id.
+type Key struct {
+	ID  string
+	Key []byte
+}
+
+// Keyring hashes and encrypts with the server's keys. It is safe for
+// concurrent use.
+type Keyring struct {
+	mac     []byte
+	current string
+	aeads   map[string]cipher.AEAD
+	rand    io.Reader
+}
+
+// NewKeyring returns a keyring that hashes with macKey and encrypts with the
+// first of keys; every key in keys can decrypt. random supplies nonces
+// (crypto/rand.Reader when nil).
+func NewKeyring(macKey []byte, keys []Key, random io.Reader) (*Keyring, error) {
+	if len(macKey) != KeySize {
+		return nil, fmt.Errorf("hmac key must be %d bytes, got %d", KeySize, len(macKey))
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("at least one encryption key is needed")
+	}
+	if random == nil {
+		random = rand.Reader
+	}
+	k := &Keyring{mac: macKey, current: keys[0].ID, aeads: map[string]cipher.AEAD{}, rand: random}
+	for _, key := range keys {
+		if key.ID == "" || len(key.ID) > 255 || strings.ContainsAny(key.ID, ":,\n ") {
+			return nil, fmt.Errorf("encryption key id %q must be 1-255 characters without ':', ',' or spaces", key.ID)
+		}
+		if len(key.Key) != KeySize {
+			return nil, fmt.Errorf("encryption key %q must be %d bytes, got %d", key.ID, KeySize, len(key.Key))
+		}
+		if _, dup := k.aeads[key.ID]; dup {
+			return nil, fmt.Errorf("encryption key id %q appears twice", key.ID)
+		}
+		block, err := aes.NewCipher(key.Key)
+		if err != nil {
+			return nil, err
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, err
+		}
+		k.aeads[key.ID] = aead
+	}
+	return k, nil
+}
+
+// Hash returns HMAC-SHA256 over parts. Each part is length-prefixed, so
+// ("ab","c") and ("a","bc") never hash alike.
+func (k *Keyring) Hash(parts ...string) []byte {
+	m := hmac.New(sha256.New, k.mac)
+	var n [8]byte
+	for _, p := range parts {
+		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
+		m.Write(n[:])
+		m.Write([]byte(p))
+	}
+	return m.Sum(nil)
+}
+
+// Equal compares two hashes in constant time.
+func Equal(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
+
+// Seal encrypts plain with the current key. ad (associated data) binds the
+// ciphertext to its row, so it cannot be moved to another one.
+// The result is: id length (1 byte), id, nonce, ciphertext.
+func (k *Keyring) Seal(plain, ad []byte) ([]byte, error) {
+	aead := k.aeads[k.current]
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := io.ReadFull(k.rand, nonce); err != nil {
+		return nil, fmt.Errorf("read nonce: %w", err)
+	}
+	out := make([]byte, 0, 1+len(k.current)+len(nonce)+len(plain)+aead.Overhead())
+	out = append(out, byte(len(k.current)))
+	out = append(out, k.current...)
+	out = append(out, nonce...)
+	return aead.Seal(out, nonce, plain, ad), nil
+}
+
+// Open decrypts what Seal produced, with whichever key sealed it.
+func (k *Keyring) Open(sealed, ad []byte) ([]byte, error) {
+	if len(sealed) < 1 || len(sealed) < 1+int(sealed[0]) {
+		return nil, errors.New("sealed value is truncated")
+	}
+	id := string(sealed[1 : 1+int(sealed[0])])
+	aead, ok := k.aeads[id]
+	if !ok {
+		return nil, fmt.Errorf("sealed with unknown key %q", id)
+	}
+	rest := sealed[1+len(id):]
+	if len(rest) < aead.NonceSize()+aead.Overhead() {
+		return nil, errors.New("sealed value is truncated")
+	}
+	return aead.Open(nil, rest[:aead.NonceSize()], rest[aead.NonceSize():], ad)
+}
+
+// CurrentKeyID is the id of the key Seal uses.
+func (k *Keyring) CurrentKeyID() string { return k.current }
+
+// ParseKeys reads encryption keys written as "id:base64,id:base64" (or one
+// per line); the first is the current one.
+func ParseKeys(s string) ([]Key, error) {
+	var keys []Key
+	for _, field := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' }) {
+		field = strings.TrimSpace(field)
+		if field == "" {
+			continue
+		}
+		id, b64, ok := strings.Cut(field, ":")
+		if !ok {
+			return nil, fmt.Errorf("key %q: want id:base64", field)
+		}
+		raw, err := ParseKey(b64)
+		if err != nil {
+			return nil, fmt.Errorf("key %q: %w", id, err)
+		}
+		keys = append(keys, Key{ID: id, Key: raw})
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no keys given")
+	}
+	return keys, nil
+}
+
+// ParseKey decodes one base64 (standard or URL, padded or not) 32-byte key.
+func ParseKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if raw, err := enc.DecodeString(s); err == nil {
+			if len(raw) != KeySize {
+				return nil, fmt.Errorf("key must be %d bytes, got %d", KeySize, len(raw))
+			}
+			return raw, nil
+		}
+	}
+	return nil, errors.New("key is not valid base64")
+}
+
+// NewKey returns a fresh random key, base64-encoded.
+func NewKey() string {
+	b := make([]byte, KeySize)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}

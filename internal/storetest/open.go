@@ -1,0 +1,79 @@
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/tessera-id/tessera/internal/sqlstore"
+)
+
+// PostgresEnv names the variable with the DSN of a PostgreSQL database the
+// tests may create schemas in. Unset, PostgreSQL tests skip; set, a server
+// that cannot be reached fails them.
+const PostgresEnv = "TESSERA_TEST_POSTGRES_URL"
+
+// OpenSQLite returns a store on a fresh SQLite file in t.TempDir().
+func OpenSQLite(t testing.TB) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "tessera.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// OpenPostgres returns a store in a fresh schema of the PostgresEnv
+// database, dropped when the test ends.
+func OpenPostgres(t testing.TB) *sqlstore.DB {
+	t.Helper()
+	dsn := PostgresSchema(t)
+	db, err := sqlstore.OpenPostgres(context.Background(), dsn, 8)
+	if err != nil {
+		t.Fatalf("postgres from %s: %v", PostgresEnv, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// PostgresSchema creates a schema with a random name in the PostgresEnv
+// database, drops it when the test ends, and returns a DSN whose
+// search_path is that schema. It skips the test when PostgresEnv is unset.
+func PostgresSchema(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv(PostgresEnv)
+	if base == "" {
+		t.Skip(PostgresEnv + " not set")
+	}
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	schema := "t_" + hex.EncodeToString(b)
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
+		admin.Close()
+		t.Fatalf("postgres from %s: %v", PostgresEnv, err)
+	}
+	t.Cleanup(func() {
+		admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`)
+		admin.Close()
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}

@@ -1,0 +1,407 @@
+// Package storetest is the conformance suite every tessera.Store passes.
+// SQLite and PostgreSQL run the same tests, so the two stores cannot drift
+// apart in what they promise, above all under parallel requests.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tessera-id/tessera"
+)
+
+// Run runs the suite. open returns a fresh, empty store for each test.
+func Run(t *testing.T, open func(t *testing.T) tessera.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s tessera.Store)
+	}{
+		{"CreateAndGet", testCreateAndGet},
+		{"DuplicateID", testDuplicateID},
+		{"OwnersAreSeparate", testOwnersAreSeparate},
+		{"ReserveAttemptStates", testReserveAttemptStates},
+		{"ParallelAttemptsHoldTheCap", testParallelAttempts},
+		{"ConsumeOnce", testConsumeOnce},
+		{"Delete", testDelete},
+		{"TOTPSecrets", testTOTPSecrets},
+		{"TOTPStepParallel", testTOTPStepParallel},
+		{"Clients", testClients},
+		{"OutboxClaimLeaseAndSend", testOutbox},
+		{"OutboxParallelClaimsNeverOverlap", testOutboxParallelClaims},
+		{"DeleteStale", testDeleteStale},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, open(t))
+		})
+	}
+}
+
+var t0 = time.UnixMilli(1_800_000_000_000).UTC()
+
+func ctx() context.Context { return context.Background() }
+
+func newVerification(owner, id string) *tessera.Verification {
+	return &tessera.Verification{
+		ID: id, Owner: owner, Method: tessera.MethodEmail, Consumer: "a@example.com", Issuer: "Acme",
+		CodeHash: []byte("hash-of-code"), MaxAttempts: 3, Payload: []byte(`{"k":"v"}`),
+		CreatedAt: t0, ExpiresAt: t0.Add(time.Hour),
+	}
+}
+
+func newMessage(owner, vid, id string) *tessera.Message {
+	return &tessera.Message{ID: id, Owner: owner, VerificationID: vid, Channel: tessera.ChannelEmail, To: "a@example.com",
+		Sealed: []byte("sealed-body"), Status: tessera.MessagePending, NextAttemptAt: t0, CreatedAt: t0}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	if got := tessera.ErrorCode(err); err == nil || got != code {
+		t.Fatalf("got error %v (code %q), want code %q", err, got, code)
+	}
+}
+
+func testCreateAndGet(t *testing.T, s tessera.Store) {
+	v := newVerification("c1", "11111111-1111-4111-8111-111111111111")
+	must(t, s.CreateVerification(ctx(), v, newMessage("c1", v.ID, "m1")))
+	got, err := s.Verification(ctx(), "c1", v.ID)
+	must(t, err)
+	if got.Consumer != v.Consumer || got.Method != v.Method || !bytes.Equal(got.CodeHash, v.CodeHash) ||
+		!got.ExpiresAt.Equal(v.ExpiresAt) || !got.CreatedAt.Equal(v.CreatedAt) || string(got.Payload) != string(v.Payload) ||
+		got.MaxAttempts != 3 || got.Attempts != 0 || !got.ConsumedAt.IsZero() || got.Issuer != "Acme" {
+		t.Fatalf("read back %+v, wrote %+v", got, v)
+	}
+	m, err := s.MessageForVerification(ctx(), "c1", v.ID)
+	must(t, err)
+	if m.ID != "m1" || m.Status != tessera.MessagePending || string(m.Sealed) != "sealed-body" || m.To != "a@example.com" {
+		t.Fatalf("message read back %+v", m)
+	}
+	_, err = s.Verification(ctx(), "c1", "22222222-2222-4222-8222-222222222222")
+	wantCode(t, err, tessera.ENOTFOUND)
+}
+
+func testDuplicateID(t *testing.T, s tessera.Store) {
+	v := newVerification("c1", "id-1")
+	must(t, s.CreateVerification(ctx(), v, newMessage("c1", v.ID, "m1")))
+	wantCode(t, s.CreateVerification(ctx(), v, newMessage("c1", v.ID, "m2")), tessera.ECONFLICT)
+	// The conflicting message must not have been written either.
+	m, err := s.MessageForVerification(ctx(), "c1", v.ID)
+	must(t, err)
+	if m.ID != "m1" {
+		t.Fatalf("a rejected create left message %s behind", m.ID)
+	}
+}
+
+func testOwnersAreSeparate(t *testing.T, s tessera.Store) {
+	must(t, s.CreateVerification(ctx(), newVerification("c1", "same"), nil))
+	must(t, s.CreateVerification(ctx(), newVerification("c2", "same"), nil))
+	_, err := s.ReserveAttempt(ctx(), "c3", tessera.MethodEmail, "same", t0)
+	wantCode(t, err, tessera.ENOTFOUND)
+	wantCode(t, s.DeleteVerification(ctx(), "c3", tessera.MethodEmail, "same"), tessera.ENOTFOUND)
+	must(t, s.DeleteVerification(ctx(), "c1", tessera.MethodEmail, "same"))
+	if _, err := s.Verification(ctx(), "c2", "same"); err != nil {
+		t.Fatalf("deleting c1's verification touched c2's: %v", err)
+	}
+}
+
+func testReserveAttemptStates(t *testing.T, s tessera.Store) {
+	v := newVerification("c1", "v")
+	must(t, s.CreateVerification(ctx(), v, nil))
+
+	_, err := s.ReserveAttempt(ctx(), "c1", tessera.MethodPhone, "v", t0)
+	wantCode(t, err, tessera.ENOTFOUND) // wrong method
+	for i := 0; i < 3; i++ {
+		got, err := s.ReserveAttempt(ctx(), "c1", tessera.MethodEmail, "v", t0)
+		must(t, err)
+		if got.Attempts != i {
+			t.Fatalf("attempt %d: got attempts %d before it", i, got.Attempts)
+		}
+	}
+	got, err := s.ReserveAttempt(ctx(), "c1", tessera.MethodEmail, "v", t0)
+	wantCode(t, err, tessera.ELOCKED)
+	if got == nil || got.Attempts != 3 {
+		t.Fatalf("locked verification reported as %+v", got)
+	}
+
+	e := newVerification("c1", "e")
+	must(t, s.CreateVerification(ctx(), e, nil))
+	got, err = s.ReserveAttempt(ctx(), "c1", tessera.MethodEmail, "e", e.ExpiresAt)
+	wantCode(t, err, tessera.EEXPIRED)
+	if got == nil || got.Attempts != 0 {
+		t.Fatalf("expired verification reported as %+v", got)
+	}
+}
+
+// testParallelAttempts fires 100 attempts at once at a verification that
+// allows 5: exactly 5 may be counted.
+func testParallelAttempts(t *testing.T, s tessera.Store) {
+	v := newVerification("c1", "p")
+	v.MaxAttempts = 5
+	must(t, s.CreateVerification(ctx(), v, nil))
+	var ok, locked atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.ReserveAttempt(ctx(), "c1", tessera.MethodEmail, "p", t0)
+			switch tessera.ErrorCode(err) {
+			case "":
+				ok.Add(1)
+			case tessera.ELOCKED:
+				locked.Add(1)
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 5 || locked.Load() != 95 {
+		t.Fatalf("%d attempts counted and %d locked out, want 5 and 95", ok.Load(), locked.Load())
+	}
+	got, err := s.Verification(ctx(), "c1", "p")
+	must(t, err)
+	if got.Attempts != 5 {
+		t.Fatalf("stored attempts %d, want 5", got.Attempts)
+	}
+}
+
+func testConsumeOnce(t *testing.T, s tessera.Store) {
+	must(t, s.CreateVerification(ctx(), newVerification("c1", "v"), nil))
+	_, err := s.ReserveAttempt(ctx(), "c1", tessera.MethodEmail, "v", t0)
+	must(t, err)
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s.ConsumeVerification(ctx(), "c1", "v", t0) == nil {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d parallel consumes succeeded, want 1", wins.Load())
+	}
+	got, err := s.Verification(ctx(), "c1", "v")
+	must(t, err)
+	if got.ConsumedAt.IsZero() || got.Attempts != 0 {
+		t.Fatalf("consumed verification stored as %+v; the correct attempt must be given back", got)
+	}
+	_, err = s.ReserveAttempt(ctx(), "c1", tessera.MethodEmail, "v", t0)
+	wantCode(t, err, tessera.ENOTFOUND)
+	wantCode(t, s.DeleteVerification(ctx(), "c1", tessera.MethodEmail, "v"), tessera.ENOTFOUND)
+}
+
+func testDelete(t *testing.T, s tessera.Store) {
+	must(t, s.CreateVerification(ctx(), newVerification("c1", "v"), nil))
+	wantCode(t, s.DeleteVerification(ctx(), "c1", tessera.MethodPhone, "v"), tessera.ENOTFOUND)
+	must(t, s.DeleteVerification(ctx(), "c1", tessera.MethodEmail, "v"))
+	wantCode(t, s.DeleteVerification(ctx(), "c1", tessera.MethodEmail, "v"), tessera.ENOTFOUND)
+	_, err := s.ReserveAttempt(ctx(), "c1", tessera.MethodEmail, "v", t0)
+	wantCode(t, err, tessera.ENOTFOUND)
+}
+
+func testTOTPSecrets(t *testing.T, s tessera.Store) {
+	_, err := s.TOTPSecret(ctx(), "c1", "alice")
+	wantCode(t, err, tessera.ENOTFOUND)
+	must(t, s.PutTemporaryTOTPSecret(ctx(), &tessera.TOTPSecret{Owner: "c1", Consumer: "alice", Sealed: []byte("s1"), CreatedAt: t0}))
+	must(t, s.PutTemporaryTOTPSecret(ctx(), &tessera.TOTPSecret{Owner: "c1", Consumer: "alice", Sealed: []byte("s2"), CreatedAt: t0}))
+	got, err := s.TOTPSecret(ctx(), "c1", "alice")
+	must(t, err)
+	if string(got.Sealed) != "s2" || !got.VerifiedAt.IsZero() {
+		t.Fatalf("a temporary secret must be replaced by the next one: %+v", got)
+	}
+	must(t, s.AcceptTOTPStep(ctx(), "c1", "alice", 100, t0))
+	wantCode(t, s.AcceptTOTPStep(ctx(), "c1", "alice", 100, t0), tessera.ECONFLICT) // replay
+	wantCode(t, s.AcceptTOTPStep(ctx(), "c1", "alice", 99, t0), tessera.ECONFLICT)  // older step
+	must(t, s.AcceptTOTPStep(ctx(), "c1", "alice", 101, t0))
+	wantCode(t, s.AcceptTOTPStep(ctx(), "c1", "bob", 1, t0), tessera.ENOTFOUND)
+
+	wantCode(t, s.PutTemporaryTOTPSecret(ctx(), &tessera.TOTPSecret{Owner: "c1", Consumer: "alice", Sealed: []byte("s3"), CreatedAt: t0}), tessera.ECONFLICT)
+	got, err = s.TOTPSecret(ctx(), "c1", "alice")
+	must(t, err)
+	if string(got.Sealed) != "s2" || got.VerifiedAt.IsZero() || got.LastStep != 101 {
+		t.Fatalf("verified secret changed: %+v", got)
+	}
+	_, err = s.TOTPSecret(ctx(), "c2", "alice")
+	wantCode(t, err, tessera.ENOTFOUND)
+	must(t, s.DeleteTOTPSecret(ctx(), "c1", "alice"))
+	wantCode(t, s.DeleteTOTPSecret(ctx(), "c1", "alice"), tessera.ENOTFOUND)
+}
+
+func testTOTPStepParallel(t *testing.T, s tessera.Store) {
+	must(t, s.PutTemporaryTOTPSecret(ctx(), &tessera.TOTPSecret{Owner: "c1", Consumer: "alice", Sealed: []byte("s"), CreatedAt: t0}))
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 30; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s.AcceptTOTPStep(ctx(), "c1", "alice", 7, t0) == nil {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("the same TOTP step was accepted %d times", wins.Load())
+	}
+}
+
+func testClients(t *testing.T, s tessera.Store) {
+	must(t, s.CreateClient(ctx(), &tessera.Client{ID: "id1", Name: "shop", TokenHash: []byte("h1"), CreatedAt: t0}))
+	wantCode(t, s.CreateClient(ctx(), &tessera.Client{ID: "id2", Name: "shop", TokenHash: []byte("h2"), CreatedAt: t0}), tessera.ECONFLICT)
+	must(t, s.CreateClient(ctx(), &tessera.Client{ID: "id3", Name: "blog", TokenHash: []byte("h3"), CreatedAt: t0.Add(time.Second)}))
+	c, err := s.ClientByTokenHash(ctx(), []byte("h1"))
+	must(t, err)
+	if c.ID != "id1" || c.Name != "shop" {
+		t.Fatalf("got client %+v", c)
+	}
+	must(t, s.RevokeClient(ctx(), "shop", t0))
+	_, err = s.ClientByTokenHash(ctx(), []byte("h1"))
+	wantCode(t, err, tessera.ENOTFOUND)
+	wantCode(t, s.RevokeClient(ctx(), "nobody", t0), tessera.ENOTFOUND)
+	all, err := s.Clients(ctx())
+	must(t, err)
+	if len(all) != 2 || all[0].Name != "shop" || all[0].RevokedAt.IsZero() || all[1].Name != "blog" {
+		t.Fatalf("clients listed as %+v", all)
+	}
+}
+
+func testOutbox(t *testing.T, s tessera.Store) {
+	for i := 0; i < 3; i++ {
+		v := newVerification("c1", fmt.Sprint("v", i))
+		m := newMessage("c1", v.ID, fmt.Sprint("m", i))
+		m.NextAttemptAt = t0.Add(time.Duration(i) * time.Second)
+		must(t, s.CreateVerification(ctx(), v, m))
+	}
+	// m2 is not due yet at t0+1s.
+	got, err := s.ClaimMessages(ctx(), t0.Add(time.Second), time.Minute, 10)
+	must(t, err)
+	if len(got) != 2 {
+		t.Fatalf("claimed %d messages, want the 2 that are due", len(got))
+	}
+	// Leased: nobody else gets them until the lease ends.
+	again, err := s.ClaimMessages(ctx(), t0.Add(2*time.Second), time.Minute, 10)
+	must(t, err)
+	if len(again) != 1 || again[0].ID != "m2" {
+		t.Fatalf("claimed %v while m0 and m1 were leased", ids(again))
+	}
+	// A lease that runs out (the worker crashed) hands the message on.
+	expired, err := s.ClaimMessages(ctx(), t0.Add(2*time.Minute), time.Minute, 10)
+	must(t, err)
+	if len(expired) != 3 {
+		t.Fatalf("after the leases ran out claimed %v, want all three", ids(expired))
+	}
+	must(t, s.MarkMessagesSent(ctx(), []string{"m0", "m1"}, t0))
+	must(t, s.RetryMessage(ctx(), "m2", 1, t0.Add(time.Hour), "smtp: 451 try later"))
+	m, err := s.MessageForVerification(ctx(), "c1", "v0")
+	must(t, err)
+	if m.Status != tessera.MessageSent || m.Sealed != nil || m.SentAt.IsZero() {
+		t.Fatalf("a sent message must have its body erased: %+v", m)
+	}
+	m, err = s.MessageForVerification(ctx(), "c1", "v2")
+	must(t, err)
+	if m.Status != tessera.MessagePending || m.Attempts != 1 || m.LastError != "smtp: 451 try later" || !m.NextAttemptAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("retried message stored as %+v", m)
+	}
+	none, err := s.ClaimMessages(ctx(), t0.Add(30*time.Minute), time.Minute, 10)
+	must(t, err)
+	if len(none) != 0 {
+		t.Fatalf("claimed %v before they were due", ids(none))
+	}
+	must(t, s.FailMessage(ctx(), "m2", 2, "550 no such user"))
+	m, err = s.MessageForVerification(ctx(), "c1", "v2")
+	must(t, err)
+	if m.Status != tessera.MessageFailed || m.Sealed != nil || m.LastError != "550 no such user" {
+		t.Fatalf("failed message stored as %+v", m)
+	}
+	wantCode(t, s.RetryMessage(ctx(), "m2", 3, t0, "x"), tessera.ENOTFOUND)
+}
+
+// testOutboxParallelClaims has several workers claim at once: each message
+// goes to exactly one of them.
+func testOutboxParallelClaims(t *testing.T, s tessera.Store) {
+	const n = 60
+	for i := 0; i < n; i++ {
+		v := newVerification("c1", fmt.Sprint("v", i))
+		must(t, s.CreateVerification(ctx(), v, newMessage("c1", v.ID, fmt.Sprint("m", i))))
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for w := 0; w < 6; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				got, err := s.ClaimMessages(ctx(), t0, time.Minute, 7)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, m := range got {
+					seen[m.ID]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("claimed %d distinct messages, want %d", len(seen), n)
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Fatalf("message %s claimed %d times", id, c)
+		}
+	}
+}
+
+func testDeleteStale(t *testing.T, s tessera.Store) {
+	old := newVerification("c1", "old")
+	old.ExpiresAt = t0.Add(-time.Hour)
+	must(t, s.CreateVerification(ctx(), old, newMessage("c1", "old", "m-old")))
+	must(t, s.MarkMessagesSent(ctx(), []string{"m-old"}, t0))
+	must(t, s.CreateVerification(ctx(), newVerification("c1", "fresh"), newMessage("c1", "fresh", "m-fresh")))
+	n, err := s.DeleteStale(ctx(), t0.Add(time.Minute))
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("deleted %d rows, want the expired verification and its sent message", n)
+	}
+	_, err = s.Verification(ctx(), "c1", "old")
+	wantCode(t, err, tessera.ENOTFOUND)
+	if _, err := s.Verification(ctx(), "c1", "fresh"); err != nil {
+		t.Fatalf("fresh verification deleted: %v", err)
+	}
+	if m, err := s.MessageForVerification(ctx(), "c1", "fresh"); err != nil || m.Status != tessera.MessagePending {
+		t.Fatalf("pending message deleted: %v", err)
+	}
+}
+
+func ids(ms []*tessera.Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.ID
+	}
+	return out
+}

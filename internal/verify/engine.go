@@ -1,0 +1,454 @@
+// Package verify is Tessera's verification engine: the one place where codes
+// are generated, hashed, expired, counted, consumed and handed to delivery.
+// The verification API, accounts and one-time-token flows all use it.
+package verify
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/secret"
+)
+
+// Defaults and caps of a verification's policy.
+const (
+	DefaultExpiry      = 15 * time.Minute
+	MaxExpiry          = 30 * 24 * time.Hour
+	DefaultMaxAttempts = 5
+	MaxMaxAttempts     = 100
+	MaxPayloadBytes    = 16 << 10
+	MaxCodeInput       = 256 // longest code a caller may submit
+)
+
+// Engine creates and checks verifications. Its fields are set once at
+// start-up; it is safe for concurrent use.
+type Engine struct {
+	Store tessera.Store
+	Keys  *secret.Keyring
+	// Now is the engine's clock; expiry and TOTP steps follow it.
+	Now func() time.Time
+	// Random supplies codes, ids and TOTP secrets (crypto/rand when nil).
+	Random io.Reader
+	// Notify wakes the outbox worker after a message was written; may be nil.
+	Notify func()
+	Log    *slog.Logger
+}
+
+// InitiateRequest is what a caller asks for; its JSON shape is the
+// verification API's initiate body.
+type InitiateRequest struct {
+	Consumer     string          `json:"consumer"`
+	Issuer       string          `json:"issuer"`
+	Template     Template        `json:"template"`
+	GenerateCode CodeSpec        `json:"generateCode"`
+	Policy       Policy          `json:"policy"`
+	Payload      json.RawMessage `json:"payload"`
+}
+
+// Template shapes the message that carries the code.
+type Template struct {
+	Body      string `json:"body"`
+	Subject   string `json:"subject"`
+	FromEmail string `json:"fromEmail"`
+	FromName  string `json:"fromName"`
+}
+
+// CodeSpec says how long a code is and which characters it uses.
+type CodeSpec struct {
+	Length    int      `json:"length"`
+	SymbolSet []string `json:"symbolSet"`
+}
+
+// Policy sets a verification's expiry and attempts, and lets a caller pick
+// the id or the code itself.
+type Policy struct {
+	ExpiredOn            string `json:"expiredOn"`
+	ForcedVerificationID string `json:"forcedVerificationId"`
+	ForcedCode           string `json:"forcedCode"`
+	MaxAttempts          int    `json:"maxAttempts"`
+}
+
+// Initiated is the result of Initiate.
+type Initiated struct {
+	Verification *tessera.Verification
+	// TOTPURI is set when a google_auth initiate created a new (temporary)
+	// secret: the otpauth:// URI to show as a QR code.
+	TOTPURI string
+}
+
+func (e *Engine) now() time.Time { return e.Now() }
+
+func (e *Engine) random() io.Reader {
+	if e.Random != nil {
+		return e.Random
+	}
+	return rand.Reader
+}
+
+// Initiate checks req, creates a verification for owner and queues the
+// message that carries its code.
+func (e *Engine) Initiate(ctx context.Context, owner string, method tessera.Method, req *InitiateRequest) (*Initiated, error) {
+	now := e.now()
+	var bad []tessera.FieldError
+	fail := func(path string, err error) { bad = append(bad, tessera.FieldError{Path: path, Error: err.Error()}) }
+
+	consumer, err := normalizeConsumer(method, req.Consumer)
+	if err != nil {
+		fail("consumer", err)
+	}
+	if err := checkText(req.Issuer, 100, false); err != nil {
+		fail("issuer", err)
+	}
+	expiry := DefaultExpiry
+	if req.Policy.ExpiredOn != "" {
+		if expiry, err = ParseHMS(req.Policy.ExpiredOn); err != nil {
+			fail("policy.expiredOn", err)
+		} else if expiry < time.Second || expiry > MaxExpiry {
+			fail("policy.expiredOn", fmt.Errorf("must be between 00:00:01 and %d:00:00", int(MaxExpiry.Hours())))
+		}
+	}
+	maxAttempts := DefaultMaxAttempts
+	if req.Policy.MaxAttempts != 0 {
+		maxAttempts = req.Policy.MaxAttempts
+		if maxAttempts < 1 || maxAttempts > MaxMaxAttempts {
+			fail("policy.maxAttempts", fmt.Errorf("must be between 1 and %d", MaxMaxAttempts))
+		}
+	}
+	id := req.Policy.ForcedVerificationID
+	if id != "" {
+		if u, err := uuid.Parse(id); err != nil || len(id) != 36 {
+			fail("policy.forcedVerificationId", errors.New("must be a UUID"))
+		} else {
+			id = u.String()
+		}
+	}
+	payload := []byte(req.Payload)
+	if len(payload) > MaxPayloadBytes {
+		fail("payload", fmt.Errorf("must be at most %d bytes of JSON", MaxPayloadBytes))
+	}
+	if string(payload) == "null" {
+		payload = nil
+	}
+
+	var code, alphabet string
+	length := DefaultCodeLength
+	if method != tessera.MethodGoogleAuth {
+		if req.GenerateCode.Length != 0 {
+			length = req.GenerateCode.Length
+			if length < MinCodeLength || length > MaxCodeLength {
+				fail("generateCode.length", fmt.Errorf("must be between %d and %d", MinCodeLength, MaxCodeLength))
+			}
+		}
+		if alphabet, err = Alphabet(req.GenerateCode.SymbolSet); err != nil {
+			fail("generateCode.symbolSet", err)
+		}
+		if req.Policy.ForcedCode != "" {
+			code = req.Policy.ForcedCode
+			if len(code) > MaxCodeInput || checkText(code, MaxCodeInput, false) != nil {
+				fail("policy.forcedCode", fmt.Errorf("must be 1 to %d printable characters", MaxCodeInput))
+			}
+		}
+		bad = append(bad, checkTemplate(method, &req.Template)...)
+	}
+	if len(bad) > 0 {
+		return nil, tessera.Invalid(bad...)
+	}
+
+	if id == "" {
+		u, err := uuid.NewRandomFromReader(e.random())
+		if err != nil {
+			return nil, fmt.Errorf("new id: %w", err)
+		}
+		id = u.String()
+	}
+	v := &tessera.Verification{
+		ID:          id,
+		Owner:       owner,
+		Method:      method,
+		Consumer:    consumer,
+		Issuer:      req.Issuer,
+		MaxAttempts: maxAttempts,
+		Payload:     payload,
+		CreatedAt:   now,
+		ExpiresAt:   now.Add(expiry),
+	}
+	out := &Initiated{Verification: v}
+
+	if method == tessera.MethodGoogleAuth {
+		if out.TOTPURI, err = e.ensureTOTPSecret(ctx, owner, consumer, req.Issuer, now); err != nil {
+			return nil, err
+		}
+		if err := e.Store.CreateVerification(ctx, v, nil); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+
+	if code == "" {
+		if code, err = GenerateCode(e.random(), length, alphabet); err != nil {
+			return nil, err
+		}
+	}
+	v.CodeHash = e.codeHash(owner, id, code)
+	msg, err := e.newMessage(owner, v, channelOf(method), messageContent(method, &req.Template, req.Issuer, code, id), now)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Store.CreateVerification(ctx, v, msg); err != nil {
+		return nil, err
+	}
+	if e.Notify != nil {
+		e.Notify()
+	}
+	return out, nil
+}
+
+// ensureTOTPSecret gives the consumer a new temporary secret unless it has
+// a verified one, and returns the new secret's URI (empty when verified).
+func (e *Engine) ensureTOTPSecret(ctx context.Context, owner, consumer, issuer string, now time.Time) (string, error) {
+	existing, err := e.Store.TOTPSecret(ctx, owner, consumer)
+	if err == nil && !existing.VerifiedAt.IsZero() {
+		return "", nil
+	}
+	if err != nil && tessera.ErrorCode(err) != tessera.ENOTFOUND {
+		return "", err
+	}
+	if issuer == "" {
+		issuer = "Tessera"
+	}
+	key, err := newTOTPKey(e.random(), issuer, consumer)
+	if err != nil {
+		return "", fmt.Errorf("new totp key: %w", err)
+	}
+	sealed, err := e.Keys.Seal([]byte(key.Secret()), totpAD(owner, consumer))
+	if err != nil {
+		return "", err
+	}
+	err = e.Store.PutTemporaryTOTPSecret(ctx, &tessera.TOTPSecret{Owner: owner, Consumer: consumer, Sealed: sealed, CreatedAt: now})
+	if tessera.ErrorCode(err) == tessera.ECONFLICT {
+		return "", nil // verified meanwhile by a parallel request
+	}
+	if err != nil {
+		return "", err
+	}
+	return key.URL(), nil
+}
+
+// Validate checks code against verification id of owner. A wrong code
+// counts an attempt; a right one consumes the verification. With
+// removeSecret, a correct google_auth code also deletes the consumer's
+// TOTP secret.
+func (e *Engine) Validate(ctx context.Context, owner string, method tessera.Method, id, code string, removeSecret bool) (*tessera.Verification, error) {
+	if code == "" {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "code", Error: "is required"})
+	}
+	if len(code) > MaxCodeInput {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "code", Error: fmt.Sprintf("must be at most %d characters", MaxCodeInput)})
+	}
+	now := e.now()
+	v, err := e.Store.ReserveAttempt(ctx, owner, method, id, now)
+	switch tessera.ErrorCode(err) {
+	case "":
+	case tessera.EEXPIRED:
+		return nil, &tessera.Error{Code: tessera.EEXPIRED, Message: "Verification expired", Data: v}
+	case tessera.ELOCKED:
+		return nil, &tessera.Error{Code: tessera.ELOCKED, Message: "Too many attempts: verification locked", Data: v}
+	default:
+		return nil, err
+	}
+	if err == nil && v == nil {
+		return nil, errors.New("store returned no verification")
+	}
+
+	ok, err := e.matches(ctx, v, code, now)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		wrong := *v
+		wrong.Attempts++
+		return nil, &tessera.Error{Code: tessera.EINVALIDCODE, Message: "Invalid code", Data: &wrong}
+	}
+	if err := e.Store.ConsumeVerification(ctx, owner, id, now); err != nil {
+		return nil, err
+	}
+	v.ConsumedAt = now
+	if removeSecret && method == tessera.MethodGoogleAuth {
+		if err := e.Store.DeleteTOTPSecret(ctx, owner, v.Consumer); err != nil && tessera.ErrorCode(err) != tessera.ENOTFOUND {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+// matches reports whether code is right for v. For google_auth it also
+// records the TOTP step, so the same code is never accepted twice.
+func (e *Engine) matches(ctx context.Context, v *tessera.Verification, code string, now time.Time) (bool, error) {
+	if v.Method != tessera.MethodGoogleAuth {
+		return secret.Equal(e.codeHash(v.Owner, v.ID, code), v.CodeHash), nil
+	}
+	s, err := e.Store.TOTPSecret(ctx, v.Owner, v.Consumer)
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		return false, nil // the secret was removed meanwhile: no code can be right
+	}
+	if err != nil {
+		return false, err
+	}
+	plain, err := e.Keys.Open(s.Sealed, totpAD(v.Owner, v.Consumer))
+	if err != nil {
+		return false, fmt.Errorf("open totp secret: %w", err)
+	}
+	step, ok, err := matchTOTP(string(plain), code, now)
+	if err != nil || !ok {
+		return false, err
+	}
+	err = e.Store.AcceptTOTPStep(ctx, v.Owner, v.Consumer, step, now)
+	switch tessera.ErrorCode(err) {
+	case "":
+		return true, nil
+	case tessera.ECONFLICT, tessera.ENOTFOUND:
+		return false, nil // replayed step, or the secret went away
+	default:
+		return false, err
+	}
+}
+
+// Get returns verification id of owner, which must have the given method.
+// A consumed verification is not found: it cannot be used any more.
+func (e *Engine) Get(ctx context.Context, owner string, method tessera.Method, id string) (*tessera.Verification, error) {
+	v, err := e.Store.Verification(ctx, owner, id)
+	if err != nil {
+		return nil, err
+	}
+	if v.Method != method || !v.ConsumedAt.IsZero() {
+		return nil, tessera.Errorf(tessera.ENOTFOUND, "Not found")
+	}
+	return v, nil
+}
+
+// Invalidate deletes verification id so its code can no longer be used.
+func (e *Engine) Invalidate(ctx context.Context, owner string, method tessera.Method, id string) error {
+	return e.Store.DeleteVerification(ctx, owner, method, id)
+}
+
+// codeHash is the keyed hash stored instead of a code. Owner and id are
+// part of it, so a hash copied to another row matches nothing.
+func (e *Engine) codeHash(owner, id, code string) []byte {
+	return e.Keys.Hash("verification-code", owner, id, code)
+}
+
+func totpAD(owner, consumer string) []byte { return []byte("totp\x00" + owner + "\x00" + consumer) }
+
+// MessageAD is the associated data an outbox message body is sealed with.
+func MessageAD(messageID string) []byte { return []byte("message\x00" + messageID) }
+
+func (e *Engine) newMessage(owner string, v *tessera.Verification, ch tessera.Channel, content tessera.MessageContent, now time.Time) (*tessera.Message, error) {
+	u, err := uuid.NewRandomFromReader(e.random())
+	if err != nil {
+		return nil, err
+	}
+	m := &tessera.Message{
+		ID:             u.String(),
+		Owner:          owner,
+		VerificationID: v.ID,
+		Channel:        ch,
+		To:             v.Consumer,
+		Status:         tessera.MessagePending,
+		NextAttemptAt:  now,
+		CreatedAt:      now,
+	}
+	plain, err := json.Marshal(content)
+	if err != nil {
+		return nil, err
+	}
+	if m.Sealed, err = e.Keys.Seal(plain, MessageAD(m.ID)); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func channelOf(m tessera.Method) tessera.Channel {
+	if m == tessera.MethodPhone {
+		return tessera.ChannelSMS
+	}
+	return tessera.ChannelEmail
+}
+
+// normalizeConsumer validates the consumer the way its method needs.
+func normalizeConsumer(m tessera.Method, consumer string) (string, error) {
+	switch m {
+	case tessera.MethodEmail:
+		return NormalizeEmail(consumer)
+	case tessera.MethodPhone:
+		return NormalizePhone(consumer)
+	case tessera.MethodGoogleAuth:
+		if consumer == "" {
+			return "", errors.New("is required")
+		}
+		if err := checkText(consumer, maxEmailLength, false); err != nil {
+			return "", err
+		}
+		return consumer, nil
+	}
+	return "", errors.New("unsupported method")
+}
+
+// checkTemplate validates the parts of a template a method uses.
+func checkTemplate(m tessera.Method, t *Template) []tessera.FieldError {
+	var bad []tessera.FieldError
+	if t.Body != "" {
+		if err := checkText(t.Body, 10<<10, true); err != nil {
+			bad = append(bad, tessera.FieldError{Path: "template.body", Error: err.Error()})
+		} else if !strings.Contains(t.Body, PlaceholderCode) {
+			bad = append(bad, tessera.FieldError{Path: "template.body", Error: "must contain " + PlaceholderCode})
+		}
+	}
+	if err := checkText(t.Subject, 200, false); err != nil {
+		bad = append(bad, tessera.FieldError{Path: "template.subject", Error: err.Error()})
+	}
+	if t.FromEmail != "" {
+		if _, err := NormalizeEmail(t.FromEmail); err != nil {
+			bad = append(bad, tessera.FieldError{Path: "template.fromEmail", Error: err.Error()})
+		}
+	}
+	if err := checkText(t.FromName, 100, false); err != nil {
+		bad = append(bad, tessera.FieldError{Path: "template.fromName", Error: err.Error()})
+	}
+	return bad
+}
+
+// messageContent renders the message for a code, with defaults for what
+// the template leaves out.
+func messageContent(m tessera.Method, t *Template, issuer, code, id string) tessera.MessageContent {
+	body := t.Body
+	if body == "" {
+		body = "Your verification code is " + PlaceholderCode
+		if issuer != "" {
+			body = "Your " + issuer + " verification code is " + PlaceholderCode
+		}
+	}
+	c := tessera.MessageContent{Body: Render(body, code, id), FromEmail: t.FromEmail, FromName: t.FromName}
+	if m == tessera.MethodEmail {
+		c.Subject = t.Subject
+		if c.Subject == "" {
+			c.Subject = "Your verification code"
+			if issuer != "" {
+				c.Subject = issuer + " verification code"
+			}
+		}
+	}
+	return c
+}
+
+func equalStrings(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }

@@ -1,0 +1,180 @@
+package tessera
+
+import (
+	"context"
+	"time"
+)
+
+// Method is how a verification reaches its consumer and is checked.
+type Method string
+
+// The verification methods of the verification API.
+const (
+	MethodEmail      Method = "email"       // a code sent by email
+	MethodPhone      Method = "phone"       // a code sent by SMS to an E.164 number
+	MethodGoogleAuth Method = "google_auth" // a TOTP code from an authenticator app (RFC 6238)
+)
+
+// Channel is the transport a message travels on.
+type Channel string
+
+// The delivery channels.
+const (
+	ChannelEmail Channel = "email"
+	ChannelSMS   Channel = "sms"
+)
+
+// Verification is one code a person must give back: its hash, its limits
+// and who it belongs to. A verification is usable while it is neither
+// consumed, expired nor locked.
+type Verification struct {
+	ID       string
+	Owner    string // the API client (or internal component) that created it; others never see it
+	Method   Method
+	Consumer string // email address, E.164 number or TOTP account name
+	Issuer   string
+	// CodeHash is the keyed hash of the code; nil for google_auth, whose
+	// codes come from the consumer's TOTP secret.
+	CodeHash    []byte
+	Attempts    int // wrong codes given so far
+	MaxAttempts int
+	Payload     []byte // caller's JSON, returned as given; nil when none
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	ConsumedAt  time.Time // zero until a correct code consumed it
+}
+
+// Locked reports whether the wrong codes have used up the attempts.
+func (v *Verification) Locked() bool { return v.Attempts >= v.MaxAttempts }
+
+// Expired reports whether the verification is past its expiry at now.
+func (v *Verification) Expired(now time.Time) bool { return !now.Before(v.ExpiresAt) }
+
+// MessageStatus is where a message is in the outbox.
+type MessageStatus string
+
+// The outbox states.
+const (
+	MessagePending MessageStatus = "pending" // waiting for (another) delivery attempt
+	MessageSent    MessageStatus = "sent"    // accepted by the provider; body erased
+	MessageFailed  MessageStatus = "failed"  // given up: permanent error or too many attempts
+)
+
+// Message is an outbox row: a message to deliver, written in the same
+// transaction as the verification it carries the code of.
+type Message struct {
+	ID             string
+	Owner          string
+	VerificationID string
+	Channel        Channel
+	To             string
+	// Sealed is the encrypted MessageContent. The store never sees a code in
+	// plain text; it is erased once the message is sent.
+	Sealed        []byte
+	Status        MessageStatus
+	Attempts      int
+	NextAttemptAt time.Time
+	LastError     string
+	CreatedAt     time.Time
+	SentAt        time.Time
+}
+
+// MessageContent is what a sender delivers.
+type MessageContent struct {
+	Subject   string `json:"subject,omitempty"`
+	Body      string `json:"body"`
+	FromEmail string `json:"fromEmail,omitempty"`
+	FromName  string `json:"fromName,omitempty"`
+}
+
+// TOTPSecret is a consumer's authenticator-app secret. It is temporary until
+// a first correct code verifies it.
+type TOTPSecret struct {
+	Owner      string
+	Consumer   string
+	Sealed     []byte    // the encrypted base32 secret
+	VerifiedAt time.Time // zero while temporary
+	// LastStep is the last RFC 6238 time step accepted; a code for this step
+	// or an earlier one is never accepted again.
+	LastStep  int64
+	CreatedAt time.Time
+}
+
+// Client is a service that calls the verification API with a bearer token.
+type Client struct {
+	ID        string
+	Name      string
+	TokenHash []byte
+	CreatedAt time.Time
+	RevokedAt time.Time
+}
+
+// Store keeps Tessera's state. Each method is one statement or one
+// transaction, so parallel requests and several instances can never both
+// win a race. Methods return *Error with ENOTFOUND, ECONFLICT, ELOCKED or
+// EEXPIRED where the text says so; other errors are internal.
+type Store interface {
+	// CreateVerification stores v and, when msg is not nil, its outbox
+	// message, in one transaction. An existing (Owner, ID) is ECONFLICT.
+	CreateVerification(ctx context.Context, v *Verification, msg *Message) error
+	// Verification returns the verification of owner with id, consumed or
+	// not; ENOTFOUND if there is none.
+	Verification(ctx context.Context, owner, id string) (*Verification, error)
+	// ReserveAttempt counts one attempt on a usable verification of that
+	// method and returns it as it was before the attempt. It is ENOTFOUND
+	// for a missing or consumed one or another method, EEXPIRED past its expiry at now, ELOCKED with no
+	// attempts left; the verification is returned with those two.
+	ReserveAttempt(ctx context.Context, owner string, method Method, id string, now time.Time) (*Verification, error)
+	// ConsumeVerification marks a verification used and gives back the
+	// attempt the correct code reserved. ENOTFOUND if another request
+	// consumed it first.
+	ConsumeVerification(ctx context.Context, owner, id string, now time.Time) error
+	// DeleteVerification removes an unconsumed verification of that method;
+	// ENOTFOUND if none.
+	DeleteVerification(ctx context.Context, owner string, method Method, id string) error
+
+	// TOTPSecret returns the secret of owner's consumer; ENOTFOUND if none.
+	TOTPSecret(ctx context.Context, owner, consumer string) (*TOTPSecret, error)
+	// PutTemporaryTOTPSecret stores s unless the consumer has a verified
+	// secret, replacing a temporary one; ECONFLICT if a verified one exists.
+	PutTemporaryTOTPSecret(ctx context.Context, s *TOTPSecret) error
+	// AcceptTOTPStep records step as used and marks the secret verified,
+	// only if step is later than every step accepted before; ECONFLICT
+	// otherwise (a replayed code), ENOTFOUND with no secret.
+	AcceptTOTPStep(ctx context.Context, owner, consumer string, step int64, now time.Time) error
+	// DeleteTOTPSecret removes the secret; ENOTFOUND if none.
+	DeleteTOTPSecret(ctx context.Context, owner, consumer string) error
+
+	// CreateClient stores a new API client.
+	CreateClient(ctx context.Context, c *Client) error
+	// ClientByTokenHash returns the unrevoked client with that token hash;
+	// ENOTFOUND otherwise.
+	ClientByTokenHash(ctx context.Context, hash []byte) (*Client, error)
+	// Clients lists every client, revoked ones included, oldest first.
+	Clients(ctx context.Context) ([]*Client, error)
+	// RevokeClient revokes a client by id or name; ENOTFOUND if none.
+	RevokeClient(ctx context.Context, idOrName string, now time.Time) error
+
+	// ClaimMessages leases up to limit pending messages that are due at now
+	// to the caller until now+lease, so no other worker or instance takes
+	// them meanwhile.
+	ClaimMessages(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*Message, error)
+	// MarkMessagesSent marks messages sent and erases their bodies.
+	MarkMessagesSent(ctx context.Context, ids []string, now time.Time) error
+	// RetryMessage records a failed attempt and when to try again.
+	RetryMessage(ctx context.Context, id string, attempts int, next time.Time, lastErr string) error
+	// FailMessage gives a message up for good, erasing its body.
+	FailMessage(ctx context.Context, id string, attempts int, lastErr string) error
+	// MessageForVerification returns the newest message of a verification;
+	// ENOTFOUND if none.
+	MessageForVerification(ctx context.Context, owner, verificationID string) (*Message, error)
+
+	// DeleteStale removes verifications that expired or were consumed
+	// before the given time and messages that were sent or failed before
+	// it, returning how many rows went.
+	DeleteStale(ctx context.Context, before time.Time) (int64, error)
+	// Ping checks the database is reachable.
+	Ping(ctx context.Context) error
+	// Close releases the database.
+	Close() error
+}
