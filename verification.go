@@ -178,3 +178,17 @@ type Store interface {
 	// Close releases the database.
 	Close() error
 }
+
+// Outgoing is a message ready for a sender: decrypted, with its address.
+type Outgoing struct {
+	ID      string // the outbox id; stable across retries, so usable as an idempotency key
+	Channel Channel
+	To      string
+	Content MessageContent
+}
+
+// Sender hands a message to a provider (SMTP, Twilio, a webhook, a log).
+// An error marked permanent (see the deliver package) is not retried.
+type Sender interface {
+	Send(ctx context.Context, m *Outgoing) error
+}

@@ -256,6 +256,9 @@ func (e *Engine) Validate(ctx context.Context, owner string, method tessera.Meth
 	if len(code) > MaxCodeInput {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "code", Error: fmt.Sprintf("must be at most %d characters", MaxCodeInput)})
 	}
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
 	now := e.now()
 	v, err := e.Store.ReserveAttempt(ctx, owner, method, id, now)
 	switch tessera.ErrorCode(err) {
@@ -327,6 +330,9 @@ func (e *Engine) matches(ctx context.Context, v *tessera.Verification, code stri
 // Get returns verification id of owner, which must have the given method.
 // A consumed verification is not found: it cannot be used any more.
 func (e *Engine) Get(ctx context.Context, owner string, method tessera.Method, id string) (*tessera.Verification, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
 	v, err := e.Store.Verification(ctx, owner, id)
 	if err != nil {
 		return nil, err
@@ -339,7 +345,19 @@ func (e *Engine) Get(ctx context.Context, owner string, method tessera.Method, i
 
 // Invalidate deletes verification id so its code can no longer be used.
 func (e *Engine) Invalidate(ctx context.Context, owner string, method tessera.Method, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
 	return e.Store.DeleteVerification(ctx, owner, method, id)
+}
+
+// checkID rejects a verification id that is not a UUID: no such id can
+// exist, and saying so names the field at fault.
+func checkID(id string) error {
+	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+		return tessera.Invalid(tessera.FieldError{Path: "verificationId", Error: "must be a UUID"})
+	}
+	return nil
 }
 
 // codeHash is the keyed hash stored instead of a code. Owner and id are

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tessera-id/tessera/internal/apiclient"
+	"github.com/tessera-id/tessera/internal/app"
+	"github.com/tessera-id/tessera/internal/config"
+	"github.com/tessera-id/tessera/internal/sqlstore"
+)
+
+const clientUsage = `Usage:
+  tessera client create NAME     create an API client; its bearer token is the last line printed
+  tessera client list            list API clients
+  tessera client revoke NAME|ID  revoke an API client (its token stops working)`
+
+// clientCommand manages API clients in the configured database.
+func clientCommand(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("a client command is required\n%s", clientUsage)
+	}
+	want := map[string]int{"create": 2, "list": 1, "revoke": 2}[args[0]]
+	if want == 0 {
+		return fmt.Errorf("unknown client command %q\n%s", args[0], clientUsage)
+	}
+	if len(args) != want {
+		return fmt.Errorf("wrong number of arguments\n%s", clientUsage)
+	}
+	cfg, store, reg, err := openRegistry(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	switch args[0] {
+	case "create":
+		c, token, err := reg.Create(ctx, args[1])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Created API client %q (id %s) in %s.\n", c.Name, c.ID, describeDB(cfg))
+		fmt.Fprintln(stdout, "Its bearer token, shown only now:")
+		fmt.Fprintln(stdout, token)
+	case "list":
+		clients, err := store.Clients(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tID\tCREATED\tREVOKED")
+		for _, c := range clients {
+			revoked := "-"
+			if !c.RevokedAt.IsZero() {
+				revoked = c.RevokedAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.ID, c.CreatedAt.Format(time.RFC3339), revoked)
+		}
+		return tw.Flush()
+	case "revoke":
+		if err := store.RevokeClient(ctx, args[1], time.Now()); err != nil {
+			return fmt.Errorf("revoke %q: %w", args[1], err)
+		}
+		fmt.Fprintf(stdout, "Revoked API client %q.\n", args[1])
+	}
+	return nil
+}
+
+func openRegistry(ctx context.Context, getenv func(string) string) (*config.Config, *sqlstore.DB, *apiclient.Registry, error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("configuration:\n%w", err)
+	}
+	store, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	keys, err := app.Keyring(cfg)
+	if err != nil {
+		store.Close()
+		return nil, nil, nil, err
+	}
+	return cfg, store, &apiclient.Registry{Store: store, Keys: keys, Now: time.Now}, nil
+}
+
+func describeDB(cfg *config.Config) string {
+	if cfg.UsesPostgres() {
+		return "PostgreSQL"
+	}
+	return "SQLite at " + cfg.SQLitePath()
+}
+
+// migrateCommand applies migrations (opening the store does) and exits.
+func migrateCommand(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	store, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	v, err := store.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s is at schema version %d.\n", describeDB(cfg), v)
+	return nil
+}

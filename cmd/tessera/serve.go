@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/app"
+	"github.com/tessera-id/tessera/internal/config"
+	"github.com/tessera-id/tessera/internal/deliver"
+)
+
+// serve runs the service until ctx ends (SIGINT or SIGTERM), then drains
+// requests in flight, stops the outbox worker and closes the database.
+func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := newLogger(cfg, stderr)
+	store, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	keys, err := app.Keyring(cfg)
+	if err != nil {
+		return err
+	}
+	// Until real providers are configured, every message goes to the log
+	// sender on standard error.
+	logSender := deliver.NewLogSender(stderr)
+	a := app.New(app.Options{
+		Store: store, Keys: keys, Log: log, Retention: cfg.Retention,
+		Senders: map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: logSender, tessera.ChannelSMS: logSender},
+	})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("TESSERA_ADDR %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           a.HTTP,
+		ReadHeaderTimeout: 5 * time.Second, // no slow-loris: headers must arrive promptly
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	if err := printWelcome(ctx, stdout, cfg, a, "http://"+ln.Addr().String()); err != nil {
+		ln.Close()
+		return err
+	}
+	// The worker and janitor outlive ctx a little: they stop after the
+	// last request has drained, so nothing a request queued is left behind.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	waitBackground := a.RunBackground(bgCtx)
+	log.Info("tessera listening", "addr", ln.Addr().String(), "database", store.Dialect())
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		stopBackground()
+		waitBackground()
+		return err
+	case <-ctx.Done():
+	}
+
+	log.Info("shutting down: draining requests", "timeout", cfg.ShutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	stopBackground()
+	waitBackground()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// printWelcome tells a newcomer how to make a first call. On a brand-new
+// SQLite database it also creates a first API client, so the very first
+// start is enough to try the API; the token is shown this once only.
+func printWelcome(ctx context.Context, w io.Writer, cfg *config.Config, a *app.App, baseURL string) error {
+	fmt.Fprintf(w, "Tessera is listening on %s\n", baseURL)
+	if cfg.UsesPostgres() {
+		fmt.Fprintln(w, "Database: PostgreSQL")
+	} else {
+		fmt.Fprintf(w, "Database: SQLite at %s\n", cfg.SQLitePath())
+	}
+	if cfg.KeysGenerated {
+		fmt.Fprintf(w, "Generated server keys in %s (mode 0600). Several instances must share them: see README.\n", cfg.DataDir)
+	}
+	token := "$TOKEN"
+	clients, err := a.Store.Clients(ctx)
+	if err != nil {
+		return err
+	}
+	if len(clients) == 0 && !cfg.UsesPostgres() {
+		_, t, err := a.Clients.Create(ctx, "quickstart")
+		if err != nil {
+			return err
+		}
+		token = t
+		fmt.Fprintf(w, "\nCreated a first API client, \"quickstart\". Its token (shown only now):\n\n  %s\n", token)
+	} else {
+		fmt.Fprintln(w, "\nCreate an API client (prints its token last):  tessera client create my-app")
+	}
+	fmt.Fprintf(w, `
+Send a code by email (it appears on standard error, from the log sender):
+
+  curl -s %[1]s/methods/email/actions/initiate \
+    -H 'Authorization: Bearer %[2]s' -H 'Content-Type: application/json' \
+    -d '{"consumer":"you@example.com","issuer":"Acme"}'
+
+Then validate it with the verificationId and the code:
+
+  curl -s %[1]s/methods/email/verifiers/VERIFICATION_ID/actions/validate \
+    -H 'Authorization: Bearer %[2]s' -H 'Content-Type: application/json' \
+    -d '{"code":"CODE"}'
+
+`, baseURL, token)
+	return nil
+}

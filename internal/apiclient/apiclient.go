@@ -1,0 +1,76 @@
+// Package apiclient manages the API clients of the verification API: the
+// services that call Tessera with a bearer token. Tokens are random, shown
+// once, and stored only as keyed hashes.
+package apiclient
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/google/uuid"
+
+	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/secret"
+)
+
+// tokenPrefix makes Tessera tokens recognisable, for example to secret
+// scanners, and lets a lookup skip what cannot be one.
+const tokenPrefix = "tsk_"
+
+// Registry creates and authenticates API clients.
+type Registry struct {
+	Store tessera.Store
+	Keys  *secret.Keyring
+	Now   func() time.Time
+}
+
+// Create makes a client named name and returns it with its token, which is
+// not stored anywhere and cannot be shown again.
+func (r *Registry) Create(ctx context.Context, name string) (*tessera.Client, string, error) {
+	if err := checkName(name); err != nil {
+		return nil, "", tessera.Invalid(tessera.FieldError{Path: "name", Error: err.Error()})
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, "", err
+	}
+	token := tokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
+	c := &tessera.Client{ID: uuid.NewString(), Name: name, TokenHash: r.hash(token), CreatedAt: r.Now().UTC()}
+	if err := r.Store.CreateClient(ctx, c); err != nil {
+		return nil, "", err
+	}
+	return c, token, nil
+}
+
+// Authenticate returns the client a bearer token belongs to; EUNAUTHORIZED
+// for a token that is unknown or revoked.
+func (r *Registry) Authenticate(ctx context.Context, token string) (*tessera.Client, error) {
+	if !strings.HasPrefix(token, tokenPrefix) || len(token) > 100 {
+		return nil, tessera.Errorf(tessera.EUNAUTHORIZED, "Invalid API token")
+	}
+	c, err := r.Store.ClientByTokenHash(ctx, r.hash(token))
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		return nil, tessera.Errorf(tessera.EUNAUTHORIZED, "Invalid API token")
+	}
+	return c, err
+}
+
+func (r *Registry) hash(token string) []byte { return r.Keys.Hash("api-client-token", token) }
+
+func checkName(name string) error {
+	if name == "" || len(name) > 64 {
+		return errors.New("must be 1 to 64 characters")
+	}
+	for _, c := range name {
+		if !(unicode.IsLetter(c) || unicode.IsDigit(c) || strings.ContainsRune("-_.", c)) {
+			return fmt.Errorf("may contain letters, digits, '-', '_' and '.' only, not %q", c)
+		}
+	}
+	return nil
+}

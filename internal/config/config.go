@@ -1,0 +1,191 @@
+// Package config reads Tessera's configuration from TESSERA_* environment
+// variables, once, at start-up. Secrets may instead come from a file named
+// by the same variable with _FILE appended. Every problem is reported at
+// once, with what to set.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tessera-id/tessera/internal/secret"
+)
+
+// Config is the effective configuration.
+type Config struct {
+	Addr            string        // TESSERA_ADDR: listen address
+	DataDir         string        // TESSERA_DATA_DIR: SQLite database and generated keys
+	DatabaseURL     string        // TESSERA_DATABASE_URL: postgres://… selects PostgreSQL; empty means SQLite in DataDir
+	SQLiteFullSync  bool          // TESSERA_SQLITE_SYNC=full: fsync every commit
+	PostgresConns   int           // TESSERA_POSTGRES_MAX_CONNS
+	LogFormat       string        // TESSERA_LOG_FORMAT: text or json
+	LogLevel        string        // TESSERA_LOG_LEVEL: debug, info, warn, error
+	ShutdownTimeout time.Duration // TESSERA_SHUTDOWN_TIMEOUT: how long SIGTERM waits for requests in flight
+	Retention       time.Duration // TESSERA_RETENTION: how long used and expired rows are kept
+
+	// HMACKey and EncryptionKeys come from TESSERA_HMAC_KEY and
+	// TESSERA_ENCRYPTION_KEYS, or else from files in DataDir that are
+	// created on first start. Several instances must share them.
+	HMACKey        []byte
+	EncryptionKeys []secret.Key
+	// KeysGenerated is true when keys were created in DataDir this start.
+	KeysGenerated bool
+}
+
+// Defaults.
+const (
+	DefaultAddr    = "127.0.0.1:8080"
+	DefaultDataDir = "tessera-data"
+)
+
+// SQLitePath is where the SQLite database lives.
+func (c *Config) SQLitePath() string { return filepath.Join(c.DataDir, "tessera.db") }
+
+// UsesPostgres reports whether DatabaseURL selects PostgreSQL.
+func (c *Config) UsesPostgres() bool {
+	return strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://")
+}
+
+// Load reads the configuration with getenv (os.Getenv outside tests) and
+// loads or creates the keys.
+func Load(getenv func(string) string) (*Config, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	get := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := &Config{
+		Addr:      get("TESSERA_ADDR", DefaultAddr),
+		DataDir:   get("TESSERA_DATA_DIR", DefaultDataDir),
+		LogFormat: get("TESSERA_LOG_FORMAT", "text"),
+		LogLevel:  get("TESSERA_LOG_LEVEL", "info"),
+	}
+	var err error
+	if c.DatabaseURL, err = secretValue(getenv, "TESSERA_DATABASE_URL"); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DatabaseURL != "" && !c.UsesPostgres() {
+		bad("TESSERA_DATABASE_URL: must start with postgres:// (leave it unset for SQLite in TESSERA_DATA_DIR)")
+	}
+	switch s := get("TESSERA_SQLITE_SYNC", "normal"); s {
+	case "normal":
+	case "full":
+		c.SQLiteFullSync = true
+	default:
+		bad("TESSERA_SQLITE_SYNC: must be normal or full, not %q", s)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("TESSERA_LOG_FORMAT: must be text or json, not %q", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("TESSERA_LOG_LEVEL: must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	if _, err := fmt.Sscan(get("TESSERA_POSTGRES_MAX_CONNS", "16"), &c.PostgresConns); err != nil || c.PostgresConns < 1 {
+		bad("TESSERA_POSTGRES_MAX_CONNS: must be a positive whole number")
+	}
+	c.ShutdownTimeout = duration(get("TESSERA_SHUTDOWN_TIMEOUT", "15s"), "TESSERA_SHUTDOWN_TIMEOUT", bad)
+	c.Retention = duration(get("TESSERA_RETENTION", "24h"), "TESSERA_RETENTION", bad)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if err := c.loadKeys(getenv); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func duration(s, name string, bad func(string, ...any)) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		bad("%s: must be a positive duration such as 30s or 24h, not %q", name, s)
+	}
+	return d
+}
+
+// secretValue reads NAME, or the file named by NAME_FILE; setting both is
+// an error.
+func secretValue(getenv func(string) string, name string) (string, error) {
+	v, file := strings.TrimSpace(getenv(name)), strings.TrimSpace(getenv(name+"_FILE"))
+	if v != "" && file != "" {
+		return "", fmt.Errorf("%s and %s_FILE are both set: set one", name, name)
+	}
+	if file == "" {
+		return v, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s_FILE: %w", name, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// Key files in the data directory, used when the variables are not set.
+const (
+	hmacKeyFile        = "hmac.key"
+	encryptionKeysFile = "encryption.keys"
+)
+
+// loadKeys takes the keys from the environment, or else from the data
+// directory, creating them there (mode 0600) on first start.
+func (c *Config) loadKeys(getenv func(string) string) error {
+	hmacText, err := secretValue(getenv, "TESSERA_HMAC_KEY")
+	if err != nil {
+		return err
+	}
+	encText, err := secretValue(getenv, "TESSERA_ENCRYPTION_KEYS")
+	if err != nil {
+		return err
+	}
+	if hmacText == "" || encText == "" {
+		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+			return fmt.Errorf("TESSERA_DATA_DIR: %w", err)
+		}
+	}
+	if hmacText == "" {
+		if hmacText, err = c.readOrCreate(hmacKeyFile, secret.NewKey()+"\n"); err != nil {
+			return err
+		}
+	}
+	if encText == "" {
+		if encText, err = c.readOrCreate(encryptionKeysFile, "k1:"+secret.NewKey()+"\n"); err != nil {
+			return err
+		}
+	}
+	if c.HMACKey, err = secret.ParseKey(hmacText); err != nil {
+		return fmt.Errorf("TESSERA_HMAC_KEY (or %s): %w; make one with: openssl rand -base64 32", filepath.Join(c.DataDir, hmacKeyFile), err)
+	}
+	if c.EncryptionKeys, err = secret.ParseKeys(encText); err != nil {
+		return fmt.Errorf("TESSERA_ENCRYPTION_KEYS (or %s): %w; the format is id:base64key[,id:base64key…], newest first", filepath.Join(c.DataDir, encryptionKeysFile), err)
+	}
+	return nil
+}
+
+// readOrCreate reads a key file of the data directory, writing initial to
+// it first if it does not exist yet.
+func (c *Config) readOrCreate(name, initial string) (string, error) {
+	path := filepath.Join(c.DataDir, name)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		_, werr := f.WriteString(initial)
+		if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+			return "", fmt.Errorf("write %s: %w", path, err)
+		}
+		c.KeysGenerated = true
+	} else if !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("create %s: %w", path, err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return string(b), nil
+}

@@ -1,0 +1,174 @@
+// Package httpapi is Tessera's HTTP layer: routes, handlers, middleware and
+// the mapping of domain errors to HTTP. Handlers translate between JSON and
+// domain calls; the rules live in the engine and the account model.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/apiclient"
+	"github.com/tessera-id/tessera/internal/verify"
+)
+
+// Server holds what the handlers need. Build it with New.
+type Server struct {
+	Engine  *verify.Engine
+	Clients *apiclient.Registry
+	Store   tessera.Store
+	Log     *slog.Logger
+
+	mux       *http.ServeMux
+	seenPaths map[string]bool // paths that have a JSON 405 fallback
+}
+
+// New returns a server with every route registered.
+func New(engine *verify.Engine, clients *apiclient.Registry, store tessera.Store, log *slog.Logger) *Server {
+	s := &Server{Engine: engine, Clients: clients, Store: store, Log: log, mux: http.NewServeMux(), seenPaths: map[string]bool{}}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	s.handle("GET /healthz", s.handleHealthz)
+
+	// The verification API (service to service, API-client bearer token).
+	s.handle("POST /methods/{method}/actions/initiate", s.requireClient(s.handleInitiate))
+	s.handle("POST /methods/{method}/verifiers/{id}/actions/validate", s.requireClient(s.handleValidate))
+	s.handle("GET /methods/{method}/verifiers/{id}", s.requireClient(s.handleGetVerification))
+	s.handle("DELETE /methods/{method}/verifiers/{id}", s.requireClient(s.handleDeleteVerification))
+
+	// Anything else: JSON 404, never the mux's plain-text page.
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, tessera.Errorf(tessera.ENOTFOUND, "Not found"))
+	})
+}
+
+// handle registers h for pattern ("METHOD /path"), and a JSON 405 for the
+// same path with any other method.
+func (s *Server) handle(pattern string, h http.HandlerFunc) {
+	s.mux.HandleFunc(pattern, h)
+	_, path, _ := strings.Cut(pattern, " ")
+	if s.seenPaths[path] {
+		return
+	}
+	s.seenPaths[path] = true
+	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, tessera.Errorf(tessera.EBADMETHOD, "Method %s not allowed here", r.Method))
+	})
+}
+
+// ServeHTTP runs the middleware chain around the routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := r.Header.Get("X-Request-Id")
+	if id == "" || len(id) > 64 {
+		id = newRequestID()
+	}
+	w.Header().Set("X-Request-Id", id)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		if p := recover(); p != nil {
+			s.Log.Error("panic", "panic", p, "request_id", id, "stack", string(debug.Stack()))
+			if !rec.wrote {
+				s.writeError(rec, r, tessera.Errorf(tessera.EINTERNAL, "panic"))
+			}
+		}
+		s.Log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method), slog.String("route", r.Pattern), slog.Int("status", rec.status),
+			slog.Duration("duration", time.Since(start)), slog.String("request_id", id))
+	}()
+	if !acceptsJSON(r.Header.Get("Accept")) {
+		s.writeError(rec, r, tessera.Errorf(tessera.ENOTACCEPT, "This API answers application/json only"))
+		return
+	}
+	s.mux.ServeHTTP(rec, r)
+}
+
+type requestIDKey struct{}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+func newRequestID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// statusRecorder remembers the status a handler wrote, for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+// handleHealthz handles GET /healthz: 200 once the database answers.
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.Store.Ping(ctx); err != nil {
+		s.Log.Warn("healthz: database unreachable", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": http.StatusServiceUnavailable, "error": "Database unreachable", "code": "unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": http.StatusOK})
+}
+
+type clientKey struct{}
+
+// requireClient lets a request through only with a valid API-client
+// bearer token, and puts the client in its context.
+func (s *Server) requireClient(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, ok := bearer(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tessera"`)
+			s.writeError(w, r, tessera.Errorf(tessera.EUNAUTHORIZED, "Authorization: Bearer <token> is required"))
+			return
+		}
+		c, err := s.Clients.Authenticate(r.Context(), token)
+		if err != nil {
+			if tessera.ErrorCode(err) == tessera.EUNAUTHORIZED {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="tessera", error="invalid_token"`)
+			}
+			s.writeError(w, r, err)
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), clientKey{}, c)))
+	}
+}
+
+func clientFrom(ctx context.Context) *tessera.Client { return ctx.Value(clientKey{}).(*tessera.Client) }
+
+// bearer returns the token of an "Authorization: Bearer <token>" header.
+func bearer(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
