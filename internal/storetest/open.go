@@ -18,6 +18,10 @@ import (
 // that cannot be reached fails them.
 const PostgresEnv = "TESSERA_TEST_POSTGRES_URL"
 
+// RequireEnv, when set (CI sets it), makes a missing server variable fail
+// the tests instead of skipping them.
+const RequireEnv = "TESSERA_TEST_REQUIRE_SERVERS"
+
 // OpenSQLite returns a store on a fresh SQLite file in t.TempDir().
 func OpenSQLite(t testing.TB) *sqlstore.DB {
 	t.Helper()
@@ -49,6 +53,9 @@ func PostgresSchema(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv(PostgresEnv)
 	if base == "" {
+		if os.Getenv(RequireEnv) != "" {
+			t.Fatalf("%s is set but %s is not: the PostgreSQL tests must run", RequireEnv, PostgresEnv)
+		}
 		t.Skip(PostgresEnv + " not set")
 	}
 	b := make([]byte, 6)

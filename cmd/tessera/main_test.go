@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests run the real binary, as an operator would.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tessera-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "tessera")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		panic("go build: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// command returns the binary with a clean environment plus env.
+func command(dataDir string, args []string, env ...string) *exec.Cmd {
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TESSERA_DATA_DIR=" + dataDir, "TESSERA_ADDR=127.0.0.1:0"}, env...)
+	return cmd
+}
+
+// server is a running `tessera serve`.
+type server struct {
+	cmd    *exec.Cmd
+	url    string
+	token  string // set when the start created the quickstart client
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+var listening = regexp.MustCompile(`Tessera is listening on (http://\S+)`)
+
+// startServer starts `tessera serve` and waits for its welcome text.
+func startServer(t *testing.T, dataDir string, env ...string) *server {
+	t.Helper()
+	s := &server{cmd: command(dataDir, []string{"serve"}, env...), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	s.cmd.Stderr = s.stderr
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.cmd.Process.Kill(); <-s.done })
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		s.done <- s.cmd.Wait()
+	}()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("serve exited before it was ready; stderr:\n%s", s.stderr)
+			}
+			if m := listening.FindStringSubmatch(line); m != nil {
+				s.url = m[1]
+			}
+			if tok := strings.TrimSpace(line); strings.HasPrefix(tok, "tsk_") {
+				s.token = tok
+			}
+			if strings.HasPrefix(line, "Then validate it") {
+				go func() {
+					for range lines {
+					}
+				}()
+				return s
+			}
+		case <-deadline:
+			t.Fatalf("serve did not print its welcome; stderr:\n%s", s.stderr)
+		}
+	}
+}
+
+func (s *server) post(t *testing.T, path, token, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(res.Body)
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("%s answered non-JSON %q", path, raw)
+	}
+	return res.StatusCode, out
+}
+
+func TestFirstStartCreatesKeysAndAClient(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir)
+	if s.token == "" {
+		t.Fatal("a first start on an empty database printed no token")
+	}
+	for _, name := range []string{"hmac.key", "encryption.keys", "tessera.db"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s has mode %v, want 0600", name, fi.Mode().Perm())
+		}
+	}
+	res, err := http.Get(s.url + "/healthz")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", res, err)
+	}
+	status, body := s.post(t, "/methods/email/actions/initiate", s.token, `{"consumer":"new@example.com"}`)
+	if status != 200 {
+		t.Fatalf("first call answered %d %v", status, body)
+	}
+}
+
+// TestAcknowledgedWritesSurviveKill9 kills the server with SIGKILL right
+// after an initiate was answered, restarts it, and validates the code.
+func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir)
+	status, body := s.post(t, "/methods/email/actions/initiate", s.token, `{"consumer":"k@example.com","policy":{"forcedCode":"731946"}}`)
+	if status != 200 {
+		t.Fatalf("initiate: %d %v", status, body)
+	}
+	id := body["verificationId"].(string)
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+	s.done <- nil // for the cleanup
+
+	s2 := startServer(t, dir)
+	status, body = s2.post(t, "/methods/email/verifiers/"+id+"/actions/validate", s.token, `{"code":"731946"}`)
+	if status != 200 {
+		t.Fatalf("after kill -9 and restart, validate answered %d %v", status, body)
+	}
+}
+
+func TestSIGTERMStopsCleanly(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.done:
+		s.done <- nil
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, s.stderr)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop after SIGTERM")
+	}
+	if !strings.Contains(s.stderr.String(), "msg=stopped") {
+		t.Fatalf("no clean stop in the log:\n%s", s.stderr)
+	}
+}
+
+func TestClientCommands(t *testing.T) {
+	dir := t.TempDir()
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := command(dir, args).Output()
+		if err != nil {
+			t.Fatalf("tessera %v: %v", args, err)
+		}
+		return string(out)
+	}
+	out := run("client", "create", "shop")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	token := lines[len(lines)-1]
+	if !strings.HasPrefix(token, "tsk_") {
+		t.Fatalf("the last line of client create is %q, want the token", token)
+	}
+	if list := run("client", "list"); !strings.Contains(list, "shop") || strings.Contains(list, token) {
+		t.Fatalf("client list printed:\n%s", list)
+	}
+
+	s := startServer(t, dir)
+	if s.token != "" {
+		t.Fatal("serve created a quickstart client although one existed")
+	}
+	if status, _ := s.post(t, "/methods/email/actions/initiate", token, `{"consumer":"a@example.com"}`); status != 200 {
+		t.Fatalf("the new client's token answered %d", status)
+	}
+	run("client", "revoke", "shop")
+	if status, _ := s.post(t, "/methods/email/actions/initiate", token, `{"consumer":"a@example.com"}`); status != 401 {
+		t.Fatalf("a revoked token answered %d", status)
+	}
+	if err := command(dir, []string{"client", "create", "shop"}).Run(); err == nil {
+		t.Fatal("a second client with the same name was created")
+	}
+}
+
+func TestBadConfigurationSaysWhatToFix(t *testing.T) {
+	cmd := command(t.TempDir(), []string{"serve"}, "TESSERA_LOG_FORMAT=xml", "TESSERA_DATABASE_URL=mysql://x")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatal("serve started with a bad configuration")
+	}
+	for _, want := range []string{"TESSERA_LOG_FORMAT", "TESSERA_DATABASE_URL"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Fatalf("the error does not name %s:\n%s", want, stderr.String())
+		}
+	}
+}
