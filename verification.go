@@ -74,9 +74,13 @@ type Message struct {
 	Status        MessageStatus
 	Attempts      int
 	NextAttemptAt time.Time
-	LastError     string
-	CreatedAt     time.Time
-	SentAt        time.Time
+	// LockedUntil is the end of the lease of the worker sending it. A new
+	// message is created leased to its own instance's worker, which gets it
+	// in memory; other workers take it only if that lease runs out.
+	LockedUntil time.Time
+	LastError   string
+	CreatedAt   time.Time
+	SentAt      time.Time
 }
 
 // MessageContent is what a sender delivers.
@@ -120,15 +124,16 @@ type Store interface {
 	// Verification returns the verification of owner with id, consumed or
 	// not; ENOTFOUND if there is none.
 	Verification(ctx context.Context, owner, id string) (*Verification, error)
-	// ReserveAttempt counts one attempt on a usable verification of that
-	// method and returns it as it was before the attempt. It is ENOTFOUND
-	// for a missing or consumed one or another method, EEXPIRED past its expiry at now, ELOCKED with no
-	// attempts left; the verification is returned with those two.
-	ReserveAttempt(ctx context.Context, owner string, method Method, id string, now time.Time) (*Verification, error)
-	// ConsumeVerification marks a verification used and gives back the
-	// attempt the correct code reserved. ENOTFOUND if another request
-	// consumed it first.
-	ConsumeVerification(ctx context.Context, owner, id string, now time.Time) error
+	// FailAttempt counts one wrong code on a usable verification (of that
+	// method, unconsumed, unexpired at now, attempts left) and returns it
+	// after the count. Otherwise it is ENOTFOUND for a missing or consumed
+	// one or another method, EEXPIRED or ELOCKED; with those two the
+	// verification is returned too. The check and the count are one
+	// statement, so parallel wrong codes never count past the cap.
+	FailAttempt(ctx context.Context, owner string, method Method, id string, now time.Time) (*Verification, error)
+	// ConsumeVerification marks a usable verification used and returns it;
+	// errors as FailAttempt. Of parallel calls, exactly one wins.
+	ConsumeVerification(ctx context.Context, owner string, method Method, id string, now time.Time) (*Verification, error)
 	// DeleteVerification removes an unconsumed verification of that method;
 	// ENOTFOUND if none.
 	DeleteVerification(ctx context.Context, owner string, method Method, id string) error

@@ -61,10 +61,10 @@ func clientCommand(ctx context.Context, args []string, getenv func(string) strin
 		}
 		return tw.Flush()
 	case "revoke":
-		if err := store.RevokeClient(ctx, args[1], time.Now()); err != nil {
+		if err := reg.Revoke(ctx, args[1]); err != nil {
 			return fmt.Errorf("revoke %q: %w", args[1], err)
 		}
-		fmt.Fprintf(stdout, "Revoked API client %q.\n", args[1])
+		fmt.Fprintf(stdout, "Revoked API client %q. Running servers refuse its token within %v.\n", args[1], apiclient.CacheTTL)
 	}
 	return nil
 }

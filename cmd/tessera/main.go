@@ -44,6 +44,7 @@ Configuration (environment):
   TESSERA_LOG_LEVEL         debug, info (default), warn, error
   TESSERA_SHUTDOWN_TIMEOUT  how long SIGTERM waits for requests in flight (default 15s)
   TESSERA_RETENTION         how long used and expired rows are kept (default 24h)
+  TESSERA_DEBUG_ADDR        if set, serve Go's pprof profiles on this address (loopback only!)
 `
 
 func main() {

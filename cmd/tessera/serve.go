@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/tessera-id/tessera"
@@ -55,6 +56,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
+	if cfg.DebugAddr != "" {
+		go serveDebug(cfg.DebugAddr, log)
+	}
 	if err := printWelcome(ctx, stdout, cfg, a, "http://"+ln.Addr().String()); err != nil {
 		ln.Close()
 		return err
@@ -87,6 +91,19 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// serveDebug serves the pprof profiles on their own listener, so they are
+// never reachable through the public address.
+func serveDebug(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("pprof listening", "addr", addr)
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		log.Error("pprof listener", "err", err)
+	}
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

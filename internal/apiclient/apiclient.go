@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -23,11 +24,27 @@ import (
 // scanners, and lets a lookup skip what cannot be one.
 const tokenPrefix = "tsk_"
 
+// CacheTTL is how long a successful token lookup is remembered. Every API
+// call authenticates, and this spares each one a database read; the price
+// is that revoking a client takes effect within CacheTTL.
+const CacheTTL = 5 * time.Second
+
+// maxCached bounds the cache; past it the cache starts over.
+const maxCached = 10_000
+
 // Registry creates and authenticates API clients.
 type Registry struct {
 	Store tessera.Store
 	Keys  *secret.Keyring
 	Now   func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cached // by token hash; only tokens that were valid
+}
+
+type cached struct {
+	client  *tessera.Client
+	expires time.Time
 }
 
 // Create makes a client named name and returns it with its token, which is
@@ -54,11 +71,40 @@ func (r *Registry) Authenticate(ctx context.Context, token string) (*tessera.Cli
 	if !strings.HasPrefix(token, tokenPrefix) || len(token) > 100 {
 		return nil, tessera.Errorf(tessera.EUNAUTHORIZED, "Invalid API token")
 	}
-	c, err := r.Store.ClientByTokenHash(ctx, r.hash(token))
+	hash := r.hash(token)
+	now := time.Now()
+	r.mu.Lock()
+	hit, ok := r.cache[string(hash)]
+	r.mu.Unlock()
+	if ok && now.Before(hit.expires) {
+		return hit.client, nil
+	}
+	c, err := r.Store.ClientByTokenHash(ctx, hash)
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return nil, tessera.Errorf(tessera.EUNAUTHORIZED, "Invalid API token")
 	}
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if r.cache == nil || len(r.cache) >= maxCached {
+		r.cache = map[string]cached{}
+	}
+	r.cache[string(hash)] = cached{client: c, expires: now.Add(CacheTTL)}
+	r.mu.Unlock()
+	return c, nil
+}
+
+// Revoke revokes a client by id or name. This instance forgets it at once;
+// other instances within CacheTTL.
+func (r *Registry) Revoke(ctx context.Context, idOrName string) error {
+	if err := r.Store.RevokeClient(ctx, idOrName, r.Now()); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.cache = nil
+	r.mu.Unlock()
+	return nil
 }
 
 func (r *Registry) hash(token string) []byte { return r.Keys.Hash("api-client-token", token) }

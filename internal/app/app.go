@@ -58,7 +58,7 @@ func New(o Options) *App {
 	a := &App{Store: o.Store, Keys: o.Keys, Log: o.Log, retention: o.Retention}
 	a.Worker = deliver.NewWorker(o.Store, o.Keys, o.Senders, o.Log)
 	a.Worker.Now = o.Now
-	a.Engine = &verify.Engine{Store: o.Store, Keys: o.Keys, Now: o.Now, Notify: a.Worker.Notify, Log: o.Log}
+	a.Engine = &verify.Engine{Store: o.Store, Keys: o.Keys, Now: o.Now, Deliver: a.Worker.Enqueue, DeliveryLease: a.Worker.Lease, Log: o.Log}
 	a.Clients = &apiclient.Registry{Store: o.Store, Keys: o.Keys, Now: o.Now}
 	a.HTTP = httpapi.New(a.Engine, a.Clients, o.Store, o.Log)
 	return a

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ type Config struct {
 	LogLevel        string        // TESSERA_LOG_LEVEL: debug, info, warn, error
 	ShutdownTimeout time.Duration // TESSERA_SHUTDOWN_TIMEOUT: how long SIGTERM waits for requests in flight
 	Retention       time.Duration // TESSERA_RETENTION: how long used and expired rows are kept
+	DebugAddr       string        // TESSERA_DEBUG_ADDR: if set, serve net/http/pprof there (keep it on loopback)
 
 	// HMACKey and EncryptionKeys come from TESSERA_HMAC_KEY and
 	// TESSERA_ENCRYPTION_KEYS, or else from files in DataDir that are
@@ -66,6 +68,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		DataDir:   get("TESSERA_DATA_DIR", DefaultDataDir),
 		LogFormat: get("TESSERA_LOG_FORMAT", "text"),
 		LogLevel:  get("TESSERA_LOG_LEVEL", "info"),
+		DebugAddr: get("TESSERA_DEBUG_ADDR", ""),
 	}
 	var err error
 	if c.DatabaseURL, err = secretValue(getenv, "TESSERA_DATABASE_URL"); err != nil {
@@ -89,7 +92,8 @@ func Load(getenv func(string) string) (*Config, error) {
 	default:
 		bad("TESSERA_LOG_LEVEL: must be debug, info, warn or error, not %q", c.LogLevel)
 	}
-	if _, err := fmt.Sscan(get("TESSERA_POSTGRES_MAX_CONNS", "16"), &c.PostgresConns); err != nil || c.PostgresConns < 1 {
+	// strconv, not fmt.Sscan: Sscan stops at the first non-digit, so "16x" would pass.
+	if c.PostgresConns, err = strconv.Atoi(get("TESSERA_POSTGRES_MAX_CONNS", "16")); err != nil || c.PostgresConns < 1 {
 		bad("TESSERA_POSTGRES_MAX_CONNS: must be a positive whole number")
 	}
 	c.ShutdownTimeout = duration(get("TESSERA_SHUTDOWN_TIMEOUT", "15s"), "TESSERA_SHUTDOWN_TIMEOUT", bad)

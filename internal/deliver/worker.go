@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/tessera-id/tessera"
@@ -61,6 +62,10 @@ type Worker struct {
 	SendTimeout time.Duration
 
 	wake chan struct{}
+
+	mu        sync.Mutex
+	queue     []*tessera.Message // handed over in memory by this instance's engine
+	lastClaim time.Time
 }
 
 // NewWorker returns a worker with sensible defaults.
@@ -73,7 +78,18 @@ func NewWorker(store tessera.Store, keys *secret.Keyring, senders map[tessera.Ch
 	}
 }
 
-// Notify wakes the worker: a message was just written. It never blocks.
+// Enqueue hands the worker a message this instance just committed, leased
+// to it (see tessera.Message.LockedUntil), so it is sent without another
+// trip to the database. If the process dies first, the lease runs out and
+// any instance's worker sends it.
+func (w *Worker) Enqueue(m *tessera.Message) {
+	w.mu.Lock()
+	w.queue = append(w.queue, m)
+	w.mu.Unlock()
+	w.Notify()
+}
+
+// Notify wakes the worker. It never blocks.
 func (w *Worker) Notify() {
 	select {
 	case w.wake <- struct{}{}:
@@ -94,7 +110,7 @@ func (w *Worker) Run(ctx context.Context) {
 				w.Log.Error("outbox: deliver", "err", err)
 				break
 			}
-			if n < w.Batch || ctx.Err() != nil {
+			if n == 0 || ctx.Err() != nil {
 				break
 			}
 		}
@@ -107,12 +123,28 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 }
 
-// DeliverDue claims one batch of due messages and tries each once. It
-// returns how many it claimed.
+// DeliverDue takes one batch (messages handed over in memory first, then
+// due ones claimed from the store) and tries each once. It returns how
+// many it tried.
 func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
-	msgs, err := w.Store.ClaimMessages(ctx, w.Now(), w.Lease, w.Batch)
-	if err != nil {
-		return 0, fmt.Errorf("claim: %w", err)
+	now := w.Now()
+	w.mu.Lock()
+	n := min(len(w.queue), w.Batch)
+	msgs := append([]*tessera.Message(nil), w.queue[:n]...)
+	w.queue = w.queue[n:]
+	// Under steady load the queue is never empty; still look in the store
+	// every Poll for retries and for messages of instances that died.
+	claim := len(msgs) < w.Batch && (n == 0 || now.Sub(w.lastClaim) >= w.Poll)
+	if claim {
+		w.lastClaim = now
+	}
+	w.mu.Unlock()
+	if claim {
+		claimed, err := w.Store.ClaimMessages(ctx, now, w.Lease, w.Batch-len(msgs))
+		if err != nil {
+			return 0, fmt.Errorf("claim: %w", err)
+		}
+		msgs = append(msgs, claimed...)
 	}
 	var sent []string
 	for _, m := range msgs {

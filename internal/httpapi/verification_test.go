@@ -222,7 +222,7 @@ func TestAuthentication(t *testing.T) {
 		}
 		token := e.newClient("revoked-soon")
 		e.doWith("POST", path, body, map[string]string{"Authorization": "Bearer " + token}).want(t, 200)
-		if err := e.store.RevokeClient(t.Context(), "revoked-soon", e.clock.Now()); err != nil {
+		if err := e.app.Clients.Revoke(t.Context(), "revoked-soon"); err != nil {
 			t.Fatal(err)
 		}
 		e.doWith("POST", path, body, map[string]string{"Authorization": "Bearer " + token}).want(t, 401)

@@ -137,7 +137,8 @@ func ParseKeys(s string) ([]Key, error) {
 		}
 		id, b64, ok := strings.Cut(field, ":")
 		if !ok {
-			return nil, fmt.Errorf("key %q: want id:base64", field)
+			// Name the position, not the field: it would be the key itself.
+			return nil, fmt.Errorf("key %d: want id:base64", len(keys)+1)
 		}
 		raw, err := ParseKey(b64)
 		if err != nil {

@@ -37,7 +37,7 @@ func OpenPostgres(ctx context.Context, dsn string, maxConns int) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	return &DB{
+	store := &DB{
 		write: db,
 		read:  db,
 		dialect: dialect{
@@ -45,5 +45,10 @@ func OpenPostgres(ctx context.Context, dsn string, maxConns int) (*DB, error) {
 			placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
 			skipLocked:  "FOR UPDATE SKIP LOCKED",
 		},
-	}, nil
+	}
+	if err := store.prepareTxQueries(ctx); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return store, nil
 }

@@ -29,7 +29,8 @@ func OpenSQLite(ctx context.Context, path string, fullSync bool) (*DB, error) {
 		sync = "FULL"
 	}
 	params := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(" + sync + ")", "foreign_keys(1)"} {
+	// mmap serves page reads from memory instead of a read() call each.
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(" + sync + ")", "foreign_keys(1)", "mmap_size(268435456)", "cache_size(-32000)"} {
 		params.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + params.Encode()
@@ -64,5 +65,10 @@ func OpenSQLite(ctx context.Context, path string, fullSync bool) (*DB, error) {
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
 	read.SetConnMaxIdleTime(0)
-	return &DB{write: write, read: read, dialect: dialect{name: "sqlite"}}, nil
+	db := &DB{write: write, read: read, dialect: dialect{name: "sqlite"}}
+	if err := db.prepareTxQueries(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }

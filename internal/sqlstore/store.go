@@ -26,7 +26,14 @@ type DB struct {
 	// so writers queue in Go instead of spinning on SQLITE_BUSY.
 	write, read *sql.DB
 	dialect     dialect
-	queries     sync.Map // query text with '?' → text in the dialect's placeholders
+	// stmts caches prepared statements by pool and query text: parsing SQL
+	// costs more than running these short statements.
+	stmts sync.Map // stmtKey → *sql.Stmt
+}
+
+type stmtKey struct {
+	pool  *sql.DB
+	query string
 }
 
 // dialect holds what differs between the databases.
@@ -41,6 +48,7 @@ type dialect struct {
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())
@@ -57,14 +65,80 @@ func (db *DB) Ping(ctx context.Context) error {
 // Dialect names the database: "sqlite" or "postgres".
 func (db *DB) Dialect() string { return db.dialect.name }
 
-// q rewrites a query written with '?' placeholders for the dialect.
-func (db *DB) q(query string) string {
-	if cached, ok := db.queries.Load(query); ok {
-		return cached.(string)
+// prepared returns the statement for query (written with '?'
+// placeholders) on pool, preparing it the first time.
+func (db *DB) prepared(ctx context.Context, pool *sql.DB, query string) (*sql.Stmt, error) {
+	key := stmtKey{pool, query}
+	if st, ok := db.stmts.Load(key); ok {
+		return st.(*sql.Stmt), nil
 	}
-	out := db.rebind(query)
-	db.queries.Store(query, out)
-	return out
+	st, err := pool.PrepareContext(ctx, db.rebind(query))
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	if prev, loaded := db.stmts.LoadOrStore(key, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// exec runs a prepared statement on pool, or in tx when tx is not nil.
+// Inside a transaction only statements prepared beforehand (see
+// txQueries) are reused: preparing needs a connection of the pool, and on
+// SQLite the transaction holds the only writer connection.
+func (db *DB) exec(ctx context.Context, pool *sql.DB, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	if tx != nil {
+		if st, ok := db.stmts.Load(stmtKey{pool, query}); ok {
+			return tx.StmtContext(ctx, st.(*sql.Stmt)).ExecContext(ctx, args...)
+		}
+		return tx.ExecContext(ctx, db.rebind(query), args...)
+	}
+	st, err := db.prepared(ctx, pool, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// Statements run inside transactions, prepared when the store opens.
+const (
+	insertVerification = `INSERT INTO verifications (` + verificationColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING`
+	insertMessage = `INSERT INTO outbox (id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, locked_until, last_error, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, '', ?)`
+	markSent = `UPDATE outbox SET status = 'sent', sealed = NULL, sent_at = ?, locked_until = 0 WHERE id = ?`
+)
+
+var txQueries = []string{insertVerification, insertMessage, markSent}
+
+// prepareTxQueries prepares the statements transactions use.
+func (db *DB) prepareTxQueries(ctx context.Context) error {
+	for _, q := range txQueries {
+		if _, err := db.prepared(ctx, db.write, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queryRow runs a prepared single-row query on pool.
+func (db *DB) queryRow(ctx context.Context, pool *sql.DB, query string, args ...any) *sql.Row {
+	st, err := db.prepared(ctx, pool, query)
+	if err != nil {
+		// Let the error surface from Scan, as QueryRow would.
+		return pool.QueryRowContext(ctx, db.rebind(query), args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// query runs a prepared multi-row query on pool.
+func (db *DB) query(ctx context.Context, pool *sql.DB, query string, args ...any) (*sql.Rows, error) {
+	st, err := db.prepared(ctx, pool, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
@@ -83,6 +157,13 @@ func fromNullMS(v sql.NullInt64) time.Time {
 		return time.Time{}
 	}
 	return fromMS(v.Int64)
+}
+
+func lockedUntil(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return ms(t)
 }
 
 func notFound() error { return tessera.Errorf(tessera.ENOTFOUND, "Not found") }
@@ -125,8 +206,7 @@ func scanVerification(row scanner) (*tessera.Verification, error) {
 // CreateVerification stores v and its outbox message in one transaction.
 func (db *DB) CreateVerification(ctx context.Context, v *tessera.Verification, msg *tessera.Message) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q(`INSERT INTO verifications (`+verificationColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING`),
+		res, err := db.exec(ctx, db.write, tx, insertVerification,
 			v.Owner, v.ID, string(v.Method), v.Consumer, v.Issuer, v.CodeHash, v.Attempts, v.MaxAttempts, v.Payload, ms(v.CreatedAt), ms(v.ExpiresAt))
 		if err != nil {
 			return err
@@ -139,34 +219,46 @@ func (db *DB) CreateVerification(ctx context.Context, v *tessera.Verification, m
 		if msg == nil {
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, db.q(`INSERT INTO outbox (id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, locked_until, last_error, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 0, '', ?)`),
-			msg.ID, msg.Owner, msg.VerificationID, string(msg.Channel), msg.To, msg.Sealed, string(tessera.MessagePending), ms(msg.NextAttemptAt), ms(msg.CreatedAt))
+		_, err = db.exec(ctx, db.write, tx, insertMessage,
+			msg.ID, msg.Owner, msg.VerificationID, string(msg.Channel), msg.To, msg.Sealed, string(tessera.MessagePending), ms(msg.NextAttemptAt), lockedUntil(msg.LockedUntil), ms(msg.CreatedAt))
 		return err
 	})
 }
 
 // Verification returns one verification, consumed or not.
 func (db *DB) Verification(ctx context.Context, owner, id string) (*tessera.Verification, error) {
-	return scanVerification(db.read.QueryRowContext(ctx, db.q(`SELECT `+verificationColumns+` FROM verifications WHERE owner = ? AND id = ?`), owner, id))
+	return scanVerification(db.queryRow(ctx, db.read, `SELECT `+verificationColumns+` FROM verifications WHERE owner = ? AND id = ?`, owner, id))
 }
 
-// ReserveAttempt counts an attempt in one conditional UPDATE: the
-// condition (unconsumed, unexpired, attempts left) and the increment are
-// one statement, so parallel guesses can never count past the cap.
-func (db *DB) ReserveAttempt(ctx context.Context, owner string, method tessera.Method, id string, now time.Time) (*tessera.Verification, error) {
-	v, err := scanVerification(db.write.QueryRowContext(ctx, db.q(`UPDATE verifications SET attempts = attempts + 1
-		WHERE owner = ? AND id = ? AND method = ? AND consumed_at IS NULL AND expires_at > ? AND attempts < max_attempts
-		RETURNING `+verificationColumns), owner, id, string(method), ms(now)))
-	if err == nil {
-		v.Attempts-- // report the verification as it was before this attempt
-		return v, nil
+// usable is the condition under which a code may be checked against a
+// verification. It is part of every statement that changes attempts or
+// consumes, so the check and the change are one atomic step.
+const usable = `owner = ? AND id = ? AND method = ? AND consumed_at IS NULL AND expires_at > ? AND attempts < max_attempts`
+
+// FailAttempt counts a wrong code in one conditional UPDATE.
+func (db *DB) FailAttempt(ctx context.Context, owner string, method tessera.Method, id string, now time.Time) (*tessera.Verification, error) {
+	v, err := scanVerification(db.queryRow(ctx, db.write, `UPDATE verifications SET attempts = attempts + 1
+		WHERE `+usable+` RETURNING `+verificationColumns, owner, id, string(method), ms(now)))
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		return db.whyUnusable(ctx, owner, method, id, now)
 	}
-	if tessera.ErrorCode(err) != tessera.ENOTFOUND {
-		return nil, err
+	return v, err
+}
+
+// ConsumeVerification marks a usable verification used in one
+// conditional UPDATE.
+func (db *DB) ConsumeVerification(ctx context.Context, owner string, method tessera.Method, id string, now time.Time) (*tessera.Verification, error) {
+	v, err := scanVerification(db.queryRow(ctx, db.write, `UPDATE verifications SET consumed_at = ?
+		WHERE `+usable+` RETURNING `+verificationColumns, ms(now), owner, id, string(method), ms(now)))
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		return db.whyUnusable(ctx, owner, method, id, now)
 	}
-	// Nothing was updated: say why.
-	v, err = db.Verification(ctx, owner, id)
+	return v, err
+}
+
+// whyUnusable says why a conditional update changed nothing.
+func (db *DB) whyUnusable(ctx context.Context, owner string, method tessera.Method, id string, now time.Time) (*tessera.Verification, error) {
+	v, err := scanVerification(db.queryRow(ctx, db.write, `SELECT `+verificationColumns+` FROM verifications WHERE owner = ? AND id = ?`, owner, id))
 	if err != nil {
 		return nil, err
 	}
@@ -178,21 +270,14 @@ func (db *DB) ReserveAttempt(ctx context.Context, owner string, method tessera.M
 	case v.Locked():
 		return v, tessera.Errorf(tessera.ELOCKED, "Too many attempts")
 	}
-	// It changed between the two statements (a parallel request); the
-	// attempt was not counted, so the caller may simply try again.
+	// Only a verification deleted and created again with the same id
+	// between the two statements gets here.
 	return nil, tessera.Errorf(tessera.ECONFLICT, "Verification changed, try again")
-}
-
-// ConsumeVerification marks a verification used, once.
-func (db *DB) ConsumeVerification(ctx context.Context, owner, id string, now time.Time) error {
-	res, err := db.write.ExecContext(ctx, db.q(`UPDATE verifications SET consumed_at = ?, attempts = attempts - 1
-		WHERE owner = ? AND id = ? AND consumed_at IS NULL`), ms(now), owner, id)
-	return oneRow(res, err)
 }
 
 // DeleteVerification removes an unconsumed verification.
 func (db *DB) DeleteVerification(ctx context.Context, owner string, method tessera.Method, id string) error {
-	res, err := db.write.ExecContext(ctx, db.q(`DELETE FROM verifications WHERE owner = ? AND id = ? AND method = ? AND consumed_at IS NULL`), owner, id, string(method))
+	res, err := db.exec(ctx, db.write, nil, `DELETE FROM verifications WHERE owner = ? AND id = ? AND method = ? AND consumed_at IS NULL`, owner, id, string(method))
 	return oneRow(res, err)
 }
 
@@ -218,7 +303,7 @@ func (db *DB) TOTPSecret(ctx context.Context, owner, consumer string) (*tessera.
 	var s tessera.TOTPSecret
 	var verified sql.NullInt64
 	var created int64
-	err := db.read.QueryRowContext(ctx, db.q(`SELECT owner, consumer, sealed, verified_at, last_step, created_at FROM totp_secrets WHERE owner = ? AND consumer = ?`), owner, consumer).
+	err := db.queryRow(ctx, db.read, `SELECT owner, consumer, sealed, verified_at, last_step, created_at FROM totp_secrets WHERE owner = ? AND consumer = ?`, owner, consumer).
 		Scan(&s.Owner, &s.Consumer, &s.Sealed, &verified, &s.LastStep, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound()
@@ -233,10 +318,10 @@ func (db *DB) TOTPSecret(ctx context.Context, owner, consumer string) (*tessera.
 // PutTemporaryTOTPSecret stores or replaces a temporary secret; the WHERE
 // of the upsert keeps a verified secret untouched.
 func (db *DB) PutTemporaryTOTPSecret(ctx context.Context, s *tessera.TOTPSecret) error {
-	res, err := db.write.ExecContext(ctx, db.q(`INSERT INTO totp_secrets (owner, consumer, sealed, verified_at, last_step, created_at)
+	res, err := db.exec(ctx, db.write, nil, `INSERT INTO totp_secrets (owner, consumer, sealed, verified_at, last_step, created_at)
 		VALUES (?, ?, ?, NULL, -1, ?)
 		ON CONFLICT (owner, consumer) DO UPDATE SET sealed = excluded.sealed, created_at = excluded.created_at, last_step = -1
-		WHERE totp_secrets.verified_at IS NULL`), s.Owner, s.Consumer, s.Sealed, ms(s.CreatedAt))
+		WHERE totp_secrets.verified_at IS NULL`, s.Owner, s.Consumer, s.Sealed, ms(s.CreatedAt))
 	if err := oneRow(res, err); tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return tessera.Errorf(tessera.ECONFLICT, "A verified secret exists")
 	} else if err != nil {
@@ -248,8 +333,8 @@ func (db *DB) PutTemporaryTOTPSecret(ctx context.Context, s *tessera.TOTPSecret)
 // AcceptTOTPStep moves last_step forward only: one statement, so the same
 // step can win once however many requests carry it.
 func (db *DB) AcceptTOTPStep(ctx context.Context, owner, consumer string, step int64, now time.Time) error {
-	res, err := db.write.ExecContext(ctx, db.q(`UPDATE totp_secrets SET last_step = ?, verified_at = COALESCE(verified_at, ?)
-		WHERE owner = ? AND consumer = ? AND last_step < ?`), step, ms(now), owner, consumer, step)
+	res, err := db.exec(ctx, db.write, nil, `UPDATE totp_secrets SET last_step = ?, verified_at = COALESCE(verified_at, ?)
+		WHERE owner = ? AND consumer = ? AND last_step < ?`, step, ms(now), owner, consumer, step)
 	if err := oneRow(res, err); tessera.ErrorCode(err) != tessera.ENOTFOUND {
 		return err
 	}
@@ -261,7 +346,7 @@ func (db *DB) AcceptTOTPStep(ctx context.Context, owner, consumer string, step i
 
 // DeleteTOTPSecret removes a consumer's secret.
 func (db *DB) DeleteTOTPSecret(ctx context.Context, owner, consumer string) error {
-	res, err := db.write.ExecContext(ctx, db.q(`DELETE FROM totp_secrets WHERE owner = ? AND consumer = ?`), owner, consumer)
+	res, err := db.exec(ctx, db.write, nil, `DELETE FROM totp_secrets WHERE owner = ? AND consumer = ?`, owner, consumer)
 	return oneRow(res, err)
 }
 
@@ -269,7 +354,7 @@ func (db *DB) DeleteTOTPSecret(ctx context.Context, owner, consumer string) erro
 
 // CreateClient stores a client; a taken name is ECONFLICT.
 func (db *DB) CreateClient(ctx context.Context, c *tessera.Client) error {
-	res, err := db.write.ExecContext(ctx, db.q(`INSERT INTO clients (id, name, token_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+	res, err := db.exec(ctx, db.write, nil, `INSERT INTO clients (id, name, token_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		c.ID, c.Name, c.TokenHash, ms(c.CreatedAt))
 	if err := oneRow(res, err); tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return tessera.Errorf(tessera.ECONFLICT, "A client named %q exists", c.Name)
@@ -297,7 +382,7 @@ func scanClient(row scanner) (*tessera.Client, error) {
 
 // ClientByTokenHash finds an unrevoked client by its token's hash.
 func (db *DB) ClientByTokenHash(ctx context.Context, hash []byte) (*tessera.Client, error) {
-	return scanClient(db.read.QueryRowContext(ctx, db.q(`SELECT `+clientColumns+` FROM clients WHERE token_hash = ? AND revoked_at IS NULL`), hash))
+	return scanClient(db.queryRow(ctx, db.read, `SELECT `+clientColumns+` FROM clients WHERE token_hash = ? AND revoked_at IS NULL`, hash))
 }
 
 // Clients lists every client.
@@ -320,7 +405,7 @@ func (db *DB) Clients(ctx context.Context) ([]*tessera.Client, error) {
 
 // RevokeClient revokes a client by id or name.
 func (db *DB) RevokeClient(ctx context.Context, idOrName string, now time.Time) error {
-	res, err := db.write.ExecContext(ctx, db.q(`UPDATE clients SET revoked_at = ? WHERE (id = ? OR name = ?) AND revoked_at IS NULL`), ms(now), idOrName, idOrName)
+	res, err := db.exec(ctx, db.write, nil, `UPDATE clients SET revoked_at = ? WHERE (id = ? OR name = ?) AND revoked_at IS NULL`, ms(now), idOrName, idOrName)
 	return oneRow(res, err)
 }
 
@@ -347,10 +432,10 @@ func scanMessage(row scanner) (*tessera.Message, error) {
 // ClaimMessages leases due messages in one statement. On PostgreSQL the
 // subquery skips rows another instance is claiming at the same moment.
 func (db *DB) ClaimMessages(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*tessera.Message, error) {
-	rows, err := db.write.QueryContext(ctx, db.q(`UPDATE outbox SET locked_until = ?
+	rows, err := db.query(ctx, db.write, `UPDATE outbox SET locked_until = ?
 		WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? AND locked_until <= ?
 			ORDER BY next_attempt_at LIMIT ? `+db.dialect.skipLocked+`)
-		RETURNING `+messageColumns), ms(now.Add(lease)), ms(now), ms(now), limit)
+		RETURNING `+messageColumns, ms(now.Add(lease)), ms(now), ms(now), limit)
 	if err != nil {
 		return nil, err
 	}
@@ -366,23 +451,23 @@ func (db *DB) ClaimMessages(ctx context.Context, now time.Time, lease time.Durat
 	return out, rows.Err()
 }
 
-// MarkMessagesSent marks messages sent and erases their bodies.
+// MarkMessagesSent marks messages sent and erases their bodies, in one
+// transaction.
 func (db *DB) MarkMessagesSent(ctx context.Context, ids []string, now time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := make([]any, 0, len(ids)+1)
-	args = append(args, ms(now))
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	query := `UPDATE outbox SET status = 'sent', sealed = NULL, sent_at = ?, locked_until = 0 WHERE id IN (?` + strings.Repeat(", ?", len(ids)-1) + `)`
-	_, err := db.write.ExecContext(ctx, db.rebind(query), args...)
-	return err
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := db.exec(ctx, db.write, tx, markSent, ms(now), id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
-// rebind rewrites placeholders without caching, for queries whose text
-// varies (IN lists).
+// rebind rewrites a query written with '?' placeholders for the dialect.
 func (db *DB) rebind(query string) string {
 	if db.dialect.placeholder == nil {
 		return query // '?' is native
@@ -402,22 +487,22 @@ func (db *DB) rebind(query string) string {
 
 // RetryMessage records a failed attempt and when to try again.
 func (db *DB) RetryMessage(ctx context.Context, id string, attempts int, next time.Time, lastErr string) error {
-	res, err := db.write.ExecContext(ctx, db.q(`UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, locked_until = 0 WHERE id = ? AND status = 'pending'`),
+	res, err := db.exec(ctx, db.write, nil, `UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, locked_until = 0 WHERE id = ? AND status = 'pending'`,
 		attempts, ms(next), lastErr, id)
 	return oneRow(res, err)
 }
 
 // FailMessage gives a message up and erases its body.
 func (db *DB) FailMessage(ctx context.Context, id string, attempts int, lastErr string) error {
-	res, err := db.write.ExecContext(ctx, db.q(`UPDATE outbox SET status = 'failed', sealed = NULL, attempts = ?, last_error = ?, locked_until = 0 WHERE id = ? AND status = 'pending'`),
+	res, err := db.exec(ctx, db.write, nil, `UPDATE outbox SET status = 'failed', sealed = NULL, attempts = ?, last_error = ?, locked_until = 0 WHERE id = ? AND status = 'pending'`,
 		attempts, lastErr, id)
 	return oneRow(res, err)
 }
 
 // MessageForVerification returns the newest message of a verification.
 func (db *DB) MessageForVerification(ctx context.Context, owner, verificationID string) (*tessera.Message, error) {
-	return scanMessage(db.read.QueryRowContext(ctx, db.q(`SELECT `+messageColumns+` FROM outbox
-		WHERE owner = ? AND verification_id = ? ORDER BY created_at DESC LIMIT 1`), owner, verificationID))
+	return scanMessage(db.queryRow(ctx, db.read, `SELECT `+messageColumns+` FROM outbox
+		WHERE owner = ? AND verification_id = ? ORDER BY created_at DESC LIMIT 1`, owner, verificationID))
 }
 
 // ---- housekeeping ----
@@ -434,7 +519,7 @@ func (db *DB) DeleteStale(ctx context.Context, before time.Time) (int64, error) 
 		{`DELETE FROM outbox WHERE status <> 'pending' AND created_at < ?`, []any{b}},
 		{`DELETE FROM totp_secrets WHERE verified_at IS NULL AND created_at < ?`, []any{b}},
 	} {
-		res, err := db.write.ExecContext(ctx, db.q(stmt.query), stmt.args...)
+		res, err := db.exec(ctx, db.write, nil, stmt.query, stmt.args...)
 		if err != nil {
 			return total, fmt.Errorf("delete stale: %w", err)
 		}

@@ -24,9 +24,9 @@ func Run(t *testing.T, open func(t *testing.T) tessera.Store) {
 		{"CreateAndGet", testCreateAndGet},
 		{"DuplicateID", testDuplicateID},
 		{"OwnersAreSeparate", testOwnersAreSeparate},
-		{"ReserveAttemptStates", testReserveAttemptStates},
+		{"AttemptStates", testAttemptStates},
 		{"ParallelAttemptsHoldTheCap", testParallelAttempts},
-		{"ConsumeOnce", testConsumeOnce},
+		{"ConsumeOnceAndRaceAtTheCap", testConsumeOnce},
 		{"Delete", testDelete},
 		{"TOTPSecrets", testTOTPSecrets},
 		{"TOTPStepParallel", testTOTPStepParallel},
@@ -107,7 +107,9 @@ func testDuplicateID(t *testing.T, s tessera.Store) {
 func testOwnersAreSeparate(t *testing.T, s tessera.Store) {
 	must(t, s.CreateVerification(ctx(), newVerification("c1", "same"), nil))
 	must(t, s.CreateVerification(ctx(), newVerification("c2", "same"), nil))
-	_, err := s.ReserveAttempt(ctx(), "c3", tessera.MethodEmail, "same", t0)
+	_, err := s.FailAttempt(ctx(), "c3", tessera.MethodEmail, "same", t0)
+	wantCode(t, err, tessera.ENOTFOUND)
+	_, err = s.ConsumeVerification(ctx(), "c3", tessera.MethodEmail, "same", t0)
 	wantCode(t, err, tessera.ENOTFOUND)
 	wantCode(t, s.DeleteVerification(ctx(), "c3", tessera.MethodEmail, "same"), tessera.ENOTFOUND)
 	must(t, s.DeleteVerification(ctx(), "c1", tessera.MethodEmail, "same"))
@@ -116,35 +118,40 @@ func testOwnersAreSeparate(t *testing.T, s tessera.Store) {
 	}
 }
 
-func testReserveAttemptStates(t *testing.T, s tessera.Store) {
+func testAttemptStates(t *testing.T, s tessera.Store) {
 	v := newVerification("c1", "v")
 	must(t, s.CreateVerification(ctx(), v, nil))
 
-	_, err := s.ReserveAttempt(ctx(), "c1", tessera.MethodPhone, "v", t0)
+	_, err := s.FailAttempt(ctx(), "c1", tessera.MethodPhone, "v", t0)
 	wantCode(t, err, tessera.ENOTFOUND) // wrong method
-	for i := 0; i < 3; i++ {
-		got, err := s.ReserveAttempt(ctx(), "c1", tessera.MethodEmail, "v", t0)
+	for i := 1; i <= 3; i++ {
+		got, err := s.FailAttempt(ctx(), "c1", tessera.MethodEmail, "v", t0)
 		must(t, err)
 		if got.Attempts != i {
-			t.Fatalf("attempt %d: got attempts %d before it", i, got.Attempts)
+			t.Fatalf("wrong code %d: attempts %d after it", i, got.Attempts)
 		}
 	}
-	got, err := s.ReserveAttempt(ctx(), "c1", tessera.MethodEmail, "v", t0)
+	got, err := s.FailAttempt(ctx(), "c1", tessera.MethodEmail, "v", t0)
 	wantCode(t, err, tessera.ELOCKED)
 	if got == nil || got.Attempts != 3 {
 		t.Fatalf("locked verification reported as %+v", got)
 	}
+	// Locked means locked: not even a correct code consumes it.
+	_, err = s.ConsumeVerification(ctx(), "c1", tessera.MethodEmail, "v", t0)
+	wantCode(t, err, tessera.ELOCKED)
 
 	e := newVerification("c1", "e")
 	must(t, s.CreateVerification(ctx(), e, nil))
-	got, err = s.ReserveAttempt(ctx(), "c1", tessera.MethodEmail, "e", e.ExpiresAt)
+	got, err = s.FailAttempt(ctx(), "c1", tessera.MethodEmail, "e", e.ExpiresAt)
 	wantCode(t, err, tessera.EEXPIRED)
 	if got == nil || got.Attempts != 0 {
 		t.Fatalf("expired verification reported as %+v", got)
 	}
+	_, err = s.ConsumeVerification(ctx(), "c1", tessera.MethodEmail, "e", e.ExpiresAt)
+	wantCode(t, err, tessera.EEXPIRED)
 }
 
-// testParallelAttempts fires 100 attempts at once at a verification that
+// testParallelAttempts fires 100 wrong codes at once at a verification that
 // allows 5: exactly 5 may be counted.
 func testParallelAttempts(t *testing.T, s tessera.Store) {
 	v := newVerification("c1", "p")
@@ -156,7 +163,7 @@ func testParallelAttempts(t *testing.T, s tessera.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.ReserveAttempt(ctx(), "c1", tessera.MethodEmail, "p", t0)
+			_, err := s.FailAttempt(ctx(), "c1", tessera.MethodEmail, "p", t0)
 			switch tessera.ErrorCode(err) {
 			case "":
 				ok.Add(1)
@@ -178,17 +185,17 @@ func testParallelAttempts(t *testing.T, s tessera.Store) {
 	}
 }
 
+// testConsumeOnce races 20 consumes, and wrong codes against a consume at
+// the last attempt: one consume wins, and none after the cap.
 func testConsumeOnce(t *testing.T, s tessera.Store) {
 	must(t, s.CreateVerification(ctx(), newVerification("c1", "v"), nil))
-	_, err := s.ReserveAttempt(ctx(), "c1", tessera.MethodEmail, "v", t0)
-	must(t, err)
 	var wins atomic.Int32
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if s.ConsumeVerification(ctx(), "c1", "v", t0) == nil {
+			if _, err := s.ConsumeVerification(ctx(), "c1", tessera.MethodEmail, "v", t0); err == nil {
 				wins.Add(1)
 			}
 		}()
@@ -200,11 +207,43 @@ func testConsumeOnce(t *testing.T, s tessera.Store) {
 	got, err := s.Verification(ctx(), "c1", "v")
 	must(t, err)
 	if got.ConsumedAt.IsZero() || got.Attempts != 0 {
-		t.Fatalf("consumed verification stored as %+v; the correct attempt must be given back", got)
+		t.Fatalf("consumed verification stored as %+v", got)
 	}
-	_, err = s.ReserveAttempt(ctx(), "c1", tessera.MethodEmail, "v", t0)
+	_, err = s.FailAttempt(ctx(), "c1", tessera.MethodEmail, "v", t0)
+	wantCode(t, err, tessera.ENOTFOUND)
+	_, err = s.ConsumeVerification(ctx(), "c1", tessera.MethodEmail, "v", t0)
 	wantCode(t, err, tessera.ENOTFOUND)
 	wantCode(t, s.DeleteVerification(ctx(), "c1", tessera.MethodEmail, "v"), tessera.ENOTFOUND)
+
+	// At the last attempt, wrong codes and the right one race: either the
+	// right one wins (and the wrong ones find it consumed) or a wrong one
+	// takes the last attempt (and the right one finds it locked).
+	for round := 0; round < 10; round++ {
+		id := fmt.Sprint("race", round)
+		v := newVerification("c1", id)
+		v.Attempts = v.MaxAttempts - 1
+		must(t, s.CreateVerification(ctx(), v, nil))
+		var consumed, counted atomic.Int32
+		var wg sync.WaitGroup
+		for i := 0; i < 6; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				var err error
+				if i == 0 {
+					if _, err = s.ConsumeVerification(ctx(), "c1", tessera.MethodEmail, id, t0); err == nil {
+						consumed.Add(1)
+					}
+				} else if _, err = s.FailAttempt(ctx(), "c1", tessera.MethodEmail, id, t0); err == nil {
+					counted.Add(1)
+				}
+			}(i)
+		}
+		wg.Wait()
+		if consumed.Load()+counted.Load() != 1 {
+			t.Fatalf("round %d: %d consumed and %d wrong codes counted at the last attempt, want 1 in all", round, consumed.Load(), counted.Load())
+		}
+	}
 }
 
 func testDelete(t *testing.T, s tessera.Store) {
@@ -212,7 +251,7 @@ func testDelete(t *testing.T, s tessera.Store) {
 	wantCode(t, s.DeleteVerification(ctx(), "c1", tessera.MethodPhone, "v"), tessera.ENOTFOUND)
 	must(t, s.DeleteVerification(ctx(), "c1", tessera.MethodEmail, "v"))
 	wantCode(t, s.DeleteVerification(ctx(), "c1", tessera.MethodEmail, "v"), tessera.ENOTFOUND)
-	_, err := s.ReserveAttempt(ctx(), "c1", tessera.MethodEmail, "v", t0)
+	_, err := s.ConsumeVerification(ctx(), "c1", tessera.MethodEmail, "v", t0)
 	wantCode(t, err, tessera.ENOTFOUND)
 }
 

@@ -40,8 +40,11 @@ type Engine struct {
 	Now func() time.Time
 	// Random supplies codes, ids and TOTP secrets (crypto/rand when nil).
 	Random io.Reader
-	// Notify wakes the outbox worker after a message was written; may be nil.
-	Notify func()
+	// Deliver hands a committed message to this instance's outbox worker;
+	// may be nil, and then the worker finds it in the store. Messages are
+	// written leased to that worker for DeliveryLease.
+	Deliver       func(*tessera.Message)
+	DeliveryLease time.Duration
 	Log    *slog.Logger
 }
 
@@ -205,11 +208,14 @@ func (e *Engine) Initiate(ctx context.Context, owner string, method tessera.Meth
 	if err != nil {
 		return nil, err
 	}
+	if e.Deliver != nil {
+		msg.LockedUntil = now.Add(e.DeliveryLease)
+	}
 	if err := e.Store.CreateVerification(ctx, v, msg); err != nil {
 		return nil, err
 	}
-	if e.Notify != nil {
-		e.Notify()
+	if e.Deliver != nil {
+		e.Deliver(msg)
 	}
 	return out, nil
 }
@@ -260,39 +266,61 @@ func (e *Engine) Validate(ctx context.Context, owner string, method tessera.Meth
 		return nil, err
 	}
 	now := e.now()
-	v, err := e.Store.ReserveAttempt(ctx, owner, method, id, now)
-	switch tessera.ErrorCode(err) {
-	case "":
-	case tessera.EEXPIRED:
-		return nil, &tessera.Error{Code: tessera.EEXPIRED, Message: "Verification expired", Data: v}
-	case tessera.ELOCKED:
-		return nil, &tessera.Error{Code: tessera.ELOCKED, Message: "Too many attempts: verification locked", Data: v}
-	default:
+	v, err := e.Store.Verification(ctx, owner, id)
+	if err != nil {
 		return nil, err
 	}
-	if err == nil && v == nil {
-		return nil, errors.New("store returned no verification")
+	if err := usable(v, method, now); err != nil {
+		return nil, err
 	}
-
 	ok, err := e.matches(ctx, v, code, now)
 	if err != nil {
 		return nil, err
 	}
+	// The store re-checks usability in the same statement that counts or
+	// consumes, so a parallel request can change nothing in between.
 	if !ok {
-		wrong := *v
-		wrong.Attempts++
-		return nil, &tessera.Error{Code: tessera.EINVALIDCODE, Message: "Invalid code", Data: &wrong}
+		v, err = e.Store.FailAttempt(ctx, owner, method, id, now)
+		if err != nil {
+			return nil, unusableError(v, err)
+		}
+		return nil, &tessera.Error{Code: tessera.EINVALIDCODE, Message: "Invalid code", Data: v}
 	}
-	if err := e.Store.ConsumeVerification(ctx, owner, id, now); err != nil {
-		return nil, err
+	v, err = e.Store.ConsumeVerification(ctx, owner, method, id, now)
+	if err != nil {
+		return nil, unusableError(v, err)
 	}
-	v.ConsumedAt = now
 	if removeSecret && method == tessera.MethodGoogleAuth {
 		if err := e.Store.DeleteTOTPSecret(ctx, owner, v.Consumer); err != nil && tessera.ErrorCode(err) != tessera.ENOTFOUND {
 			return nil, err
 		}
 	}
 	return v, nil
+}
+
+// usable says why no code can be checked against v now, if so.
+func usable(v *tessera.Verification, method tessera.Method, now time.Time) error {
+	switch {
+	case v.Method != method || !v.ConsumedAt.IsZero():
+		return tessera.Errorf(tessera.ENOTFOUND, "Not found")
+	case v.Expired(now):
+		return unusableError(v, tessera.Errorf(tessera.EEXPIRED, ""))
+	case v.Locked():
+		return unusableError(v, tessera.Errorf(tessera.ELOCKED, ""))
+	}
+	return nil
+}
+
+// unusableError turns the store's EEXPIRED and ELOCKED into the caller's
+// errors, which carry the verification.
+func unusableError(v *tessera.Verification, err error) error {
+	switch tessera.ErrorCode(err) {
+	case tessera.EEXPIRED:
+		return &tessera.Error{Code: tessera.EEXPIRED, Message: "Verification expired", Data: v}
+	case tessera.ELOCKED:
+		return &tessera.Error{Code: tessera.ELOCKED, Message: "Too many attempts: verification locked", Data: v}
+	}
+	return err
 }
 
 // matches reports whether code is right for v. For google_auth it also

@@ -1,0 +1,317 @@
+package config
+
+import (
+	"bytes"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// env returns a getenv that sees only vars.
+func env(vars map[string]string) func(string) string {
+	return func(name string) string { return vars[name] }
+}
+
+func b64(b byte) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32)) }
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadGeneratesKeysOnce(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data") // does not exist yet
+	vars := map[string]string{"TESSERA_DATA_DIR": dir}
+
+	c, err := Load(env(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.KeysGenerated {
+		t.Error("KeysGenerated = false on first start")
+	}
+	if len(c.HMACKey) != 32 || len(c.EncryptionKeys) != 1 || c.EncryptionKeys[0].ID != "k1" || len(c.EncryptionKeys[0].Key) != 32 {
+		t.Errorf("keys: hmac %d bytes, encryption %+v", len(c.HMACKey), c.EncryptionKeys)
+	}
+	if info, err := os.Stat(dir); err != nil {
+		t.Fatal(err)
+	} else if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		t.Errorf("data directory mode %o, want no group or other access", perm)
+	}
+	for _, name := range []string{"hmac.key", "encryption.keys"} {
+		info, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatalf("%s not created: %v", name, err)
+		}
+		if perm := info.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s mode %o, want 600", name, perm)
+		}
+	}
+
+	// The defaults.
+	if c.Addr != DefaultAddr || c.DataDir != dir || c.DatabaseURL != "" || c.UsesPostgres() ||
+		c.SQLiteFullSync || c.PostgresConns != 16 || c.LogFormat != "text" || c.LogLevel != "info" ||
+		c.ShutdownTimeout != 15*time.Second || c.Retention != 24*time.Hour {
+		t.Errorf("defaults: %+v", c)
+	}
+	if c.SQLitePath() != filepath.Join(dir, "tessera.db") {
+		t.Errorf("SQLitePath = %q", c.SQLitePath())
+	}
+
+	again, err := Load(env(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.KeysGenerated {
+		t.Error("KeysGenerated = true on second start")
+	}
+	if !bytes.Equal(again.HMACKey, c.HMACKey) {
+		t.Error("second start has another HMAC key")
+	}
+	if len(again.EncryptionKeys) != 1 || again.EncryptionKeys[0].ID != "k1" || !bytes.Equal(again.EncryptionKeys[0].Key, c.EncryptionKeys[0].Key) {
+		t.Error("second start has other encryption keys")
+	}
+
+	other, err := Load(env(map[string]string{"TESSERA_DATA_DIR": filepath.Join(t.TempDir(), "other")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(other.HMACKey, c.HMACKey) || bytes.Equal(other.EncryptionKeys[0].Key, c.EncryptionKeys[0].Key) {
+		t.Error("two data directories got the same generated keys")
+	}
+}
+
+func TestLoadDefaultDataDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != DefaultDataDir {
+		t.Errorf("DataDir = %q, want %q", c.DataDir, DefaultDataDir)
+	}
+	if _, err := os.Stat(filepath.Join(DefaultDataDir, "hmac.key")); err != nil {
+		t.Errorf("hmac.key not in the default data directory: %v", err)
+	}
+}
+
+func TestLoadValues(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Load(env(map[string]string{
+		"TESSERA_DATA_DIR":           dir,
+		"TESSERA_ADDR":               ":9000",
+		"TESSERA_DATABASE_URL":       "postgresql://u@db/tessera",
+		"TESSERA_SQLITE_SYNC":        "full",
+		"TESSERA_POSTGRES_MAX_CONNS": " 4 ",
+		"TESSERA_LOG_FORMAT":         "json",
+		"TESSERA_LOG_LEVEL":          "debug",
+		"TESSERA_SHUTDOWN_TIMEOUT":   "30s",
+		"TESSERA_RETENTION":          "72h",
+		"TESSERA_HMAC_KEY":           b64(1),
+		"TESSERA_ENCRYPTION_KEYS":    "new:" + b64(3) + ",old:" + b64(2),
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":9000" || !c.UsesPostgres() || !c.SQLiteFullSync || c.PostgresConns != 4 || c.LogFormat != "json" ||
+		c.LogLevel != "debug" || c.ShutdownTimeout != 30*time.Second || c.Retention != 72*time.Hour {
+		t.Errorf("config: %+v", c)
+	}
+	if c.KeysGenerated {
+		t.Error("KeysGenerated with keys from the environment")
+	}
+	if !bytes.Equal(c.HMACKey, bytes.Repeat([]byte{1}, 32)) {
+		t.Errorf("HMACKey = %x", c.HMACKey)
+	}
+	if len(c.EncryptionKeys) != 2 || c.EncryptionKeys[0].ID != "new" || c.EncryptionKeys[1].ID != "old" {
+		t.Errorf("EncryptionKeys = %+v, want new then old", c.EncryptionKeys)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("data directory holds %v, want no key files", entries)
+	}
+}
+
+func TestLoadFileVariants(t *testing.T) {
+	secrets := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "data")
+	c, err := Load(env(map[string]string{
+		"TESSERA_DATA_DIR":             dir,
+		"TESSERA_DATABASE_URL_FILE":    writeFile(t, secrets, "db", "postgres://u:pw@db/tessera\n"),
+		"TESSERA_HMAC_KEY_FILE":        writeFile(t, secrets, "hmac", b64(7)+"\n"),
+		"TESSERA_ENCRYPTION_KEYS_FILE": writeFile(t, secrets, "enc", "k9:"+b64(8)+"\nk8:"+b64(9)+"\n"),
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != "postgres://u:pw@db/tessera" || !c.UsesPostgres() {
+		t.Errorf("DatabaseURL = %q", c.DatabaseURL)
+	}
+	if !bytes.Equal(c.HMACKey, bytes.Repeat([]byte{7}, 32)) {
+		t.Errorf("HMACKey = %x", c.HMACKey)
+	}
+	if len(c.EncryptionKeys) != 2 || c.EncryptionKeys[0].ID != "k9" || !bytes.Equal(c.EncryptionKeys[0].Key, bytes.Repeat([]byte{8}, 32)) {
+		t.Errorf("EncryptionKeys = %+v", c.EncryptionKeys)
+	}
+	if c.KeysGenerated {
+		t.Error("KeysGenerated with keys from files")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "hmac.key")); err == nil {
+		t.Error("hmac.key generated although TESSERA_HMAC_KEY_FILE is set")
+	}
+}
+
+func TestLoadGeneratesOnlyMissingKeys(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Load(env(map[string]string{"TESSERA_DATA_DIR": dir, "TESSERA_HMAC_KEY": b64(1)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.KeysGenerated || !bytes.Equal(c.HMACKey, bytes.Repeat([]byte{1}, 32)) {
+		t.Errorf("KeysGenerated = %v, HMACKey = %x", c.KeysGenerated, c.HMACKey)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "hmac.key")); err == nil {
+		t.Error("hmac.key generated although TESSERA_HMAC_KEY is set")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "encryption.keys")); err != nil {
+		t.Errorf("encryption.keys not generated: %v", err)
+	}
+}
+
+func TestLoadBothValueAndFile(t *testing.T) {
+	secrets := t.TempDir()
+	values := map[string]string{
+		"TESSERA_DATABASE_URL":    "postgres://db/x",
+		"TESSERA_HMAC_KEY":        b64(1),
+		"TESSERA_ENCRYPTION_KEYS": "k1:" + b64(2),
+	}
+	for name, value := range values {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(env(map[string]string{
+				"TESSERA_DATA_DIR": t.TempDir(),
+				name:               value,
+				name + "_FILE":     writeFile(t, secrets, name, value),
+			}))
+			if err == nil {
+				t.Fatal("Load succeeded with both set")
+			}
+			if msg := err.Error(); !strings.Contains(msg, name+" ") || !strings.Contains(msg, name+"_FILE") {
+				t.Errorf("error %q does not name both %s and %s_FILE", msg, name, name)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	for _, name := range []string{"TESSERA_DATABASE_URL", "TESSERA_HMAC_KEY", "TESSERA_ENCRYPTION_KEYS"} {
+		_, err := Load(env(map[string]string{
+			"TESSERA_DATA_DIR": t.TempDir(),
+			name + "_FILE":     filepath.Join(t.TempDir(), "missing"),
+		}))
+		if err == nil || !strings.Contains(err.Error(), name+"_FILE") {
+			t.Errorf("%s_FILE naming a missing file: error %v, want one naming %s_FILE", name, err, name)
+		}
+	}
+}
+
+func TestLoadBadValues(t *testing.T) {
+	tests := []struct {
+		name string
+		vars map[string]string
+		want []string // each must appear in the one error
+	}{
+		{
+			name: "several at once",
+			vars: map[string]string{
+				"TESSERA_DATABASE_URL":     "mysql://x",
+				"TESSERA_LOG_FORMAT":       "xml",
+				"TESSERA_SHUTDOWN_TIMEOUT": "abc",
+			},
+			want: []string{"TESSERA_DATABASE_URL", "TESSERA_LOG_FORMAT", "TESSERA_SHUTDOWN_TIMEOUT"},
+		},
+		{name: "database URL", vars: map[string]string{"TESSERA_DATABASE_URL": "mysql://x"}, want: []string{"TESSERA_DATABASE_URL"}},
+		{name: "database file path", vars: map[string]string{"TESSERA_DATABASE_URL": "/var/lib/tessera.db"}, want: []string{"TESSERA_DATABASE_URL"}},
+		{name: "log format", vars: map[string]string{"TESSERA_LOG_FORMAT": "xml"}, want: []string{"TESSERA_LOG_FORMAT"}},
+		{name: "log level", vars: map[string]string{"TESSERA_LOG_LEVEL": "verbose"}, want: []string{"TESSERA_LOG_LEVEL"}},
+		{name: "sqlite sync", vars: map[string]string{"TESSERA_SQLITE_SYNC": "off"}, want: []string{"TESSERA_SQLITE_SYNC"}},
+		{name: "max conns zero", vars: map[string]string{"TESSERA_POSTGRES_MAX_CONNS": "0"}, want: []string{"TESSERA_POSTGRES_MAX_CONNS"}},
+		{name: "max conns word", vars: map[string]string{"TESSERA_POSTGRES_MAX_CONNS": "many"}, want: []string{"TESSERA_POSTGRES_MAX_CONNS"}},
+		{name: "max conns trailing junk", vars: map[string]string{"TESSERA_POSTGRES_MAX_CONNS": "16x"}, want: []string{"TESSERA_POSTGRES_MAX_CONNS"}},
+		{name: "max conns two numbers", vars: map[string]string{"TESSERA_POSTGRES_MAX_CONNS": "8 16"}, want: []string{"TESSERA_POSTGRES_MAX_CONNS"}},
+		{name: "shutdown timeout", vars: map[string]string{"TESSERA_SHUTDOWN_TIMEOUT": "abc"}, want: []string{"TESSERA_SHUTDOWN_TIMEOUT"}},
+		{name: "shutdown timeout without unit", vars: map[string]string{"TESSERA_SHUTDOWN_TIMEOUT": "15"}, want: []string{"TESSERA_SHUTDOWN_TIMEOUT"}},
+		{name: "negative retention", vars: map[string]string{"TESSERA_RETENTION": "-1h"}, want: []string{"TESSERA_RETENTION"}},
+		{name: "zero retention", vars: map[string]string{"TESSERA_RETENTION": "0s"}, want: []string{"TESSERA_RETENTION"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			vars := map[string]string{"TESSERA_DATA_DIR": dir}
+			for k, v := range tc.vars {
+				vars[k] = v
+			}
+			c, err := Load(env(vars))
+			if err == nil {
+				t.Fatalf("Load = %+v, want an error", c)
+			}
+			for _, name := range tc.want {
+				if !strings.Contains(err.Error(), name) {
+					t.Errorf("error %q does not name %s", err, name)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadBadKeys(t *testing.T) {
+	short := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{5}, 31))
+	tests := []struct {
+		name string
+		vars map[string]string
+		want string
+	}{
+		{name: "hmac key not base64", vars: map[string]string{"TESSERA_HMAC_KEY": "not a key!"}, want: "TESSERA_HMAC_KEY"},
+		{name: "hmac key 31 bytes", vars: map[string]string{"TESSERA_HMAC_KEY": short}, want: "TESSERA_HMAC_KEY"},
+		{name: "encryption key without id", vars: map[string]string{"TESSERA_ENCRYPTION_KEYS": b64(4)}, want: "TESSERA_ENCRYPTION_KEYS"},
+		{name: "encryption key 31 bytes", vars: map[string]string{"TESSERA_ENCRYPTION_KEYS": "k1:" + short}, want: "TESSERA_ENCRYPTION_KEYS"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			vars := map[string]string{"TESSERA_DATA_DIR": t.TempDir()}
+			for k, v := range tc.vars {
+				vars[k] = v
+			}
+			_, err := Load(env(vars))
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not name %s", err, tc.want)
+			}
+			// The error is printed at start-up: it must not carry the key.
+			for _, v := range tc.vars {
+				if strings.Contains(err.Error(), v) || strings.Contains(err.Error(), strings.TrimPrefix(v, "k1:")) {
+					t.Errorf("error %q repeats the key", err)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadCorruptKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Load(env(map[string]string{"TESSERA_DATA_DIR": dir})); err != nil {
+		t.Fatal(err)
+	}
+	path := writeFile(t, dir, "hmac.key", "truncated")
+	_, err := Load(env(map[string]string{"TESSERA_DATA_DIR": dir}))
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("corrupt %s: error %v, want one naming the file", path, err)
+	}
+}
