@@ -124,16 +124,17 @@ type Store interface {
 	// Verification returns the verification of owner with id, consumed or
 	// not; ENOTFOUND if there is none.
 	Verification(ctx context.Context, owner, id string) (*Verification, error)
-	// FailAttempt counts one wrong code on a usable verification (of that
-	// method, unconsumed, unexpired at now, attempts left) and returns it
-	// after the count. Otherwise it is ENOTFOUND for a missing or consumed
-	// one or another method, EEXPIRED or ELOCKED; with those two the
-	// verification is returned too. The check and the count are one
-	// statement, so parallel wrong codes never count past the cap.
-	FailAttempt(ctx context.Context, owner string, method Method, id string, now time.Time) (*Verification, error)
-	// ConsumeVerification marks a usable verification used and returns it;
-	// errors as FailAttempt. Of parallel calls, exactly one wins.
-	ConsumeVerification(ctx context.Context, owner string, method Method, id string, now time.Time) (*Verification, error)
+	// CheckCode is consume-if-valid. It reads verification id of owner
+	// and, if it is usable (that method, unconsumed, unexpired at now,
+	// attempts left), asks check whether the code is right: if so it
+	// consumes the verification, if not it counts a wrong attempt. Read,
+	// check and write are one atomic step, so parallel requests can never
+	// count past the cap or consume twice. check must be pure and fast (it
+	// may run inside a transaction). It returns the verification after
+	// the change and check's answer; ENOTFOUND for a missing or consumed
+	// verification or another method, EEXPIRED or ELOCKED (with the
+	// verification) when it is not usable.
+	CheckCode(ctx context.Context, owner string, method Method, id string, now time.Time, check func(*Verification) bool) (*Verification, bool, error)
 	// DeleteVerification removes an unconsumed verification of that method;
 	// ENOTFOUND if none.
 	DeleteVerification(ctx context.Context, owner string, method Method, id string) error

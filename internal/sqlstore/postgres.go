@@ -46,9 +46,5 @@ func OpenPostgres(ctx context.Context, dsn string, maxConns int) (*DB, error) {
 			skipLocked:  "FOR UPDATE SKIP LOCKED",
 		},
 	}
-	if err := store.prepareTxQueries(ctx); err != nil {
-		store.Close()
-		return nil, err
-	}
 	return store, nil
 }

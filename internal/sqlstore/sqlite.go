@@ -35,10 +35,10 @@ func OpenSQLite(ctx context.Context, path string, fullSync bool) (*DB, error) {
 	}
 	dsn := "file:" + path + "?" + params.Encode()
 
-	// One writer connection: SQLite allows a single writer at a time, and
-	// queuing in database/sql is far cheaper than SQLITE_BUSY retries.
-	// BEGIN IMMEDIATE takes the write lock at the start of a transaction,
-	// so a transaction never fails half-way on a lock upgrade.
+	// One writer connection, owned by the group commit (batch.go): SQLite
+	// allows a single writer at a time, and queuing in Go is far cheaper
+	// than SQLITE_BUSY retries. Other processes (the tessera CLI) wait on
+	// the busy timeout.
 	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
 	if err != nil {
 		return nil, err
@@ -65,10 +65,11 @@ func OpenSQLite(ctx context.Context, path string, fullSync bool) (*DB, error) {
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
 	read.SetConnMaxIdleTime(0)
-	db := &DB{write: write, read: read, dialect: dialect{name: "sqlite"}}
-	if err := db.prepareTxQueries(ctx); err != nil {
-		db.Close()
+	batch, err := newBatcher(ctx, write)
+	if err != nil {
+		write.Close()
+		read.Close()
 		return nil, err
 	}
-	return db, nil
+	return &DB{write: write, read: read, batch: batch, dialect: dialect{name: "sqlite"}}, nil
 }

@@ -10,7 +10,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,9 +21,10 @@ var _ tessera.Store = (*DB)(nil)
 // DB is a tessera.Store on a SQL database.
 type DB struct {
 	// write runs statements that change state; read runs the others. They
-	// are the same pool on PostgreSQL; on SQLite write has one connection,
-	// so writers queue in Go instead of spinning on SQLITE_BUSY.
+	// are the same pool on PostgreSQL. On SQLite write has one connection,
+	// owned by batch, which groups parallel writes into one commit.
 	write, read *sql.DB
+	batch       *batcher // SQLite only
 	dialect     dialect
 	// stmts caches prepared statements by pool and query text: parsing SQL
 	// costs more than running these short statements.
@@ -39,17 +39,22 @@ type stmtKey struct {
 // dialect holds what differs between the databases.
 type dialect struct {
 	name string
-	// placeholder returns the n-th (1-based) bind parameter.
+	// placeholder returns the n-th (1-based) bind parameter; nil where '?'
+	// is native.
 	placeholder func(n int) string
 	// skipLocked is appended to the claim subquery where rows can be
 	// locked, so two instances never claim the same message.
 	skipLocked string
 }
 
-// Close closes the database.
+// Close closes the database, after the writes already queued.
 func (db *DB) Close() error {
+	var err error
+	if db.batch != nil {
+		err = db.batch.close()
+	}
 	db.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
-	err := db.write.Close()
+	err = errors.Join(err, db.write.Close())
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())
 	}
@@ -65,90 +70,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // Dialect names the database: "sqlite" or "postgres".
 func (db *DB) Dialect() string { return db.dialect.name }
 
-// prepared returns the statement for query (written with '?'
-// placeholders) on pool, preparing it the first time.
-func (db *DB) prepared(ctx context.Context, pool *sql.DB, query string) (*sql.Stmt, error) {
-	key := stmtKey{pool, query}
-	if st, ok := db.stmts.Load(key); ok {
-		return st.(*sql.Stmt), nil
-	}
-	st, err := pool.PrepareContext(ctx, db.rebind(query))
-	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
-	if prev, loaded := db.stmts.LoadOrStore(key, st); loaded {
-		st.Close()
-		return prev.(*sql.Stmt), nil
-	}
-	return st, nil
-}
-
-// exec runs a prepared statement on pool, or in tx when tx is not nil.
-// Inside a transaction only statements prepared beforehand (see
-// txQueries) are reused: preparing needs a connection of the pool, and on
-// SQLite the transaction holds the only writer connection.
-func (db *DB) exec(ctx context.Context, pool *sql.DB, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
-	if tx != nil {
-		if st, ok := db.stmts.Load(stmtKey{pool, query}); ok {
-			return tx.StmtContext(ctx, st.(*sql.Stmt)).ExecContext(ctx, args...)
-		}
-		return tx.ExecContext(ctx, db.rebind(query), args...)
-	}
-	st, err := db.prepared(ctx, pool, query)
-	if err != nil {
-		return nil, err
-	}
-	return st.ExecContext(ctx, args...)
-}
-
-// Statements run inside transactions, prepared when the store opens.
-const (
-	insertVerification = `INSERT INTO verifications (` + verificationColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING`
-	insertMessage = `INSERT INTO outbox (id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, locked_until, last_error, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, '', ?)`
-	markSent = `UPDATE outbox SET status = 'sent', sealed = NULL, sent_at = ?, locked_until = 0 WHERE id = ?`
-)
-
-var txQueries = []string{insertVerification, insertMessage, markSent}
-
-// prepareTxQueries prepares the statements transactions use.
-func (db *DB) prepareTxQueries(ctx context.Context) error {
-	for _, q := range txQueries {
-		if _, err := db.prepared(ctx, db.write, q); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// queryRow runs a prepared single-row query on pool.
-func (db *DB) queryRow(ctx context.Context, pool *sql.DB, query string, args ...any) *sql.Row {
-	st, err := db.prepared(ctx, pool, query)
-	if err != nil {
-		// Let the error surface from Scan, as QueryRow would.
-		return pool.QueryRowContext(ctx, db.rebind(query), args...)
-	}
-	return st.QueryRowContext(ctx, args...)
-}
-
-// query runs a prepared multi-row query on pool.
-func (db *DB) query(ctx context.Context, pool *sql.DB, query string, args ...any) (*sql.Rows, error) {
-	st, err := db.prepared(ctx, pool, query)
-	if err != nil {
-		return nil, err
-	}
-	return st.QueryContext(ctx, args...)
-}
-
 func ms(t time.Time) int64 { return t.UnixMilli() }
-
-func nullMS(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
-}
 
 func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
 
@@ -168,17 +90,19 @@ func lockedUntil(t time.Time) int64 {
 
 func notFound() error { return tessera.Errorf(tessera.ENOTFOUND, "Not found") }
 
-// inTx runs fn in a write transaction and commits it if fn succeeds.
-func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.write.BeginTx(ctx, nil)
+// oneRow turns "no row changed" into ENOTFOUND.
+func oneRow(res sql.Result, err error) error {
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
+	n, err := res.RowsAffected()
+	if err != nil {
 		return err
 	}
-	return tx.Commit()
+	if n == 0 {
+		return notFound()
+	}
+	return nil
 }
 
 // ---- verifications ----
@@ -205,21 +129,17 @@ func scanVerification(row scanner) (*tessera.Verification, error) {
 
 // CreateVerification stores v and its outbox message in one transaction.
 func (db *DB) CreateVerification(ctx context.Context, v *tessera.Verification, msg *tessera.Message) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := db.exec(ctx, db.write, tx, insertVerification,
+	return db.writeOp(ctx, msg != nil, func(r runner) error {
+		res, err := r.exec(ctx, `INSERT INTO verifications (`+verificationColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING`,
 			v.Owner, v.ID, string(v.Method), v.Consumer, v.Issuer, v.CodeHash, v.Attempts, v.MaxAttempts, v.Payload, ms(v.CreatedAt), ms(v.ExpiresAt))
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
+		if err := oneRow(res, err); tessera.ErrorCode(err) == tessera.ENOTFOUND {
 			return tessera.Errorf(tessera.ECONFLICT, "Verification id already in use")
+		} else if err != nil || msg == nil {
+			return err
 		}
-		if msg == nil {
-			return nil
-		}
-		_, err = db.exec(ctx, db.write, tx, insertMessage,
+		_, err = r.exec(ctx, `INSERT INTO outbox (id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, locked_until, last_error, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, '', ?)`,
 			msg.ID, msg.Owner, msg.VerificationID, string(msg.Channel), msg.To, msg.Sealed, string(tessera.MessagePending), ms(msg.NextAttemptAt), lockedUntil(msg.LockedUntil), ms(msg.CreatedAt))
 		return err
 	})
@@ -227,7 +147,7 @@ func (db *DB) CreateVerification(ctx context.Context, v *tessera.Verification, m
 
 // Verification returns one verification, consumed or not.
 func (db *DB) Verification(ctx context.Context, owner, id string) (*tessera.Verification, error) {
-	return scanVerification(db.queryRow(ctx, db.read, `SELECT `+verificationColumns+` FROM verifications WHERE owner = ? AND id = ?`, owner, id))
+	return readVerification(ctx, db.reader(), owner, id)
 }
 
 // usable is the condition under which a code may be checked against a
@@ -235,65 +155,82 @@ func (db *DB) Verification(ctx context.Context, owner, id string) (*tessera.Veri
 // consumes, so the check and the change are one atomic step.
 const usable = `owner = ? AND id = ? AND method = ? AND consumed_at IS NULL AND expires_at > ? AND attempts < max_attempts`
 
-// FailAttempt counts a wrong code in one conditional UPDATE.
-func (db *DB) FailAttempt(ctx context.Context, owner string, method tessera.Method, id string, now time.Time) (*tessera.Verification, error) {
-	v, err := scanVerification(db.queryRow(ctx, db.write, `UPDATE verifications SET attempts = attempts + 1
-		WHERE `+usable+` RETURNING `+verificationColumns, owner, id, string(method), ms(now)))
-	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
-		return db.whyUnusable(ctx, owner, method, id, now)
+// CheckCode reads, checks and counts or consumes. On SQLite all of it
+// runs in the group commit's transaction on the single writer, so nothing
+// can change in between. On PostgreSQL the UPDATE repeats the usability
+// condition and matches created_at, so it changes nothing if a parallel
+// request got there first (or the id was deleted and reused); then the row
+// is read again to say why.
+func (db *DB) CheckCode(ctx context.Context, owner string, method tessera.Method, id string, now time.Time, check func(*tessera.Verification) bool) (*tessera.Verification, bool, error) {
+	var v *tessera.Verification
+	var ok bool
+	err := db.writeOp(ctx, false, func(r runner) error {
+		var err error
+		if v, err = readVerification(ctx, r, owner, id); err != nil {
+			return err
+		}
+		if err := unusable(v, method, now); err != nil {
+			return err
+		}
+		ok = check(v)
+		query, args := countWrongCode, []any{owner, id, string(method), ms(now), ms(v.CreatedAt)}
+		if ok {
+			query, args = consumeCode, append([]any{ms(now)}, args...)
+		}
+		updated, err := scanVerification(r.queryRow(ctx, query, args...))
+		if tessera.ErrorCode(err) != tessera.ENOTFOUND {
+			v = updated
+			return err
+		}
+		if v, err = readVerification(ctx, r, owner, id); err != nil {
+			return err
+		}
+		if err := unusable(v, method, now); err != nil {
+			return err
+		}
+		return notFound() // deleted and created again meanwhile
+	})
+	switch tessera.ErrorCode(err) {
+	case "", tessera.EEXPIRED, tessera.ELOCKED:
+		return v, ok, err
 	}
-	return v, err
+	return nil, false, err
 }
 
-// ConsumeVerification marks a usable verification used in one
-// conditional UPDATE.
-func (db *DB) ConsumeVerification(ctx context.Context, owner string, method tessera.Method, id string, now time.Time) (*tessera.Verification, error) {
-	v, err := scanVerification(db.queryRow(ctx, db.write, `UPDATE verifications SET consumed_at = ?
-		WHERE `+usable+` RETURNING `+verificationColumns, ms(now), owner, id, string(method), ms(now)))
-	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
-		return db.whyUnusable(ctx, owner, method, id, now)
-	}
-	return v, err
+// usableCondition is the condition under which a code may be checked. It
+// is part of the statement that counts or consumes, so the check and the
+// change are one atomic step.
+const usableCondition = `owner = ? AND id = ? AND method = ? AND consumed_at IS NULL AND expires_at > ? AND attempts < max_attempts`
+
+const (
+	countWrongCode = `UPDATE verifications SET attempts = attempts + 1
+		WHERE ` + usableCondition + ` AND created_at = ? RETURNING ` + verificationColumns
+	consumeCode = `UPDATE verifications SET consumed_at = ?
+		WHERE ` + usableCondition + ` AND created_at = ? RETURNING ` + verificationColumns
+)
+
+func readVerification(ctx context.Context, r runner, owner, id string) (*tessera.Verification, error) {
+	return scanVerification(r.queryRow(ctx, `SELECT `+verificationColumns+` FROM verifications WHERE owner = ? AND id = ?`, owner, id))
 }
 
-// whyUnusable says why a conditional update changed nothing.
-func (db *DB) whyUnusable(ctx context.Context, owner string, method tessera.Method, id string, now time.Time) (*tessera.Verification, error) {
-	v, err := scanVerification(db.queryRow(ctx, db.write, `SELECT `+verificationColumns+` FROM verifications WHERE owner = ? AND id = ?`, owner, id))
-	if err != nil {
-		return nil, err
-	}
+// unusable says why no code can be checked against v at now, if so.
+func unusable(v *tessera.Verification, method tessera.Method, now time.Time) error {
 	switch {
 	case v.Method != method || !v.ConsumedAt.IsZero():
-		return nil, notFound()
+		return notFound()
 	case v.Expired(now):
-		return v, tessera.Errorf(tessera.EEXPIRED, "Verification expired")
+		return tessera.Errorf(tessera.EEXPIRED, "Verification expired")
 	case v.Locked():
-		return v, tessera.Errorf(tessera.ELOCKED, "Too many attempts")
+		return tessera.Errorf(tessera.ELOCKED, "Too many attempts")
 	}
-	// Only a verification deleted and created again with the same id
-	// between the two statements gets here.
-	return nil, tessera.Errorf(tessera.ECONFLICT, "Verification changed, try again")
+	return nil
 }
 
 // DeleteVerification removes an unconsumed verification.
 func (db *DB) DeleteVerification(ctx context.Context, owner string, method tessera.Method, id string) error {
-	res, err := db.exec(ctx, db.write, nil, `DELETE FROM verifications WHERE owner = ? AND id = ? AND method = ? AND consumed_at IS NULL`, owner, id, string(method))
-	return oneRow(res, err)
-}
-
-// oneRow turns "no row changed" into ENOTFOUND.
-func oneRow(res sql.Result, err error) error {
-	if err != nil {
-		return err
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return notFound()
-	}
-	return nil
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `DELETE FROM verifications WHERE owner = ? AND id = ? AND method = ? AND consumed_at IS NULL`, owner, id, string(method)))
+	})
 }
 
 // ---- TOTP secrets ----
@@ -303,7 +240,7 @@ func (db *DB) TOTPSecret(ctx context.Context, owner, consumer string) (*tessera.
 	var s tessera.TOTPSecret
 	var verified sql.NullInt64
 	var created int64
-	err := db.queryRow(ctx, db.read, `SELECT owner, consumer, sealed, verified_at, last_step, created_at FROM totp_secrets WHERE owner = ? AND consumer = ?`, owner, consumer).
+	err := db.reader().queryRow(ctx, `SELECT owner, consumer, sealed, verified_at, last_step, created_at FROM totp_secrets WHERE owner = ? AND consumer = ?`, owner, consumer).
 		Scan(&s.Owner, &s.Consumer, &s.Sealed, &verified, &s.LastStep, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound()
@@ -318,24 +255,26 @@ func (db *DB) TOTPSecret(ctx context.Context, owner, consumer string) (*tessera.
 // PutTemporaryTOTPSecret stores or replaces a temporary secret; the WHERE
 // of the upsert keeps a verified secret untouched.
 func (db *DB) PutTemporaryTOTPSecret(ctx context.Context, s *tessera.TOTPSecret) error {
-	res, err := db.exec(ctx, db.write, nil, `INSERT INTO totp_secrets (owner, consumer, sealed, verified_at, last_step, created_at)
-		VALUES (?, ?, ?, NULL, -1, ?)
-		ON CONFLICT (owner, consumer) DO UPDATE SET sealed = excluded.sealed, created_at = excluded.created_at, last_step = -1
-		WHERE totp_secrets.verified_at IS NULL`, s.Owner, s.Consumer, s.Sealed, ms(s.CreatedAt))
-	if err := oneRow(res, err); tessera.ErrorCode(err) == tessera.ENOTFOUND {
+	err := db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `INSERT INTO totp_secrets (owner, consumer, sealed, verified_at, last_step, created_at)
+			VALUES (?, ?, ?, NULL, -1, ?)
+			ON CONFLICT (owner, consumer) DO UPDATE SET sealed = excluded.sealed, created_at = excluded.created_at, last_step = -1
+			WHERE totp_secrets.verified_at IS NULL`, s.Owner, s.Consumer, s.Sealed, ms(s.CreatedAt)))
+	})
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return tessera.Errorf(tessera.ECONFLICT, "A verified secret exists")
-	} else if err != nil {
-		return err
 	}
-	return nil
+	return err
 }
 
 // AcceptTOTPStep moves last_step forward only: one statement, so the same
 // step can win once however many requests carry it.
 func (db *DB) AcceptTOTPStep(ctx context.Context, owner, consumer string, step int64, now time.Time) error {
-	res, err := db.exec(ctx, db.write, nil, `UPDATE totp_secrets SET last_step = ?, verified_at = COALESCE(verified_at, ?)
-		WHERE owner = ? AND consumer = ? AND last_step < ?`, step, ms(now), owner, consumer, step)
-	if err := oneRow(res, err); tessera.ErrorCode(err) != tessera.ENOTFOUND {
+	err := db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE totp_secrets SET last_step = ?, verified_at = COALESCE(verified_at, ?)
+			WHERE owner = ? AND consumer = ? AND last_step < ?`, step, ms(now), owner, consumer, step))
+	})
+	if tessera.ErrorCode(err) != tessera.ENOTFOUND {
 		return err
 	}
 	if _, err := db.TOTPSecret(ctx, owner, consumer); err != nil {
@@ -346,22 +285,23 @@ func (db *DB) AcceptTOTPStep(ctx context.Context, owner, consumer string, step i
 
 // DeleteTOTPSecret removes a consumer's secret.
 func (db *DB) DeleteTOTPSecret(ctx context.Context, owner, consumer string) error {
-	res, err := db.exec(ctx, db.write, nil, `DELETE FROM totp_secrets WHERE owner = ? AND consumer = ?`, owner, consumer)
-	return oneRow(res, err)
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `DELETE FROM totp_secrets WHERE owner = ? AND consumer = ?`, owner, consumer))
+	})
 }
 
 // ---- API clients ----
 
 // CreateClient stores a client; a taken name is ECONFLICT.
 func (db *DB) CreateClient(ctx context.Context, c *tessera.Client) error {
-	res, err := db.exec(ctx, db.write, nil, `INSERT INTO clients (id, name, token_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		c.ID, c.Name, c.TokenHash, ms(c.CreatedAt))
-	if err := oneRow(res, err); tessera.ErrorCode(err) == tessera.ENOTFOUND {
+	err := db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `INSERT INTO clients (id, name, token_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			c.ID, c.Name, c.TokenHash, ms(c.CreatedAt)))
+	})
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return tessera.Errorf(tessera.ECONFLICT, "A client named %q exists", c.Name)
-	} else if err != nil {
-		return err
 	}
-	return nil
+	return err
 }
 
 const clientColumns = `id, name, token_hash, created_at, revoked_at`
@@ -382,12 +322,12 @@ func scanClient(row scanner) (*tessera.Client, error) {
 
 // ClientByTokenHash finds an unrevoked client by its token's hash.
 func (db *DB) ClientByTokenHash(ctx context.Context, hash []byte) (*tessera.Client, error) {
-	return scanClient(db.queryRow(ctx, db.read, `SELECT `+clientColumns+` FROM clients WHERE token_hash = ? AND revoked_at IS NULL`, hash))
+	return scanClient(db.reader().queryRow(ctx, `SELECT `+clientColumns+` FROM clients WHERE token_hash = ? AND revoked_at IS NULL`, hash))
 }
 
 // Clients lists every client.
 func (db *DB) Clients(ctx context.Context) ([]*tessera.Client, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+clientColumns+` FROM clients ORDER BY created_at, name`)
+	rows, err := db.reader().query(ctx, `SELECT `+clientColumns+` FROM clients ORDER BY created_at, name`)
 	if err != nil {
 		return nil, err
 	}
@@ -405,8 +345,9 @@ func (db *DB) Clients(ctx context.Context) ([]*tessera.Client, error) {
 
 // RevokeClient revokes a client by id or name.
 func (db *DB) RevokeClient(ctx context.Context, idOrName string, now time.Time) error {
-	res, err := db.exec(ctx, db.write, nil, `UPDATE clients SET revoked_at = ? WHERE (id = ? OR name = ?) AND revoked_at IS NULL`, ms(now), idOrName, idOrName)
-	return oneRow(res, err)
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE clients SET revoked_at = ? WHERE (id = ? OR name = ?) AND revoked_at IS NULL`, ms(now), idOrName, idOrName))
+	})
 }
 
 // ---- outbox ----
@@ -432,23 +373,27 @@ func scanMessage(row scanner) (*tessera.Message, error) {
 // ClaimMessages leases due messages in one statement. On PostgreSQL the
 // subquery skips rows another instance is claiming at the same moment.
 func (db *DB) ClaimMessages(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*tessera.Message, error) {
-	rows, err := db.query(ctx, db.write, `UPDATE outbox SET locked_until = ?
-		WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? AND locked_until <= ?
-			ORDER BY next_attempt_at LIMIT ? `+db.dialect.skipLocked+`)
-		RETURNING `+messageColumns, ms(now.Add(lease)), ms(now), ms(now), limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	var out []*tessera.Message
-	for rows.Next() {
-		m, err := scanMessage(rows)
+	err := db.writeOp(ctx, false, func(r runner) error {
+		out = nil
+		rows, err := r.query(ctx, `UPDATE outbox SET locked_until = ?
+			WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? AND locked_until <= ?
+				ORDER BY next_attempt_at LIMIT ? `+db.dialect.skipLocked+`)
+			RETURNING `+messageColumns, ms(now.Add(lease)), ms(now), ms(now), limit)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanMessage(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return rows.Err()
+	})
+	return out, err
 }
 
 // MarkMessagesSent marks messages sent and erases their bodies, in one
@@ -457,9 +402,9 @@ func (db *DB) MarkMessagesSent(ctx context.Context, ids []string, now time.Time)
 	if len(ids) == 0 {
 		return nil
 	}
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.writeOp(ctx, len(ids) > 1, func(r runner) error {
 		for _, id := range ids {
-			if _, err := db.exec(ctx, db.write, tx, markSent, ms(now), id); err != nil {
+			if _, err := r.exec(ctx, `UPDATE outbox SET status = 'sent', sealed = NULL, sent_at = ?, locked_until = 0 WHERE id = ?`, ms(now), id); err != nil {
 				return err
 			}
 		}
@@ -467,41 +412,25 @@ func (db *DB) MarkMessagesSent(ctx context.Context, ids []string, now time.Time)
 	})
 }
 
-// rebind rewrites a query written with '?' placeholders for the dialect.
-func (db *DB) rebind(query string) string {
-	if db.dialect.placeholder == nil {
-		return query // '?' is native
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteString(db.dialect.placeholder(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
 // RetryMessage records a failed attempt and when to try again.
 func (db *DB) RetryMessage(ctx context.Context, id string, attempts int, next time.Time, lastErr string) error {
-	res, err := db.exec(ctx, db.write, nil, `UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, locked_until = 0 WHERE id = ? AND status = 'pending'`,
-		attempts, ms(next), lastErr, id)
-	return oneRow(res, err)
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, locked_until = 0 WHERE id = ? AND status = 'pending'`,
+			attempts, ms(next), lastErr, id))
+	})
 }
 
 // FailMessage gives a message up and erases its body.
 func (db *DB) FailMessage(ctx context.Context, id string, attempts int, lastErr string) error {
-	res, err := db.exec(ctx, db.write, nil, `UPDATE outbox SET status = 'failed', sealed = NULL, attempts = ?, last_error = ?, locked_until = 0 WHERE id = ? AND status = 'pending'`,
-		attempts, lastErr, id)
-	return oneRow(res, err)
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE outbox SET status = 'failed', sealed = NULL, attempts = ?, last_error = ?, locked_until = 0 WHERE id = ? AND status = 'pending'`,
+			attempts, lastErr, id))
+	})
 }
 
 // MessageForVerification returns the newest message of a verification.
 func (db *DB) MessageForVerification(ctx context.Context, owner, verificationID string) (*tessera.Message, error) {
-	return scanMessage(db.queryRow(ctx, db.read, `SELECT `+messageColumns+` FROM outbox
+	return scanMessage(db.reader().queryRow(ctx, `SELECT `+messageColumns+` FROM outbox
 		WHERE owner = ? AND verification_id = ? ORDER BY created_at DESC LIMIT 1`, owner, verificationID))
 }
 
@@ -519,12 +448,18 @@ func (db *DB) DeleteStale(ctx context.Context, before time.Time) (int64, error) 
 		{`DELETE FROM outbox WHERE status <> 'pending' AND created_at < ?`, []any{b}},
 		{`DELETE FROM totp_secrets WHERE verified_at IS NULL AND created_at < ?`, []any{b}},
 	} {
-		res, err := db.exec(ctx, db.write, nil, stmt.query, stmt.args...)
+		err := db.writeOp(ctx, false, func(r runner) error {
+			res, err := r.exec(ctx, stmt.query, stmt.args...)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			total += n
+			return err
+		})
 		if err != nil {
 			return total, fmt.Errorf("delete stale: %w", err)
 		}
-		n, _ := res.RowsAffected()
-		total += n
 	}
 	return total, nil
 }

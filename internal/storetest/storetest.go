@@ -27,6 +27,8 @@ func Run(t *testing.T, open func(t *testing.T) tessera.Store) {
 		{"AttemptStates", testAttemptStates},
 		{"ParallelAttemptsHoldTheCap", testParallelAttempts},
 		{"ConsumeOnceAndRaceAtTheCap", testConsumeOnce},
+		{"CheckSeesTheStoredVerification", testCheckSeesTheStoredVerification},
+		{"ParallelCreatesWithConflicts", testParallelCreatesWithConflicts},
 		{"Delete", testDelete},
 		{"TOTPSecrets", testTOTPSecrets},
 		{"TOTPStepParallel", testTOTPStepParallel},
@@ -107,9 +109,9 @@ func testDuplicateID(t *testing.T, s tessera.Store) {
 func testOwnersAreSeparate(t *testing.T, s tessera.Store) {
 	must(t, s.CreateVerification(ctx(), newVerification("c1", "same"), nil))
 	must(t, s.CreateVerification(ctx(), newVerification("c2", "same"), nil))
-	_, err := s.FailAttempt(ctx(), "c3", tessera.MethodEmail, "same", t0)
+	_, err := failAttempt(s, "c3", tessera.MethodEmail, "same", t0)
 	wantCode(t, err, tessera.ENOTFOUND)
-	_, err = s.ConsumeVerification(ctx(), "c3", tessera.MethodEmail, "same", t0)
+	_, err = consume(s, "c3", tessera.MethodEmail, "same", t0)
 	wantCode(t, err, tessera.ENOTFOUND)
 	wantCode(t, s.DeleteVerification(ctx(), "c3", tessera.MethodEmail, "same"), tessera.ENOTFOUND)
 	must(t, s.DeleteVerification(ctx(), "c1", tessera.MethodEmail, "same"))
@@ -122,32 +124,32 @@ func testAttemptStates(t *testing.T, s tessera.Store) {
 	v := newVerification("c1", "v")
 	must(t, s.CreateVerification(ctx(), v, nil))
 
-	_, err := s.FailAttempt(ctx(), "c1", tessera.MethodPhone, "v", t0)
+	_, err := failAttempt(s, "c1", tessera.MethodPhone, "v", t0)
 	wantCode(t, err, tessera.ENOTFOUND) // wrong method
 	for i := 1; i <= 3; i++ {
-		got, err := s.FailAttempt(ctx(), "c1", tessera.MethodEmail, "v", t0)
+		got, err := failAttempt(s, "c1", tessera.MethodEmail, "v", t0)
 		must(t, err)
 		if got.Attempts != i {
 			t.Fatalf("wrong code %d: attempts %d after it", i, got.Attempts)
 		}
 	}
-	got, err := s.FailAttempt(ctx(), "c1", tessera.MethodEmail, "v", t0)
+	got, err := failAttempt(s, "c1", tessera.MethodEmail, "v", t0)
 	wantCode(t, err, tessera.ELOCKED)
 	if got == nil || got.Attempts != 3 {
 		t.Fatalf("locked verification reported as %+v", got)
 	}
 	// Locked means locked: not even a correct code consumes it.
-	_, err = s.ConsumeVerification(ctx(), "c1", tessera.MethodEmail, "v", t0)
+	_, err = consume(s, "c1", tessera.MethodEmail, "v", t0)
 	wantCode(t, err, tessera.ELOCKED)
 
 	e := newVerification("c1", "e")
 	must(t, s.CreateVerification(ctx(), e, nil))
-	got, err = s.FailAttempt(ctx(), "c1", tessera.MethodEmail, "e", e.ExpiresAt)
+	got, err = failAttempt(s, "c1", tessera.MethodEmail, "e", e.ExpiresAt)
 	wantCode(t, err, tessera.EEXPIRED)
 	if got == nil || got.Attempts != 0 {
 		t.Fatalf("expired verification reported as %+v", got)
 	}
-	_, err = s.ConsumeVerification(ctx(), "c1", tessera.MethodEmail, "e", e.ExpiresAt)
+	_, err = consume(s, "c1", tessera.MethodEmail, "e", e.ExpiresAt)
 	wantCode(t, err, tessera.EEXPIRED)
 }
 
@@ -163,7 +165,7 @@ func testParallelAttempts(t *testing.T, s tessera.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.FailAttempt(ctx(), "c1", tessera.MethodEmail, "p", t0)
+			_, err := failAttempt(s, "c1", tessera.MethodEmail, "p", t0)
 			switch tessera.ErrorCode(err) {
 			case "":
 				ok.Add(1)
@@ -195,7 +197,7 @@ func testConsumeOnce(t *testing.T, s tessera.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := s.ConsumeVerification(ctx(), "c1", tessera.MethodEmail, "v", t0); err == nil {
+			if _, err := consume(s, "c1", tessera.MethodEmail, "v", t0); err == nil {
 				wins.Add(1)
 			}
 		}()
@@ -209,9 +211,9 @@ func testConsumeOnce(t *testing.T, s tessera.Store) {
 	if got.ConsumedAt.IsZero() || got.Attempts != 0 {
 		t.Fatalf("consumed verification stored as %+v", got)
 	}
-	_, err = s.FailAttempt(ctx(), "c1", tessera.MethodEmail, "v", t0)
+	_, err = failAttempt(s, "c1", tessera.MethodEmail, "v", t0)
 	wantCode(t, err, tessera.ENOTFOUND)
-	_, err = s.ConsumeVerification(ctx(), "c1", tessera.MethodEmail, "v", t0)
+	_, err = consume(s, "c1", tessera.MethodEmail, "v", t0)
 	wantCode(t, err, tessera.ENOTFOUND)
 	wantCode(t, s.DeleteVerification(ctx(), "c1", tessera.MethodEmail, "v"), tessera.ENOTFOUND)
 
@@ -231,10 +233,10 @@ func testConsumeOnce(t *testing.T, s tessera.Store) {
 				defer wg.Done()
 				var err error
 				if i == 0 {
-					if _, err = s.ConsumeVerification(ctx(), "c1", tessera.MethodEmail, id, t0); err == nil {
+					if _, err = consume(s, "c1", tessera.MethodEmail, id, t0); err == nil {
 						consumed.Add(1)
 					}
-				} else if _, err = s.FailAttempt(ctx(), "c1", tessera.MethodEmail, id, t0); err == nil {
+				} else if _, err = failAttempt(s, "c1", tessera.MethodEmail, id, t0); err == nil {
 					counted.Add(1)
 				}
 			}(i)
@@ -251,7 +253,7 @@ func testDelete(t *testing.T, s tessera.Store) {
 	wantCode(t, s.DeleteVerification(ctx(), "c1", tessera.MethodPhone, "v"), tessera.ENOTFOUND)
 	must(t, s.DeleteVerification(ctx(), "c1", tessera.MethodEmail, "v"))
 	wantCode(t, s.DeleteVerification(ctx(), "c1", tessera.MethodEmail, "v"), tessera.ENOTFOUND)
-	_, err := s.ConsumeVerification(ctx(), "c1", tessera.MethodEmail, "v", t0)
+	_, err := consume(s, "c1", tessera.MethodEmail, "v", t0)
 	wantCode(t, err, tessera.ENOTFOUND)
 }
 
@@ -434,6 +436,77 @@ func testDeleteStale(t *testing.T, s tessera.Store) {
 	}
 	if m, err := s.MessageForVerification(ctx(), "c1", "fresh"); err != nil || m.Status != tessera.MessagePending {
 		t.Fatalf("pending message deleted: %v", err)
+	}
+}
+
+// failAttempt gives a wrong code.
+func failAttempt(s tessera.Store, owner string, m tessera.Method, id string, now time.Time) (*tessera.Verification, error) {
+	v, ok, err := s.CheckCode(ctx(), owner, m, id, now, func(*tessera.Verification) bool { return false })
+	if ok {
+		return nil, fmt.Errorf("CheckCode reported a right code for a check that said no")
+	}
+	return v, err
+}
+
+// consume gives a right code.
+func consume(s tessera.Store, owner string, m tessera.Method, id string, now time.Time) (*tessera.Verification, error) {
+	v, ok, err := s.CheckCode(ctx(), owner, m, id, now, func(*tessera.Verification) bool { return true })
+	if err == nil && !ok {
+		return nil, fmt.Errorf("CheckCode reported a wrong code for a check that said yes")
+	}
+	return v, err
+}
+
+// testCheckSeesTheStoredVerification: check gets the stored row, so it
+// can compare the code hash.
+func testCheckSeesTheStoredVerification(t *testing.T, s tessera.Store) {
+	must(t, s.CreateVerification(ctx(), newVerification("c1", "v"), nil))
+	var seen *tessera.Verification
+	v, ok, err := s.CheckCode(ctx(), "c1", tessera.MethodEmail, "v", t0, func(v *tessera.Verification) bool {
+		seen = v
+		return bytes.Equal(v.CodeHash, []byte("hash-of-code"))
+	})
+	must(t, err)
+	if !ok || seen == nil || seen.Consumer != "a@example.com" || v.ConsumedAt.IsZero() {
+		t.Fatalf("check saw %+v; result %+v, %v", seen, v, ok)
+	}
+}
+
+// testParallelCreatesWithConflicts creates 40 verifications at once, half
+// of them with ids already taken: each conflict fails alone, every other
+// create succeeds with its message.
+func testParallelCreatesWithConflicts(t *testing.T, s tessera.Store) {
+	for i := 0; i < 20; i++ {
+		must(t, s.CreateVerification(ctx(), newVerification("c1", fmt.Sprint("taken", i)), nil))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 40)
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			id := fmt.Sprint("new", i)
+			if i%2 == 0 {
+				id = fmt.Sprint("taken", i/2)
+			}
+			errs[i] = s.CreateVerification(ctx(), newVerification("c1", id), newMessage("c1", id, fmt.Sprint("msg", i)))
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i%2 == 0 {
+			wantCode(t, err, tessera.ECONFLICT)
+			if _, err := s.MessageForVerification(ctx(), "c1", fmt.Sprint("taken", i/2)); tessera.ErrorCode(err) != tessera.ENOTFOUND {
+				t.Fatalf("a conflicting create left its message behind (%v)", err)
+			}
+			continue
+		}
+		must(t, err)
+		m, err := s.MessageForVerification(ctx(), "c1", fmt.Sprint("new", i))
+		must(t, err)
+		if m.ID != fmt.Sprint("msg", i) {
+			t.Fatalf("create %d stored message %s", i, m.ID)
+		}
 	}
 }
 

@@ -45,7 +45,7 @@ type Engine struct {
 	// written leased to that worker for DeliveryLease.
 	Deliver       func(*tessera.Message)
 	DeliveryLease time.Duration
-	Log    *slog.Logger
+	Log           *slog.Logger
 }
 
 // InitiateRequest is what a caller asks for; its JSON shape is the
@@ -266,29 +266,21 @@ func (e *Engine) Validate(ctx context.Context, owner string, method tessera.Meth
 		return nil, err
 	}
 	now := e.now()
-	v, err := e.Store.Verification(ctx, owner, id)
-	if err != nil {
-		return nil, err
+	var v *tessera.Verification
+	var ok bool
+	var err error
+	if method == tessera.MethodGoogleAuth {
+		v, ok, err = e.checkTOTP(ctx, owner, id, code, now)
+	} else {
+		v, ok, err = e.Store.CheckCode(ctx, owner, method, id, now, func(v *tessera.Verification) bool {
+			return secret.Equal(e.codeHash(v.Owner, v.ID, code), v.CodeHash)
+		})
 	}
-	if err := usable(v, method, now); err != nil {
-		return nil, err
-	}
-	ok, err := e.matches(ctx, v, code, now)
-	if err != nil {
-		return nil, err
-	}
-	// The store re-checks usability in the same statement that counts or
-	// consumes, so a parallel request can change nothing in between.
-	if !ok {
-		v, err = e.Store.FailAttempt(ctx, owner, method, id, now)
-		if err != nil {
-			return nil, unusableError(v, err)
-		}
-		return nil, &tessera.Error{Code: tessera.EINVALIDCODE, Message: "Invalid code", Data: v}
-	}
-	v, err = e.Store.ConsumeVerification(ctx, owner, method, id, now)
 	if err != nil {
 		return nil, unusableError(v, err)
+	}
+	if !ok {
+		return nil, &tessera.Error{Code: tessera.EINVALIDCODE, Message: "Invalid code", Data: v}
 	}
 	if removeSecret && method == tessera.MethodGoogleAuth {
 		if err := e.Store.DeleteTOTPSecret(ctx, owner, v.Consumer); err != nil && tessera.ErrorCode(err) != tessera.ENOTFOUND {
@@ -298,17 +290,28 @@ func (e *Engine) Validate(ctx context.Context, owner string, method tessera.Meth
 	return v, nil
 }
 
-// usable says why no code can be checked against v now, if so.
-func usable(v *tessera.Verification, method tessera.Method, now time.Time) error {
-	switch {
-	case v.Method != method || !v.ConsumedAt.IsZero():
-		return tessera.Errorf(tessera.ENOTFOUND, "Not found")
-	case v.Expired(now):
-		return unusableError(v, tessera.Errorf(tessera.EEXPIRED, ""))
-	case v.Locked():
-		return unusableError(v, tessera.Errorf(tessera.ELOCKED, ""))
+// checkTOTP checks a google_auth code. The TOTP step must be recorded as
+// used before the verification is consumed, and that takes the store, so
+// the code is matched first and CheckCode then applies the outcome.
+func (e *Engine) checkTOTP(ctx context.Context, owner, id, code string, now time.Time) (*tessera.Verification, bool, error) {
+	v, err := e.Store.Verification(ctx, owner, id)
+	if err != nil {
+		return nil, false, err
 	}
-	return nil
+	if v.Method != tessera.MethodGoogleAuth || !v.ConsumedAt.IsZero() {
+		return nil, false, tessera.Errorf(tessera.ENOTFOUND, "Not found")
+	}
+	if v.Expired(now) {
+		return v, false, tessera.Errorf(tessera.EEXPIRED, "Verification expired")
+	}
+	if v.Locked() {
+		return v, false, tessera.Errorf(tessera.ELOCKED, "Too many attempts")
+	}
+	right, err := e.matchesTOTP(ctx, v, code, now)
+	if err != nil {
+		return nil, false, err
+	}
+	return e.Store.CheckCode(ctx, owner, tessera.MethodGoogleAuth, id, now, func(*tessera.Verification) bool { return right })
 }
 
 // unusableError turns the store's EEXPIRED and ELOCKED into the caller's
@@ -323,12 +326,9 @@ func unusableError(v *tessera.Verification, err error) error {
 	return err
 }
 
-// matches reports whether code is right for v. For google_auth it also
-// records the TOTP step, so the same code is never accepted twice.
-func (e *Engine) matches(ctx context.Context, v *tessera.Verification, code string, now time.Time) (bool, error) {
-	if v.Method != tessera.MethodGoogleAuth {
-		return secret.Equal(e.codeHash(v.Owner, v.ID, code), v.CodeHash), nil
-	}
+// matchesTOTP reports whether code is right for the consumer's TOTP secret
+// and records its time step, so the same code is never accepted twice.
+func (e *Engine) matchesTOTP(ctx context.Context, v *tessera.Verification, code string, now time.Time) (bool, error) {
 	s, err := e.Store.TOTPSecret(ctx, v.Owner, v.Consumer)
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return false, nil // the secret was removed meanwhile: no code can be right

@@ -1,0 +1,172 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// batcher is SQLite's group commit. SQLite has one writer at a time and
+// every commit costs file locking and a WAL write, so writes from parallel
+// requests are queued and run together in one transaction by one
+// goroutine, which owns the writer connection. Each caller still returns
+// only after the transaction holding its change has committed: nothing is
+// acknowledged before it is in the WAL.
+type batcher struct {
+	conn  *sql.Conn
+	ops   chan *writeOp
+	stmts map[string]*sql.Stmt // prepared on conn; used by the loop goroutine only
+	done  chan struct{}
+}
+
+// maxBatch bounds one transaction, so one commit never waits on too much.
+const maxBatch = 128
+
+type writeOp struct {
+	multi bool
+	fn    func(r runner) error
+	err   error
+	done  chan struct{}
+}
+
+func newBatcher(ctx context.Context, pool *sql.DB) (*batcher, error) {
+	conn, err := pool.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := &batcher{conn: conn, ops: make(chan *writeOp, 4*maxBatch), stmts: map[string]*sql.Stmt{}, done: make(chan struct{})}
+	go b.loop()
+	return b, nil
+}
+
+// do queues fn and waits until its transaction has committed or failed.
+func (b *batcher) do(ctx context.Context, multi bool, fn func(r runner) error) error {
+	op := &writeOp{multi: multi, fn: fn, done: make(chan struct{})}
+	select {
+	case b.ops <- op:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, the op runs; wait for its outcome even if ctx ends, so
+	// the caller never reports failure for a change that committed.
+	<-op.done
+	return op.err
+}
+
+// close stops the loop after the queued ops and releases the connection.
+func (b *batcher) close() error {
+	close(b.ops)
+	<-b.done
+	for _, st := range b.stmts {
+		st.Close()
+	}
+	return b.conn.Close()
+}
+
+func (b *batcher) loop() {
+	defer close(b.done)
+	for op := range b.ops {
+		batch := []*writeOp{op}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case next, ok := <-b.ops:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, next)
+			default:
+				break fill
+			}
+		}
+		b.run(batch)
+		for _, op := range batch {
+			close(op.done)
+		}
+	}
+}
+
+// run executes one batch in one transaction. An op that fails leaves no
+// trace: a single statement fails atomically, and an op of several
+// statements runs inside a savepoint that is rolled back.
+func (b *batcher) run(batch []*writeOp) {
+	ctx := context.Background()
+	if _, err := b.exec(ctx, "BEGIN IMMEDIATE"); err != nil {
+		for _, op := range batch {
+			op.err = fmt.Errorf("begin: %w", err)
+		}
+		return
+	}
+	failed := 0
+	for _, op := range batch {
+		savepoint := op.multi && len(batch) > 1
+		if savepoint {
+			if _, op.err = b.exec(ctx, "SAVEPOINT op"); op.err != nil {
+				failed++
+				continue
+			}
+		}
+		op.err = op.fn(b)
+		if op.err != nil {
+			failed++
+		}
+		if savepoint {
+			if op.err != nil {
+				_, err := b.exec(ctx, "ROLLBACK TO op")
+				op.err = errors.Join(op.err, err)
+			}
+			if _, err := b.exec(ctx, "RELEASE op"); err != nil {
+				op.err = errors.Join(op.err, err)
+			}
+		}
+	}
+	end := "COMMIT"
+	if failed == len(batch) {
+		end = "ROLLBACK"
+	}
+	if _, err := b.exec(ctx, end); err != nil {
+		_, _ = b.conn.ExecContext(ctx, "ROLLBACK")
+		for _, op := range batch {
+			if op.err == nil {
+				op.err = fmt.Errorf("commit: %w", err)
+			}
+		}
+	}
+}
+
+func (b *batcher) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := b.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := b.conn.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	b.stmts[query] = st
+	return st, nil
+}
+
+func (b *batcher) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := b.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (b *batcher) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := b.stmt(ctx, query)
+	if err != nil {
+		return b.conn.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (b *batcher) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := b.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
