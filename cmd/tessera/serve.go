@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/tessera-id/tessera"
@@ -25,6 +27,15 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	log := newLogger(cfg, stderr)
+	// Tessera's live heap is small, so it collects garbage less often than
+	// Go's default, within a soft memory limit. GOGC and GOMEMLIMIT, when
+	// set, win.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(64 << 20)
+	}
 	store, err := app.OpenStore(ctx, cfg)
 	if err != nil {
 		return err
