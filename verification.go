@@ -42,6 +42,11 @@ type Verification struct {
 	CreatedAt   time.Time
 	ExpiresAt   time.Time
 	ConsumedAt  time.Time // zero until a correct code consumed it
+	// SealedContent is the encrypted message that carried the code, kept so
+	// the same code can be sent again; erased when the code is used.
+	SealedContent []byte
+	Sends         int       // how many times the message was queued
+	LastSentAt    time.Time // when it was last queued
 }
 
 // Locked reports whether the wrong codes have used up the attempts.
@@ -135,6 +140,12 @@ type Store interface {
 	// verification or another method, EEXPIRED or ELOCKED (with the
 	// verification) when it is not usable.
 	CheckCode(ctx context.Context, owner string, method Method, id string, now time.Time, check func(*Verification) bool) (*Verification, bool, error)
+	// QueueResend queues msg, another copy of a usable verification's
+	// message, if the last one was queued at or before sentBefore and fewer
+	// than maxSends were queued; in the same step it counts the send. It is
+	// ETOOMANY (with the verification) when the cooldown or the cap forbids
+	// it, and otherwise fails as CheckCode does.
+	QueueResend(ctx context.Context, owner string, method Method, id string, now, sentBefore time.Time, maxSends int, msg *Message) (*Verification, error)
 	// DeleteVerification removes an unconsumed verification of that method;
 	// ENOTFOUND if none.
 	DeleteVerification(ctx context.Context, owner string, method Method, id string) error

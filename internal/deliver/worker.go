@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -144,7 +145,13 @@ func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("claim: %w", err)
 		}
-		msgs = append(msgs, claimed...)
+		for _, m := range claimed {
+			// A handed-over message whose lease ran out while it waited in
+			// the queue is claimed too; send it once.
+			if !slices.ContainsFunc(msgs, func(q *tessera.Message) bool { return q.ID == m.ID }) {
+				msgs = append(msgs, m)
+			}
+		}
 	}
 	var sent []string
 	for _, m := range msgs {

@@ -44,6 +44,7 @@ func (s *Server) routes() {
 	s.handle("POST /methods/{method}/verifiers/{id}/actions/validate", s.requireClient(s.handleValidate))
 	s.handle("GET /methods/{method}/verifiers/{id}", s.requireClient(s.handleGetVerification))
 	s.handle("DELETE /methods/{method}/verifiers/{id}", s.requireClient(s.handleDeleteVerification))
+	s.handle("POST /methods/{method}/verifiers/{id}/actions/resend", s.requireClient(s.handleResend))
 
 	// Anything else: JSON 404, never the mux's plain-text page.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

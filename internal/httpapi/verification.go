@@ -15,6 +15,7 @@ type verificationJSON struct {
 	Consumer       string          `json:"consumer"`
 	ExpiredOn      int64           `json:"expiredOn"` // Unix seconds
 	Attempts       int             `json:"attempts"`
+	Sends          int             `json:"sends,omitempty"`
 	Payload        json.RawMessage `json:"payload,omitempty"`
 	Delivery       *deliveryJSON   `json:"delivery,omitempty"`
 }
@@ -33,6 +34,7 @@ func verificationView(v *tessera.Verification) *verificationJSON {
 		Consumer:       v.Consumer,
 		ExpiredOn:      v.ExpiresAt.Unix(),
 		Attempts:       v.Attempts,
+		Sends:          v.Sends,
 		Payload:        v.Payload,
 	}
 }
@@ -140,4 +142,20 @@ func (s *Server) handleDeleteVerification(w http.ResponseWriter, r *http.Request
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"status": http.StatusOK})
+}
+
+// handleResend handles POST /methods/{method}/verifiers/{id}/actions/resend:
+// the same code goes out again, after a cooldown and up to a cap.
+func (s *Server) handleResend(w http.ResponseWriter, r *http.Request) {
+	m, err := method(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	v, err := s.Engine.Resend(r.Context(), clientFrom(r.Context()).ID, m, r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, dataJSON{Status: http.StatusOK, Data: verificationView(v)})
 }

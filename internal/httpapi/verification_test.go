@@ -377,3 +377,62 @@ func TestHealthz(t *testing.T) {
 	e := newEnv(t, stores[0].open(t))
 	e.doWith("GET", "/healthz", nil, nil).want(t, 200)
 }
+
+// TestResendSendsTheSameCode: the resend endpoint delivers the same code
+// again, refuses during the cooldown with Retry-After, and stops at the cap.
+func TestResendSendsTheSameCode(t *testing.T) {
+	onEachStore(t, func(t *testing.T, e *env) {
+		id := e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "rae@example.com"}).want(t, 200).str("verificationId")
+		code := e.codeFor("rae@example.com")
+		resend := "/methods/email/verifiers/" + id + "/actions/resend"
+
+		r := e.do("POST", resend, nil).want(t, 429)
+		if r.header.Get("Retry-After") != "30" || r.str("code") != "too_many" {
+			t.Fatalf("a resend within the cooldown answered %s (Retry-After %q)", r.raw, r.header.Get("Retry-After"))
+		}
+		for i := 2; i <= 5; i++ {
+			e.clock.Advance(30 * time.Second)
+			if got := e.do("POST", resend, nil).want(t, 200).data()["sends"]; got != float64(i) {
+				t.Fatalf("send %d reported sends %v", i, got)
+			}
+			if again := e.codeFor("rae@example.com"); again != code {
+				t.Fatalf("resend %d delivered code %s, want the same %s", i, again, code)
+			}
+		}
+		e.clock.Advance(time.Minute)
+		if r := e.do("POST", resend, nil).want(t, 429); r.header.Get("Retry-After") != "" {
+			t.Fatalf("past the cap waiting does not help, yet Retry-After is %q", r.header.Get("Retry-After"))
+		}
+		e.do("POST", "/methods/email/verifiers/"+id+"/actions/validate", map[string]any{"code": code}).want(t, 200)
+		e.do("POST", resend, nil).want(t, 404)
+		e.do("POST", "/methods/google_auth/verifiers/"+id+"/actions/resend", nil).want(t, 422)
+	})
+}
+
+// TestParallelResendsSendOnce: ten resends at once after the cooldown
+// queue exactly one message.
+func TestParallelResendsSendOnce(t *testing.T) {
+	onEachStore(t, func(t *testing.T, e *env) {
+		id := e.do("POST", "/methods/phone/actions/initiate", map[string]any{"consumer": "+14155552671"}).want(t, 200).str("verificationId")
+		e.deliver()
+		e.clock.Advance(time.Minute)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		ok := 0
+		for i := 0; i < 10; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if e.do("POST", "/methods/phone/verifiers/"+id+"/actions/resend", nil).status == 200 {
+					mu.Lock()
+					ok++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if n := len(e.deliver()); ok != 1 || n != 1 {
+			t.Fatalf("%d resends accepted and %d messages sent, want 1 and 1", ok, n)
+		}
+	})
+}

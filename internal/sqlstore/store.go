@@ -110,7 +110,7 @@ func oneRow(res sql.Result, err error) error {
 
 // ---- verifications ----
 
-const verificationColumns = `owner, id, method, consumer, issuer, code_hash, attempts, max_attempts, payload, created_at, expires_at, consumed_at`
+const verificationColumns = `owner, id, method, consumer, issuer, code_hash, attempts, max_attempts, payload, created_at, expires_at, consumed_at, sealed_content, sends, last_sent_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -119,7 +119,8 @@ func scanVerification(row scanner) (*tessera.Verification, error) {
 	var method string
 	var created, expires int64
 	var consumed sql.NullInt64
-	if err := row.Scan(&v.Owner, &v.ID, &method, &v.Consumer, &v.Issuer, &v.CodeHash, &v.Attempts, &v.MaxAttempts, &v.Payload, &created, &expires, &consumed); err != nil {
+	var lastSent int64
+	if err := row.Scan(&v.Owner, &v.ID, &method, &v.Consumer, &v.Issuer, &v.CodeHash, &v.Attempts, &v.MaxAttempts, &v.Payload, &created, &expires, &consumed, &v.SealedContent, &v.Sends, &lastSent); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, notFound()
 		}
@@ -127,6 +128,9 @@ func scanVerification(row scanner) (*tessera.Verification, error) {
 	}
 	v.Method = tessera.Method(method)
 	v.CreatedAt, v.ExpiresAt, v.ConsumedAt = fromMS(created), fromMS(expires), fromNullMS(consumed)
+	if lastSent > 0 {
+		v.LastSentAt = fromMS(lastSent)
+	}
 	return &v, nil
 }
 
@@ -137,16 +141,15 @@ func scanVerification(row scanner) (*tessera.Verification, error) {
 func (db *DB) CreateVerification(ctx context.Context, v *tessera.Verification, msg *tessera.Message) error {
 	return db.writeOp(ctx, false, func(r runner) error {
 		res, err := r.exec(ctx, `INSERT INTO verifications (`+verificationColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING`,
-			v.Owner, v.ID, string(v.Method), v.Consumer, v.Issuer, v.CodeHash, v.Attempts, v.MaxAttempts, v.Payload, ms(v.CreatedAt), ms(v.ExpiresAt))
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			v.Owner, v.ID, string(v.Method), v.Consumer, v.Issuer, v.CodeHash, v.Attempts, v.MaxAttempts, v.Payload, ms(v.CreatedAt), ms(v.ExpiresAt),
+			v.SealedContent, v.Sends, lockedUntil(v.LastSentAt))
 		if err := oneRow(res, err); tessera.ErrorCode(err) == tessera.ENOTFOUND {
 			return tessera.Errorf(tessera.ECONFLICT, "Verification id already in use")
 		} else if err != nil || msg == nil {
 			return err
 		}
-		_, err = r.exec(ctx, `INSERT INTO outbox (id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, locked_until, last_error, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, '', ?)`,
-			msg.ID, msg.Owner, msg.VerificationID, string(msg.Channel), msg.To, msg.Sealed, string(tessera.MessagePending), ms(msg.NextAttemptAt), lockedUntil(msg.LockedUntil), ms(msg.CreatedAt))
+		_, err = r.exec(ctx, insertMessage, messageArgs(msg)...)
 		if err != nil {
 			_, undoErr := r.exec(ctx, `DELETE FROM verifications WHERE owner = ? AND id = ?`, v.Owner, v.ID)
 			return errors.Join(err, undoErr)
@@ -207,6 +210,14 @@ func (db *DB) CheckCode(ctx context.Context, owner string, method tessera.Method
 	return nil, false, err
 }
 
+const insertMessage = `INSERT INTO outbox (id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, locked_until, last_error, created_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, '', ?)`
+
+func messageArgs(msg *tessera.Message) []any {
+	return []any{msg.ID, msg.Owner, msg.VerificationID, string(msg.Channel), msg.To, msg.Sealed, string(tessera.MessagePending),
+		ms(msg.NextAttemptAt), lockedUntil(msg.LockedUntil), ms(msg.CreatedAt)}
+}
+
 // usableCondition is the condition under which a code may be checked. It
 // is part of the statement that counts or consumes, so the check and the
 // change are one atomic step.
@@ -215,7 +226,7 @@ const usableCondition = `owner = ? AND id = ? AND method = ? AND consumed_at IS 
 const (
 	countWrongCode = `UPDATE verifications SET attempts = attempts + 1
 		WHERE ` + usableCondition + ` AND created_at = ? RETURNING ` + verificationColumns
-	consumeCode = `UPDATE verifications SET consumed_at = ?
+	consumeCode = `UPDATE verifications SET consumed_at = ?, sealed_content = NULL
 		WHERE ` + usableCondition + ` AND created_at = ? RETURNING ` + verificationColumns
 )
 
@@ -234,6 +245,41 @@ func unusable(v *tessera.Verification, method tessera.Method, now time.Time) err
 		return tessera.Errorf(tessera.ELOCKED, "Too many attempts")
 	}
 	return nil
+}
+
+// QueueResend counts a send and queues msg in one step; the UPDATE's
+// condition holds the cooldown and the cap even under parallel requests.
+func (db *DB) QueueResend(ctx context.Context, owner string, method tessera.Method, id string, now, sentBefore time.Time, maxSends int, msg *tessera.Message) (*tessera.Verification, error) {
+	var v *tessera.Verification
+	err := db.writeOp(ctx, false, func(r runner) error {
+		var err error
+		v, err = scanVerification(r.queryRow(ctx, `UPDATE verifications SET sends = sends + 1, last_sent_at = ?
+			WHERE `+usableCondition+` AND last_sent_at <= ? AND sends < ? RETURNING `+verificationColumns,
+			ms(now), owner, id, string(method), ms(now), ms(sentBefore), maxSends))
+		if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+			if v, err = readVerification(ctx, r, owner, id); err != nil {
+				return err
+			}
+			if err := unusable(v, method, now); err != nil {
+				return err
+			}
+			return tessera.Errorf(tessera.ETOOMANY, "Resent too recently or too often")
+		}
+		if err != nil {
+			return err
+		}
+		_, err = r.exec(ctx, insertMessage, messageArgs(msg)...)
+		if err != nil {
+			_, undoErr := r.exec(ctx, `UPDATE verifications SET sends = sends - 1 WHERE owner = ? AND id = ?`, owner, id)
+			return errors.Join(err, undoErr)
+		}
+		return nil
+	})
+	switch tessera.ErrorCode(err) {
+	case "", tessera.EEXPIRED, tessera.ELOCKED, tessera.ETOOMANY:
+		return v, err
+	}
+	return nil, err
 }
 
 // DeleteVerification removes an unconsumed verification.

@@ -29,6 +29,10 @@ const (
 	MaxMaxAttempts     = 100
 	MaxPayloadBytes    = 16 << 10
 	MaxCodeInput       = 256 // longest code a caller may submit
+	// DefaultResendCooldown is how long after a send the same code may be
+	// sent again; DefaultMaxSends caps the sends of one verification.
+	DefaultResendCooldown = 30 * time.Second
+	DefaultMaxSends       = 5
 )
 
 // Engine creates and checks verifications. Its fields are set once at
@@ -45,7 +49,10 @@ type Engine struct {
 	// written leased to that worker for DeliveryLease.
 	Deliver       func(*tessera.Message)
 	DeliveryLease time.Duration
-	Log           *slog.Logger
+	// ResendCooldown and MaxSends limit Resend; zero means the defaults.
+	ResendCooldown time.Duration
+	MaxSends       int
+	Log            *slog.Logger
 }
 
 // InitiateRequest is what a caller asks for; its JSON shape is the
@@ -204,20 +211,82 @@ func (e *Engine) Initiate(ctx context.Context, owner string, method tessera.Meth
 		}
 	}
 	v.CodeHash = e.codeHash(owner, id, code)
-	msg, err := e.newMessage(owner, v, channelOf(method), messageContent(method, &req.Template, req.Issuer, code, id), now)
+	content := messageContent(method, &req.Template, req.Issuer, code, id)
+	plain, err := json.Marshal(content)
 	if err != nil {
 		return nil, err
 	}
-	if e.Deliver != nil {
-		msg.LockedUntil = now.Add(e.DeliveryLease)
+	// The content is kept, encrypted, for resends of the same code.
+	if v.SealedContent, err = e.Keys.Seal(plain, contentAD(owner, id)); err != nil {
+		return nil, err
+	}
+	v.Sends, v.LastSentAt = 1, now
+	msg, err := e.newMessage(owner, v, plain, now)
+	if err != nil {
+		return nil, err
 	}
 	if err := e.Store.CreateVerification(ctx, v, msg); err != nil {
 		return nil, err
 	}
+	e.handOver(msg)
+	return out, nil
+}
+
+// Resend queues the message of verification id again, with the same code,
+// unless it was sent less than ResendCooldown ago or MaxSends times
+// already (ETOOMANY, with RetryAfter when waiting helps).
+func (e *Engine) Resend(ctx context.Context, owner string, method tessera.Method, id string) (*tessera.Verification, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if method == tessera.MethodGoogleAuth {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "method", Error: "google_auth codes come from the authenticator app; there is nothing to resend"})
+	}
+	now := e.now()
+	v, err := e.Store.Verification(ctx, owner, id)
+	if err != nil {
+		return nil, err
+	}
+	if v.Method != method || !v.ConsumedAt.IsZero() || v.SealedContent == nil {
+		return nil, tessera.Errorf(tessera.ENOTFOUND, "Not found")
+	}
+	plain, err := e.Keys.Open(v.SealedContent, contentAD(owner, id))
+	if err != nil {
+		return nil, fmt.Errorf("open message content: %w", err)
+	}
+	msg, err := e.newMessage(owner, v, plain, now)
+	if err != nil {
+		return nil, err
+	}
+	cooldown, maxSends := e.ResendCooldown, e.MaxSends
+	if cooldown == 0 {
+		cooldown = DefaultResendCooldown
+	}
+	if maxSends == 0 {
+		maxSends = DefaultMaxSends
+	}
+	v, err = e.Store.QueueResend(ctx, owner, method, id, now, now.Add(-cooldown), maxSends, msg)
+	if tessera.ErrorCode(err) == tessera.ETOOMANY {
+		tooMany := &tessera.Error{Code: tessera.ETOOMANY, Message: fmt.Sprintf("The code was sent %d times already; at most %d sends", v.Sends, maxSends), Data: v}
+		if v.Sends < maxSends {
+			wait := v.LastSentAt.Add(cooldown).Sub(now)
+			tooMany.Message = fmt.Sprintf("Sent less than %v ago: try again in %v", cooldown, wait.Round(time.Second))
+			tooMany.RetryAfter = int((wait + time.Second - 1) / time.Second)
+		}
+		return nil, tooMany
+	}
+	if err != nil {
+		return nil, unusableError(v, err)
+	}
+	e.handOver(msg)
+	return v, nil
+}
+
+// handOver gives a committed message to this instance's worker.
+func (e *Engine) handOver(msg *tessera.Message) {
 	if e.Deliver != nil {
 		e.Deliver(msg)
 	}
-	return out, nil
 }
 
 // ensureTOTPSecret gives the consumer a new temporary secret unless it has
@@ -399,7 +468,14 @@ func totpAD(owner, consumer string) []byte { return []byte("totp\x00" + owner + 
 // MessageAD is the associated data an outbox message body is sealed with.
 func MessageAD(messageID string) []byte { return []byte("message\x00" + messageID) }
 
-func (e *Engine) newMessage(owner string, v *tessera.Verification, ch tessera.Channel, content tessera.MessageContent, now time.Time) (*tessera.Message, error) {
+// contentAD is the associated data a verification's kept message content
+// is sealed with.
+func contentAD(owner, id string) []byte { return []byte("content\x00" + owner + "\x00" + id) }
+
+// newMessage makes the outbox row for v's message (plain is the JSON of a
+// tessera.MessageContent), leased to this instance's worker when there is
+// one.
+func (e *Engine) newMessage(owner string, v *tessera.Verification, plain []byte, now time.Time) (*tessera.Message, error) {
 	u, err := uuid.NewRandomFromReader(e.random())
 	if err != nil {
 		return nil, err
@@ -408,15 +484,14 @@ func (e *Engine) newMessage(owner string, v *tessera.Verification, ch tessera.Ch
 		ID:             u.String(),
 		Owner:          owner,
 		VerificationID: v.ID,
-		Channel:        ch,
+		Channel:        channelOf(v.Method),
 		To:             v.Consumer,
 		Status:         tessera.MessagePending,
 		NextAttemptAt:  now,
 		CreatedAt:      now,
 	}
-	plain, err := json.Marshal(content)
-	if err != nil {
-		return nil, err
+	if e.Deliver != nil {
+		m.LockedUntil = now.Add(e.DeliveryLease)
 	}
 	if m.Sealed, err = e.Keys.Seal(plain, MessageAD(m.ID)); err != nil {
 		return nil, err
