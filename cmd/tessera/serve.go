@@ -13,10 +13,8 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/app"
 	"github.com/tessera-id/tessera/internal/config"
-	"github.com/tessera-id/tessera/internal/deliver"
 )
 
 // serve runs the service until ctx ends (SIGINT or SIGTERM), then drains
@@ -45,12 +43,15 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	// Until real providers are configured, every message goes to the log
-	// sender on standard error.
-	logSender := deliver.NewLogSender(stderr)
+	// Channels without a configured provider use the log sender, which
+	// writes each message to standard error.
+	senders, err := app.Senders(cfg, stderr)
+	if err != nil {
+		return err
+	}
 	a := app.New(app.Options{
-		Store: store, Keys: keys, Log: log, Retention: cfg.Retention,
-		Senders: map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: logSender, tessera.ChannelSMS: logSender},
+		Store: store, Keys: keys, Log: log, Senders: senders, Retention: cfg.Retention,
+		OutboxLease: cfg.OutboxLease, OutboxMaxAttempts: cfg.OutboxMaxAttempts, ResendCooldown: cfg.ResendCooldown,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -29,6 +29,11 @@ type Options struct {
 	// Retention is how long expired and used rows are kept before the
 	// janitor deletes them.
 	Retention time.Duration
+	// OutboxLease and OutboxMaxAttempts tune the outbox worker, and
+	// ResendCooldown the resend endpoint; zero means the defaults.
+	OutboxLease       time.Duration
+	OutboxMaxAttempts int
+	ResendCooldown    time.Duration
 }
 
 // App is a wired Tessera service.
@@ -58,7 +63,16 @@ func New(o Options) *App {
 	a := &App{Store: o.Store, Keys: o.Keys, Log: o.Log, retention: o.Retention}
 	a.Worker = deliver.NewWorker(o.Store, o.Keys, o.Senders, o.Log)
 	a.Worker.Now = o.Now
-	a.Engine = &verify.Engine{Store: o.Store, Keys: o.Keys, Now: o.Now, Deliver: a.Worker.Enqueue, DeliveryLease: a.Worker.Lease, Log: o.Log}
+	if o.OutboxLease > 0 {
+		a.Worker.Lease = o.OutboxLease
+	}
+	if o.OutboxMaxAttempts > 0 {
+		a.Worker.MaxAttempts = o.OutboxMaxAttempts
+	}
+	a.Engine = &verify.Engine{
+		Store: o.Store, Keys: o.Keys, Now: o.Now, Log: o.Log,
+		Deliver: a.Worker.Enqueue, DeliveryLease: a.Worker.Lease, ResendCooldown: o.ResendCooldown,
+	}
 	a.Clients = &apiclient.Registry{Store: o.Store, Keys: o.Keys, Now: o.Now}
 	a.HTTP = httpapi.New(a.Engine, a.Clients, o.Store, o.Log)
 	return a

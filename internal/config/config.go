@@ -29,6 +29,16 @@ type Config struct {
 	Retention       time.Duration // TESSERA_RETENTION: how long used and expired rows are kept
 	DebugAddr       string        // TESSERA_DEBUG_ADDR: if set, serve net/http/pprof there (keep it on loopback)
 
+	// Delivery.
+	EmailSender       string        // TESSERA_EMAIL_SENDER: log, smtp or webhook
+	SMSSender         string        // TESSERA_SMS_SENDER: log, twilio or webhook
+	SMTP              SMTP          // TESSERA_SMTP_*
+	Twilio            Twilio        // TESSERA_TWILIO_*
+	Webhook           Webhook       // TESSERA_WEBHOOK_*
+	OutboxLease       time.Duration // TESSERA_OUTBOX_LEASE: how long a worker holds a message it is sending
+	OutboxMaxAttempts int           // TESSERA_OUTBOX_MAX_ATTEMPTS: tries before a message is given up
+	ResendCooldown    time.Duration // TESSERA_RESEND_COOLDOWN: wait between sends of the same code
+
 	// HMACKey and EncryptionKeys come from TESSERA_HMAC_KEY and
 	// TESSERA_ENCRYPTION_KEYS, or else from files in DataDir that are
 	// created on first start. Several instances must share them.
@@ -36,6 +46,31 @@ type Config struct {
 	EncryptionKeys []secret.Key
 	// KeysGenerated is true when keys were created in DataDir this start.
 	KeysGenerated bool
+}
+
+// SMTP is the SMTP sender's settings.
+type SMTP struct {
+	Host     string // TESSERA_SMTP_HOST
+	Port     int    // TESSERA_SMTP_PORT (0: 587 for starttls, 465 for tls, 25 for none)
+	TLS      string // TESSERA_SMTP_TLS: starttls (default), tls or none
+	Username string // TESSERA_SMTP_USERNAME
+	Password string // TESSERA_SMTP_PASSWORD (_FILE)
+	From     string // TESSERA_SMTP_FROM: default From, e.g. "Acme <no-reply@acme.example>"
+}
+
+// Twilio is the Twilio SMS sender's settings.
+type Twilio struct {
+	AccountSID          string // TESSERA_TWILIO_ACCOUNT_SID
+	AuthToken           string // TESSERA_TWILIO_AUTH_TOKEN (_FILE)
+	From                string // TESSERA_TWILIO_FROM: an E.164 number, or
+	MessagingServiceSID string // TESSERA_TWILIO_MESSAGING_SERVICE_SID
+	BaseURL             string // TESSERA_TWILIO_BASE_URL (default https://api.twilio.com)
+}
+
+// Webhook is the webhook sender's settings.
+type Webhook struct {
+	URL    string // TESSERA_WEBHOOK_URL
+	Secret string // TESSERA_WEBHOOK_SECRET (_FILE): whsec_…
 }
 
 // Defaults.
@@ -97,6 +132,10 @@ func Load(getenv func(string) string) (*Config, error) {
 		bad("TESSERA_POSTGRES_MAX_CONNS: must be a positive whole number")
 	}
 	c.ShutdownTimeout = duration(get("TESSERA_SHUTDOWN_TIMEOUT", "15s"), "TESSERA_SHUTDOWN_TIMEOUT", bad)
+	c.OutboxLease = duration(get("TESSERA_OUTBOX_LEASE", "1m"), "TESSERA_OUTBOX_LEASE", bad)
+	c.ResendCooldown = duration(get("TESSERA_RESEND_COOLDOWN", "30s"), "TESSERA_RESEND_COOLDOWN", bad)
+	c.OutboxMaxAttempts = positive(get("TESSERA_OUTBOX_MAX_ATTEMPTS", "8"), "TESSERA_OUTBOX_MAX_ATTEMPTS", bad)
+	c.loadDelivery(getenv, get, bad)
 	c.Retention = duration(get("TESSERA_RETENTION", "24h"), "TESSERA_RETENTION", bad)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -105,6 +144,68 @@ func Load(getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// loadDelivery reads the sender settings and checks that the chosen
+// senders have what they need.
+func (c *Config) loadDelivery(getenv func(string) string, get func(name, def string) string, bad func(string, ...any)) {
+	secretOf := func(name string) string {
+		v, err := secretValue(getenv, name)
+		if err != nil {
+			bad("%v", err)
+		}
+		return v
+	}
+	c.EmailSender = get("TESSERA_EMAIL_SENDER", "log")
+	c.SMSSender = get("TESSERA_SMS_SENDER", "log")
+	c.SMTP = SMTP{
+		Host: get("TESSERA_SMTP_HOST", ""), TLS: get("TESSERA_SMTP_TLS", "starttls"),
+		Username: get("TESSERA_SMTP_USERNAME", ""), Password: secretOf("TESSERA_SMTP_PASSWORD"), From: get("TESSERA_SMTP_FROM", ""),
+	}
+	if p := get("TESSERA_SMTP_PORT", ""); p != "" {
+		c.SMTP.Port = positive(p, "TESSERA_SMTP_PORT", bad)
+	}
+	c.Twilio = Twilio{
+		AccountSID: get("TESSERA_TWILIO_ACCOUNT_SID", ""), AuthToken: secretOf("TESSERA_TWILIO_AUTH_TOKEN"),
+		From: get("TESSERA_TWILIO_FROM", ""), MessagingServiceSID: get("TESSERA_TWILIO_MESSAGING_SERVICE_SID", ""),
+		BaseURL: get("TESSERA_TWILIO_BASE_URL", "https://api.twilio.com"),
+	}
+	c.Webhook = Webhook{URL: get("TESSERA_WEBHOOK_URL", ""), Secret: secretOf("TESSERA_WEBHOOK_SECRET")}
+
+	needWebhook := false
+	switch c.EmailSender {
+	case "log":
+	case "smtp":
+		if c.SMTP.Host == "" || c.SMTP.From == "" {
+			bad("TESSERA_EMAIL_SENDER=smtp needs TESSERA_SMTP_HOST and TESSERA_SMTP_FROM")
+		}
+	case "webhook":
+		needWebhook = true
+	default:
+		bad("TESSERA_EMAIL_SENDER: must be log, smtp or webhook, not %q", c.EmailSender)
+	}
+	switch c.SMSSender {
+	case "log":
+	case "twilio":
+		if c.Twilio.AccountSID == "" || c.Twilio.AuthToken == "" || (c.Twilio.From == "" && c.Twilio.MessagingServiceSID == "") {
+			bad("TESSERA_SMS_SENDER=twilio needs TESSERA_TWILIO_ACCOUNT_SID, TESSERA_TWILIO_AUTH_TOKEN and TESSERA_TWILIO_FROM or TESSERA_TWILIO_MESSAGING_SERVICE_SID")
+		}
+	case "webhook":
+		needWebhook = true
+	default:
+		bad("TESSERA_SMS_SENDER: must be log, twilio or webhook, not %q", c.SMSSender)
+	}
+	if needWebhook && (c.Webhook.URL == "" || c.Webhook.Secret == "") {
+		bad("the webhook sender needs TESSERA_WEBHOOK_URL and TESSERA_WEBHOOK_SECRET (whsec_…)")
+	}
+}
+
+func positive(s, name string, bad func(string, ...any)) int {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		bad("%s: must be a positive whole number, not %q", name, s)
+	}
+	return n
 }
 
 func duration(s, name string, bad func(string, ...any)) time.Duration {

@@ -248,6 +248,14 @@ func TestLoadBadValues(t *testing.T) {
 		{name: "shutdown timeout without unit", vars: map[string]string{"TESSERA_SHUTDOWN_TIMEOUT": "15"}, want: []string{"TESSERA_SHUTDOWN_TIMEOUT"}},
 		{name: "negative retention", vars: map[string]string{"TESSERA_RETENTION": "-1h"}, want: []string{"TESSERA_RETENTION"}},
 		{name: "zero retention", vars: map[string]string{"TESSERA_RETENTION": "0s"}, want: []string{"TESSERA_RETENTION"}},
+		{name: "unknown email sender", vars: map[string]string{"TESSERA_EMAIL_SENDER": "pigeon"}, want: []string{"TESSERA_EMAIL_SENDER"}},
+		{name: "unknown sms sender", vars: map[string]string{"TESSERA_SMS_SENDER": "smtp"}, want: []string{"TESSERA_SMS_SENDER"}},
+		{name: "smtp without host", vars: map[string]string{"TESSERA_EMAIL_SENDER": "smtp", "TESSERA_SMTP_FROM": "a@b.example"}, want: []string{"TESSERA_SMTP_HOST"}},
+		{name: "twilio without token", vars: map[string]string{"TESSERA_SMS_SENDER": "twilio", "TESSERA_TWILIO_ACCOUNT_SID": "AC1", "TESSERA_TWILIO_FROM": "+14155550100"}, want: []string{"TESSERA_TWILIO_AUTH_TOKEN"}},
+		{name: "webhook without secret", vars: map[string]string{"TESSERA_SMS_SENDER": "webhook", "TESSERA_WEBHOOK_URL": "https://h.example"}, want: []string{"TESSERA_WEBHOOK_SECRET"}},
+		{name: "smtp port", vars: map[string]string{"TESSERA_SMTP_PORT": "x"}, want: []string{"TESSERA_SMTP_PORT"}},
+		{name: "outbox lease", vars: map[string]string{"TESSERA_OUTBOX_LEASE": "soon"}, want: []string{"TESSERA_OUTBOX_LEASE"}},
+		{name: "outbox attempts", vars: map[string]string{"TESSERA_OUTBOX_MAX_ATTEMPTS": "0"}, want: []string{"TESSERA_OUTBOX_MAX_ATTEMPTS"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -313,5 +321,25 @@ func TestLoadCorruptKeyFile(t *testing.T) {
 	_, err := Load(env(map[string]string{"TESSERA_DATA_DIR": dir}))
 	if err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("corrupt %s: error %v, want one naming the file", path, err)
+	}
+}
+
+func TestLoadDeliverySettings(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Load(env(map[string]string{
+		"TESSERA_DATA_DIR":     dir,
+		"TESSERA_EMAIL_SENDER": "smtp", "TESSERA_SMTP_HOST": "smtp.example.com", "TESSERA_SMTP_PORT": "2525",
+		"TESSERA_SMTP_TLS": "tls", "TESSERA_SMTP_USERNAME": "u", "TESSERA_SMTP_PASSWORD_FILE": writeFile(t, dir, "pw", "s3cret\n"),
+		"TESSERA_SMTP_FROM":  "Acme <no-reply@acme.example>",
+		"TESSERA_SMS_SENDER": "twilio", "TESSERA_TWILIO_ACCOUNT_SID": "AC123", "TESSERA_TWILIO_AUTH_TOKEN": "tok",
+		"TESSERA_TWILIO_MESSAGING_SERVICE_SID": "MG1", "TESSERA_OUTBOX_LEASE": "2s",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := SMTP{Host: "smtp.example.com", Port: 2525, TLS: "tls", Username: "u", Password: "s3cret", From: "Acme <no-reply@acme.example>"}
+	if c.SMTP != want || c.EmailSender != "smtp" || c.SMSSender != "twilio" || c.Twilio.MessagingServiceSID != "MG1" ||
+		c.Twilio.BaseURL != "https://api.twilio.com" || c.OutboxLease != 2*time.Second || c.OutboxMaxAttempts != 8 || c.ResendCooldown != 30*time.Second {
+		t.Fatalf("loaded %+v", c)
 	}
 }

@@ -1,0 +1,63 @@
+package app
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/config"
+	"github.com/tessera-id/tessera/internal/deliver"
+)
+
+// Senders builds the sender of each channel from the configuration. The
+// log sender writes to logOut.
+func Senders(cfg *config.Config, logOut io.Writer) (map[tessera.Channel]tessera.Sender, error) {
+	var logSender *deliver.LogSender
+	var webhook *deliver.WebhookSender
+	get := func(kind string, ch tessera.Channel) (tessera.Sender, error) {
+		switch kind {
+		case "log":
+			if logSender == nil {
+				logSender = deliver.NewLogSender(logOut)
+			}
+			return logSender, nil
+		case "webhook":
+			if webhook == nil {
+				w, err := deliver.NewWebhookSender(deliver.WebhookConfig{URL: cfg.Webhook.URL, Secret: cfg.Webhook.Secret})
+				if err != nil {
+					return nil, fmt.Errorf("TESSERA_WEBHOOK_*: %w", err)
+				}
+				webhook = w
+			}
+			return webhook, nil
+		case "smtp":
+			s, err := deliver.NewSMTPSender(deliver.SMTPConfig{
+				Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: cfg.SMTP.TLS,
+				Username: cfg.SMTP.Username, Password: cfg.SMTP.Password, From: cfg.SMTP.From,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("TESSERA_SMTP_*: %w", err)
+			}
+			return s, nil
+		case "twilio":
+			s, err := deliver.NewTwilioSender(deliver.TwilioConfig{
+				AccountSID: cfg.Twilio.AccountSID, AuthToken: cfg.Twilio.AuthToken, From: cfg.Twilio.From,
+				MessagingServiceSID: cfg.Twilio.MessagingServiceSID, BaseURL: cfg.Twilio.BaseURL,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("TESSERA_TWILIO_*: %w", err)
+			}
+			return s, nil
+		}
+		return nil, fmt.Errorf("no %s sender for %s", kind, ch)
+	}
+	email, err := get(cfg.EmailSender, tessera.ChannelEmail)
+	if err != nil {
+		return nil, err
+	}
+	sms, err := get(cfg.SMSSender, tessera.ChannelSMS)
+	if err != nil {
+		return nil, err
+	}
+	return map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: email, tessera.ChannelSMS: sms}, nil
+}

@@ -1,0 +1,159 @@
+package deliver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tessera-id/tessera"
+)
+
+var _ tessera.Sender = (*TwilioSender)(nil)
+
+// DefaultTwilioBaseURL is where Twilio's REST API lives.
+const DefaultTwilioBaseURL = "https://api.twilio.com"
+
+// TwilioConfig configures a TwilioSender.
+type TwilioConfig struct {
+	AccountSID, AuthToken string
+	// From is the sender: an E.164 number of the account. Set either it or
+	// MessagingServiceSID, not both.
+	From string
+	// MessagingServiceSID ("MG…") lets a Messaging Service pick the sender.
+	MessagingServiceSID string
+	// BaseURL defaults to DefaultTwilioBaseURL; tests point it elsewhere.
+	BaseURL string
+	// HTTPClient defaults to a client with a 30-second timeout.
+	HTTPClient *http.Client
+}
+
+// TwilioSender sends SMS through Twilio's Messages API.
+//
+// Twilio documents no idempotency key for creating a message, so none is
+// sent: delivery is at least once, and a request that times out after
+// Twilio accepted it is retried and may reach the phone twice.
+type TwilioSender struct {
+	endpoint            string
+	accountSID, token   string
+	from, messagingSSID string
+	client              *http.Client
+}
+
+// NewTwilioSender checks cfg and returns a sender.
+func NewTwilioSender(cfg TwilioConfig) (*TwilioSender, error) {
+	if !strings.HasPrefix(cfg.AccountSID, "AC") || len(cfg.AccountSID) < 3 {
+		return nil, errors.New("twilio: the account SID must start with AC")
+	}
+	if cfg.AuthToken == "" {
+		return nil, errors.New("twilio: the auth token is required")
+	}
+	switch {
+	case cfg.From == "" && cfg.MessagingServiceSID == "":
+		return nil, errors.New("twilio: set a From number or a messaging service SID")
+	case cfg.From != "" && cfg.MessagingServiceSID != "":
+		return nil, errors.New("twilio: set either a From number or a messaging service SID, not both")
+	case cfg.MessagingServiceSID != "" && !strings.HasPrefix(cfg.MessagingServiceSID, "MG"):
+		return nil, errors.New("twilio: the messaging service SID must start with MG")
+	}
+	base := cfg.BaseURL
+	if base == "" {
+		base = DefaultTwilioBaseURL
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("twilio: base URL %q must be an http(s) URL", base)
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	return &TwilioSender{
+		endpoint:   strings.TrimRight(base, "/") + "/2010-04-01/Accounts/" + url.PathEscape(cfg.AccountSID) + "/Messages.json",
+		accountSID: cfg.AccountSID, token: cfg.AuthToken,
+		from: cfg.From, messagingSSID: cfg.MessagingServiceSID,
+		client: client,
+	}, nil
+}
+
+// twilioError is the JSON body of Twilio's error answers.
+type twilioError struct {
+	Code     int    `json:"code"`
+	Message  string `json:"message"`
+	MoreInfo string `json:"more_info"`
+	Status   int    `json:"status"`
+}
+
+// Send creates the message at Twilio. Rejections that retrying cannot fix
+// (an invalid number, bad credentials, an unverified number) are
+// permanent; rate limits, server errors and network failures are not.
+func (s *TwilioSender) Send(ctx context.Context, m *tessera.Outgoing) error {
+	if m.Channel != tessera.ChannelSMS {
+		return Permanent(fmt.Errorf("twilio: cannot send a %q message", m.Channel))
+	}
+	form := url.Values{"To": {m.To}, "Body": {m.Content.Body}}
+	if s.messagingSSID != "" {
+		form.Set("MessagingServiceSid", s.messagingSSID)
+	} else {
+		form.Set("From", s.from)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return Permanent(fmt.Errorf("twilio: %w", err))
+	}
+	req.SetBasicAuth(s.accountSID, s.token)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("twilio: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil && resp.StatusCode/100 != 2 {
+		return fmt.Errorf("twilio: HTTP %d, reading the answer: %w", resp.StatusCode, err)
+	}
+
+	if resp.StatusCode/100 == 2 {
+		var ok struct {
+			SID string `json:"sid"`
+		}
+		if json.Unmarshal(raw, &ok) != nil || ok.SID == "" {
+			// Something answered success without creating a message (a
+			// proxy, a wrong base URL): try again rather than lose it.
+			return fmt.Errorf("twilio: HTTP %d without a message sid", resp.StatusCode)
+		}
+		return nil
+	}
+
+	var te twilioError
+	var sendErr error
+	if json.Unmarshal(raw, &te) == nil && te.Code != 0 {
+		msg := te.Message
+		if b := m.Content.Body; b != "" {
+			msg = strings.ReplaceAll(msg, b, "[body]") // the code never goes to logs or the outbox row
+		}
+		if len(msg) > 300 {
+			msg = strings.ToValidUTF8(msg[:300], "")
+		}
+		sendErr = fmt.Errorf("twilio: %d: %s (HTTP %d)", te.Code, msg, resp.StatusCode)
+	} else {
+		sendErr = fmt.Errorf("twilio: HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	}
+	if httpStatusPermanent(resp.StatusCode) {
+		return Permanent(sendErr)
+	}
+	return sendErr
+}
+
+// httpStatusPermanent reports whether an HTTP status says the request itself
+// is wrong, so sending it again cannot succeed: 4xx except 408 (timeout)
+// and 429 (rate limited).
+func httpStatusPermanent(code int) bool {
+	return code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
+}
