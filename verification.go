@@ -126,6 +126,10 @@ type Store interface {
 	// CreateVerification stores v and, when msg is not nil, its outbox
 	// message, in one transaction. An existing (Owner, ID) is ECONFLICT.
 	CreateVerification(ctx context.Context, v *Verification, msg *Message) error
+	// ReplaceVerification stores v and msg like CreateVerification, but
+	// replaces a verification with the same (Owner, ID), used or not, so a
+	// new code for the same purpose voids the previous one.
+	ReplaceVerification(ctx context.Context, v *Verification, msg *Message) error
 	// Verification returns the verification of owner with id, consumed or
 	// not; ENOTFOUND if there is none.
 	Verification(ctx context.Context, owner, id string) (*Verification, error)
@@ -146,6 +150,9 @@ type Store interface {
 	// ETOOMANY (with the verification) when the cooldown or the cap forbids
 	// it, and otherwise fails as CheckCode does.
 	QueueResend(ctx context.Context, owner string, method Method, id string, now, sentBefore time.Time, maxSends int, msg *Message) (*Verification, error)
+	// QueueMessage queues a message that carries no code (a security
+	// notice); its VerificationID may be empty.
+	QueueMessage(ctx context.Context, msg *Message) error
 	// DeleteVerification removes an unconsumed verification of that method;
 	// ENOTFOUND if none.
 	DeleteVerification(ctx context.Context, owner string, method Method, id string) error

@@ -44,6 +44,12 @@ Configuration (environment):
   TESSERA_LOG_LEVEL         debug, info (default), warn, error
   TESSERA_SHUTDOWN_TIMEOUT  how long SIGTERM waits for requests in flight (default 15s)
   TESSERA_RETENTION         how long used and expired rows are kept (default 24h)
+  TESSERA_SERVICE_NAME      the name users see in messages and authenticator apps (default Tessera)
+  TESSERA_TOKEN_ISSUER      the ID token's iss, usually the public URL (default tessera)
+  TESSERA_TOKEN_AUDIENCE    the ID token's aud (default tessera)
+  TESSERA_ID_TOKEN_TTL      ID token lifetime (default 15m)
+  TESSERA_EMAIL_SENDER      log (default), smtp or webhook; see README for TESSERA_SMTP_*
+  TESSERA_SMS_SENDER        log (default), twilio or webhook; see README for TESSERA_TWILIO_*, TESSERA_WEBHOOK_*
   TESSERA_DEBUG_ADDR        if set, serve Go's pprof profiles on this address (loopback only!)
 `
 

@@ -52,7 +52,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	a := app.New(app.Options{
 		Store: store, Keys: keys, Log: log, Senders: senders, Retention: cfg.Retention,
 		OutboxLease: cfg.OutboxLease, OutboxMaxAttempts: cfg.OutboxMaxAttempts, ResendCooldown: cfg.ResendCooldown,
+		ServiceName: cfg.ServiceName, TokenIssuer: cfg.TokenIssuer, TokenAudience: cfg.TokenAudience, IDTokenTTL: cfg.IDTokenTTL,
 	})
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -6,22 +6,32 @@ package app
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
 	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/account"
 	"github.com/tessera-id/tessera/internal/apiclient"
 	"github.com/tessera-id/tessera/internal/config"
 	"github.com/tessera-id/tessera/internal/deliver"
 	"github.com/tessera-id/tessera/internal/httpapi"
+	"github.com/tessera-id/tessera/internal/password"
 	"github.com/tessera-id/tessera/internal/secret"
 	"github.com/tessera-id/tessera/internal/sqlstore"
+	"github.com/tessera-id/tessera/internal/token"
 	"github.com/tessera-id/tessera/internal/verify"
 )
 
+// Storage is what the service keeps its state in: *sqlstore.DB.
+type Storage interface {
+	tessera.Store
+	tessera.AccountStore
+}
+
 // Options are what New needs; zero fields get defaults.
 type Options struct {
-	Store   tessera.Store
+	Store   Storage
 	Keys    *secret.Keyring
 	Senders map[tessera.Channel]tessera.Sender
 	Log     *slog.Logger
@@ -34,16 +44,27 @@ type Options struct {
 	OutboxLease       time.Duration
 	OutboxMaxAttempts int
 	ResendCooldown    time.Duration
+
+	// Accounts: the name users see, the ID token's issuer and audience and
+	// lifetime, and the password hashing cost.
+	ServiceName     string
+	TokenIssuer     string
+	TokenAudience   string
+	IDTokenTTL      time.Duration
+	PasswordParams  password.Params
+	PasswordWorkers int
 }
 
 // App is a wired Tessera service.
 type App struct {
-	Store   tessera.Store
+	Store   Storage
 	Keys    *secret.Keyring
 	Engine  *verify.Engine
 	Worker  *deliver.Worker
-	Clients *apiclient.Registry
-	HTTP    *httpapi.Server
+	Clients  *apiclient.Registry
+	Accounts *account.Service
+	Tokens   *token.Signer
+	HTTP     *httpapi.Server
 	Log     *slog.Logger
 
 	retention time.Duration
@@ -74,8 +95,44 @@ func New(o Options) *App {
 		Deliver: a.Worker.Enqueue, DeliveryLease: a.Worker.Lease, ResendCooldown: o.ResendCooldown,
 	}
 	a.Clients = &apiclient.Registry{Store: o.Store, Keys: o.Keys, Now: o.Now}
-	a.HTTP = httpapi.New(a.Engine, a.Clients, o.Store, o.Log)
+	a.Tokens = &token.Signer{
+		Store: o.Store, Keys: o.Keys, Now: o.Now,
+		Issuer: or(o.TokenIssuer, "tessera"), Audience: or(o.TokenAudience, "tessera"), TTL: orDuration(o.IDTokenTTL, 15*time.Minute),
+	}
+	if o.PasswordParams == (password.Params{}) {
+		o.PasswordParams = password.OWASP
+	}
+	if o.PasswordWorkers == 0 {
+		o.PasswordWorkers = max(2, runtime.GOMAXPROCS(0))
+	}
+	a.Accounts = &account.Service{
+		Store: o.Store, Engine: a.Engine, Tokens: a.Tokens, Keys: o.Keys, Now: o.Now,
+		Passwords:   password.NewHasher(o.PasswordParams, o.PasswordWorkers),
+		ServiceName: or(o.ServiceName, "Tessera"),
+		SessionTTL:  account.DefaultSessionTTL, RefreshGrace: account.DefaultRefreshGrace, CodeTTL: account.DefaultCodeTTL,
+	}
+	a.HTTP = httpapi.New(a.Engine, a.Clients, a.Accounts, o.Store, o.Log)
 	return a
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func orDuration(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// Start prepares what the service needs before it takes requests: a first
+// ID-token signing key.
+func (a *App) Start(ctx context.Context) error {
+	return a.Tokens.EnsureKey(ctx)
 }
 
 // RunBackground starts the outbox worker and the janitor; they stop when

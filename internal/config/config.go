@@ -29,6 +29,12 @@ type Config struct {
 	Retention       time.Duration // TESSERA_RETENTION: how long used and expired rows are kept
 	DebugAddr       string        // TESSERA_DEBUG_ADDR: if set, serve net/http/pprof there (keep it on loopback)
 
+	// Accounts.
+	ServiceName   string        // TESSERA_SERVICE_NAME: the name users see in messages and authenticator apps
+	TokenIssuer   string        // TESSERA_TOKEN_ISSUER: the ID token's "iss", usually Tessera's public URL
+	TokenAudience string        // TESSERA_TOKEN_AUDIENCE: the ID token's "aud"
+	IDTokenTTL    time.Duration // TESSERA_ID_TOKEN_TTL: how long an ID token is valid
+
 	// Delivery.
 	EmailSender       string        // TESSERA_EMAIL_SENDER: log, smtp or webhook
 	SMSSender         string        // TESSERA_SMS_SENDER: log, twilio or webhook
@@ -132,6 +138,10 @@ func Load(getenv func(string) string) (*Config, error) {
 		bad("TESSERA_POSTGRES_MAX_CONNS: must be a positive whole number")
 	}
 	c.ShutdownTimeout = duration(get("TESSERA_SHUTDOWN_TIMEOUT", "15s"), "TESSERA_SHUTDOWN_TIMEOUT", bad)
+	c.ServiceName = get("TESSERA_SERVICE_NAME", "Tessera")
+	c.TokenIssuer = get("TESSERA_TOKEN_ISSUER", "tessera")
+	c.TokenAudience = get("TESSERA_TOKEN_AUDIENCE", "tessera")
+	c.IDTokenTTL = duration(get("TESSERA_ID_TOKEN_TTL", "15m"), "TESSERA_ID_TOKEN_TTL", bad)
 	c.OutboxLease = duration(get("TESSERA_OUTBOX_LEASE", "1m"), "TESSERA_OUTBOX_LEASE", bad)
 	c.ResendCooldown = duration(get("TESSERA_RESEND_COOLDOWN", "30s"), "TESSERA_RESEND_COOLDOWN", bad)
 	c.OutboxMaxAttempts = positive(get("TESSERA_OUTBOX_MAX_ATTEMPTS", "8"), "TESSERA_OUTBOX_MAX_ATTEMPTS", bad)

@@ -19,6 +19,7 @@ import (
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/app"
 	"github.com/tessera-id/tessera/internal/deliver"
+	"github.com/tessera-id/tessera/internal/password"
 	"github.com/tessera-id/tessera/internal/secret"
 	"github.com/tessera-id/tessera/internal/storetest"
 )
@@ -27,10 +28,10 @@ import (
 // TESSERA_TEST_POSTGRES_URL.
 var stores = []struct {
 	name string
-	open func(t testing.TB) tessera.Store
+	open func(t testing.TB) app.Storage
 }{
-	{"sqlite", func(t testing.TB) tessera.Store { return storetest.OpenSQLite(t) }},
-	{"postgres", func(t testing.TB) tessera.Store { return storetest.OpenPostgres(t) }},
+	{"sqlite", func(t testing.TB) app.Storage { return storetest.OpenSQLite(t) }},
+	{"postgres", func(t testing.TB) app.Storage { return storetest.OpenPostgres(t) }},
 }
 
 // onEachStore runs fn once per store.
@@ -62,7 +63,7 @@ type env struct {
 	app    *app.App
 	srv    *httptest.Server
 	clock  *clock
-	store  tessera.Store
+	store  app.Storage
 	token  string
 	outbox *lockedBuffer
 	read   int // bytes of outbox already read
@@ -80,7 +81,7 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 }
 func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
-func newEnv(t *testing.T, store tessera.Store) *env {
+func newEnv(t *testing.T, store app.Storage) *env {
 	t.Helper()
 	key := func() []byte { b := make([]byte, 32); rand.Read(b); return b }
 	keys, err := secret.NewKeyring(key(), []secret.Key{{ID: "k1", Key: key()}}, nil)
@@ -93,7 +94,12 @@ func newEnv(t *testing.T, store tessera.Store) *env {
 		Store: store, Keys: keys, Now: e.clock.Now,
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Senders: map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: sender, tessera.ChannelSMS: sender},
+		// Cheap password hashing: the tests check behaviour, not cost.
+		PasswordParams: password.Params{Memory: 64, Time: 1, Threads: 1},
 	})
+	if err := e.app.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	e.srv = httptest.NewServer(e.app.HTTP)
 	t.Cleanup(e.srv.Close)
 	e.token = e.newClient("test-client")

@@ -14,24 +14,26 @@ import (
 	"time"
 
 	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/account"
 	"github.com/tessera-id/tessera/internal/apiclient"
 	"github.com/tessera-id/tessera/internal/verify"
 )
 
 // Server holds what the handlers need. Build it with New.
 type Server struct {
-	Engine  *verify.Engine
-	Clients *apiclient.Registry
-	Store   tessera.Store
-	Log     *slog.Logger
+	Engine   *verify.Engine
+	Clients  *apiclient.Registry
+	Accounts *account.Service
+	Store    tessera.Store
+	Log      *slog.Logger
 
 	mux       *http.ServeMux
 	seenPaths map[string]bool // paths that have a JSON 405 fallback
 }
 
 // New returns a server with every route registered.
-func New(engine *verify.Engine, clients *apiclient.Registry, store tessera.Store, log *slog.Logger) *Server {
-	s := &Server{Engine: engine, Clients: clients, Store: store, Log: log, mux: http.NewServeMux(), seenPaths: map[string]bool{}}
+func New(engine *verify.Engine, clients *apiclient.Registry, accounts *account.Service, store tessera.Store, log *slog.Logger) *Server {
+	s := &Server{Engine: engine, Clients: clients, Accounts: accounts, Store: store, Log: log, mux: http.NewServeMux(), seenPaths: map[string]bool{}}
 	s.routes()
 	return s
 }
@@ -45,6 +47,9 @@ func (s *Server) routes() {
 	s.handle("GET /methods/{method}/verifiers/{id}", s.requireClient(s.handleGetVerification))
 	s.handle("DELETE /methods/{method}/verifiers/{id}", s.requireClient(s.handleDeleteVerification))
 	s.handle("POST /methods/{method}/verifiers/{id}/actions/resend", s.requireClient(s.handleResend))
+
+	// The accounts API (end users, ID-token bearer).
+	s.accountRoutes()
 
 	// Anything else: JSON 404, never the mux's plain-text page.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -139,9 +139,22 @@ func scanVerification(row scanner) (*tessera.Verification, error) {
 // savepoint: on SQLite it shares a group commit with other requests, and
 // this keeps the common path at two statements.
 func (db *DB) CreateVerification(ctx context.Context, v *tessera.Verification, msg *tessera.Message) error {
+	return db.putVerification(ctx, v, msg, `ON CONFLICT DO NOTHING`)
+}
+
+// ReplaceVerification is CreateVerification that overwrites an existing
+// verification with the same id.
+func (db *DB) ReplaceVerification(ctx context.Context, v *tessera.Verification, msg *tessera.Message) error {
+	return db.putVerification(ctx, v, msg, `ON CONFLICT (owner, id) DO UPDATE SET method = excluded.method, consumer = excluded.consumer,
+		issuer = excluded.issuer, code_hash = excluded.code_hash, attempts = excluded.attempts, max_attempts = excluded.max_attempts,
+		payload = excluded.payload, created_at = excluded.created_at, expires_at = excluded.expires_at, consumed_at = NULL,
+		sealed_content = excluded.sealed_content, sends = excluded.sends, last_sent_at = excluded.last_sent_at`)
+}
+
+func (db *DB) putVerification(ctx context.Context, v *tessera.Verification, msg *tessera.Message, onConflict string) error {
 	return db.writeOp(ctx, false, func(r runner) error {
 		res, err := r.exec(ctx, `INSERT INTO verifications (`+verificationColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?) `+onConflict,
 			v.Owner, v.ID, string(v.Method), v.Consumer, v.Issuer, v.CodeHash, v.Attempts, v.MaxAttempts, v.Payload, ms(v.CreatedAt), ms(v.ExpiresAt),
 			v.SealedContent, v.Sends, lockedUntil(v.LastSentAt))
 		if err := oneRow(res, err); tessera.ErrorCode(err) == tessera.ENOTFOUND {
@@ -280,6 +293,14 @@ func (db *DB) QueueResend(ctx context.Context, owner string, method tessera.Meth
 		return v, err
 	}
 	return nil, err
+}
+
+// QueueMessage queues a message that carries no code.
+func (db *DB) QueueMessage(ctx context.Context, msg *tessera.Message) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		_, err := r.exec(ctx, insertMessage, messageArgs(msg)...)
+		return err
+	})
 }
 
 // DeleteVerification removes an unconsumed verification.

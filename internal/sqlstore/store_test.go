@@ -43,7 +43,7 @@ func TestMigrationsAreIdempotent(t *testing.T) {
 			t.Fatalf("open %d: %v", i, err)
 		}
 		v, err := db.SchemaVersion(context.Background())
-		if err != nil || v != 2 {
+		if err != nil || v != 3 {
 			t.Fatalf("schema version %d, %v", v, err)
 		}
 		db.Close()

@@ -64,6 +64,17 @@ type InitiateRequest struct {
 	GenerateCode CodeSpec        `json:"generateCode"`
 	Policy       Policy          `json:"policy"`
 	Payload      json.RawMessage `json:"payload"`
+
+	// Binding, for Tessera's own callers, is mixed into the code's hash: a
+	// code only validates with the binding it was issued with, so a code
+	// sent for one action can never perform another.
+	Binding string `json:"-"`
+	// TOTPAccount, when set, is the account name a new TOTP secret shows
+	// in the authenticator app instead of the consumer.
+	TOTPAccount string `json:"-"`
+	// Replace lets a forced id overwrite an existing verification (used or
+	// not) instead of being a conflict: a new code voids the previous one.
+	Replace bool `json:"-"`
 }
 
 // Template shapes the message that carries the code.
@@ -196,10 +207,18 @@ func (e *Engine) Initiate(ctx context.Context, owner string, method tessera.Meth
 	out := &Initiated{Verification: v}
 
 	if method == tessera.MethodGoogleAuth {
-		if out.TOTPURI, err = e.ensureTOTPSecret(ctx, owner, consumer, req.Issuer, now); err != nil {
+		account := consumer
+		if req.TOTPAccount != "" {
+			account = req.TOTPAccount
+		}
+		if out.TOTPURI, err = e.ensureTOTPSecret(ctx, owner, consumer, account, req.Issuer, now); err != nil {
 			return nil, err
 		}
-		if err := e.Store.CreateVerification(ctx, v, nil); err != nil {
+		store := e.Store.CreateVerification
+		if req.Replace {
+			store = e.Store.ReplaceVerification
+		}
+		if err := store(ctx, v, nil); err != nil {
 			return nil, err
 		}
 		return out, nil
@@ -210,7 +229,7 @@ func (e *Engine) Initiate(ctx context.Context, owner string, method tessera.Meth
 			return nil, err
 		}
 	}
-	v.CodeHash = e.codeHash(owner, id, code)
+	v.CodeHash = e.codeHash(owner, id, req.Binding, code)
 	content := messageContent(method, &req.Template, req.Issuer, code, id)
 	plain, err := json.Marshal(content)
 	if err != nil {
@@ -225,7 +244,11 @@ func (e *Engine) Initiate(ctx context.Context, owner string, method tessera.Meth
 	if err != nil {
 		return nil, err
 	}
-	if err := e.Store.CreateVerification(ctx, v, msg); err != nil {
+	store := e.Store.CreateVerification
+	if req.Replace {
+		store = e.Store.ReplaceVerification
+	}
+	if err := store(ctx, v, msg); err != nil {
 		return nil, err
 	}
 	e.handOver(msg)
@@ -282,6 +305,24 @@ func (e *Engine) Resend(ctx context.Context, owner string, method tessera.Method
 	return v, nil
 }
 
+// Notice queues a message that carries no code, such as a security
+// notice, on the channel of method.
+func (e *Engine) Notice(ctx context.Context, owner string, method tessera.Method, to string, content tessera.MessageContent) error {
+	plain, err := json.Marshal(content)
+	if err != nil {
+		return err
+	}
+	msg, err := e.newMessage(owner, &tessera.Verification{Method: method, Consumer: to}, plain, e.now())
+	if err != nil {
+		return err
+	}
+	if err := e.Store.QueueMessage(ctx, msg); err != nil {
+		return err
+	}
+	e.handOver(msg)
+	return nil
+}
+
 // handOver gives a committed message to this instance's worker.
 func (e *Engine) handOver(msg *tessera.Message) {
 	if e.Deliver != nil {
@@ -291,7 +332,7 @@ func (e *Engine) handOver(msg *tessera.Message) {
 
 // ensureTOTPSecret gives the consumer a new temporary secret unless it has
 // a verified one, and returns the new secret's URI (empty when verified).
-func (e *Engine) ensureTOTPSecret(ctx context.Context, owner, consumer, issuer string, now time.Time) (string, error) {
+func (e *Engine) ensureTOTPSecret(ctx context.Context, owner, consumer, account, issuer string, now time.Time) (string, error) {
 	existing, err := e.Store.TOTPSecret(ctx, owner, consumer)
 	if err == nil && !existing.VerifiedAt.IsZero() {
 		return "", nil
@@ -302,7 +343,7 @@ func (e *Engine) ensureTOTPSecret(ctx context.Context, owner, consumer, issuer s
 	if issuer == "" {
 		issuer = "Tessera"
 	}
-	key, err := newTOTPKey(e.random(), issuer, consumer)
+	key, err := newTOTPKey(e.random(), issuer, account)
 	if err != nil {
 		return "", fmt.Errorf("new totp key: %w", err)
 	}
@@ -325,6 +366,11 @@ func (e *Engine) ensureTOTPSecret(ctx context.Context, owner, consumer, issuer s
 // removeSecret, a correct google_auth code also deletes the consumer's
 // TOTP secret.
 func (e *Engine) Validate(ctx context.Context, owner string, method tessera.Method, id, code string, removeSecret bool) (*tessera.Verification, error) {
+	return e.ValidateBound(ctx, owner, method, id, code, "", removeSecret)
+}
+
+// ValidateBound is Validate for a code issued with a Binding.
+func (e *Engine) ValidateBound(ctx context.Context, owner string, method tessera.Method, id, code, binding string, removeSecret bool) (*tessera.Verification, error) {
 	if code == "" {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "code", Error: "is required"})
 	}
@@ -342,7 +388,7 @@ func (e *Engine) Validate(ctx context.Context, owner string, method tessera.Meth
 		v, ok, err = e.checkTOTP(ctx, owner, id, code, now)
 	} else {
 		v, ok, err = e.Store.CheckCode(ctx, owner, method, id, now, func(v *tessera.Verification) bool {
-			return secret.Equal(e.codeHash(v.Owner, v.ID, code), v.CodeHash)
+			return secret.Equal(e.codeHash(v.Owner, v.ID, binding, code), v.CodeHash)
 		})
 	}
 	if err != nil {
@@ -457,10 +503,11 @@ func checkID(id string) error {
 	return nil
 }
 
-// codeHash is the keyed hash stored instead of a code. Owner and id are
-// part of it, so a hash copied to another row matches nothing.
-func (e *Engine) codeHash(owner, id, code string) []byte {
-	return e.Keys.Hash("verification-code", owner, id, code)
+// codeHash is the keyed hash stored instead of a code. Owner, id and
+// binding are part of it, so a hash copied to another row, or a code
+// checked for another purpose, matches nothing.
+func (e *Engine) codeHash(owner, id, binding, code string) []byte {
+	return e.Keys.Hash("verification-code", owner, id, binding, code)
 }
 
 func totpAD(owner, consumer string) []byte { return []byte("totp\x00" + owner + "\x00" + consumer) }

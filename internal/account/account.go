@@ -1,0 +1,704 @@
+// Package account is the account model of Tessera's end users:
+// registration, password login with ID and refresh tokens, sessions, MFA
+// enrolment (authenticator apps, SMS) and the codes that prove a channel.
+// Every code a user receives is a verification in the engine, bound to its
+// user and purpose; this package holds the rules around them, and the HTTP
+// layer only translates.
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/password"
+	"github.com/tessera-id/tessera/internal/secret"
+	"github.com/tessera-id/tessera/internal/token"
+	"github.com/tessera-id/tessera/internal/verify"
+)
+
+// Owner is the engine owner of every account code: no API client can see
+// or validate them.
+const Owner = "tessera:accounts"
+
+// Defaults of the account rules.
+const (
+	DefaultSessionTTL   = 30 * 24 * time.Hour
+	DefaultRefreshGrace = 10 * time.Second
+	DefaultCodeTTL      = 30 * time.Minute
+	codeMaxAttempts     = 5
+	challengeAttempts   = 5
+	recoveryCodeCount   = 10
+	minPasswordLen      = 8
+	maxPasswordLen      = 128
+)
+
+// Service carries out account operations. Set its fields once at start-up.
+type Service struct {
+	Store     tessera.AccountStore
+	Engine    *verify.Engine
+	Tokens    *token.Signer
+	Passwords *password.Hasher
+	Keys      *secret.Keyring
+	Now       func() time.Time
+	// ServiceName names Tessera to users: in messages and authenticator apps.
+	ServiceName string
+	// SessionTTL is a session's absolute lifetime; RefreshGrace how long a
+	// rotated refresh token still yields its successor (two tabs racing).
+	SessionTTL, RefreshGrace time.Duration
+	// CodeTTL is how long an emailed or texted code is valid.
+	CodeTTL time.Duration
+
+	ipFailures ipGuard
+}
+
+// Meta is what a request tells about its client.
+type Meta struct {
+	UserAgent string
+	IP        string
+}
+
+// Tokens is a login's result: an ID token and a refresh token.
+type Tokens struct {
+	IDToken      string    `json:"idToken"`
+	RefreshToken string    `json:"refreshToken"`
+	ExpiresAt    time.Time `json:"idTokenExpiresAt"`
+}
+
+// LoginResult is either tokens or, with MFA on, a challenge to complete.
+type LoginResult struct {
+	Tokens    *Tokens
+	Challenge *Challenge
+}
+
+// Challenge tells the client how to finish an MFA login.
+type Challenge struct {
+	ProcessingID string    `json:"processingId"`
+	Methods      []string  `json:"methods"`
+	ExpiresAt    time.Time `json:"expiresAt"`
+}
+
+// CodeSent describes a code that went out.
+type CodeSent struct {
+	Destination string    `json:"destination,omitempty"` // obfuscated
+	Expiration  string    `json:"expiration"`            // "30min.", as the flows document writes it
+	ExpiresAt   time.Time `json:"expiresAt"`
+}
+
+func (s *Service) now() time.Time { return s.Now().UTC() }
+
+// verificationID is the engine id of a user's code for a purpose. It is
+// derived, so a new code for the same purpose replaces (voids) the last.
+func verificationID(userID, purpose string) string {
+	return uuid.NewSHA1(uuid.NameSpaceOID, []byte("tessera-account\x00"+userID+"\x00"+purpose)).String()
+}
+
+// invalidCredentials is the one answer to a wrong email or password, so
+// the answer never tells whether an account exists.
+func invalidCredentials() error {
+	return tessera.Errorf(tessera.EUNAUTHORIZED, "Invalid email or password")
+}
+
+// codeError turns an engine error into what a user may see: the code was
+// wrong, expired or used up, without the engine's verification details.
+func codeError(err error) error {
+	switch tessera.ErrorCode(err) {
+	case tessera.EINVALIDCODE, tessera.ENOTFOUND:
+		return tessera.Errorf(tessera.EINVALIDCODE, "Invalid code")
+	case tessera.EEXPIRED:
+		return tessera.Errorf(tessera.EEXPIRED, "The code expired: ask for a new one")
+	case tessera.ELOCKED:
+		return tessera.Errorf(tessera.ELOCKED, "Too many wrong codes: ask for a new one")
+	}
+	return err
+}
+
+func checkPassword(pw, email string) error {
+	n := utf8.RuneCountInString(pw)
+	switch {
+	case n < minPasswordLen:
+		return fmt.Errorf("must be at least %d characters", minPasswordLen)
+	case n > maxPasswordLen:
+		return fmt.Errorf("must be at most %d characters", maxPasswordLen)
+	case strings.EqualFold(pw, email):
+		return errors.New("must not be the email address")
+	}
+	return nil
+}
+
+// ---- registration ----
+
+// Register creates an account and emails a confirmation code. Its answer
+// is the same whether or not the email was taken; the owner of a taken
+// address gets a notice instead of a code.
+func (s *Service) Register(ctx context.Context, email, pw string) error {
+	addr, err := verify.NormalizeEmail(email)
+	if err != nil {
+		return tessera.Invalid(tessera.FieldError{Path: "email", Error: err.Error()})
+	}
+	if err := checkPassword(pw, addr); err != nil {
+		return tessera.Invalid(tessera.FieldError{Path: "password", Error: err.Error()})
+	}
+	hash, err := s.Passwords.Hash(ctx, pw)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	u := &tessera.User{ID: uuid.NewString(), Email: addr, PasswordHash: hash, PasswordChanged: now, Status: tessera.UserUnverified, CreatedAt: now}
+	err = s.Store.CreateUser(ctx, u)
+	if tessera.ErrorCode(err) == tessera.ECONFLICT {
+		return s.Engine.Notice(ctx, Owner, tessera.MethodEmail, addr, tessera.MessageContent{
+			Subject: s.ServiceName + ": someone tried to register with your address",
+			Body:    "Someone tried to create a " + s.ServiceName + " account with this email address, which already has one. If it was you, log in or reset your password. If not, you can ignore this message.",
+		})
+	}
+	if err != nil {
+		return err
+	}
+	_, err = s.sendCode(ctx, u, tessera.MethodEmail, u.Email, "otp:email", "")
+	return err
+}
+
+// ConfirmRegistration checks the emailed code, confirms the address and
+// logs the user in.
+func (s *Service) ConfirmRegistration(ctx context.Context, email, code string, meta Meta) (*Tokens, *tessera.User, error) {
+	if code == "" {
+		return nil, nil, tessera.Invalid(tessera.FieldError{Path: "code", Error: "is required"})
+	}
+	u, err := s.Store.UserByEmail(ctx, strings.TrimSpace(email))
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		return nil, nil, tessera.Errorf(tessera.EINVALIDCODE, "Invalid code")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.checkCode(ctx, u, tessera.MethodEmail, u.Email, "otp:email", "", code); err != nil {
+		return nil, nil, err
+	}
+	if err := s.Store.SetEmailVerified(ctx, u.ID, u.Email, s.now()); err != nil {
+		return nil, nil, err
+	}
+	tokens, err := s.newSession(ctx, u, []string{"pwd", "otp"}, meta)
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err = s.Store.User(ctx, u.ID)
+	return tokens, u, err
+}
+
+// ---- codes ----
+
+// binding ties a code to its purpose, destination and extra context.
+func binding(purpose, destination, extra string) string {
+	return purpose + "\x00" + destination + "\x00" + extra
+}
+
+// sendCode sends a 6-digit code for purpose to destination; it replaces
+// any earlier code for the same purpose.
+func (s *Service) sendCode(ctx context.Context, u *tessera.User, method tessera.Method, destination, purpose, extra string) (*CodeSent, error) {
+	ttl := s.CodeTTL
+	body := "Your " + s.ServiceName + " code is {{{CODE}}}. It expires in " + ttlText(ttl) + ". If you did not ask for it, ignore this message."
+	req := &verify.InitiateRequest{
+		Consumer: destination,
+		Issuer:   s.ServiceName,
+		Template: verify.Template{Subject: "Your " + s.ServiceName + " code", Body: body},
+		Policy: verify.Policy{
+			ExpiredOn:            hms(ttl),
+			MaxAttempts:          codeMaxAttempts,
+			ForcedVerificationID: verificationID(u.ID, purpose),
+		},
+		Binding: binding(purpose, destination, extra),
+		Replace: true,
+	}
+	out, err := s.Engine.Initiate(ctx, Owner, method, req)
+	if err != nil {
+		return nil, err
+	}
+	dest := ObfuscateEmail(destination)
+	if method == tessera.MethodPhone {
+		dest = ObfuscatePhone(destination)
+	}
+	return &CodeSent{Destination: dest, Expiration: ttlText(ttl) + ".", ExpiresAt: out.Verification.ExpiresAt}, nil
+}
+
+// checkCode validates a code sent by sendCode with the same arguments.
+func (s *Service) checkCode(ctx context.Context, u *tessera.User, method tessera.Method, destination, purpose, extra, code string) error {
+	_, err := s.Engine.ValidateBound(ctx, Owner, method, verificationID(u.ID, purpose), strings.TrimSpace(code), binding(purpose, destination, extra), false)
+	return codeError(err)
+}
+
+func ttlText(d time.Duration) string {
+	if d%time.Minute == 0 {
+		return fmt.Sprintf("%dmin", int(d.Minutes()))
+	}
+	return d.String()
+}
+
+func hms(d time.Duration) string {
+	sec := int(d.Seconds())
+	return fmt.Sprintf("%02d:%02d:%02d", sec/3600, sec/60%60, sec%60)
+}
+
+// ---- login ----
+
+// lockFor is the login slow-down: nothing for four wrong passwords, then
+// a lock of 30 s that doubles with each further failure, up to 15 minutes.
+func lockFor(failures int) time.Duration {
+	if failures < 5 {
+		return 0
+	}
+	d := 30 * time.Second << min(failures-5, 10)
+	return min(d, 15*time.Minute)
+}
+
+// Login checks an email and password. With MFA off it returns tokens;
+// with MFA on, a challenge to finish with a second factor.
+func (s *Service) Login(ctx context.Context, email, pw string, meta Meta) (*LoginResult, error) {
+	if email == "" || pw == "" {
+		var bad []tessera.FieldError
+		if email == "" {
+			bad = append(bad, tessera.FieldError{Path: "email", Error: "is required"})
+		}
+		if pw == "" {
+			bad = append(bad, tessera.FieldError{Path: "password", Error: "is required"})
+		}
+		return nil, tessera.Invalid(bad...)
+	}
+	now := s.now()
+	if wait := s.ipFailures.blocked(meta.IP, now); wait > 0 {
+		return nil, tooManyLogins(wait)
+	}
+	u, err := s.Store.UserByEmail(ctx, strings.TrimSpace(email))
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		// Spend the time a real check takes, then give the same answer.
+		if _, err := s.Passwords.Verify(ctx, pw, ""); err != nil {
+			return nil, err
+		}
+		s.ipFailures.fail(meta.IP, now)
+		return nil, invalidCredentials()
+	}
+	if err != nil {
+		return nil, err
+	}
+	u, err = s.Store.ReserveLogin(ctx, u.ID, now, lockFor)
+	if tessera.ErrorCode(err) == tessera.ELOCKED {
+		return nil, tooManyLogins(u.LockedUntil.Sub(now))
+	}
+	if err != nil {
+		return nil, err
+	}
+	ok, err := s.Passwords.Verify(ctx, pw, u.PasswordHash)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		s.ipFailures.fail(meta.IP, now)
+		return nil, invalidCredentials()
+	}
+	if u.Status == tessera.UserDisabled {
+		return nil, tessera.Errorf(tessera.EFORBIDDEN, "This account is disabled")
+	}
+	if !u.MFAEnabled() {
+		tokens, err := s.newSession(ctx, u, []string{"pwd"}, meta)
+		if err != nil {
+			return nil, err
+		}
+		return &LoginResult{Tokens: tokens}, nil
+	}
+	if err := s.Store.ClearLoginFailures(ctx, u.ID); err != nil {
+		return nil, err
+	}
+	return s.challenge(ctx, u, meta, now)
+}
+
+func tooManyLogins(wait time.Duration) error {
+	return &tessera.Error{Code: tessera.ETOOMANY, Message: "Too many failed logins: try again later", RetryAfter: int((wait + time.Second - 1) / time.Second)}
+}
+
+// challenge starts the second step of an MFA login.
+func (s *Service) challenge(ctx context.Context, u *tessera.User, meta Meta, now time.Time) (*LoginResult, error) {
+	c := &tessera.LoginChallenge{ID: uuid.NewString(), UserID: u.ID, MaxAttempts: challengeAttempts, CreatedAt: now, ExpiresAt: now.Add(s.CodeTTL), UserAgent: meta.UserAgent, IP: meta.IP}
+	if err := s.Store.CreateLoginChallenge(ctx, c); err != nil {
+		return nil, err
+	}
+	var methods []string
+	if !u.TOTPVerifiedAt.IsZero() {
+		// A google_auth verification for this challenge, so TOTP codes get
+		// the engine's attempt cap and replay protection.
+		if _, err := s.Engine.Initiate(ctx, Owner, tessera.MethodGoogleAuth, &verify.InitiateRequest{
+			Consumer: u.ID, Issuer: s.ServiceName,
+			Policy: verify.Policy{ExpiredOn: hms(s.CodeTTL), MaxAttempts: challengeAttempts, ForcedVerificationID: verificationID(u.ID, "login-totp:"+c.ID)},
+		}); err != nil {
+			return nil, err
+		}
+		methods = append(methods, "totp")
+	}
+	if !u.PhoneVerifiedAt.IsZero() {
+		methods = append(methods, "sms")
+	}
+	if !u.EmailVerifiedAt.IsZero() {
+		methods = append(methods, "email")
+	}
+	if n, err := s.Store.RecoveryCodesLeft(ctx, u.ID); err != nil {
+		return nil, err
+	} else if n > 0 {
+		methods = append(methods, "recovery_code")
+	}
+	return &LoginResult{Challenge: &Challenge{ProcessingID: c.ID, Methods: methods, ExpiresAt: c.ExpiresAt}}, nil
+}
+
+// Destinations of one-time tokens, as the flows document names them.
+const (
+	DestinationEmail = "EMAIL"
+	DestinationPhone = "PHONE_NUMBER"
+)
+
+// destination resolves EMAIL or PHONE_NUMBER to a user's verified address.
+func destination(u *tessera.User, d string) (tessera.Method, string, error) {
+	switch d {
+	case DestinationEmail:
+		if u.EmailVerifiedAt.IsZero() {
+			return "", "", tessera.Invalid(tessera.FieldError{Path: "destination", Error: "the email address is not confirmed"})
+		}
+		return tessera.MethodEmail, u.Email, nil
+	case DestinationPhone:
+		if u.PhoneVerifiedAt.IsZero() {
+			return "", "", tessera.Invalid(tessera.FieldError{Path: "destination", Error: "no verified phone number"})
+		}
+		return tessera.MethodPhone, u.Phone, nil
+	}
+	return "", "", tessera.Invalid(tessera.FieldError{Path: "destination", Error: "must be EMAIL or PHONE_NUMBER"})
+}
+
+// SendLoginCode sends the one-time token that finishes an MFA login to the
+// user's email or phone (POST /api/v1/token/login).
+func (s *Service) SendLoginCode(ctx context.Context, processingID, dest string) (*CodeSent, error) {
+	c, u, err := s.openChallenge(ctx, processingID)
+	if err != nil {
+		return nil, err
+	}
+	method, to, err := destination(u, dest)
+	if err != nil {
+		return nil, err
+	}
+	return s.sendCode(ctx, u, method, to, "login", c.ID)
+}
+
+func (s *Service) openChallenge(ctx context.Context, processingID string) (*tessera.LoginChallenge, *tessera.User, error) {
+	if _, err := uuid.Parse(processingID); err != nil {
+		return nil, nil, tessera.Invalid(tessera.FieldError{Path: "processingId", Error: "must be the processingId a login returned"})
+	}
+	c, err := s.Store.LoginChallenge(ctx, processingID)
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND || (err == nil && (!c.UsedAt.IsZero() || !s.now().Before(c.ExpiresAt))) {
+		return nil, nil, tessera.Errorf(tessera.ENOTFOUND, "Unknown, used or expired processingId: log in again")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := s.Store.User(ctx, c.UserID)
+	return c, u, err
+}
+
+// The second factors of an MFA login.
+const (
+	FactorTOTP     = "totp"
+	FactorSMS      = "sms"
+	FactorEmail    = "email"
+	FactorRecovery = "recovery_code"
+)
+
+// CompleteLogin finishes an MFA login with a second factor.
+func (s *Service) CompleteLogin(ctx context.Context, processingID, factor, code string, meta Meta) (*Tokens, error) {
+	if code == "" {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "code", Error: "is required"})
+	}
+	c, u, err := s.openChallenge(ctx, processingID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Store.ReserveChallengeAttempt(ctx, c.ID, s.now()); err != nil {
+		if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+			return nil, tessera.Errorf(tessera.ENOTFOUND, "Unknown, used or expired processingId: log in again")
+		}
+		return nil, err
+	}
+	switch factor {
+	case FactorTOTP:
+		if u.TOTPVerifiedAt.IsZero() {
+			return nil, tessera.Invalid(tessera.FieldError{Path: "method", Error: "no authenticator app is enrolled"})
+		}
+		_, err = s.Engine.Validate(ctx, Owner, tessera.MethodGoogleAuth, verificationID(u.ID, "login-totp:"+c.ID), strings.TrimSpace(code), false)
+		err = codeError(err)
+	case FactorSMS, FactorEmail:
+		d := DestinationEmail
+		if factor == FactorSMS {
+			d = DestinationPhone
+		}
+		method, to, derr := destination(u, d)
+		if derr != nil {
+			return nil, derr
+		}
+		err = s.checkCode(ctx, u, method, to, "login", c.ID, code)
+	case FactorRecovery:
+		err = s.Store.UseRecoveryCode(ctx, u.ID, s.recoveryHash(u.ID, code), s.now())
+		if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+			err = tessera.Errorf(tessera.EINVALIDCODE, "Invalid code")
+		}
+	default:
+		return nil, tessera.Invalid(tessera.FieldError{Path: "method", Error: "must be totp, sms, email or recovery_code"})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Store.UseLoginChallenge(ctx, c.ID, s.now()); err != nil {
+		return nil, tessera.Errorf(tessera.ENOTFOUND, "Unknown, used or expired processingId: log in again")
+	}
+	return s.newSession(ctx, u, []string{"pwd", "otp", "mfa"}, meta)
+}
+
+// ---- sessions and tokens ----
+
+func newRefreshToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return "rt_" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (s *Service) refreshHash(t string) []byte { return s.Keys.Hash("refresh-token", t) }
+
+// newSession logs u in: a session, its first refresh token, an ID token.
+func (s *Service) newSession(ctx context.Context, u *tessera.User, amr []string, meta Meta) (*Tokens, error) {
+	now := s.now()
+	sess := &tessera.Session{ID: uuid.NewString(), UserID: u.ID, AMR: amr, UserAgent: clip(meta.UserAgent, 512), IP: meta.IP, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.SessionTTL)}
+	refresh := newRefreshToken()
+	if err := s.Store.CreateSession(ctx, sess, &tessera.RefreshToken{Hash: s.refreshHash(refresh), SessionID: sess.ID, CreatedAt: now}); err != nil {
+		return nil, err
+	}
+	if err := s.Store.LoginSucceeded(ctx, u.ID, now, sess.UserAgent); err != nil {
+		return nil, err
+	}
+	id, exp, err := s.Tokens.Issue(ctx, u.ID, sess.ID, amr)
+	if err != nil {
+		return nil, err
+	}
+	return &Tokens{IDToken: id, RefreshToken: refresh, ExpiresAt: exp}, nil
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// Refresh rotates a refresh token: the old one stops working and a new ID
+// token and refresh token come back. Reusing a rotated token revokes the
+// session, except within RefreshGrace, where a racing second use (two
+// tabs) gets the same successor instead.
+func (s *Service) Refresh(ctx context.Context, refresh string) (*Tokens, error) {
+	if refresh == "" {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "refreshToken", Error: "is required"})
+	}
+	now := s.now()
+	hash := s.refreshHash(refresh)
+	next := newRefreshToken()
+	sealed, err := s.Keys.Seal([]byte(next), hash)
+	if err != nil {
+		return nil, err
+	}
+	sess, old, err := s.Store.RotateRefreshToken(ctx, hash, &tessera.RefreshToken{Hash: s.refreshHash(next), CreatedAt: now}, sealed, now)
+	switch tessera.ErrorCode(err) {
+	case "":
+	case tessera.ENOTFOUND:
+		return nil, tessera.Errorf(tessera.EUNAUTHORIZED, "Invalid or expired refresh token")
+	case tessera.ECONFLICT:
+		if now.Sub(old.UsedAt) <= s.RefreshGrace && old.SuccessorSealed != nil {
+			successor, err := s.Keys.Open(old.SuccessorSealed, hash)
+			if err != nil {
+				return nil, err
+			}
+			next = string(successor)
+			break
+		}
+		if _, err := s.Store.RevokeSessions(ctx, sess.UserID, sess.ID, "", "refresh token reused", now); err != nil {
+			return nil, err
+		}
+		return nil, tessera.Errorf(tessera.EUNAUTHORIZED, "Refresh token reused: the session is revoked, log in again")
+	default:
+		return nil, err
+	}
+	u, err := s.Store.User(ctx, sess.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if u.Status == tessera.UserDisabled {
+		return nil, tessera.Errorf(tessera.EUNAUTHORIZED, "This account is disabled")
+	}
+	id, exp, err := s.Tokens.Issue(ctx, u.ID, sess.ID, sess.AMR)
+	if err != nil {
+		return nil, err
+	}
+	return &Tokens{IDToken: id, RefreshToken: next, ExpiresAt: exp}, nil
+}
+
+// Authenticate checks an ID token and that its session is still active.
+func (s *Service) Authenticate(ctx context.Context, idToken string) (*tessera.User, *tessera.Session, error) {
+	claims, err := s.Tokens.Verify(ctx, idToken)
+	if err != nil {
+		return nil, nil, err
+	}
+	sess, err := s.Store.Session(ctx, claims.SessionID)
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND || (err == nil && (!sess.Active(s.now()) || sess.UserID != claims.Subject)) {
+		return nil, nil, tessera.Errorf(tessera.EUNAUTHORIZED, "The session has ended: log in again")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := s.Store.User(ctx, sess.UserID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if u.Status == tessera.UserDisabled {
+		return nil, nil, tessera.Errorf(tessera.EUNAUTHORIZED, "This account is disabled")
+	}
+	return u, sess, nil
+}
+
+// Logout ends the current session.
+func (s *Service) Logout(ctx context.Context, u *tessera.User, sess *tessera.Session) error {
+	_, err := s.Store.RevokeSessions(ctx, u.ID, sess.ID, "", "logout", s.now())
+	return err
+}
+
+// Sessions lists the user's active sessions.
+func (s *Service) Sessions(ctx context.Context, u *tessera.User) ([]*tessera.Session, error) {
+	return s.Store.Sessions(ctx, u.ID, s.now())
+}
+
+// RevokeSession ends one of the user's sessions.
+func (s *Service) RevokeSession(ctx context.Context, u *tessera.User, sessionID string) error {
+	n, err := s.Store.RevokeSessions(ctx, u.ID, sessionID, "", "revoked by the user", s.now())
+	if err == nil && n == 0 {
+		return tessera.Errorf(tessera.ENOTFOUND, "No such active session")
+	}
+	return err
+}
+
+// ChangePassword replaces the password after checking the old one, and
+// ends every other session.
+func (s *Service) ChangePassword(ctx context.Context, u *tessera.User, sess *tessera.Session, oldPW, newPW string) error {
+	now := s.now()
+	if _, err := s.Store.ReserveLogin(ctx, u.ID, now, lockFor); tessera.ErrorCode(err) == tessera.ELOCKED {
+		return tooManyLogins(time.Minute)
+	} else if err != nil {
+		return err
+	}
+	ok, err := s.Passwords.Verify(ctx, oldPW, u.PasswordHash)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return tessera.Invalid(tessera.FieldError{Path: "oldPassword", Error: "is not the current password"})
+	}
+	if err := checkPassword(newPW, u.Email); err != nil {
+		return tessera.Invalid(tessera.FieldError{Path: "newPassword", Error: err.Error()})
+	}
+	hash, err := s.Passwords.Hash(ctx, newPW)
+	if err != nil {
+		return err
+	}
+	if err := s.Store.SetPassword(ctx, u.ID, hash, now); err != nil {
+		return err
+	}
+	_, err = s.Store.RevokeSessions(ctx, u.ID, "", sess.ID, "password changed", now)
+	return err
+}
+
+// ---- recovery codes ----
+
+// recoveryEncoding leaves out i, l, o and 1, which read alike.
+var recoveryEncoding = base32.NewEncoding("abcdefghjkmnpqrstuvwxyz023456789").WithPadding(base32.NoPadding)
+
+func (s *Service) recoveryHash(userID, code string) []byte {
+	norm := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(code), "-", ""))
+	return s.Keys.Hash("recovery-code", userID, norm)
+}
+
+// NewRecoveryCodes voids the user's recovery codes and returns ten new
+// ones, shown this once; each can stand in for an MFA code once.
+func (s *Service) NewRecoveryCodes(ctx context.Context, u *tessera.User) ([]string, error) {
+	codes := make([]string, recoveryCodeCount)
+	hashes := make([][]byte, recoveryCodeCount)
+	for i := range codes {
+		b := make([]byte, 7)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		c := recoveryEncoding.EncodeToString(b)[:10]
+		codes[i] = c[:5] + "-" + c[5:]
+		hashes[i] = s.recoveryHash(u.ID, codes[i])
+	}
+	if err := s.Store.ReplaceRecoveryCodes(ctx, u.ID, hashes, s.now()); err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+// ---- per-IP failures ----
+
+// ipGuard counts failed logins per client IP in this instance and blocks
+// an IP with too many in a window. (A limiter shared across instances can
+// replace it.)
+type ipGuard struct {
+	mu   sync.Mutex
+	hits map[string]*ipHits
+}
+
+type ipHits struct {
+	n     int
+	start time.Time
+}
+
+const (
+	ipWindow   = 15 * time.Minute
+	ipMaxFails = 30
+)
+
+func (g *ipGuard) fail(ip string, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.hits == nil || len(g.hits) > 100_000 {
+		g.hits = map[string]*ipHits{}
+	}
+	h := g.hits[ip]
+	if h == nil || now.Sub(h.start) > ipWindow {
+		h = &ipHits{start: now}
+		g.hits[ip] = h
+	}
+	h.n++
+}
+
+// blocked returns how long ip must wait, or 0.
+func (g *ipGuard) blocked(ip string, now time.Time) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	h := g.hits[ip]
+	if h == nil || h.n < ipMaxFails || now.Sub(h.start) > ipWindow {
+		return 0
+	}
+	return h.start.Add(ipWindow).Sub(now)
+}
+
+var zeroTime = time.Time{}

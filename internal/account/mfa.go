@@ -1,0 +1,236 @@
+package account
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"image/png"
+	"sort"
+	"strings"
+
+	"github.com/nyaruka/phonenumbers"
+	"github.com/pquerna/otp"
+
+	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/verify"
+)
+
+// The channels of the accounts API ("method" of GET /auth/otp/code,
+// "channel" of POST /auth/otp/code).
+const (
+	ChannelEmail = "email"
+	ChannelSMS   = "sms"
+	ChannelTOTP  = "totp"
+)
+
+// Countries lists the ISO 3166-1 alpha-2 codes a phone may be entered with:
+// every region libphonenumber knows.
+func Countries() []string {
+	var out []string
+	for r := range phonenumbers.GetSupportedRegions() {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// AddPhone sets the user's phone (unverified) and texts a code to verify
+// it with POST /auth/otp/code {"channel":"sms"}. A verified phone is
+// changed through the user key flows instead.
+func (s *Service) AddPhone(ctx context.Context, u *tessera.User, phone, country string) (*tessera.User, error) {
+	country = strings.ToUpper(strings.TrimSpace(country))
+	if _, ok := phonenumbers.GetSupportedRegions()[country]; !ok {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "country", Error: "must be an ISO 3166-1 alpha-2 country code, such as US or GB"})
+	}
+	num, err := phonenumbers.Parse(strings.TrimSpace(phone), country)
+	if err != nil || !phonenumbers.IsValidNumber(num) {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "phone", Error: "is not a valid phone number for " + country})
+	}
+	e164 := phonenumbers.Format(num, phonenumbers.E164)
+	if err := s.Store.SetPhone(ctx, u.ID, e164, country); err != nil {
+		return nil, err
+	}
+	if _, err := s.sendCode(ctx, u, tessera.MethodPhone, e164, "otp:sms", ""); err != nil {
+		return nil, err
+	}
+	return s.Store.User(ctx, u.ID)
+}
+
+// TOTPEnrolment is a new authenticator secret to show the user.
+type TOTPEnrolment struct {
+	URI    string // otpauth://
+	QRCode string // a PNG of the URI, as a data: URL
+}
+
+// CreateTOTP creates a (temporary) authenticator secret; the user confirms
+// it with POST /auth/otp/code {"channel":"totp"} and a first code.
+func (s *Service) CreateTOTP(ctx context.Context, u *tessera.User) (*TOTPEnrolment, error) {
+	if !u.TOTPVerifiedAt.IsZero() {
+		return nil, tessera.Errorf(tessera.ECONFLICT, "An authenticator app is enrolled already: delete it first")
+	}
+	out, err := s.Engine.Initiate(ctx, Owner, tessera.MethodGoogleAuth, &verify.InitiateRequest{
+		Consumer: u.ID, TOTPAccount: u.Email, Issuer: s.ServiceName,
+		Policy:  verify.Policy{ExpiredOn: hms(s.CodeTTL), MaxAttempts: codeMaxAttempts, ForcedVerificationID: verificationID(u.ID, "totp-enrol")},
+		Replace: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out.TOTPURI == "" {
+		return nil, tessera.Errorf(tessera.ECONFLICT, "An authenticator app is enrolled already: delete it first")
+	}
+	key, err := otp.NewKeyFromURL(out.TOTPURI)
+	if err != nil {
+		return nil, err
+	}
+	img, err := key.Image(256, 256)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return nil, err
+	}
+	return &TOTPEnrolment{URI: out.TOTPURI, QRCode: "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes())}, nil
+}
+
+// checkTOTP checks a code from the user's enrolled authenticator app.
+func (s *Service) checkTOTP(ctx context.Context, u *tessera.User, code string, removeSecret bool) error {
+	id := verificationID(u.ID, "totp-check")
+	if _, err := s.Engine.Initiate(ctx, Owner, tessera.MethodGoogleAuth, &verify.InitiateRequest{
+		Consumer: u.ID, Issuer: s.ServiceName,
+		Policy:  verify.Policy{ExpiredOn: hms(s.CodeTTL), MaxAttempts: codeMaxAttempts, ForcedVerificationID: id},
+		Replace: true,
+	}); err != nil {
+		return err
+	}
+	_, err := s.Engine.Validate(ctx, Owner, tessera.MethodGoogleAuth, id, strings.TrimSpace(code), removeSecret)
+	return codeError(err)
+}
+
+// DeleteTOTP removes the authenticator app after a valid code from it, and
+// ends the user's other sessions.
+func (s *Service) DeleteTOTP(ctx context.Context, u *tessera.User, sess *tessera.Session, code string) (*tessera.User, error) {
+	if u.TOTPVerifiedAt.IsZero() {
+		return nil, tessera.Errorf(tessera.ENOTFOUND, "No authenticator app is enrolled")
+	}
+	if code == "" {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "x-otp", Error: "header is required: a code from the authenticator app"})
+	}
+	if err := s.checkTOTP(ctx, u, code, true); err != nil {
+		return nil, err
+	}
+	if err := s.Store.SetTOTPVerified(ctx, u.ID, zeroTime); err != nil {
+		return nil, err
+	}
+	if _, err := s.Store.RevokeSessions(ctx, u.ID, "", sess.ID, "MFA changed", s.now()); err != nil {
+		return nil, err
+	}
+	return s.Store.User(ctx, u.ID)
+}
+
+// SendChannelCode sends a code to the user's email or phone
+// (GET /auth/otp/code?method=…), to verify that channel.
+func (s *Service) SendChannelCode(ctx context.Context, u *tessera.User, method string) (*CodeSent, error) {
+	switch method {
+	case ChannelEmail:
+		return s.sendCode(ctx, u, tessera.MethodEmail, u.Email, "otp:email", "")
+	case ChannelSMS:
+		if u.Phone == "" {
+			return nil, tessera.Invalid(tessera.FieldError{Path: "method", Error: "no phone number is set: add one with POST /auth/otp/methods/sms"})
+		}
+		return s.sendCode(ctx, u, tessera.MethodPhone, u.Phone, "otp:sms", "")
+	}
+	return nil, tessera.Invalid(tessera.FieldError{Path: "method", Error: "must be email or sms"})
+}
+
+// ChannelVerified is VerifyChannel's result.
+type ChannelVerified struct {
+	User *tessera.User
+	// RecoveryCodes is set when this verification turned MFA on for the
+	// first time: ten single-use codes, shown this once.
+	RecoveryCodes []string
+}
+
+// VerifyChannel verifies a configured, not yet verified channel with a code
+// (POST /auth/otp/code with x-otp).
+func (s *Service) VerifyChannel(ctx context.Context, u *tessera.User, channel, code string) (*ChannelVerified, error) {
+	if code == "" {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "x-otp", Error: "header is required"})
+	}
+	now := s.now()
+	mfaBefore := u.MFAEnabled()
+	switch channel {
+	case ChannelEmail:
+		if !u.EmailVerifiedAt.IsZero() {
+			return nil, tessera.Errorf(tessera.ECONFLICT, "The email address is verified already")
+		}
+		if err := s.checkCode(ctx, u, tessera.MethodEmail, u.Email, "otp:email", "", code); err != nil {
+			return nil, err
+		}
+		if err := s.Store.SetEmailVerified(ctx, u.ID, u.Email, now); err != nil {
+			return nil, err
+		}
+	case ChannelSMS:
+		if u.Phone == "" {
+			return nil, tessera.Errorf(tessera.ENOTFOUND, "No phone number is set: add one with POST /auth/otp/methods/sms")
+		}
+		if !u.PhoneVerifiedAt.IsZero() {
+			return nil, tessera.Errorf(tessera.ECONFLICT, "The phone number is verified already")
+		}
+		if err := s.checkCode(ctx, u, tessera.MethodPhone, u.Phone, "otp:sms", "", code); err != nil {
+			return nil, err
+		}
+		if err := s.Store.SetPhoneVerified(ctx, u.ID, u.Phone, now); err != nil {
+			return nil, err
+		}
+	case ChannelTOTP:
+		if !u.TOTPVerifiedAt.IsZero() {
+			return nil, tessera.Errorf(tessera.ECONFLICT, "The authenticator app is verified already")
+		}
+		_, err := s.Engine.Validate(ctx, Owner, tessera.MethodGoogleAuth, verificationID(u.ID, "totp-enrol"), strings.TrimSpace(code), false)
+		if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+			return nil, tessera.Errorf(tessera.ENOTFOUND, "No authenticator app to verify: create one with POST /auth/otp/methods/totp")
+		}
+		if err := codeError(err); err != nil {
+			return nil, err
+		}
+		if err := s.Store.SetTOTPVerified(ctx, u.ID, now); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, tessera.Invalid(tessera.FieldError{Path: "channel", Error: "must be email, sms or totp"})
+	}
+	u, err := s.Store.User(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := &ChannelVerified{User: u}
+	if !mfaBefore && u.MFAEnabled() {
+		if out.RecoveryCodes, err = s.NewRecoveryCodes(ctx, u); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// RegenerateRecoveryCodes issues a new set after a valid second factor:
+// a code from the authenticator app, or else a code texted to the phone.
+func (s *Service) RegenerateRecoveryCodes(ctx context.Context, u *tessera.User, code string) ([]string, error) {
+	if !u.MFAEnabled() {
+		return nil, tessera.Errorf(tessera.ECONFLICT, "MFA is off: recovery codes come with the first second factor")
+	}
+	if code == "" {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "x-otp", Error: "header is required"})
+	}
+	var err error
+	if !u.TOTPVerifiedAt.IsZero() {
+		err = s.checkTOTP(ctx, u, code, false)
+	} else {
+		err = s.checkCode(ctx, u, tessera.MethodPhone, u.Phone, "otp:sms", "", code)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.NewRecoveryCodes(ctx, u)
+}

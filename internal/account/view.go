@@ -1,0 +1,88 @@
+package account
+
+import (
+	"strings"
+	"time"
+
+	"github.com/tessera-id/tessera"
+)
+
+// UserView is the user object of the accounts API. Email and phone are
+// obfuscated: the API never hands out a full address.
+type UserView struct {
+	ID                     string             `json:"id"`
+	Email                  string             `json:"email"`
+	HasValidatedEmail      bool               `json:"hasValidatedEmail"`
+	EmailVerificationDate  *time.Time         `json:"emailVerificationDate,omitempty"`
+	HasValidatedSecret     bool               `json:"hasValidatedSecret"`
+	SecretVerificationDate *time.Time         `json:"secretVerificationDate,omitempty"`
+	PhoneNumber            string             `json:"phoneNumber,omitempty"`
+	HasValidatedPhone      bool               `json:"hasValidatedPhone"`
+	PhoneVerificationDate  *time.Time         `json:"phoneVerificationDate,omitempty"`
+	LastLoggedDate         time.Time          `json:"lastLoggedDate"`
+	Status                 tessera.UserStatus `json:"status"`
+	LastLoggedDevice       string             `json:"lastLoggedDevice"`
+	LastPasswordChangeDate time.Time          `json:"lastPasswordChangeDate"`
+	MFAEnabled             bool               `json:"mfaEnabled"`
+}
+
+// View returns u as the API shows it. A user who never logged in shows the
+// registration time as lastLoggedDate (the field is required).
+func View(u *tessera.User) *UserView {
+	v := &UserView{
+		ID:                     u.ID,
+		Email:                  ObfuscateEmail(u.Email),
+		HasValidatedEmail:      !u.EmailVerifiedAt.IsZero(),
+		EmailVerificationDate:  timePtr(u.EmailVerifiedAt),
+		HasValidatedSecret:     !u.TOTPVerifiedAt.IsZero(),
+		SecretVerificationDate: timePtr(u.TOTPVerifiedAt),
+		PhoneNumber:            ObfuscatePhone(u.Phone),
+		HasValidatedPhone:      !u.PhoneVerifiedAt.IsZero(),
+		PhoneVerificationDate:  timePtr(u.PhoneVerifiedAt),
+		LastLoggedDate:         u.LastLoginAt,
+		Status:                 u.Status,
+		LastLoggedDevice:       u.LastLoginDevice,
+		LastPasswordChangeDate: u.PasswordChanged,
+		MFAEnabled:             u.MFAEnabled(),
+	}
+	if v.LastLoggedDate.IsZero() {
+		v.LastLoggedDate = u.CreatedAt
+	}
+	return v
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// ObfuscateEmail keeps the first and last character of the local part and
+// the domain: "alice@example.com" → "a***e@example.com".
+func ObfuscateEmail(email string) string {
+	local, domain, ok := strings.Cut(email, "@")
+	if !ok || local == "" {
+		return "***"
+	}
+	r := []rune(local)
+	switch len(r) {
+	case 1:
+		return "*@" + domain
+	case 2:
+		return string(r[0]) + "*@" + domain
+	}
+	return string(r[0]) + "***" + string(r[len(r)-1]) + "@" + domain
+}
+
+// ObfuscatePhone keeps the "+", the first two digits and the last two of
+// an E.164 number: "+14155552671" → "+14*******71".
+func ObfuscatePhone(phone string) string {
+	if len(phone) < 6 || phone[0] != '+' {
+		if phone == "" {
+			return ""
+		}
+		return "***"
+	}
+	return phone[:3] + strings.Repeat("*", len(phone)-5) + phone[len(phone)-2:]
+}

@@ -1,0 +1,387 @@
+package httpapi
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/account"
+)
+
+// accountRoutes registers the end-user accounts API.
+func (s *Server) accountRoutes() {
+	s.handle("POST /auth/register", s.handleRegister)
+	s.handle("POST /auth/register/confirm", s.handleRegisterConfirm)
+	s.handle("POST /auth/login", s.handleLogin)
+	s.handle("POST /auth/login/mfa", s.handleLoginMFA)
+	s.handle("POST /auth/login/refresh", s.handleRefresh)
+	s.handle("POST /api/v1/token/login", s.handleLoginToken)
+	s.handle("GET /.well-known/jwks.json", s.handleJWKS)
+
+	s.handle("GET /auth/me", s.requireUser(s.handleMe))
+	s.handle("POST /auth/logout", s.requireUser(s.handleLogout))
+	s.handle("POST /auth/password", s.requireUser(s.handleChangePassword))
+	s.handle("GET /auth/sessions", s.requireUser(s.handleSessions))
+	s.handle("DELETE /auth/sessions/{id}", s.requireUser(s.handleRevokeSession))
+	s.handle("POST /auth/otp/methods/sms", s.requireUser(s.handleAddPhone))
+	s.handle("POST /auth/otp/methods/totp", s.requireUser(s.handleCreateTOTP))
+	s.handle("DELETE /auth/otp/methods/totp", s.requireUser(s.handleDeleteTOTP))
+	s.handle("GET /auth/otp/code", s.requireUser(s.handleSendCode))
+	s.handle("POST /auth/otp/code", s.requireUser(s.handleVerifyChannel))
+	s.handle("POST /auth/mfa/recovery-codes", s.requireUser(s.handleRecoveryCodes))
+}
+
+type userKey struct{}
+
+type authed struct {
+	user    *tessera.User
+	session *tessera.Session
+}
+
+// requireUser lets a request through only with a valid ID token of an
+// active session.
+func (s *Server) requireUser(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, ok := bearer(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tessera"`)
+			s.writeError(w, r, tessera.Errorf(tessera.EUNAUTHORIZED, "Authorization: Bearer <idToken> is required"))
+			return
+		}
+		u, sess, err := s.Accounts.Authenticate(r.Context(), token)
+		if err != nil {
+			if tessera.ErrorCode(err) == tessera.EUNAUTHORIZED {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="tessera", error="invalid_token"`)
+			}
+			s.writeError(w, r, err)
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), userKey{}, &authed{u, sess})))
+	}
+}
+
+func userFrom(ctx context.Context) *authed { return ctx.Value(userKey{}).(*authed) }
+
+// meta describes the client of r.
+func meta(r *http.Request) account.Meta {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	return account.Meta{UserAgent: r.UserAgent(), IP: ip}
+}
+
+type statusJSON struct {
+	Status int `json:"status"`
+}
+
+var ok200 = statusJSON{Status: http.StatusOK}
+
+type userJSON struct {
+	statusJSON
+	*account.UserView
+	RecoveryCodes []string `json:"recoveryCodes,omitempty"`
+}
+
+func (s *Server) writeUser(w http.ResponseWriter, u *tessera.User) {
+	writeJSON(w, http.StatusOK, userJSON{statusJSON: ok200, UserView: account.View(u)})
+}
+
+type tokensJSON struct {
+	statusJSON
+	*account.Tokens
+	User *account.UserView `json:"user,omitempty"`
+}
+
+// handleRegister handles POST /auth/register: always 202, so the answer
+// never tells whether the address has an account.
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.Accounts.Register(r.Context(), req.Email, req.Password); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"status": http.StatusAccepted, "message": "Check your email for a confirmation code, then POST it to /auth/register/confirm"})
+}
+
+// handleRegisterConfirm handles POST /auth/register/confirm: the emailed
+// code confirms the address and logs the user in.
+func (s *Server) handleRegisterConfirm(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Email string `json:"email"`
+		Code  string `json:"code"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	tokens, u, err := s.Accounts.ConfirmRegistration(r.Context(), req.Email, req.Code, meta(r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, tokensJSON{statusJSON: ok200, Tokens: tokens, User: account.View(u)})
+}
+
+// handleLogin handles POST /auth/login.
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.Accounts.Login(r.Context(), req.Email, req.Password, meta(r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if res.Challenge != nil {
+		writeJSON(w, http.StatusOK, struct {
+			statusJSON
+			MFARequired bool `json:"mfaRequired"`
+			*account.Challenge
+		}{ok200, true, res.Challenge})
+		return
+	}
+	writeJSON(w, http.StatusOK, tokensJSON{statusJSON: ok200, Tokens: res.Tokens})
+}
+
+// handleLoginMFA handles POST /auth/login/mfa: the second step of an MFA
+// login.
+func (s *Server) handleLoginMFA(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ProcessingID string `json:"processingId"`
+		Method       string `json:"method"`
+		Code         string `json:"code"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	tokens, err := s.Accounts.CompleteLogin(r.Context(), req.ProcessingID, req.Method, req.Code, meta(r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, tokensJSON{statusJSON: ok200, Tokens: tokens})
+}
+
+// handleRefresh handles POST /auth/login/refresh.
+func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		RefreshToken string `json:"refreshToken"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	tokens, err := s.Accounts.Refresh(r.Context(), req.RefreshToken)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, tokensJSON{statusJSON: ok200, Tokens: tokens})
+}
+
+// handleLoginToken handles POST /api/v1/token/login: the one-time token
+// that finishes an MFA login, by email or SMS.
+func (s *Server) handleLoginToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Destination  string `json:"destination"`
+		ProcessingID string `json:"processingId"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	sent, err := s.Accounts.SendLoginCode(r.Context(), req.ProcessingID, req.Destination)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeCodeSent(w, sent)
+}
+
+func writeCodeSent(w http.ResponseWriter, sent *account.CodeSent) {
+	writeJSON(w, http.StatusOK, struct {
+		statusJSON
+		*account.CodeSent
+	}{ok200, sent})
+}
+
+// handleJWKS handles GET /.well-known/jwks.json: the keys that verify ID
+// tokens.
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	body, err := s.Accounts.Tokens.JWKS(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Write(body)
+}
+
+// handleMe handles GET /auth/me.
+func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
+	s.writeUser(w, userFrom(r.Context()).user)
+}
+
+// handleLogout handles POST /auth/logout: the current session ends.
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	a := userFrom(r.Context())
+	if err := s.Accounts.Logout(r.Context(), a.user, a.session); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ok200)
+}
+
+// handleChangePassword handles POST /auth/password.
+func (s *Server) handleChangePassword(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		OldPassword string `json:"oldPassword"`
+		NewPassword string `json:"newPassword"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	a := userFrom(r.Context())
+	if err := s.Accounts.ChangePassword(r.Context(), a.user, a.session, req.OldPassword, req.NewPassword); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ok200)
+}
+
+type sessionJSON struct {
+	ID         string    `json:"id"`
+	Current    bool      `json:"current"`
+	UserAgent  string    `json:"userAgent"`
+	IP         string    `json:"ip"`
+	AMR        []string  `json:"amr"`
+	CreatedAt  time.Time `json:"createdAt"`
+	LastUsedAt time.Time `json:"lastUsedAt"`
+	ExpiresAt  time.Time `json:"expiresAt"`
+}
+
+// handleSessions handles GET /auth/sessions.
+func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
+	a := userFrom(r.Context())
+	list, err := s.Accounts.Sessions(r.Context(), a.user)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]sessionJSON, 0, len(list))
+	for _, ss := range list {
+		out = append(out, sessionJSON{ss.ID, ss.ID == a.session.ID, ss.UserAgent, ss.IP, ss.AMR, ss.CreatedAt, ss.LastUsedAt, ss.ExpiresAt})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": http.StatusOK, "sessions": out})
+}
+
+// handleRevokeSession handles DELETE /auth/sessions/{id}.
+func (s *Server) handleRevokeSession(w http.ResponseWriter, r *http.Request) {
+	if err := s.Accounts.RevokeSession(r.Context(), userFrom(r.Context()).user, r.PathValue("id")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ok200)
+}
+
+// handleAddPhone handles POST /auth/otp/methods/sms.
+func (s *Server) handleAddPhone(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Phone   string `json:"phone"`
+		Country string `json:"country"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	u, err := s.Accounts.AddPhone(r.Context(), userFrom(r.Context()).user, req.Phone, req.Country)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeUser(w, u)
+}
+
+// handleCreateTOTP handles POST /auth/otp/methods/totp: the user object
+// plus the new secret's otpauth URI and a QR code of it.
+func (s *Server) handleCreateTOTP(w http.ResponseWriter, r *http.Request) {
+	a := userFrom(r.Context())
+	enrol, err := s.Accounts.CreateTOTP(r.Context(), a.user)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		userJSON
+		TOTPURI string `json:"totpUri"`
+		QRCode  string `json:"qrCode"`
+	}{userJSON{statusJSON: ok200, UserView: account.View(a.user)}, enrol.URI, enrol.QRCode})
+}
+
+// handleDeleteTOTP handles DELETE /auth/otp/methods/totp with x-otp.
+func (s *Server) handleDeleteTOTP(w http.ResponseWriter, r *http.Request) {
+	a := userFrom(r.Context())
+	u, err := s.Accounts.DeleteTOTP(r.Context(), a.user, a.session, r.Header.Get("x-otp"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeUser(w, u)
+}
+
+// handleSendCode handles GET /auth/otp/code?method=email|sms.
+func (s *Server) handleSendCode(w http.ResponseWriter, r *http.Request) {
+	sent, err := s.Accounts.SendChannelCode(r.Context(), userFrom(r.Context()).user, r.URL.Query().Get("method"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeCodeSent(w, sent)
+}
+
+// handleVerifyChannel handles POST /auth/otp/code with x-otp and
+// {"channel": "email"|"sms"|"totp"}.
+func (s *Server) handleVerifyChannel(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Channel string `json:"channel"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out, err := s.Accounts.VerifyChannel(r.Context(), userFrom(r.Context()).user, req.Channel, r.Header.Get("x-otp"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, userJSON{statusJSON: ok200, UserView: account.View(out.User), RecoveryCodes: out.RecoveryCodes})
+}
+
+// handleRecoveryCodes handles POST /auth/mfa/recovery-codes with x-otp: a
+// new set of recovery codes; the old set stops working.
+func (s *Server) handleRecoveryCodes(w http.ResponseWriter, r *http.Request) {
+	codes, err := s.Accounts.RegenerateRecoveryCodes(r.Context(), userFrom(r.Context()).user, r.Header.Get("x-otp"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": http.StatusOK, "recoveryCodes": codes})
+}

@@ -1,0 +1,434 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/tessera-id/tessera"
+)
+
+var _ tessera.AccountStore = (*DB)(nil)
+
+const userColumns = `id, email, email_verified_at, phone, phone_country, phone_verified_at, password_hash, password_changed_at,
+	status, totp_verified_at, last_login_at, last_login_device, failed_logins, locked_until, created_at`
+
+func scanUser(row scanner) (*tessera.User, error) {
+	var u tessera.User
+	var emailVerified, phoneVerified, totpVerified, lastLogin sql.NullInt64
+	var pwChanged, locked, created int64
+	var status string
+	err := row.Scan(&u.ID, &u.Email, &emailVerified, &u.Phone, &u.PhoneCountry, &phoneVerified, &u.PasswordHash, &pwChanged,
+		&status, &totpVerified, &lastLogin, &u.LastLoginDevice, &u.FailedLogins, &locked, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound()
+	}
+	if err != nil {
+		return nil, err
+	}
+	u.Status = tessera.UserStatus(status)
+	u.EmailVerifiedAt, u.PhoneVerifiedAt, u.TOTPVerifiedAt, u.LastLoginAt = fromNullMS(emailVerified), fromNullMS(phoneVerified), fromNullMS(totpVerified), fromNullMS(lastLogin)
+	u.PasswordChanged, u.CreatedAt = fromMS(pwChanged), fromMS(created)
+	if locked > 0 {
+		u.LockedUntil = fromMS(locked)
+	}
+	return &u, nil
+}
+
+func nullMS(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: ms(t), Valid: true}
+}
+
+// CreateUser stores a user; a taken email is ECONFLICT.
+func (db *DB) CreateUser(ctx context.Context, u *tessera.User) error {
+	err := db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `INSERT INTO users (id, email, email_key, email_verified_at, phone, phone_country, phone_verified_at,
+			password_hash, password_changed_at, status, totp_verified_at, last_login_at, last_login_device, failed_logins, locked_until, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '', 0, 0, ?) ON CONFLICT DO NOTHING`,
+			u.ID, u.Email, strings.ToLower(u.Email), nullMS(u.EmailVerifiedAt), u.Phone, u.PhoneCountry, nullMS(u.PhoneVerifiedAt),
+			u.PasswordHash, ms(u.PasswordChanged), string(u.Status), nullMS(u.TOTPVerifiedAt), ms(u.CreatedAt)))
+	})
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		return tessera.Errorf(tessera.ECONFLICT, "Email already registered")
+	}
+	return err
+}
+
+// User returns a user by id.
+func (db *DB) User(ctx context.Context, id string) (*tessera.User, error) {
+	return scanUser(db.reader().queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+}
+
+// UserByEmail returns a user by email, case-insensitively.
+func (db *DB) UserByEmail(ctx context.Context, email string) (*tessera.User, error) {
+	return scanUser(db.reader().queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email_key = ?`, strings.ToLower(email)))
+}
+
+// ReserveLogin counts an attempt in the same step that checks the lock, so
+// parallel attempts cannot slip past it.
+func (db *DB) ReserveLogin(ctx context.Context, userID string, now time.Time, lockFor func(failures int) time.Duration) (*tessera.User, error) {
+	// The count is a compare-and-swap on failed_logins; on PostgreSQL a
+	// parallel attempt can win the swap, and then this one tries again.
+	for {
+		u, err := db.reserveLogin(ctx, userID, now, lockFor)
+		if tessera.ErrorCode(err) != tessera.ECONFLICT || ctx.Err() != nil {
+			return u, err
+		}
+	}
+}
+
+func (db *DB) reserveLogin(ctx context.Context, userID string, now time.Time, lockFor func(failures int) time.Duration) (*tessera.User, error) {
+	var u *tessera.User
+	err := db.writeOp(ctx, false, func(r runner) error {
+		var err error
+		if u, err = scanUser(r.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, userID)); err != nil {
+			return err
+		}
+		if now.Before(u.LockedUntil) {
+			return tessera.Errorf(tessera.ELOCKED, "Too many failed logins")
+		}
+		// The attempt counts as a failure until LoginSucceeded clears it;
+		// the lock it would earn is set now, before the password is checked.
+		failures := u.FailedLogins + 1
+		lockUntil := int64(0)
+		if d := lockFor(failures); d > 0 {
+			lockUntil = ms(now.Add(d))
+		}
+		res, err := r.exec(ctx, `UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ? AND failed_logins = ?`,
+			failures, lockUntil, userID, u.FailedLogins)
+		if err := oneRow(res, err); err != nil {
+			return tessera.Errorf(tessera.ECONFLICT, "Parallel login, try again")
+		}
+		return nil
+	})
+	return u, err
+}
+
+// ClearLoginFailures forgets failures after a right password.
+func (db *DB) ClearLoginFailures(ctx context.Context, userID string) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE users SET failed_logins = 0, locked_until = 0 WHERE id = ?`, userID))
+	})
+}
+
+// LoginSucceeded clears failures and records the login.
+func (db *DB) LoginSucceeded(ctx context.Context, userID string, now time.Time, device string) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE users SET failed_logins = 0, locked_until = 0, last_login_at = ?, last_login_device = ? WHERE id = ?`,
+			ms(now), device, userID))
+	})
+}
+
+// SetEmailVerified confirms the email if it is still the user's.
+func (db *DB) SetEmailVerified(ctx context.Context, userID, email string, now time.Time) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?),
+			status = CASE WHEN status = 'unverified' THEN 'active' ELSE status END WHERE id = ? AND email_key = ?`,
+			ms(now), userID, strings.ToLower(email)))
+	})
+}
+
+// SetPhone sets an unverified phone unless a verified one is set.
+func (db *DB) SetPhone(ctx context.Context, userID, phone, country string) error {
+	err := db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE users SET phone = ?, phone_country = ? WHERE id = ? AND phone_verified_at IS NULL`, phone, country, userID))
+	})
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		if _, err := db.User(ctx, userID); err != nil {
+			return err
+		}
+		return tessera.Errorf(tessera.ECONFLICT, "A verified phone is set; change it with the user key flows")
+	}
+	return err
+}
+
+// SetPhoneVerified verifies the phone if it is still the user's.
+func (db *DB) SetPhoneVerified(ctx context.Context, userID, phone string, now time.Time) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE users SET phone_verified_at = COALESCE(phone_verified_at, ?) WHERE id = ? AND phone = ? AND phone <> ''`, ms(now), userID, phone))
+	})
+}
+
+// SetTOTPVerified records or clears an authenticator enrolment.
+func (db *DB) SetTOTPVerified(ctx context.Context, userID string, at time.Time) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE users SET totp_verified_at = ? WHERE id = ?`, nullMS(at), userID))
+	})
+}
+
+// SetPassword replaces the password hash.
+func (db *DB) SetPassword(ctx context.Context, userID, hash string, now time.Time) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE users SET password_hash = ?, password_changed_at = ?, failed_logins = 0, locked_until = 0 WHERE id = ?`, hash, ms(now), userID))
+	})
+}
+
+// SetUserStatus sets the status.
+func (db *DB) SetUserStatus(ctx context.Context, userID string, status tessera.UserStatus) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE users SET status = ? WHERE id = ?`, string(status), userID))
+	})
+}
+
+// ---- sessions and refresh tokens ----
+
+const sessionColumns = `id, user_id, amr, user_agent, ip, created_at, last_used_at, expires_at, revoked_at, revoke_reason`
+
+func scanSession(row scanner) (*tessera.Session, error) {
+	var s tessera.Session
+	var amr string
+	var created, used, expires int64
+	var revoked sql.NullInt64
+	err := row.Scan(&s.ID, &s.UserID, &amr, &s.UserAgent, &s.IP, &created, &used, &expires, &revoked, &s.RevokeReason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if amr != "" {
+		s.AMR = strings.Split(amr, ",")
+	}
+	s.CreatedAt, s.LastUsedAt, s.ExpiresAt, s.RevokedAt = fromMS(created), fromMS(used), fromMS(expires), fromNullMS(revoked)
+	return &s, nil
+}
+
+// CreateSession stores a session and its first refresh token together.
+func (db *DB) CreateSession(ctx context.Context, s *tessera.Session, first *tessera.RefreshToken) error {
+	return db.writeOp(ctx, true, func(r runner) error {
+		if _, err := r.exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, '')`,
+			s.ID, s.UserID, strings.Join(s.AMR, ","), s.UserAgent, s.IP, ms(s.CreatedAt), ms(s.LastUsedAt), ms(s.ExpiresAt)); err != nil {
+			return err
+		}
+		_, err := r.exec(ctx, `INSERT INTO refresh_tokens (hash, session_id, created_at, used_at, successor_sealed) VALUES (?, ?, ?, NULL, NULL)`,
+			first.Hash, s.ID, ms(first.CreatedAt))
+		return err
+	})
+}
+
+// Session returns a session.
+func (db *DB) Session(ctx context.Context, id string) (*tessera.Session, error) {
+	return scanSession(db.reader().queryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id))
+}
+
+// Sessions lists a user's active sessions, newest first.
+func (db *DB) Sessions(ctx context.Context, userID string, now time.Time) ([]*tessera.Session, error) {
+	rows, err := db.reader().query(ctx, `SELECT `+sessionColumns+` FROM sessions
+		WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at DESC, id`, userID, ms(now))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*tessera.Session
+	for rows.Next() {
+		s, err := scanSession(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// RevokeSessions revokes a user's active sessions: one, all, or all but one.
+func (db *DB) RevokeSessions(ctx context.Context, userID, sessionID, except, reason string, now time.Time) (int, error) {
+	var n int64
+	err := db.writeOp(ctx, false, func(r runner) error {
+		res, err := r.exec(ctx, `UPDATE sessions SET revoked_at = ?, revoke_reason = ?
+			WHERE user_id = ? AND revoked_at IS NULL AND (? = '' OR id = ?) AND id <> ?`,
+			ms(now), reason, userID, sessionID, sessionID, except)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
+// RotateRefreshToken rotates a refresh token in one step: the conditional
+// UPDATE lets exactly one of two racing uses win.
+func (db *DB) RotateRefreshToken(ctx context.Context, hash []byte, next *tessera.RefreshToken, successorSealed []byte, now time.Time) (*tessera.Session, *tessera.RefreshToken, error) {
+	var sess *tessera.Session
+	var old *tessera.RefreshToken
+	err := db.writeOp(ctx, true, func(r runner) error {
+		var err error
+		if old, err = readRefreshToken(ctx, r, hash); err != nil {
+			return err
+		}
+		if sess, err = scanSession(r.queryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, old.SessionID)); err != nil {
+			return err
+		}
+		if !sess.Active(now) {
+			return notFound()
+		}
+		res, err := r.exec(ctx, `UPDATE refresh_tokens SET used_at = ?, successor_sealed = ? WHERE hash = ? AND used_at IS NULL`, ms(now), successorSealed, hash)
+		if err := oneRow(res, err); tessera.ErrorCode(err) == tessera.ENOTFOUND {
+			// Used already: hand back the stored row, for the grace check.
+			if old, err = readRefreshToken(ctx, r, hash); err != nil {
+				return err
+			}
+			return tessera.Errorf(tessera.ECONFLICT, "Refresh token already used")
+		} else if err != nil {
+			return err
+		}
+		if _, err := r.exec(ctx, `INSERT INTO refresh_tokens (hash, session_id, created_at, used_at, successor_sealed) VALUES (?, ?, ?, NULL, NULL)`,
+			next.Hash, sess.ID, ms(next.CreatedAt)); err != nil {
+			return err
+		}
+		_, err = r.exec(ctx, `UPDATE sessions SET last_used_at = ? WHERE id = ?`, ms(now), sess.ID)
+		return err
+	})
+	switch tessera.ErrorCode(err) {
+	case "", tessera.ECONFLICT:
+		return sess, old, err
+	}
+	return nil, nil, err
+}
+
+func readRefreshToken(ctx context.Context, r runner, hash []byte) (*tessera.RefreshToken, error) {
+	var t tessera.RefreshToken
+	var created int64
+	var used sql.NullInt64
+	err := r.queryRow(ctx, `SELECT hash, session_id, created_at, used_at, successor_sealed FROM refresh_tokens WHERE hash = ?`, hash).
+		Scan(&t.Hash, &t.SessionID, &created, &used, &t.SuccessorSealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound()
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.CreatedAt, t.UsedAt = fromMS(created), fromNullMS(used)
+	return &t, nil
+}
+
+// ---- recovery codes ----
+
+// ReplaceRecoveryCodes voids the old set and stores the new one together.
+func (db *DB) ReplaceRecoveryCodes(ctx context.Context, userID string, hashes [][]byte, now time.Time) error {
+	return db.writeOp(ctx, true, func(r runner) error {
+		if _, err := r.exec(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, userID); err != nil {
+			return err
+		}
+		for _, h := range hashes {
+			if _, err := r.exec(ctx, `INSERT INTO recovery_codes (user_id, hash, created_at, used_at) VALUES (?, ?, ?, NULL)`, userID, h, ms(now)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// UseRecoveryCode consumes a code once.
+func (db *DB) UseRecoveryCode(ctx context.Context, userID string, hash []byte, now time.Time) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND hash = ? AND used_at IS NULL`, ms(now), userID, hash))
+	})
+}
+
+// RecoveryCodesLeft counts unused codes.
+func (db *DB) RecoveryCodesLeft(ctx context.Context, userID string) (int, error) {
+	var n int
+	err := db.reader().queryRow(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL`, userID).Scan(&n)
+	return n, err
+}
+
+// ---- login challenges ----
+
+const challengeColumns = `id, user_id, attempts, max_attempts, created_at, expires_at, used_at, user_agent, ip`
+
+func scanChallenge(row scanner) (*tessera.LoginChallenge, error) {
+	var c tessera.LoginChallenge
+	var created, expires int64
+	var used sql.NullInt64
+	err := row.Scan(&c.ID, &c.UserID, &c.Attempts, &c.MaxAttempts, &created, &expires, &used, &c.UserAgent, &c.IP)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound()
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.CreatedAt, c.ExpiresAt, c.UsedAt = fromMS(created), fromMS(expires), fromNullMS(used)
+	return &c, nil
+}
+
+// CreateLoginChallenge stores a pending MFA login.
+func (db *DB) CreateLoginChallenge(ctx context.Context, c *tessera.LoginChallenge) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		_, err := r.exec(ctx, `INSERT INTO login_challenges (`+challengeColumns+`) VALUES (?, ?, 0, ?, ?, ?, NULL, ?, ?)`,
+			c.ID, c.UserID, c.MaxAttempts, ms(c.CreatedAt), ms(c.ExpiresAt), c.UserAgent, c.IP)
+		return err
+	})
+}
+
+// LoginChallenge returns a challenge.
+func (db *DB) LoginChallenge(ctx context.Context, id string) (*tessera.LoginChallenge, error) {
+	return scanChallenge(db.reader().queryRow(ctx, `SELECT `+challengeColumns+` FROM login_challenges WHERE id = ?`, id))
+}
+
+// ReserveChallengeAttempt counts an attempt in one conditional UPDATE.
+func (db *DB) ReserveChallengeAttempt(ctx context.Context, id string, now time.Time) (*tessera.LoginChallenge, error) {
+	var c *tessera.LoginChallenge
+	err := db.writeOp(ctx, false, func(r runner) error {
+		var err error
+		c, err = scanChallenge(r.queryRow(ctx, `UPDATE login_challenges SET attempts = attempts + 1
+			WHERE id = ? AND used_at IS NULL AND expires_at > ? AND attempts < max_attempts RETURNING `+challengeColumns, id, ms(now)))
+		if tessera.ErrorCode(err) != tessera.ENOTFOUND {
+			return err
+		}
+		if c, err = scanChallenge(r.queryRow(ctx, `SELECT `+challengeColumns+` FROM login_challenges WHERE id = ?`, id)); err != nil {
+			return err
+		}
+		switch {
+		case !c.UsedAt.IsZero():
+			return notFound()
+		case !now.Before(c.ExpiresAt):
+			return tessera.Errorf(tessera.EEXPIRED, "Login expired: log in again")
+		}
+		return tessera.Errorf(tessera.ELOCKED, "Too many attempts: log in again")
+	})
+	return c, err
+}
+
+// UseLoginChallenge marks a challenge used once.
+func (db *DB) UseLoginChallenge(ctx context.Context, id string, now time.Time) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE login_challenges SET used_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?`, ms(now), id, ms(now)))
+	})
+}
+
+// ---- signing keys ----
+
+// CreateSigningKey stores a signing key.
+func (db *DB) CreateSigningKey(ctx context.Context, k *tessera.SigningKey) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		_, err := r.exec(ctx, `INSERT INTO signing_keys (id, algorithm, public_key, private_sealed, created_at) VALUES (?, ?, ?, ?, ?)`,
+			k.ID, k.Algorithm, k.PublicKey, k.PrivateSealed, ms(k.CreatedAt))
+		return err
+	})
+}
+
+// SigningKeys lists signing keys, newest first.
+func (db *DB) SigningKeys(ctx context.Context) ([]*tessera.SigningKey, error) {
+	rows, err := db.reader().query(ctx, `SELECT id, algorithm, public_key, private_sealed, created_at FROM signing_keys ORDER BY created_at DESC, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*tessera.SigningKey
+	for rows.Next() {
+		var k tessera.SigningKey
+		var created int64
+		if err := rows.Scan(&k.ID, &k.Algorithm, &k.PublicKey, &k.PrivateSealed, &created); err != nil {
+			return nil, err
+		}
+		k.CreatedAt = fromMS(created)
+		out = append(out, &k)
+	}
+	return out, rows.Err()
+}
