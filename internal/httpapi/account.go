@@ -73,27 +73,26 @@ func meta(r *http.Request) account.Meta {
 	return account.Meta{UserAgent: r.UserAgent(), IP: ip}
 }
 
-type statusJSON struct {
-	Status int `json:"status"`
-}
-
-var ok200 = statusJSON{Status: http.StatusOK}
+// The accounts API answers with the reference's shapes, without the
+// verification API's "status" envelope: there "status" is the user's
+// status. Errors have the common error shape.
 
 type userJSON struct {
-	statusJSON
 	*account.UserView
 	RecoveryCodes []string `json:"recoveryCodes,omitempty"`
 }
 
 func (s *Server) writeUser(w http.ResponseWriter, u *tessera.User) {
-	writeJSON(w, http.StatusOK, userJSON{statusJSON: ok200, UserView: account.View(u)})
+	writeJSON(w, http.StatusOK, userJSON{UserView: account.View(u)})
 }
 
 type tokensJSON struct {
-	statusJSON
 	*account.Tokens
 	User *account.UserView `json:"user,omitempty"`
 }
+
+// okJSON is the body of a success that has nothing else to say.
+var okJSON = map[string]bool{"ok": true}
 
 // handleRegister handles POST /auth/register: always 202, so the answer
 // never tells whether the address has an account.
@@ -110,7 +109,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"status": http.StatusAccepted, "message": "Check your email for a confirmation code, then POST it to /auth/register/confirm"})
+	writeJSON(w, http.StatusAccepted, map[string]any{"message": "Check your email for a confirmation code, then POST it to /auth/register/confirm"})
 }
 
 // handleRegisterConfirm handles POST /auth/register/confirm: the emailed
@@ -129,7 +128,7 @@ func (s *Server) handleRegisterConfirm(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tokensJSON{statusJSON: ok200, Tokens: tokens, User: account.View(u)})
+	writeJSON(w, http.StatusOK, tokensJSON{Tokens: tokens, User: account.View(u)})
 }
 
 // handleLogin handles POST /auth/login.
@@ -149,13 +148,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if res.Challenge != nil {
 		writeJSON(w, http.StatusOK, struct {
-			statusJSON
 			MFARequired bool `json:"mfaRequired"`
 			*account.Challenge
-		}{ok200, true, res.Challenge})
+		}{true, res.Challenge})
 		return
 	}
-	writeJSON(w, http.StatusOK, tokensJSON{statusJSON: ok200, Tokens: res.Tokens})
+	writeJSON(w, http.StatusOK, tokensJSON{Tokens: res.Tokens})
 }
 
 // handleLoginMFA handles POST /auth/login/mfa: the second step of an MFA
@@ -175,7 +173,7 @@ func (s *Server) handleLoginMFA(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tokensJSON{statusJSON: ok200, Tokens: tokens})
+	writeJSON(w, http.StatusOK, tokensJSON{Tokens: tokens})
 }
 
 // handleRefresh handles POST /auth/login/refresh.
@@ -192,7 +190,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tokensJSON{statusJSON: ok200, Tokens: tokens})
+	writeJSON(w, http.StatusOK, tokensJSON{Tokens: tokens})
 }
 
 // handleLoginToken handles POST /api/v1/token/login: the one-time token
@@ -215,10 +213,7 @@ func (s *Server) handleLoginToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeCodeSent(w http.ResponseWriter, sent *account.CodeSent) {
-	writeJSON(w, http.StatusOK, struct {
-		statusJSON
-		*account.CodeSent
-	}{ok200, sent})
+	writeJSON(w, http.StatusOK, sent)
 }
 
 // handleJWKS handles GET /.well-known/jwks.json: the keys that verify ID
@@ -246,7 +241,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ok200)
+	writeJSON(w, http.StatusOK, okJSON)
 }
 
 // handleChangePassword handles POST /auth/password.
@@ -264,7 +259,7 @@ func (s *Server) handleChangePassword(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ok200)
+	writeJSON(w, http.StatusOK, okJSON)
 }
 
 type sessionJSON struct {
@@ -290,7 +285,7 @@ func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
 	for _, ss := range list {
 		out = append(out, sessionJSON{ss.ID, ss.ID == a.session.ID, ss.UserAgent, ss.IP, ss.AMR, ss.CreatedAt, ss.LastUsedAt, ss.ExpiresAt})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": http.StatusOK, "sessions": out})
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
 }
 
 // handleRevokeSession handles DELETE /auth/sessions/{id}.
@@ -299,7 +294,7 @@ func (s *Server) handleRevokeSession(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ok200)
+	writeJSON(w, http.StatusOK, okJSON)
 }
 
 // handleAddPhone handles POST /auth/otp/methods/sms.
@@ -333,7 +328,7 @@ func (s *Server) handleCreateTOTP(w http.ResponseWriter, r *http.Request) {
 		userJSON
 		TOTPURI string `json:"totpUri"`
 		QRCode  string `json:"qrCode"`
-	}{userJSON{statusJSON: ok200, UserView: account.View(a.user)}, enrol.URI, enrol.QRCode})
+	}{userJSON{UserView: account.View(a.user)}, enrol.URI, enrol.QRCode})
 }
 
 // handleDeleteTOTP handles DELETE /auth/otp/methods/totp with x-otp.
@@ -372,7 +367,7 @@ func (s *Server) handleVerifyChannel(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, userJSON{statusJSON: ok200, UserView: account.View(out.User), RecoveryCodes: out.RecoveryCodes})
+	writeJSON(w, http.StatusOK, userJSON{UserView: account.View(out.User), RecoveryCodes: out.RecoveryCodes})
 }
 
 // handleRecoveryCodes handles POST /auth/mfa/recovery-codes with x-otp: a
@@ -383,5 +378,5 @@ func (s *Server) handleRecoveryCodes(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": http.StatusOK, "recoveryCodes": codes})
+	writeJSON(w, http.StatusOK, map[string]any{"recoveryCodes": codes})
 }
