@@ -57,15 +57,15 @@ type Options struct {
 
 // App is a wired Tessera service.
 type App struct {
-	Store   Storage
-	Keys    *secret.Keyring
-	Engine  *verify.Engine
-	Worker  *deliver.Worker
+	Store    Storage
+	Keys     *secret.Keyring
+	Engine   *verify.Engine
+	Worker   *deliver.Worker
 	Clients  *apiclient.Registry
 	Accounts *account.Service
 	Tokens   *token.Signer
 	HTTP     *httpapi.Server
-	Log     *slog.Logger
+	Log      *slog.Logger
 
 	retention time.Duration
 }

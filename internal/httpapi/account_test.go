@@ -23,7 +23,9 @@ type user struct {
 	idToken, refreshToken string
 }
 
-func (u *user) auth() map[string]string { return map[string]string{"Authorization": "Bearer " + u.idToken} }
+func (u *user) auth() map[string]string {
+	return map[string]string{"Authorization": "Bearer " + u.idToken}
+}
 
 func (u *user) call(method, path string, body any, extra ...string) *response {
 	h := u.auth()
