@@ -4,6 +4,8 @@
 //	tessera client create NAME     create an API client and print its token
 //	tessera client list            list API clients
 //	tessera client revoke NAME|ID  revoke an API client
+//	tessera user create EMAIL      create an end-user account
+//	tessera keys rotate|list       manage ID-token signing keys
 //	tessera migrate                apply database migrations and exit
 //	tessera bench [flags]          drive initiate→validate load at a running server
 //
@@ -28,6 +30,9 @@ Usage:
   tessera client create NAME     create an API client; its bearer token is the last line printed
   tessera client list            list API clients
   tessera client revoke NAME|ID  revoke an API client
+  tessera user create EMAIL [--verified]  create an end-user account (password on standard input)
+  tessera keys rotate            add a new ID-token signing key
+  tessera keys list              list ID-token signing keys
   tessera migrate                apply database migrations and exit
   tessera bench [flags]          load-test a running server (tessera bench -help)
   tessera help                   show this help
@@ -56,13 +61,13 @@ Configuration (environment):
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "tessera:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("a command is required")
@@ -72,6 +77,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, getenv, stdout, stderr)
 	case "client":
 		return clientCommand(ctx, args[1:], getenv, stdout)
+	case "user":
+		return userCommand(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "keys":
+		return keysCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "migrate":
 		return migrateCommand(ctx, getenv, stdout)
 	case "bench":

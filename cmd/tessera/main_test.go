@@ -239,3 +239,30 @@ func TestBadConfigurationSaysWhatToFix(t *testing.T) {
 		}
 	}
 }
+
+func TestUserAndKeysCommands(t *testing.T) {
+	dir := t.TempDir()
+	create := command(dir, []string{"user", "create", "ops@example.com", "--verified"})
+	create.Stdin = strings.NewReader("a long operator password\n")
+	out, err := create.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Created user ops@example.com") || !strings.Contains(string(out), "status active") {
+		t.Fatalf("user create: %v\n%s", err, out)
+	}
+	again := command(dir, []string{"user", "create", "OPS@example.com"})
+	again.Stdin = strings.NewReader("another long password\n")
+	if err := again.Run(); err == nil {
+		t.Fatal("a second account with the same email was created")
+	}
+	s := startServer(t, dir)
+	status, body := s.post(t, "/auth/login", "", `{"email":"ops@example.com","password":"a long operator password"}`)
+	if status != 200 || body["idToken"] == nil {
+		t.Fatalf("login: %d %v", status, body)
+	}
+	if out, err := command(dir, []string{"keys", "rotate"}).CombinedOutput(); err != nil || !strings.Contains(string(out), "Added signing key") {
+		t.Fatalf("keys rotate: %v\n%s", err, out)
+	}
+	out, err = command(dir, []string{"keys", "list"}).Output()
+	if err != nil || strings.Count(string(out), "EdDSA") != 2 {
+		t.Fatalf("keys list after a rotation:\n%s", out)
+	}
+}

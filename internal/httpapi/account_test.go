@@ -348,3 +348,100 @@ func TestPasswordChangeEndsOtherSessions(t *testing.T) {
 		u.call("DELETE", "/auth/sessions/"+first, nil).want(t, 404)
 	})
 }
+
+// TestKeyRotationKeepsOldTokensValid: after a rotation new ID tokens carry
+// the new key, the JWKS publishes both, and tokens signed before still
+// verify until they expire.
+func TestKeyRotationKeepsOldTokensValid(t *testing.T) {
+	e := newEnv(t, stores[0].open(t))
+	u := register(t, e, "rota@example.com")
+	before := u.idToken
+	if _, err := e.app.Tokens.Rotate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	u.take(u.login(t).want(t, 200))
+	kid := func(tok string) string {
+		p, _, _ := jwt.NewParser().ParseUnverified(tok, jwt.MapClaims{})
+		return p.Header["kid"].(string)
+	}
+	if kid(before) == kid(u.idToken) {
+		t.Fatal("a new token is still signed with the old key")
+	}
+	claimsOf(t, e, before)
+	claimsOf(t, e, u.idToken)
+	u.idToken = before
+	u.call("GET", "/auth/me", nil).want(t, 200)
+}
+
+// TestRecoveryCodesRegenerate: a new set voids the old one.
+func TestRecoveryCodesRegenerate(t *testing.T) {
+	e := newEnv(t, stores[0].open(t))
+	u := register(t, e, "rhea@example.com")
+	u.call("POST", "/auth/mfa/recovery-codes", nil, "x-otp", "123456").want(t, 409) // MFA off
+	enrol := u.call("POST", "/auth/otp/methods/totp", nil).want(t, 200)
+	secret := totpSecret(t, enrol.str("totpUri"), u.email)
+	first := u.call("POST", "/auth/otp/code", map[string]any{"channel": "totp"}, "x-otp", totpCode(secret, e.clock.Now())).want(t, 200).body["recoveryCodes"].([]any)
+	e.clock.Advance(30 * time.Second)
+	u.call("POST", "/auth/mfa/recovery-codes", nil).want(t, 422)
+	again := u.call("POST", "/auth/mfa/recovery-codes", nil, "x-otp", totpCode(secret, e.clock.Now())).want(t, 200).body["recoveryCodes"].([]any)
+	if len(again) != 10 || again[0] == first[0] {
+		t.Fatalf("regenerated %v", again)
+	}
+	pid := u.login(t).want(t, 200).str("processingId")
+	e.doWith("POST", "/auth/login/mfa", map[string]any{"processingId": pid, "method": "recovery_code", "code": first[0]}, nil).want(t, 422)
+	e.doWith("POST", "/auth/login/mfa", map[string]any{"processingId": pid, "method": "recovery_code", "code": again[0]}, nil).want(t, 200)
+}
+
+// TestEmailChannelVerification: a user whose email is unconfirmed asks for
+// a code (GET /auth/otp/code) and verifies the channel with it.
+func TestEmailChannelVerification(t *testing.T) {
+	e := newEnv(t, stores[0].open(t))
+	if _, err := e.app.Accounts.CreateUser(t.Context(), "ivan@example.com", "operator made this", false); err != nil {
+		t.Fatal(err)
+	}
+	u := &user{e: e, email: "ivan@example.com", password: "operator made this"}
+	u.take(u.login(t).want(t, 200))
+	if me := u.call("GET", "/auth/me", nil).want(t, 200); me.body["hasValidatedEmail"] != false || me.str("status") != "unverified" {
+		t.Fatalf("me %s", me.raw)
+	}
+	u.call("GET", "/auth/otp/code?method=fax", nil).want(t, 422)
+	u.call("GET", "/auth/otp/code?method=sms", nil).want(t, 422) // no phone yet
+	sent := u.call("GET", "/auth/otp/code?method=email", nil).want(t, 200)
+	if sent.str("destination") != "i***n@example.com" {
+		t.Fatalf("sent %s", sent.raw)
+	}
+	code := e.codeFor("ivan@example.com")
+	u.call("POST", "/auth/otp/code", map[string]any{"channel": "email"}, "x-otp", wrong(code)).want(t, 422)
+	ok := u.call("POST", "/auth/otp/code", map[string]any{"channel": "email"}, "x-otp", code).want(t, 200)
+	if ok.body["hasValidatedEmail"] != true || ok.str("status") != "active" || ok.str("emailVerificationDate") == "" {
+		t.Fatalf("verified %s", ok.raw)
+	}
+	u.call("POST", "/auth/otp/code", map[string]any{"channel": "email"}, "x-otp", code).want(t, 409)
+	u.call("POST", "/auth/otp/code", map[string]any{"channel": "sms"}, "x-otp", code).want(t, 404)
+}
+
+// TestAccountBadInput: malformed requests get 4xx JSON naming the field.
+func TestAccountBadInput(t *testing.T) {
+	e := newEnv(t, stores[0].open(t))
+	for _, c := range []struct {
+		path, body string
+		status     int
+		field      string
+	}{
+		{"/auth/login", `{"email":"a@example.com"}`, 422, "password"},
+		{"/auth/login", `{"email":5,"password":"x"}`, 422, "email"},
+		{"/auth/login", `{`, 400, "body"},
+		{"/auth/register", `{"email":"not-an-email","password":"long enough pw"}`, 422, "email"},
+		{"/auth/login/refresh", `{}`, 422, "refreshToken"},
+		{"/auth/login/mfa", `{"processingId":"x","method":"totp","code":"1"}`, 422, "processingId"},
+		{"/api/v1/token/login", `{"destination":"EMAIL","processingId":"nope"}`, 422, "processingId"},
+		{"/api/v1/token/login", `{"destination":"EMAIL","processingId":"dc910ae0-7c67-4ace-8ebb-9edd4b5d8b0f"}`, 404, ""},
+	} {
+		r := e.doWith("POST", c.path, c.body, nil).want(t, c.status)
+		if p, _ := r.detail(); p != c.field {
+			t.Errorf("%s %s: field %q, want %q (%s)", c.path, c.body, p, c.field, r.raw)
+		}
+	}
+	e.doWith("GET", "/auth/me", nil, map[string]string{"Authorization": "Bearer not.a.jwt"}).want(t, 401)
+	e.doWith("GET", "/auth/me", nil, nil).want(t, 401)
+}

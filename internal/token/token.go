@@ -70,7 +70,15 @@ func (s *Signer) Rotate(ctx context.Context) (*tessera.SigningKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &tessera.SigningKey{ID: id, Algorithm: "EdDSA", PublicKey: pub, PrivateSealed: sealed, CreatedAt: s.Now().UTC()}
+	// The newest key signs, so a new key must sort after every existing
+	// one even when the clock has not moved (or moved back).
+	created := s.Now().UTC().Truncate(time.Millisecond)
+	if existing, err := s.Store.SigningKeys(ctx); err != nil {
+		return nil, err
+	} else if len(existing) > 0 && !created.After(existing[0].CreatedAt) {
+		created = existing[0].CreatedAt.Add(time.Millisecond)
+	}
+	k := &tessera.SigningKey{ID: id, Algorithm: "EdDSA", PublicKey: pub, PrivateSealed: sealed, CreatedAt: created}
 	if err := s.Store.CreateSigningKey(ctx, k); err != nil {
 		return nil, err
 	}

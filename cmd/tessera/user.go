@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tessera-id/tessera/internal/app"
+	"github.com/tessera-id/tessera/internal/config"
+	"github.com/tessera-id/tessera/internal/sqlstore"
+)
+
+const userUsage = `Usage:
+  tessera user create EMAIL [--verified]   create an end-user account; the password is read from standard input
+  tessera keys rotate                      add a new ID-token signing key (old tokens keep verifying until they expire)
+  tessera keys list                        list the signing keys`
+
+// openApp wires the service for a one-off command: same configuration and
+// database as serve, messages to the log on stderr.
+func openApp(ctx context.Context, getenv func(string) string, stderr io.Writer) (*app.App, *sqlstore.DB, error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("configuration:\n%w", err)
+	}
+	store, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := app.Keyring(cfg)
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	senders, err := app.Senders(cfg, stderr)
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	a := app.New(app.Options{
+		Store: store, Keys: keys, Senders: senders, Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		ServiceName: cfg.ServiceName, TokenIssuer: cfg.TokenIssuer, TokenAudience: cfg.TokenAudience, IDTokenTTL: cfg.IDTokenTTL,
+	})
+	return a, store, nil
+}
+
+// userCommand manages end-user accounts.
+func userCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) < 2 || args[0] != "create" || len(args) > 3 || (len(args) == 3 && args[2] != "--verified") {
+		return fmt.Errorf("usage:\n%s", userUsage)
+	}
+	pw, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("read the password from standard input: %w", err)
+	}
+	a, store, err := openApp(ctx, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	u, err := a.Accounts.CreateUser(ctx, args[1], strings.TrimRight(pw, "\r\n"), len(args) == 3)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Created user %s (id %s, status %s).\n", u.Email, u.ID, u.Status)
+	return nil
+}
+
+// keysCommand manages ID-token signing keys.
+func keysCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) != 1 || (args[0] != "rotate" && args[0] != "list") {
+		return fmt.Errorf("usage:\n%s", userUsage)
+	}
+	a, store, err := openApp(ctx, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if args[0] == "rotate" {
+		k, err := a.Tokens.Rotate(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Added signing key %s; running instances sign with it within a minute.\n", k.ID)
+		return nil
+	}
+	keys, err := store.SigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tALG\tCREATED")
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", k.ID, k.Algorithm, k.CreatedAt.Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
