@@ -99,4 +99,3 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 	}
 	return tw.Flush()
 }
-
