@@ -300,7 +300,10 @@ func (s *Service) Login(ctx context.Context, email, pw string, meta Meta) (*Logi
 		return nil, tessera.Invalid(bad...)
 	}
 	now := s.now()
-	if wait := s.ipFailures.blocked(meta.IP, now); wait > 0 {
+	// The attempt counts against the IP before anything is checked, so
+	// parallel attempts cannot slip past the limit; a right password gives
+	// it back.
+	if wait := s.ipFailures.reserve(meta.IP, now); wait > 0 {
 		return nil, tooManyLogins(wait)
 	}
 	u, err := s.Store.UserByEmail(ctx, strings.TrimSpace(email))
@@ -309,7 +312,6 @@ func (s *Service) Login(ctx context.Context, email, pw string, meta Meta) (*Logi
 		if _, err := s.Passwords.Verify(ctx, pw, ""); err != nil {
 			return nil, err
 		}
-		s.ipFailures.fail(meta.IP, now)
 		return nil, invalidCredentials()
 	}
 	if err != nil {
@@ -327,9 +329,9 @@ func (s *Service) Login(ctx context.Context, email, pw string, meta Meta) (*Logi
 		return nil, err
 	}
 	if !ok {
-		s.ipFailures.fail(meta.IP, now)
 		return nil, invalidCredentials()
 	}
+	s.ipFailures.release(meta.IP)
 	if u.Status == tessera.UserDisabled {
 		return nil, tessera.Errorf(tessera.EFORBIDDEN, "This account is disabled")
 	}
@@ -683,7 +685,7 @@ func (s *Service) NewRecoveryCodes(ctx context.Context, u *tessera.User) ([]stri
 
 // ---- per-IP failures ----
 
-// ipGuard counts failed logins per client IP in this instance and blocks
+// ipGuard counts failed logins per client IP in this instance and refuses
 // an IP with too many in a window. (A limiter shared across instances can
 // replace it.)
 type ipGuard struct {
@@ -701,7 +703,8 @@ const (
 	ipMaxFails = 30
 )
 
-func (g *ipGuard) fail(ip string, now time.Time) {
+// reserve counts an attempt from ip, or returns how long ip must wait.
+func (g *ipGuard) reserve(ip string, now time.Time) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.hits == nil || len(g.hits) > 100_000 {
@@ -712,18 +715,20 @@ func (g *ipGuard) fail(ip string, now time.Time) {
 		h = &ipHits{start: now}
 		g.hits[ip] = h
 	}
+	if h.n >= ipMaxFails {
+		return h.start.Add(ipWindow).Sub(now)
+	}
 	h.n++
+	return 0
 }
 
-// blocked returns how long ip must wait, or 0.
-func (g *ipGuard) blocked(ip string, now time.Time) time.Duration {
+// release gives back an attempt that turned out to be a right password.
+func (g *ipGuard) release(ip string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	h := g.hits[ip]
-	if h == nil || h.n < ipMaxFails || now.Sub(h.start) > ipWindow {
-		return 0
+	if h := g.hits[ip]; h != nil && h.n > 0 {
+		h.n--
 	}
-	return h.start.Add(ipWindow).Sub(now)
 }
 
 var zeroTime = time.Time{}

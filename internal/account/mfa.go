@@ -154,7 +154,9 @@ type ChannelVerified struct {
 
 // VerifyChannel verifies a configured, not yet verified channel with a code
 // (POST /auth/otp/code with x-otp).
-func (s *Service) VerifyChannel(ctx context.Context, u *tessera.User, channel, code string) (*ChannelVerified, error) {
+// Turning a second factor on ends the user's other sessions: one of them
+// may be whoever the user is locking out.
+func (s *Service) VerifyChannel(ctx context.Context, u *tessera.User, sess *tessera.Session, channel, code string) (*ChannelVerified, error) {
 	if code == "" {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "x-otp", Error: "header is required"})
 	}
@@ -206,6 +208,11 @@ func (s *Service) VerifyChannel(ctx context.Context, u *tessera.User, channel, c
 		return nil, err
 	}
 	out := &ChannelVerified{User: u}
+	if channel != ChannelEmail {
+		if _, err := s.Store.RevokeSessions(ctx, u.ID, "", sess.ID, "MFA changed", now); err != nil {
+			return nil, err
+		}
+	}
 	if !mfaBefore && u.MFAEnabled() {
 		if out.RecoveryCodes, err = s.NewRecoveryCodes(ctx, u); err != nil {
 			return nil, err

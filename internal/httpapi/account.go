@@ -362,7 +362,8 @@ func (s *Server) handleVerifyChannel(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out, err := s.Accounts.VerifyChannel(r.Context(), userFrom(r.Context()).user, req.Channel, r.Header.Get("x-otp"))
+	a := userFrom(r.Context())
+	out, err := s.Accounts.VerifyChannel(r.Context(), a.user, a.session, req.Channel, r.Header.Get("x-otp"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -208,6 +208,8 @@ func TestTOTPEnrolmentAndMFALogin(t *testing.T) {
 			t.Fatalf("verifying TOTP answered %s", ok.raw)
 		}
 		u.call("POST", "/auth/otp/code", map[string]any{"channel": "totp"}, "x-otp", totpCode(secret, e.clock.Now())).want(t, 409)
+		other.call("GET", "/auth/me", nil).want(t, 401) // turning MFA on ended the other session
+		u.call("GET", "/auth/me", nil).want(t, 200)
 
 		// The password alone no longer logs in.
 		r := u.login(t).want(t, 200)
@@ -444,4 +446,29 @@ func TestAccountBadInput(t *testing.T) {
 	}
 	e.doWith("GET", "/auth/me", nil, map[string]string{"Authorization": "Bearer not.a.jwt"}).want(t, 401)
 	e.doWith("GET", "/auth/me", nil, nil).want(t, 401)
+}
+
+// TestLoginLimitPerIP: many wrong logins from one address, for accounts
+// that do not even exist, are cut off at the per-IP limit, in parallel too.
+func TestLoginLimitPerIP(t *testing.T) {
+	e := newEnv(t, stores[0].open(t))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[int]int{}
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			r := e.doWith("POST", "/auth/login", map[string]any{"email": "nobody" + string(rune('a'+i%26)) + "@example.com", "password": "whatever it is"}, nil)
+			mu.Lock()
+			counts[r.status]++
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	if counts[401] != 30 || counts[429] != 10 {
+		t.Fatalf("40 parallel failures from one IP: %v, want 30 answered and 10 refused", counts)
+	}
+	e.clock.Advance(16 * time.Minute)
+	e.doWith("POST", "/auth/login", map[string]any{"email": "nobody@example.com", "password": "whatever it is"}, nil).want(t, 401)
 }
