@@ -49,9 +49,10 @@ func (db *DB) CreateUser(ctx context.Context, u *tessera.User) error {
 	err := db.writeOp(ctx, false, func(r runner) error {
 		return oneRow(r.exec(ctx, `INSERT INTO users (id, email, email_key, email_verified_at, phone, phone_country, phone_verified_at,
 			password_hash, password_changed_at, status, totp_verified_at, last_login_at, last_login_device, failed_logins, locked_until, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '', 0, 0, ?) ON CONFLICT DO NOTHING`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 			u.ID, u.Email, strings.ToLower(u.Email), nullMS(u.EmailVerifiedAt), u.Phone, u.PhoneCountry, nullMS(u.PhoneVerifiedAt),
-			u.PasswordHash, ms(u.PasswordChanged), string(u.Status), nullMS(u.TOTPVerifiedAt), ms(u.CreatedAt)))
+			u.PasswordHash, ms(u.PasswordChanged), string(u.Status), nullMS(u.TOTPVerifiedAt),
+			nullMS(u.LastLoginAt), u.LastLoginDevice, u.FailedLogins, lockedUntil(u.LockedUntil), ms(u.CreatedAt)))
 	})
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return tessera.Errorf(tessera.ECONFLICT, "Email already registered")
@@ -240,8 +241,8 @@ func (db *DB) RevokeSessions(ctx context.Context, userID, sessionID, except, rea
 	var n int64
 	err := db.writeOp(ctx, false, func(r runner) error {
 		res, err := r.exec(ctx, `UPDATE sessions SET revoked_at = ?, revoke_reason = ?
-			WHERE user_id = ? AND revoked_at IS NULL AND (? = '' OR id = ?) AND id <> ?`,
-			ms(now), reason, userID, sessionID, sessionID, except)
+			WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? AND (? = '' OR id = ?) AND id <> ?`,
+			ms(now), reason, userID, ms(now), sessionID, sessionID, except)
 		if err != nil {
 			return err
 		}

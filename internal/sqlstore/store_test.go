@@ -19,6 +19,14 @@ func TestPostgres(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) tessera.Store { return storetest.OpenPostgres(t) })
 }
 
+func TestSQLiteAccounts(t *testing.T) {
+	storetest.RunAccounts(t, func(t *testing.T) tessera.AccountStore { return storetest.OpenSQLite(t) })
+}
+
+func TestPostgresAccounts(t *testing.T) {
+	storetest.RunAccounts(t, func(t *testing.T) tessera.AccountStore { return storetest.OpenPostgres(t) })
+}
+
 func TestSQLiteFileIsPrivate(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tessera.db")
 	db, err := sqlstore.OpenSQLite(context.Background(), path, false)

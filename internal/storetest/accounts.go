@@ -1,0 +1,810 @@
+package storetest
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tessera-id/tessera"
+)
+
+// RunAccounts runs the conformance suite of tessera.AccountStore. open
+// returns a fresh, empty store for each test.
+func RunAccounts(t *testing.T, open func(t *testing.T) tessera.AccountStore) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s tessera.AccountStore)
+	}{
+		{"UserCreateAndGet", testUserCreateAndGet},
+		{"UserParallelCreatesSameEmail", testUserParallelCreates},
+		{"ReserveLoginLockAndReset", testReserveLogin},
+		{"ReserveLoginParallelHoldsTheLock", testReserveLoginParallel},
+		{"UserUpdates", testUserUpdates},
+		{"Sessions", testSessions},
+		{"RotateRefreshToken", testRotateRefreshToken},
+		{"RotateRefreshTokenParallel", testRotateRefreshTokenParallel},
+		{"RecoveryCodes", testRecoveryCodes},
+		{"RecoveryCodeParallelUse", testRecoveryCodeParallel},
+		{"LoginChallenges", testLoginChallenges},
+		{"LoginChallengesParallel", testLoginChallengesParallel},
+		{"SigningKeys", testSigningKeys},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, open(t))
+		})
+	}
+}
+
+func newUser(id, email string) *tessera.User {
+	return &tessera.User{ID: id, Email: email, PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+		PasswordChanged: t0, Status: tessera.UserUnverified, CreatedAt: t0}
+}
+
+func createUser(t *testing.T, s tessera.AccountStore, id, email string) *tessera.User {
+	t.Helper()
+	u := newUser(id, email)
+	must(t, s.CreateUser(ctx(), u))
+	return u
+}
+
+func getUser(t *testing.T, s tessera.AccountStore, id string) *tessera.User {
+	t.Helper()
+	u, err := s.User(ctx(), id)
+	must(t, err)
+	return u
+}
+
+// lockAt locks for d from the n-th failure on.
+func lockAt(n int, d time.Duration) func(int) time.Duration {
+	return func(failures int) time.Duration {
+		if failures >= n {
+			return d
+		}
+		return 0
+	}
+}
+
+func sameUser(t *testing.T, got, want *tessera.User) {
+	t.Helper()
+	if got.ID != want.ID || got.Email != want.Email || !got.EmailVerifiedAt.Equal(want.EmailVerifiedAt) ||
+		got.Phone != want.Phone || got.PhoneCountry != want.PhoneCountry || !got.PhoneVerifiedAt.Equal(want.PhoneVerifiedAt) ||
+		got.PasswordHash != want.PasswordHash || !got.PasswordChanged.Equal(want.PasswordChanged) || got.Status != want.Status ||
+		!got.TOTPVerifiedAt.Equal(want.TOTPVerifiedAt) || !got.LastLoginAt.Equal(want.LastLoginAt) ||
+		got.LastLoginDevice != want.LastLoginDevice || got.FailedLogins != want.FailedLogins ||
+		!got.LockedUntil.Equal(want.LockedUntil) || !got.CreatedAt.Equal(want.CreatedAt) {
+		t.Fatalf("read back %+v\nwrote %+v", got, want)
+	}
+}
+
+func testUserCreateAndGet(t *testing.T, s tessera.AccountStore) {
+	full := &tessera.User{
+		ID: "u1", Email: "Alice@example.com", EmailVerifiedAt: t0.Add(time.Minute),
+		Phone: "+41791234567", PhoneCountry: "CH", PhoneVerifiedAt: t0.Add(2 * time.Minute),
+		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", PasswordChanged: t0.Add(3 * time.Minute),
+		Status: tessera.UserActive, TOTPVerifiedAt: t0.Add(4 * time.Minute),
+		LastLoginAt: t0.Add(5 * time.Minute), LastLoginDevice: "Mozilla/5.0", FailedLogins: 2,
+		LockedUntil: t0.Add(6 * time.Minute), CreatedAt: t0,
+	}
+	must(t, s.CreateUser(ctx(), full))
+	got, err := s.User(ctx(), "u1")
+	must(t, err)
+	sameUser(t, got, full)
+	if !got.MFAEnabled() {
+		t.Fatal("a user with TOTP and a verified phone reports no MFA")
+	}
+
+	// The zero times of a fresh account stay zero.
+	bare := newUser("u2", "bob@example.com")
+	must(t, s.CreateUser(ctx(), bare))
+	got, err = s.User(ctx(), "u2")
+	must(t, err)
+	sameUser(t, got, bare)
+	if got.MFAEnabled() {
+		t.Fatal("a fresh user reports MFA")
+	}
+
+	// Lookup by email ignores case.
+	for _, e := range []string{"Alice@example.com", "alice@example.com", "ALICE@EXAMPLE.COM"} {
+		got, err := s.UserByEmail(ctx(), e)
+		must(t, err)
+		if got.ID != "u1" || got.Email != "Alice@example.com" {
+			t.Fatalf("UserByEmail(%q) = %+v", e, got)
+		}
+	}
+	// So does uniqueness.
+	wantCode(t, s.CreateUser(ctx(), newUser("u3", "alice@EXAMPLE.com")), tessera.ECONFLICT)
+	wantCode(t, s.CreateUser(ctx(), newUser("u4", "Bob@Example.Com")), tessera.ECONFLICT)
+	_, err = s.User(ctx(), "u3")
+	wantCode(t, err, tessera.ENOTFOUND)
+	got, err = s.UserByEmail(ctx(), "alice@example.com")
+	must(t, err)
+	sameUser(t, got, full) // the rejected create changed nothing
+
+	_, err = s.User(ctx(), "nobody")
+	wantCode(t, err, tessera.ENOTFOUND)
+	_, err = s.UserByEmail(ctx(), "nobody@example.com")
+	wantCode(t, err, tessera.ENOTFOUND)
+}
+
+// testUserParallelCreates registers one address 30 times at once, in
+// different cases: one account, 29 conflicts.
+func testUserParallelCreates(t *testing.T, s tessera.AccountStore) {
+	var ok, conflict atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 30; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			email := "carol@example.com"
+			if i%2 == 1 {
+				email = strings.ToUpper(email)
+			}
+			err := s.CreateUser(ctx(), newUser(fmt.Sprint("u", i), email))
+			switch tessera.ErrorCode(err) {
+			case "":
+				ok.Add(1)
+			case tessera.ECONFLICT:
+				conflict.Add(1)
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if ok.Load() != 1 || conflict.Load() != 29 {
+		t.Fatalf("%d creates succeeded and %d conflicted, want 1 and 29", ok.Load(), conflict.Load())
+	}
+	if _, err := s.UserByEmail(ctx(), "Carol@Example.com"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testReserveLogin(t *testing.T, s tessera.AccountStore) {
+	createUser(t, s, "u1", "a@example.com")
+	var seen []int
+	lockFor := func(f int) time.Duration {
+		seen = append(seen, f)
+		return lockAt(3, 10*time.Minute)(f)
+	}
+	for i := 1; i <= 2; i++ {
+		u, err := s.ReserveLogin(ctx(), "u1", t0, lockFor)
+		must(t, err)
+		if u == nil || u.ID != "u1" || u.PasswordHash == "" {
+			t.Fatalf("reserve %d returned %+v", i, u)
+		}
+		if got := getUser(t, s, "u1"); got.FailedLogins != i || !got.LockedUntil.IsZero() {
+			t.Fatalf("after %d attempts stored failures %d, locked until %v", i, got.FailedLogins, got.LockedUntil)
+		}
+	}
+	// The third attempt still counts, and earns the lock.
+	_, err := s.ReserveLogin(ctx(), "u1", t0, lockFor)
+	must(t, err)
+	if got := getUser(t, s, "u1"); got.FailedLogins != 3 || !got.LockedUntil.Equal(t0.Add(10*time.Minute)) {
+		t.Fatalf("after 3 attempts stored failures %d, locked until %v", got.FailedLogins, got.LockedUntil)
+	}
+	if !slices.Equal(seen, []int{1, 2, 3}) {
+		t.Fatalf("lockFor called with %v, want [1 2 3]", seen)
+	}
+	// Locked: refused with the user, and not counted.
+	u, err := s.ReserveLogin(ctx(), "u1", t0.Add(9*time.Minute), lockFor)
+	wantCode(t, err, tessera.ELOCKED)
+	if u == nil || u.ID != "u1" || !u.LockedUntil.Equal(t0.Add(10*time.Minute)) {
+		t.Fatalf("locked login returned %+v", u)
+	}
+	if got := getUser(t, s, "u1"); got.FailedLogins != 3 {
+		t.Fatalf("a locked attempt was counted: failures %d", got.FailedLogins)
+	}
+	// Once the lock ends, attempts count again.
+	_, err = s.ReserveLogin(ctx(), "u1", t0.Add(10*time.Minute), lockFor)
+	must(t, err)
+	if got := getUser(t, s, "u1"); got.FailedLogins != 4 || !got.LockedUntil.Equal(t0.Add(20*time.Minute)) {
+		t.Fatalf("after the lock: failures %d, locked until %v", got.FailedLogins, got.LockedUntil)
+	}
+
+	// ClearLoginFailures resets the count and the lock.
+	must(t, s.ClearLoginFailures(ctx(), "u1"))
+	if got := getUser(t, s, "u1"); got.FailedLogins != 0 || !got.LockedUntil.IsZero() || !got.LastLoginAt.IsZero() {
+		t.Fatalf("after ClearLoginFailures: %+v", got)
+	}
+	_, err = s.ReserveLogin(ctx(), "u1", t0.Add(11*time.Minute), lockFor)
+	must(t, err)
+
+	// So does LoginSucceeded, which also records the login: here it
+	// clears a lock.
+	for i := 0; i < 2; i++ {
+		_, err = s.ReserveLogin(ctx(), "u1", t0.Add(11*time.Minute), lockFor)
+		must(t, err)
+	}
+	if got := getUser(t, s, "u1"); got.FailedLogins != 3 || got.LockedUntil.IsZero() {
+		t.Fatalf("before LoginSucceeded: failures %d, locked until %v", got.FailedLogins, got.LockedUntil)
+	}
+	at := t0.Add(12 * time.Minute)
+	must(t, s.LoginSucceeded(ctx(), "u1", at, "curl/8.0"))
+	got := getUser(t, s, "u1")
+	if got.FailedLogins != 0 || !got.LockedUntil.IsZero() || !got.LastLoginAt.Equal(at) || got.LastLoginDevice != "curl/8.0" {
+		t.Fatalf("after LoginSucceeded: %+v", got)
+	}
+	_, err = s.ReserveLogin(ctx(), "u1", at, lockFor)
+	must(t, err)
+
+	_, err = s.ReserveLogin(ctx(), "nobody", t0, lockFor)
+	wantCode(t, err, tessera.ENOTFOUND)
+	wantCode(t, s.ClearLoginFailures(ctx(), "nobody"), tessera.ENOTFOUND)
+	wantCode(t, s.LoginSucceeded(ctx(), "nobody", t0, "x"), tessera.ENOTFOUND)
+}
+
+// testReserveLoginParallel fires 30 logins at once at an account that locks
+// at the 5th failure: exactly 5 are counted, the rest find it locked.
+func testReserveLoginParallel(t *testing.T, s tessera.AccountStore) {
+	createUser(t, s, "u1", "a@example.com")
+	var ok, locked atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 30; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u, err := s.ReserveLogin(ctx(), "u1", t0, lockAt(5, time.Hour))
+			switch tessera.ErrorCode(err) {
+			case "":
+				ok.Add(1)
+			case tessera.ELOCKED:
+				locked.Add(1)
+				if u == nil || u.ID != "u1" || !u.LockedUntil.Equal(t0.Add(time.Hour)) {
+					t.Errorf("locked login returned %+v", u)
+				}
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 5 || locked.Load() != 25 {
+		t.Fatalf("%d logins counted and %d locked out, want 5 and 25", ok.Load(), locked.Load())
+	}
+	if got := getUser(t, s, "u1"); got.FailedLogins != 5 || !got.LockedUntil.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("stored failures %d, locked until %v; want 5 and %v", got.FailedLogins, got.LockedUntil, t0.Add(time.Hour))
+	}
+}
+
+func testUserUpdates(t *testing.T, s tessera.AccountStore) {
+	createUser(t, s, "u1", "dave@example.com")
+	t1, t2 := t0.Add(time.Minute), t0.Add(2*time.Minute)
+
+	// Email: only the user's current address.
+	wantCode(t, s.SetEmailVerified(ctx(), "u1", "other@example.com", t1), tessera.ENOTFOUND)
+	if got := getUser(t, s, "u1"); !got.EmailVerifiedAt.IsZero() || got.Status != tessera.UserUnverified {
+		t.Fatalf("verifying another address changed the user: %+v", got)
+	}
+	wantCode(t, s.SetEmailVerified(ctx(), "nobody", "dave@example.com", t1), tessera.ENOTFOUND)
+	must(t, s.SetEmailVerified(ctx(), "u1", "dave@example.com", t1))
+	if got := getUser(t, s, "u1"); !got.EmailVerifiedAt.Equal(t1) || got.Status != tessera.UserActive {
+		t.Fatalf("after SetEmailVerified: %+v", got)
+	}
+	// A disabled account stays disabled when its address is confirmed.
+	createUser(t, s, "u2", "erin@example.com")
+	must(t, s.SetUserStatus(ctx(), "u2", tessera.UserDisabled))
+	must(t, s.SetEmailVerified(ctx(), "u2", "erin@example.com", t1))
+	if got := getUser(t, s, "u2"); got.Status != tessera.UserDisabled || !got.EmailVerifiedAt.Equal(t1) {
+		t.Fatalf("confirming a disabled user's email: %+v", got)
+	}
+
+	// Phone: unverified ones can be replaced, a verified one cannot.
+	must(t, s.SetPhone(ctx(), "u1", "+15551230001", "US"))
+	if got := getUser(t, s, "u1"); got.Phone != "+15551230001" || got.PhoneCountry != "US" || !got.PhoneVerifiedAt.IsZero() || got.MFAEnabled() {
+		t.Fatalf("after SetPhone: %+v", got)
+	}
+	must(t, s.SetPhone(ctx(), "u1", "+41791234567", "CH"))
+	wantCode(t, s.SetPhoneVerified(ctx(), "u1", "+15551230001", t2), tessera.ENOTFOUND) // no longer the user's
+	if got := getUser(t, s, "u1"); !got.PhoneVerifiedAt.IsZero() {
+		t.Fatalf("verifying a replaced phone verified %+v", got)
+	}
+	must(t, s.SetPhoneVerified(ctx(), "u1", "+41791234567", t2))
+	got := getUser(t, s, "u1")
+	if got.Phone != "+41791234567" || got.PhoneCountry != "CH" || !got.PhoneVerifiedAt.Equal(t2) || !got.MFAEnabled() {
+		t.Fatalf("after SetPhoneVerified: %+v", got)
+	}
+	wantCode(t, s.SetPhone(ctx(), "u1", "+15551230002", "US"), tessera.ECONFLICT)
+	if got := getUser(t, s, "u1"); got.Phone != "+41791234567" || !got.PhoneVerifiedAt.Equal(t2) {
+		t.Fatalf("a refused SetPhone changed the phone: %+v", got)
+	}
+	wantCode(t, s.SetPhoneVerified(ctx(), "u2", "", t2), tessera.ENOTFOUND) // u2 has no phone
+	wantCode(t, s.SetPhone(ctx(), "nobody", "+15551230003", "US"), tessera.ENOTFOUND)
+	wantCode(t, s.SetPhoneVerified(ctx(), "nobody", "+15551230003", t2), tessera.ENOTFOUND)
+
+	// TOTP: set and clear.
+	must(t, s.SetTOTPVerified(ctx(), "u2", t2))
+	if got := getUser(t, s, "u2"); !got.TOTPVerifiedAt.Equal(t2) || !got.MFAEnabled() {
+		t.Fatalf("after SetTOTPVerified: %+v", got)
+	}
+	must(t, s.SetTOTPVerified(ctx(), "u2", time.Time{}))
+	if got := getUser(t, s, "u2"); !got.TOTPVerifiedAt.IsZero() || got.MFAEnabled() {
+		t.Fatalf("after clearing TOTP: %+v", got)
+	}
+	wantCode(t, s.SetTOTPVerified(ctx(), "nobody", t2), tessera.ENOTFOUND)
+
+	// Password: replaced, and the failures and lock forgotten.
+	for i := 0; i < 3; i++ {
+		_, err := s.ReserveLogin(ctx(), "u1", t0, lockAt(3, time.Hour))
+		must(t, err)
+	}
+	must(t, s.SetPassword(ctx(), "u1", "$argon2id$new", t2))
+	got = getUser(t, s, "u1")
+	if got.PasswordHash != "$argon2id$new" || !got.PasswordChanged.Equal(t2) || got.FailedLogins != 0 || !got.LockedUntil.IsZero() {
+		t.Fatalf("after SetPassword: %+v", got)
+	}
+	_, err := s.ReserveLogin(ctx(), "u1", t2, lockAt(3, time.Hour))
+	must(t, err)
+	wantCode(t, s.SetPassword(ctx(), "nobody", "h", t2), tessera.ENOTFOUND)
+
+	// Status.
+	must(t, s.SetUserStatus(ctx(), "u1", tessera.UserDisabled))
+	if got := getUser(t, s, "u1"); got.Status != tessera.UserDisabled {
+		t.Fatalf("status %q, want disabled", got.Status)
+	}
+	must(t, s.SetUserStatus(ctx(), "u1", tessera.UserActive))
+	if got := getUser(t, s, "u1"); got.Status != tessera.UserActive || got.Email != "dave@example.com" || got.Phone != "+41791234567" {
+		t.Fatalf("after SetUserStatus: %+v", got)
+	}
+	wantCode(t, s.SetUserStatus(ctx(), "nobody", tessera.UserActive), tessera.ENOTFOUND)
+}
+
+func newSession(id, userID string, created time.Time) *tessera.Session {
+	return &tessera.Session{ID: id, UserID: userID, AMR: []string{"pwd", "otp"}, UserAgent: "Mozilla/5.0 " + id, IP: "192.0.2.7",
+		CreatedAt: created, LastUsedAt: created, ExpiresAt: created.Add(24 * time.Hour)}
+}
+
+func firstToken(hash string, created time.Time) *tessera.RefreshToken {
+	return &tessera.RefreshToken{Hash: []byte(hash), CreatedAt: created}
+}
+
+func sessionIDs(ss []*tessera.Session) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.ID
+	}
+	return out
+}
+
+func wantSessions(t *testing.T, s tessera.AccountStore, userID string, now time.Time, want ...string) {
+	t.Helper()
+	got, err := s.Sessions(ctx(), userID, now)
+	must(t, err)
+	if ids := sessionIDs(got); !slices.Equal(ids, want) {
+		t.Fatalf("active sessions of %s: %v, want %v", userID, ids, want)
+	}
+}
+
+func testSessions(t *testing.T, s tessera.AccountStore) {
+	createUser(t, s, "u1", "a@example.com")
+	createUser(t, s, "u2", "b@example.com")
+	now := t0.Add(10 * time.Minute)
+	// Stored out of order, to see they are listed by age.
+	s2 := newSession("s2", "u1", t0.Add(time.Minute))
+	s1 := newSession("s1", "u1", t0)
+	s3 := newSession("s3", "u1", t0.Add(2*time.Minute))
+	s3.AMR = []string{"pwd"}
+	old := newSession("old", "u1", t0.Add(3*time.Minute))
+	old.ExpiresAt = t0.Add(5 * time.Minute) // expired at now
+	other := newSession("other", "u2", t0)
+	for i, sess := range []*tessera.Session{s2, s1, s3, old, other} {
+		must(t, s.CreateSession(ctx(), sess, firstToken(fmt.Sprint("rt", i), sess.CreatedAt)))
+	}
+
+	got, err := s.Session(ctx(), "s1")
+	must(t, err)
+	if got.ID != "s1" || got.UserID != "u1" || !slices.Equal(got.AMR, []string{"pwd", "otp"}) || got.UserAgent != s1.UserAgent ||
+		got.IP != "192.0.2.7" || !got.CreatedAt.Equal(t0) || !got.LastUsedAt.Equal(t0) || !got.ExpiresAt.Equal(s1.ExpiresAt) ||
+		!got.RevokedAt.IsZero() || got.RevokeReason != "" || !got.Active(now) {
+		t.Fatalf("read back %+v, wrote %+v", got, s1)
+	}
+	if got, err := s.Session(ctx(), "s3"); err != nil || !slices.Equal(got.AMR, []string{"pwd"}) {
+		t.Fatalf("s3 read back %+v, %v", got, err)
+	}
+	_, err = s.Session(ctx(), "nope")
+	wantCode(t, err, tessera.ENOTFOUND)
+
+	wantSessions(t, s, "u1", now, "s3", "s2", "s1")
+	wantSessions(t, s, "u1", t0.Add(4*time.Minute), "old", "s3", "s2", "s1")
+	wantSessions(t, s, "u2", now, "other")
+	wantSessions(t, s, "nobody", now)
+
+	// One session.
+	n, err := s.RevokeSessions(ctx(), "u1", "s2", "", "logout", now)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("revoking s2 revoked %d sessions", n)
+	}
+	got, err = s.Session(ctx(), "s2")
+	must(t, err)
+	if !got.RevokedAt.Equal(now) || got.RevokeReason != "logout" || got.Active(now) {
+		t.Fatalf("revoked session stored as %+v", got)
+	}
+	wantSessions(t, s, "u1", now, "s3", "s1")
+	for _, id := range []string{"s2", "other", "old", "nope"} {
+		// Already revoked, another user's, expired, unknown: none is
+		// an active session of u1.
+		n, err := s.RevokeSessions(ctx(), "u1", id, "", "again", now)
+		must(t, err)
+		if n != 0 {
+			t.Fatalf("revoking %s for u1 revoked %d sessions, want 0", id, n)
+		}
+	}
+	if got, _ := s.Session(ctx(), "s2"); got.RevokeReason != "logout" || !got.RevokedAt.Equal(now) {
+		t.Fatalf("revoking a revoked session again changed it: %+v", got)
+	}
+	wantSessions(t, s, "u2", now, "other")
+
+	// All but one: s1 goes, s3 stays, the expired one does not count.
+	n, err = s.RevokeSessions(ctx(), "u1", "", "s3", "password changed", now)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("revoking all but s3 revoked %d sessions, want 1", n)
+	}
+	wantSessions(t, s, "u1", now, "s3")
+	if got, _ := s.Session(ctx(), "s1"); got.RevokeReason != "password changed" {
+		t.Fatalf("s1 after revoking all but s3: %+v", got)
+	}
+
+	// All.
+	must(t, s.CreateSession(ctx(), newSession("s4", "u1", now), firstToken("rt-s4", now)))
+	n, err = s.RevokeSessions(ctx(), "u1", "", "", "all", now)
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("revoking all revoked %d sessions, want 2", n)
+	}
+	wantSessions(t, s, "u1", now)
+	wantSessions(t, s, "u2", now, "other")
+	n, err = s.RevokeSessions(ctx(), "u1", "", "", "all", now)
+	must(t, err)
+	if n != 0 {
+		t.Fatalf("revoking all again revoked %d sessions", n)
+	}
+}
+
+func testRotateRefreshToken(t *testing.T, s tessera.AccountStore) {
+	createUser(t, s, "u1", "a@example.com")
+	sess := newSession("s1", "u1", t0)
+	must(t, s.CreateSession(ctx(), sess, firstToken("h0", t0)))
+	t1, t2, t3 := t0.Add(time.Minute), t0.Add(2*time.Minute), t0.Add(3*time.Minute)
+
+	got, _, err := s.RotateRefreshToken(ctx(), []byte("h0"), firstToken("h1", t1), []byte("sealed-h1"), t1)
+	must(t, err)
+	if got == nil || got.ID != "s1" || got.UserID != "u1" || !slices.Equal(got.AMR, sess.AMR) {
+		t.Fatalf("rotation returned session %+v", got)
+	}
+	// The successor rotates in turn.
+	got, _, err = s.RotateRefreshToken(ctx(), []byte("h1"), firstToken("h2", t2), []byte("sealed-h2"), t2)
+	must(t, err)
+	if got == nil || got.ID != "s1" {
+		t.Fatalf("second rotation returned session %+v", got)
+	}
+
+	// A second use of h0 is a conflict that hands back what the first use stored.
+	_, old, err := s.RotateRefreshToken(ctx(), []byte("h0"), firstToken("hx", t3), []byte("sealed-hx"), t3)
+	wantCode(t, err, tessera.ECONFLICT)
+	if old == nil || !bytes.Equal(old.Hash, []byte("h0")) || old.SessionID != "s1" || !old.CreatedAt.Equal(t0) ||
+		!old.UsedAt.Equal(t1) || string(old.SuccessorSealed) != "sealed-h1" {
+		t.Fatalf("reused token returned as %+v", old)
+	}
+	// ... and stores nothing.
+	_, _, err = s.RotateRefreshToken(ctx(), []byte("hx"), firstToken("hy", t3), []byte("sealed-hy"), t3)
+	wantCode(t, err, tessera.ENOTFOUND)
+	_, old, err = s.RotateRefreshToken(ctx(), []byte("h0"), firstToken("hz", t3), []byte("sealed-hz"), t3)
+	wantCode(t, err, tessera.ECONFLICT)
+	if old == nil || !old.UsedAt.Equal(t1) || string(old.SuccessorSealed) != "sealed-h1" {
+		t.Fatalf("a refused reuse changed the stored token: %+v", old)
+	}
+
+	_, _, err = s.RotateRefreshToken(ctx(), []byte("unknown"), firstToken("hu", t3), []byte("sealed-hu"), t3)
+	wantCode(t, err, tessera.ENOTFOUND)
+
+	// At the session's end h2 is refused, and the refusal leaves it unused.
+	_, _, err = s.RotateRefreshToken(ctx(), []byte("h2"), firstToken("h3", sess.ExpiresAt), []byte("sealed-h3"), sess.ExpiresAt)
+	wantCode(t, err, tessera.ENOTFOUND)
+	_, _, err = s.RotateRefreshToken(ctx(), []byte("h3"), firstToken("h4", t3), []byte("sealed-h4"), t3)
+	wantCode(t, err, tessera.ENOTFOUND)
+	_, _, err = s.RotateRefreshToken(ctx(), []byte("h2"), firstToken("h3", t3), []byte("sealed-h3"), t3)
+	must(t, err)
+
+	// A revoked session's tokens are unknown, used or not.
+	n, err := s.RevokeSessions(ctx(), "u1", "s1", "", "logout", t3)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("revoked %d sessions, want 1", n)
+	}
+	_, _, err = s.RotateRefreshToken(ctx(), []byte("h3"), firstToken("h4", t3), []byte("sealed-h4"), t3)
+	wantCode(t, err, tessera.ENOTFOUND)
+	_, _, err = s.RotateRefreshToken(ctx(), []byte("h0"), firstToken("h4", t3), []byte("sealed-h4"), t3)
+	wantCode(t, err, tessera.ENOTFOUND)
+}
+
+// testRotateRefreshTokenParallel uses one refresh token 20 times at once:
+// one rotation wins, the others see its successor, and only the winner's
+// successor exists.
+func testRotateRefreshTokenParallel(t *testing.T, s tessera.AccountStore) {
+	createUser(t, s, "u1", "a@example.com")
+	must(t, s.CreateSession(ctx(), newSession("s1", "u1", t0), firstToken("h0", t0)))
+	now := t0.Add(time.Minute)
+	const n = 20
+	type result struct {
+		sess *tessera.Session
+		old  *tessera.RefreshToken
+		err  error
+	}
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			sess, old, err := s.RotateRefreshToken(ctx(), []byte("h0"), firstToken(fmt.Sprint("next", i), now), []byte(fmt.Sprint("sealed", i)), now)
+			results[i] = result{sess, old, err}
+		}(i)
+	}
+	wg.Wait()
+	winner := -1
+	for i, r := range results {
+		switch tessera.ErrorCode(r.err) {
+		case "":
+			if winner >= 0 {
+				t.Fatalf("rotations %d and %d both succeeded", winner, i)
+			}
+			winner = i
+			if r.sess == nil || r.sess.ID != "s1" {
+				t.Fatalf("winning rotation returned session %+v", r.sess)
+			}
+		case tessera.ECONFLICT:
+		default:
+			t.Fatalf("rotation %d: unexpected error %v", i, r.err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no rotation succeeded")
+	}
+	for i, r := range results {
+		if i == winner {
+			continue
+		}
+		if r.old == nil || !r.old.UsedAt.Equal(now) || string(r.old.SuccessorSealed) != fmt.Sprint("sealed", winner) {
+			t.Fatalf("losing rotation %d saw %+v, want the successor of rotation %d", i, r.old, winner)
+		}
+	}
+	later := now.Add(time.Minute)
+	for i := 0; i < n; i++ {
+		_, _, err := s.RotateRefreshToken(ctx(), []byte(fmt.Sprint("next", i)), firstToken(fmt.Sprint("after", i), later), []byte("x"), later)
+		if i == winner {
+			must(t, err)
+		} else {
+			wantCode(t, err, tessera.ENOTFOUND)
+		}
+	}
+}
+
+func hashes(hs ...string) [][]byte {
+	out := make([][]byte, len(hs))
+	for i, h := range hs {
+		out[i] = []byte(h)
+	}
+	return out
+}
+
+func wantCodesLeft(t *testing.T, s tessera.AccountStore, userID string, want int) {
+	t.Helper()
+	n, err := s.RecoveryCodesLeft(ctx(), userID)
+	must(t, err)
+	if n != want {
+		t.Fatalf("%s has %d recovery codes left, want %d", userID, n, want)
+	}
+}
+
+func testRecoveryCodes(t *testing.T, s tessera.AccountStore) {
+	createUser(t, s, "u1", "a@example.com")
+	createUser(t, s, "u2", "b@example.com")
+	wantCodesLeft(t, s, "u1", 0)
+	must(t, s.ReplaceRecoveryCodes(ctx(), "u1", hashes("a", "b", "c"), t0))
+	wantCodesLeft(t, s, "u1", 3)
+	must(t, s.UseRecoveryCode(ctx(), "u1", []byte("a"), t0))
+	wantCodesLeft(t, s, "u1", 2)
+
+	// A new set voids the old one, used codes included.
+	must(t, s.ReplaceRecoveryCodes(ctx(), "u1", hashes("a", "d", "e", "f"), t0))
+	wantCodesLeft(t, s, "u1", 4)
+	for _, h := range []string{"b", "c"} {
+		wantCode(t, s.UseRecoveryCode(ctx(), "u1", []byte(h), t0), tessera.ENOTFOUND)
+	}
+	must(t, s.UseRecoveryCode(ctx(), "u1", []byte("a"), t0))
+	must(t, s.UseRecoveryCode(ctx(), "u1", []byte("d"), t0))
+	wantCode(t, s.UseRecoveryCode(ctx(), "u1", []byte("d"), t0), tessera.ENOTFOUND)
+	wantCodesLeft(t, s, "u1", 2)
+
+	// Codes belong to one user.
+	must(t, s.ReplaceRecoveryCodes(ctx(), "u2", hashes("e", "x"), t0))
+	wantCode(t, s.UseRecoveryCode(ctx(), "u1", []byte("x"), t0), tessera.ENOTFOUND)
+	wantCode(t, s.UseRecoveryCode(ctx(), "nobody", []byte("e"), t0), tessera.ENOTFOUND)
+	must(t, s.UseRecoveryCode(ctx(), "u2", []byte("e"), t0))
+	wantCodesLeft(t, s, "u1", 2)
+	wantCodesLeft(t, s, "u2", 1)
+	must(t, s.UseRecoveryCode(ctx(), "u1", []byte("e"), t0))
+	wantCodesLeft(t, s, "u1", 1)
+
+	// Replacing with none voids them all.
+	must(t, s.ReplaceRecoveryCodes(ctx(), "u1", nil, t0))
+	wantCodesLeft(t, s, "u1", 0)
+	wantCode(t, s.UseRecoveryCode(ctx(), "u1", []byte("f"), t0), tessera.ENOTFOUND)
+	wantCodesLeft(t, s, "u2", 1)
+	wantCodesLeft(t, s, "nobody", 0)
+}
+
+func testRecoveryCodeParallel(t *testing.T, s tessera.AccountStore) {
+	createUser(t, s, "u1", "a@example.com")
+	must(t, s.ReplaceRecoveryCodes(ctx(), "u1", hashes("p", "q"), t0))
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.UseRecoveryCode(ctx(), "u1", []byte("p"), t0)
+			switch tessera.ErrorCode(err) {
+			case "":
+				wins.Add(1)
+			case tessera.ENOTFOUND:
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("one recovery code was used %d times", wins.Load())
+	}
+	wantCodesLeft(t, s, "u1", 1)
+}
+
+func newChallenge(id string) *tessera.LoginChallenge {
+	return &tessera.LoginChallenge{ID: id, UserID: "u1", MaxAttempts: 3, CreatedAt: t0, ExpiresAt: t0.Add(5 * time.Minute),
+		UserAgent: "Mozilla/5.0", IP: "198.51.100.4"}
+}
+
+func testLoginChallenges(t *testing.T, s tessera.AccountStore) {
+	c := newChallenge("c1")
+	must(t, s.CreateLoginChallenge(ctx(), c))
+	got, err := s.LoginChallenge(ctx(), "c1")
+	must(t, err)
+	if got.ID != "c1" || got.UserID != "u1" || got.Attempts != 0 || got.MaxAttempts != 3 || !got.CreatedAt.Equal(t0) ||
+		!got.ExpiresAt.Equal(c.ExpiresAt) || !got.UsedAt.IsZero() || got.UserAgent != "Mozilla/5.0" || got.IP != "198.51.100.4" {
+		t.Fatalf("read back %+v, wrote %+v", got, c)
+	}
+	_, err = s.LoginChallenge(ctx(), "nope")
+	wantCode(t, err, tessera.ENOTFOUND)
+
+	// Attempts count up to the cap.
+	for i := 1; i <= 3; i++ {
+		got, err := s.ReserveChallengeAttempt(ctx(), "c1", t0)
+		must(t, err)
+		if got == nil || got.ID != "c1" || got.UserID != "u1" || got.Attempts != i {
+			t.Fatalf("attempt %d returned %+v", i, got)
+		}
+	}
+	_, err = s.ReserveChallengeAttempt(ctx(), "c1", t0)
+	wantCode(t, err, tessera.ELOCKED)
+	if got, _ := s.LoginChallenge(ctx(), "c1"); got.Attempts != 3 {
+		t.Fatalf("attempts past the cap were counted: %d", got.Attempts)
+	}
+
+	// Expired.
+	must(t, s.CreateLoginChallenge(ctx(), newChallenge("c2")))
+	_, err = s.ReserveChallengeAttempt(ctx(), "c2", t0.Add(5*time.Minute))
+	wantCode(t, err, tessera.EEXPIRED)
+	if got, _ := s.LoginChallenge(ctx(), "c2"); got.Attempts != 0 {
+		t.Fatalf("an attempt on an expired challenge was counted: %d", got.Attempts)
+	}
+	wantCode(t, s.UseLoginChallenge(ctx(), "c2", t0.Add(5*time.Minute)), tessera.ENOTFOUND)
+
+	// Used once.
+	must(t, s.CreateLoginChallenge(ctx(), newChallenge("c3")))
+	_, err = s.ReserveChallengeAttempt(ctx(), "c3", t0)
+	must(t, err)
+	at := t0.Add(time.Minute)
+	must(t, s.UseLoginChallenge(ctx(), "c3", at))
+	wantCode(t, s.UseLoginChallenge(ctx(), "c3", at), tessera.ENOTFOUND)
+	_, err = s.ReserveChallengeAttempt(ctx(), "c3", at)
+	wantCode(t, err, tessera.ENOTFOUND)
+	got, err = s.LoginChallenge(ctx(), "c3")
+	must(t, err)
+	if !got.UsedAt.Equal(at) || got.Attempts != 1 {
+		t.Fatalf("used challenge stored as %+v", got)
+	}
+
+	_, err = s.ReserveChallengeAttempt(ctx(), "nope", t0)
+	wantCode(t, err, tessera.ENOTFOUND)
+	wantCode(t, s.UseLoginChallenge(ctx(), "nope", t0), tessera.ENOTFOUND)
+}
+
+// testLoginChallengesParallel: 30 attempts at once on a challenge allowing 5
+// count exactly 5; 20 uses at once of one challenge succeed once.
+func testLoginChallengesParallel(t *testing.T, s tessera.AccountStore) {
+	c := newChallenge("c1")
+	c.MaxAttempts = 5
+	must(t, s.CreateLoginChallenge(ctx(), c))
+	must(t, s.CreateLoginChallenge(ctx(), newChallenge("c2")))
+	var ok, locked, used atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 30; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.ReserveChallengeAttempt(ctx(), "c1", t0)
+			switch tessera.ErrorCode(err) {
+			case "":
+				ok.Add(1)
+			case tessera.ELOCKED:
+				locked.Add(1)
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.UseLoginChallenge(ctx(), "c2", t0)
+			switch tessera.ErrorCode(err) {
+			case "":
+				used.Add(1)
+			case tessera.ENOTFOUND:
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 5 || locked.Load() != 25 {
+		t.Fatalf("%d attempts counted and %d locked out, want 5 and 25", ok.Load(), locked.Load())
+	}
+	if got, _ := s.LoginChallenge(ctx(), "c1"); got.Attempts != 5 {
+		t.Fatalf("stored attempts %d, want 5", got.Attempts)
+	}
+	if used.Load() != 1 {
+		t.Fatalf("one login challenge was used %d times", used.Load())
+	}
+}
+
+func testSigningKeys(t *testing.T, s tessera.AccountStore) {
+	keys, err := s.SigningKeys(ctx())
+	must(t, err)
+	if len(keys) != 0 {
+		t.Fatalf("a fresh store has %d signing keys", len(keys))
+	}
+	newer := &tessera.SigningKey{ID: "k2", Algorithm: "EdDSA", PublicKey: []byte("pub-2"), PrivateSealed: []byte("sealed-2"), CreatedAt: t0.Add(time.Hour)}
+	older := &tessera.SigningKey{ID: "k1", Algorithm: "EdDSA", PublicKey: []byte("pub-1"), PrivateSealed: []byte("sealed-1"), CreatedAt: t0}
+	// Stored newest first, to see the order comes from the creation times.
+	must(t, s.CreateSigningKey(ctx(), newer))
+	must(t, s.CreateSigningKey(ctx(), older))
+	keys, err = s.SigningKeys(ctx())
+	must(t, err)
+	if len(keys) != 2 {
+		t.Fatalf("got %d signing keys, want 2", len(keys))
+	}
+	for i, want := range []*tessera.SigningKey{newer, older} {
+		got := keys[i]
+		if got.ID != want.ID || got.Algorithm != want.Algorithm || !bytes.Equal(got.PublicKey, want.PublicKey) ||
+			!bytes.Equal(got.PrivateSealed, want.PrivateSealed) || !got.CreatedAt.Equal(want.CreatedAt) {
+			t.Fatalf("key %d read back %+v, want %+v", i, got, want)
+		}
+	}
+	k3 := &tessera.SigningKey{ID: "k3", Algorithm: "EdDSA", PublicKey: []byte("pub-3"), PrivateSealed: []byte("sealed-3"), CreatedAt: t0.Add(2 * time.Hour)}
+	must(t, s.CreateSigningKey(ctx(), k3))
+	keys, err = s.SigningKeys(ctx())
+	must(t, err)
+	if len(keys) != 3 || keys[0].ID != "k3" || keys[1].ID != "k2" || keys[2].ID != "k1" {
+		t.Fatalf("signing keys listed in the wrong order")
+	}
+}
