@@ -27,16 +27,20 @@ type User struct {
 	PasswordChanged time.Time
 	Status          UserStatus
 	TOTPVerifiedAt  time.Time // zero unless an authenticator app is enrolled
-	LastLoginAt     time.Time
-	LastLoginDevice string // User-Agent of the last login
-	FailedLogins    int    // consecutive wrong passwords
-	LockedUntil     time.Time
-	CreatedAt       time.Time
+	SMSMFAAt        time.Time // zero unless texted codes are a second factor
+	// AntiPhishingSealed is the user's anti-phishing code, encrypted; nil
+	// when none is set.
+	AntiPhishingSealed []byte
+	LastLoginAt        time.Time
+	LastLoginDevice    string // User-Agent of the last login
+	FailedLogins       int    // consecutive wrong passwords
+	LockedUntil        time.Time
+	CreatedAt          time.Time
 }
 
 // MFAEnabled reports whether logging in needs a second factor: an
-// enrolled authenticator app or a verified phone.
-func (u *User) MFAEnabled() bool { return !u.TOTPVerifiedAt.IsZero() || !u.PhoneVerifiedAt.IsZero() }
+// enrolled authenticator app or SMS codes.
+func (u *User) MFAEnabled() bool { return !u.TOTPVerifiedAt.IsZero() || !u.SMSMFAAt.IsZero() }
 
 // Session is one login of a user on one device: a family of rotating
 // refresh tokens.
@@ -113,8 +117,26 @@ type AccountStore interface {
 	SetEmailVerified(ctx context.Context, userID, email string, now time.Time) error
 	// SetPhone sets an unverified phone; ECONFLICT if a verified one is set.
 	SetPhone(ctx context.Context, userID, phone, country string) error
-	// SetPhoneVerified verifies phone if it is still the user's phone.
+	// SetPhoneVerified verifies phone if it is still the user's phone, and
+	// makes texted codes a second factor.
 	SetPhoneVerified(ctx context.Context, userID, phone string, now time.Time) error
+	// SetSMSMFA turns texted codes as a second factor on (at) or off (zero).
+	SetSMSMFA(ctx context.Context, userID string, at time.Time) error
+	// ChangeEmail replaces the user's email with a verified newEmail;
+	// ECONFLICT if another account has it.
+	ChangeEmail(ctx context.Context, userID, newEmail string, now time.Time) error
+	// ChangePhone replaces the user's phone with a verified one.
+	ChangePhone(ctx context.Context, userID, phone, country string, now time.Time) error
+	// RemovePhone removes the phone (and SMS as a second factor).
+	RemovePhone(ctx context.Context, userID string) error
+	// SetAntiPhishing stores a sealed anti-phishing code: only where none
+	// is set (replace false) or only where one is (replace true);
+	// ECONFLICT otherwise.
+	SetAntiPhishing(ctx context.Context, userID string, sealed []byte, replace bool) error
+	// HitSendLimit counts one send for key, unless the last was less than
+	// cooldown ago or max were counted in the current window; then it is
+	// ETOOMANY with RetryAfter.
+	HitSendLimit(ctx context.Context, key string, now time.Time, cooldown, window time.Duration, max int) error
 	// SetTOTPVerified records (or with a zero time, clears) the enrolment
 	// of an authenticator app.
 	SetTOTPVerified(ctx context.Context, userID string, at time.Time) error

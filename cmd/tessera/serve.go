@@ -100,6 +100,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(shutdownCtx)
+	a.Accounts.Drain() // sends started after their request was answered
 	stopBackground()
 	waitBackground()
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {

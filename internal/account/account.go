@@ -11,8 +11,10 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -59,7 +61,11 @@ type Service struct {
 	// CodeTTL is how long an emailed or texted code is valid.
 	CodeTTL time.Duration
 
+	// Log gets errors of work done after a request was answered.
+	Log *slog.Logger
+
 	ipFailures ipGuard
+	pending    sync.WaitGroup // background sends (see background)
 }
 
 // Meta is what a request tells about its client.
@@ -231,8 +237,14 @@ func binding(purpose, destination, extra string) string {
 // sendCode sends a 6-digit code for purpose to destination; it replaces
 // any earlier code for the same purpose.
 func (s *Service) sendCode(ctx context.Context, u *tessera.User, method tessera.Method, destination, purpose, extra string) (*CodeSent, error) {
+	if err := s.sendLimits(ctx, u, destination, purpose); err != nil {
+		return nil, err
+	}
 	ttl := s.CodeTTL
 	body := "Your " + s.ServiceName + " code is {{{CODE}}}. It expires in " + ttlText(ttl) + ". If you did not ask for it, ignore this message."
+	if method == tessera.MethodEmail {
+		body = s.antiPhishingLine(u) + body
+	}
 	req := &verify.InitiateRequest{
 		Consumer: destination,
 		Issuer:   s.ServiceName,
@@ -254,6 +266,48 @@ func (s *Service) sendCode(ctx context.Context, u *tessera.User, method tessera.
 		dest = ObfuscatePhone(destination)
 	}
 	return &CodeSent{Destination: dest, Expiration: ttlText(ttl) + ".", ExpiresAt: out.Verification.ExpiresAt}, nil
+}
+
+// Send limits: one code per purpose and destination per SendCooldown, and
+// at most SendsPerHour codes to one destination of a user.
+const (
+	SendCooldown = 30 * time.Second
+	SendsPerHour = 10
+)
+
+func (s *Service) sendLimits(ctx context.Context, u *tessera.User, destination, purpose string) error {
+	now := s.now()
+	// Keys are hashed: the table then holds no addresses, and no byte a
+	// database may refuse.
+	key := func(parts ...string) string { return hex.EncodeToString(s.Keys.Hash(parts...)[:16]) }
+	if err := s.Store.HitSendLimit(ctx, key("send-cooldown", u.ID, destination, purpose), now, SendCooldown, time.Hour, 1<<30); err != nil {
+		return err
+	}
+	return s.Store.HitSendLimit(ctx, key("send-hourly", u.ID, destination), now, 0, time.Hour, SendsPerHour)
+}
+
+// antiPhishingLine is the first line of every email to u when u has set
+// an anti-phishing code: phishing mail cannot show it.
+func (s *Service) antiPhishingLine(u *tessera.User) string {
+	if u.AntiPhishingSealed == nil {
+		return ""
+	}
+	code, err := s.Keys.Open(u.AntiPhishingSealed, antiPhishingAD(u.ID))
+	if err != nil {
+		return ""
+	}
+	return "Your anti-phishing code: " + string(code) + "\n\n"
+}
+
+func antiPhishingAD(userID string) []byte { return []byte("anti-phishing\x00" + userID) }
+
+// notify emails u a security notice, at address (the user's email, or the
+// previous one after a change).
+func (s *Service) notify(ctx context.Context, u *tessera.User, address, subject, text string) error {
+	return s.Engine.Notice(ctx, Owner, tessera.MethodEmail, address, tessera.MessageContent{
+		Subject: s.ServiceName + ": " + subject,
+		Body:    s.antiPhishingLine(u) + text + "\n\nIf this was not you, reset your password now and contact support.",
+	})
 }
 
 // checkCode validates a code sent by sendCode with the same arguments.
@@ -370,7 +424,7 @@ func (s *Service) challenge(ctx context.Context, u *tessera.User, meta Meta, now
 		}
 		methods = append(methods, "totp")
 	}
-	if !u.PhoneVerifiedAt.IsZero() {
+	if !u.SMSMFAAt.IsZero() {
 		methods = append(methods, "sms")
 	}
 	if !u.EmailVerifiedAt.IsZero() {

@@ -47,8 +47,15 @@ func (s *Service) AddPhone(ctx context.Context, u *tessera.User, phone, country 
 		return nil, tessera.Invalid(tessera.FieldError{Path: "phone", Error: "is not a valid phone number for " + country})
 	}
 	e164 := phonenumbers.Format(num, phonenumbers.E164)
-	if err := s.Store.SetPhone(ctx, u.ID, e164, country); err != nil {
-		return nil, err
+	if !u.SMSMFAAt.IsZero() {
+		return nil, tessera.Errorf(tessera.ECONFLICT, "Texted codes are a second factor already: change the phone with the user key flows")
+	}
+	// A phone verified as a user key becomes a second factor by verifying a
+	// code again; any other phone replaces the unverified one.
+	if u.Phone != e164 || u.PhoneVerifiedAt.IsZero() {
+		if err := s.Store.SetPhone(ctx, u.ID, e164, country); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := s.sendCode(ctx, u, tessera.MethodPhone, e164, "otp:sms", ""); err != nil {
 		return nil, err
@@ -177,7 +184,7 @@ func (s *Service) VerifyChannel(ctx context.Context, u *tessera.User, sess *tess
 		if u.Phone == "" {
 			return nil, tessera.Errorf(tessera.ENOTFOUND, "No phone number is set: add one with POST /auth/otp/methods/sms")
 		}
-		if !u.PhoneVerifiedAt.IsZero() {
+		if !u.SMSMFAAt.IsZero() {
 			return nil, tessera.Errorf(tessera.ECONFLICT, "The phone number is verified already")
 		}
 		if err := s.checkCode(ctx, u, tessera.MethodPhone, u.Phone, "otp:sms", "", code); err != nil {

@@ -24,6 +24,8 @@ type UserView struct {
 	LastLoggedDevice       string             `json:"lastLoggedDevice"`
 	LastPasswordChangeDate time.Time          `json:"lastPasswordChangeDate"`
 	MFAEnabled             bool               `json:"mfaEnabled"`
+	SMSMFAEnabled          bool               `json:"smsMfaEnabled"`
+	HasAntiPhishingCode    bool               `json:"hasAntiPhishingCode"`
 }
 
 // View returns u as the API shows it. A user who never logged in shows the
@@ -44,6 +46,8 @@ func View(u *tessera.User) *UserView {
 		LastLoggedDevice:       u.LastLoginDevice,
 		LastPasswordChangeDate: u.PasswordChanged,
 		MFAEnabled:             u.MFAEnabled(),
+		SMSMFAEnabled:          !u.SMSMFAAt.IsZero(),
+		HasAntiPhishingCode:    u.AntiPhishingSealed != nil,
 	}
 	if v.LastLoggedDate.IsZero() {
 		v.LastLoggedDate = u.CreatedAt

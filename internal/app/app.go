@@ -108,8 +108,8 @@ func New(o Options) *App {
 	a.Accounts = &account.Service{
 		Store: o.Store, Engine: a.Engine, Tokens: a.Tokens, Keys: o.Keys, Now: o.Now,
 		Passwords:   password.NewHasher(o.PasswordParams, o.PasswordWorkers),
-		ServiceName: or(o.ServiceName, "Tessera"),
-		SessionTTL:  account.DefaultSessionTTL, RefreshGrace: account.DefaultRefreshGrace, CodeTTL: account.DefaultCodeTTL,
+		ServiceName: or(o.ServiceName, "Tessera"), Log: o.Log,
+		SessionTTL: account.DefaultSessionTTL, RefreshGrace: account.DefaultRefreshGrace, CodeTTL: account.DefaultCodeTTL,
 	}
 	a.HTTP = httpapi.New(a.Engine, a.Clients, a.Accounts, o.Store, o.Log)
 	return a

@@ -31,6 +31,7 @@ func (s *Server) accountRoutes() {
 	s.handle("GET /auth/otp/code", s.requireUser(s.handleSendCode))
 	s.handle("POST /auth/otp/code", s.requireUser(s.handleVerifyChannel))
 	s.handle("POST /auth/mfa/recovery-codes", s.requireUser(s.handleRecoveryCodes))
+	s.ottRoutes()
 }
 
 type userKey struct{}

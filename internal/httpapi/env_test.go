@@ -209,6 +209,7 @@ type delivered struct {
 // deliver runs the outbox worker once and returns the messages it sent.
 func (e *env) deliver() []delivered {
 	e.t.Helper()
+	e.app.Accounts.Drain() // sends that run after their request was answered
 	if _, err := e.app.Worker.DeliverDue(context.Background()); err != nil {
 		e.t.Fatal(err)
 	}

@@ -13,15 +13,15 @@ import (
 var _ tessera.AccountStore = (*DB)(nil)
 
 const userColumns = `id, email, email_verified_at, phone, phone_country, phone_verified_at, password_hash, password_changed_at,
-	status, totp_verified_at, last_login_at, last_login_device, failed_logins, locked_until, created_at`
+	status, totp_verified_at, last_login_at, last_login_device, failed_logins, locked_until, created_at, sms_mfa_at, anti_phishing_sealed`
 
 func scanUser(row scanner) (*tessera.User, error) {
 	var u tessera.User
-	var emailVerified, phoneVerified, totpVerified, lastLogin sql.NullInt64
+	var emailVerified, phoneVerified, totpVerified, lastLogin, smsMFA sql.NullInt64
 	var pwChanged, locked, created int64
 	var status string
 	err := row.Scan(&u.ID, &u.Email, &emailVerified, &u.Phone, &u.PhoneCountry, &phoneVerified, &u.PasswordHash, &pwChanged,
-		&status, &totpVerified, &lastLogin, &u.LastLoginDevice, &u.FailedLogins, &locked, &created)
+		&status, &totpVerified, &lastLogin, &u.LastLoginDevice, &u.FailedLogins, &locked, &created, &smsMFA, &u.AntiPhishingSealed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound()
 	}
@@ -30,7 +30,7 @@ func scanUser(row scanner) (*tessera.User, error) {
 	}
 	u.Status = tessera.UserStatus(status)
 	u.EmailVerifiedAt, u.PhoneVerifiedAt, u.TOTPVerifiedAt, u.LastLoginAt = fromNullMS(emailVerified), fromNullMS(phoneVerified), fromNullMS(totpVerified), fromNullMS(lastLogin)
-	u.PasswordChanged, u.CreatedAt = fromMS(pwChanged), fromMS(created)
+	u.PasswordChanged, u.CreatedAt, u.SMSMFAAt = fromMS(pwChanged), fromMS(created), fromNullMS(smsMFA)
 	if locked > 0 {
 		u.LockedUntil = fromMS(locked)
 	}
@@ -48,11 +48,13 @@ func nullMS(t time.Time) sql.NullInt64 {
 func (db *DB) CreateUser(ctx context.Context, u *tessera.User) error {
 	err := db.writeOp(ctx, false, func(r runner) error {
 		return oneRow(r.exec(ctx, `INSERT INTO users (id, email, email_key, email_verified_at, phone, phone_country, phone_verified_at,
-			password_hash, password_changed_at, status, totp_verified_at, last_login_at, last_login_device, failed_logins, locked_until, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			password_hash, password_changed_at, status, totp_verified_at, last_login_at, last_login_device, failed_logins, locked_until, created_at,
+			sms_mfa_at, anti_phishing_sealed)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 			u.ID, u.Email, strings.ToLower(u.Email), nullMS(u.EmailVerifiedAt), u.Phone, u.PhoneCountry, nullMS(u.PhoneVerifiedAt),
 			u.PasswordHash, ms(u.PasswordChanged), string(u.Status), nullMS(u.TOTPVerifiedAt),
-			nullMS(u.LastLoginAt), u.LastLoginDevice, u.FailedLogins, lockedUntil(u.LockedUntil), ms(u.CreatedAt)))
+			nullMS(u.LastLoginAt), u.LastLoginDevice, u.FailedLogins, lockedUntil(u.LockedUntil), ms(u.CreatedAt),
+			nullMS(u.SMSMFAAt), u.AntiPhishingSealed))
 	})
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return tessera.Errorf(tessera.ECONFLICT, "Email already registered")
@@ -151,8 +153,101 @@ func (db *DB) SetPhone(ctx context.Context, userID, phone, country string) error
 // SetPhoneVerified verifies the phone if it is still the user's.
 func (db *DB) SetPhoneVerified(ctx context.Context, userID, phone string, now time.Time) error {
 	return db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `UPDATE users SET phone_verified_at = COALESCE(phone_verified_at, ?) WHERE id = ? AND phone = ? AND phone <> ''`, ms(now), userID, phone))
+		return oneRow(r.exec(ctx, `UPDATE users SET phone_verified_at = COALESCE(phone_verified_at, ?), sms_mfa_at = COALESCE(sms_mfa_at, ?)
+			WHERE id = ? AND phone = ? AND phone <> ''`, ms(now), ms(now), userID, phone))
 	})
+}
+
+// SetSMSMFA turns SMS as a second factor on or off.
+func (db *DB) SetSMSMFA(ctx context.Context, userID string, at time.Time) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE users SET sms_mfa_at = ? WHERE id = ?`, nullMS(at), userID))
+	})
+}
+
+// ChangeEmail replaces the email with a verified one.
+func (db *DB) ChangeEmail(ctx context.Context, userID, newEmail string, now time.Time) error {
+	err := db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE users SET email = ?, email_key = ?, email_verified_at = ?,
+			status = CASE WHEN status = 'unverified' THEN 'active' ELSE status END
+			WHERE id = ? AND NOT EXISTS (SELECT 1 FROM users other WHERE other.email_key = ? AND other.id <> ?)`,
+			newEmail, strings.ToLower(newEmail), ms(now), userID, strings.ToLower(newEmail), userID))
+	})
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		if _, err := db.User(ctx, userID); err != nil {
+			return err
+		}
+		return tessera.Errorf(tessera.ECONFLICT, "Another account uses that email")
+	}
+	if err != nil && strings.Contains(strings.ToLower(err.Error()), "unique") {
+		return tessera.Errorf(tessera.ECONFLICT, "Another account uses that email")
+	}
+	return err
+}
+
+// ChangePhone replaces the phone with a verified one.
+func (db *DB) ChangePhone(ctx context.Context, userID, phone, country string, now time.Time) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE users SET phone = ?, phone_country = ?, phone_verified_at = ? WHERE id = ?`, phone, country, ms(now), userID))
+	})
+}
+
+// RemovePhone removes the phone and SMS as a second factor.
+func (db *DB) RemovePhone(ctx context.Context, userID string) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE users SET phone = '', phone_country = '', phone_verified_at = NULL, sms_mfa_at = NULL WHERE id = ?`, userID))
+	})
+}
+
+// SetAntiPhishing stores the sealed anti-phishing code, adding or replacing.
+func (db *DB) SetAntiPhishing(ctx context.Context, userID string, sealed []byte, replace bool) error {
+	cond := `anti_phishing_sealed IS NULL`
+	if replace {
+		cond = `anti_phishing_sealed IS NOT NULL`
+	}
+	err := db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE users SET anti_phishing_sealed = ? WHERE id = ? AND `+cond, sealed, userID))
+	})
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		if _, err := db.User(ctx, userID); err != nil {
+			return err
+		}
+		if replace {
+			return tessera.Errorf(tessera.ECONFLICT, "No anti-phishing code is set: add one")
+		}
+		return tessera.Errorf(tessera.ECONFLICT, "An anti-phishing code is set already: change it")
+	}
+	return err
+}
+
+// HitSendLimit counts a send in one conditional upsert, so parallel
+// requests and several instances share the count.
+func (db *DB) HitSendLimit(ctx context.Context, key string, now time.Time, cooldown, window time.Duration, max int) error {
+	err := db.writeOp(ctx, false, func(r runner) error {
+		n, w := ms(now), ms(now.Add(-window))
+		return oneRow(r.exec(ctx, `INSERT INTO send_limits (key, window_start, count, last_at) VALUES (?, ?, 1, ?)
+			ON CONFLICT (key) DO UPDATE SET
+				count = CASE WHEN send_limits.window_start <= ? THEN 1 ELSE send_limits.count + 1 END,
+				window_start = CASE WHEN send_limits.window_start <= ? THEN ? ELSE send_limits.window_start END,
+				last_at = ?
+			WHERE send_limits.last_at <= ? AND (send_limits.window_start <= ? OR send_limits.count < ?)`,
+			key, n, n, w, w, n, n, ms(now.Add(-cooldown)), w, max))
+	})
+	if tessera.ErrorCode(err) != tessera.ENOTFOUND {
+		return err
+	}
+	var start, last int64
+	var count int
+	if err := db.reader().queryRow(ctx, `SELECT window_start, count, last_at FROM send_limits WHERE key = ?`, key).Scan(&start, &count, &last); err != nil {
+		return err
+	}
+	wait := fromMS(last).Add(cooldown).Sub(now)
+	if count >= max {
+		if untilWindow := fromMS(start).Add(window).Sub(now); untilWindow > wait {
+			wait = untilWindow
+		}
+	}
+	return &tessera.Error{Code: tessera.ETOOMANY, Message: "Too many codes sent: wait before asking again", RetryAfter: int((wait + time.Second - 1) / time.Second)}
 }
 
 // SetTOTPVerified records or clears an authenticator enrolment.

@@ -1,0 +1,284 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/tessera-id/tessera/internal/account"
+)
+
+// ottRoutes registers the account-security flows of
+// one-time-token-flows.txt: each /api/v1/token/... call sends a one-time
+// token, and the matching /api/v1/... call consumes it.
+func (s *Server) ottRoutes() {
+	s.handle("POST /api/v1/token/password/recovery", s.handlePasswordRecoveryToken)
+	s.handle("POST /api/v1/password/recovery", s.handlePasswordRecovery)
+
+	s.handle("POST /api/v1/token/userKeys/recovery/verification", s.handleKeyRecoveryVerificationToken)
+	s.handle("POST /api/v1/token/userKeys/recovery/newKey", s.handleKeyRecoveryNewKeyToken)
+	s.handle("POST /api/v1/userKeys/recovery", s.handleKeyRecovery)
+
+	s.handle("POST /api/v1/token/userKeys/adding/email", s.requireUser(s.handleKeyAddingToken(account.DestinationEmail, "newEmail")))
+	s.handle("POST /api/v1/token/userKeys/adding/phoneNumber", s.requireUser(s.handleKeyAddingToken(account.DestinationPhone, "newPhoneNumber")))
+	s.handle("POST /api/v1/userKeys/adding", s.requireUser(s.handleKeyAdding))
+	s.handle("POST /api/v1/token/userKeys/changing", s.requireUser(s.handleKeyChangingToken))
+	s.handle("POST /api/v1/token/userKeys/changing/newKey", s.requireUser(s.handleKeyChangingNewKeyToken))
+	s.handle("POST /api/v1/userKeys/changing", s.requireUser(s.handleKeyChanging))
+	s.handle("POST /api/v1/token/userKeys/removing", s.requireUser(s.handleKeyRemovingToken))
+	s.handle("POST /api/v1/userKeys/removing", s.requireUser(s.handleKeyRemoving))
+
+	s.handle("POST /api/v1/token/antiPhishing/adding", s.requireUser(s.handleAntiPhishingToken(false)))
+	s.handle("POST /api/v1/token/antiPhishing/changing", s.requireUser(s.handleAntiPhishingToken(true)))
+	s.handle("POST /api/v1/antiPhishing/adding", s.requireUser(s.handleAntiPhishing(false)))
+	s.handle("POST /api/v1/antiPhishing/changing", s.requireUser(s.handleAntiPhishing(true)))
+
+	s.handle("POST /api/v1/token/mfa/disabling", s.requireUser(s.handleMFADisablingToken))
+	s.handle("POST /api/v1/mfa/disabling", s.requireUser(s.handleMFADisabling))
+}
+
+// answer writes what an OTT call returns, or its error.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, sent *account.CodeSent, err error) {
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeCodeSent(w, sent)
+}
+
+// handlePasswordRecoveryToken handles POST /api/v1/token/password/recovery.
+func (s *Server) handlePasswordRecoveryToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Email        string `json:"email"`
+		Destination  string `json:"destination"`
+		ProcessingID string `json:"processingId"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	sent, err := s.Accounts.SendPasswordRecovery(r.Context(), req.Email, req.Destination, req.ProcessingID)
+	s.answer(w, r, sent, err)
+}
+
+// handlePasswordRecovery handles POST /api/v1/password/recovery: the token
+// and a new password.
+func (s *Server) handlePasswordRecovery(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Email        string `json:"email"`
+		Destination  string `json:"destination"`
+		ProcessingID string `json:"processingId"`
+		OneTimeToken string `json:"oneTimeToken"`
+		NewPassword  string `json:"newPassword"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.Accounts.ResetPassword(r.Context(), req.Email, req.Destination, req.ProcessingID, req.OneTimeToken, req.NewPassword); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, okJSON)
+}
+
+// handleKeyRecoveryVerificationToken handles
+// POST /api/v1/token/userKeys/recovery/verification.
+func (s *Server) handleKeyRecoveryVerificationToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		KeyType      string `json:"keyType"`
+		Destination  string `json:"destination"`
+		ProcessingID string `json:"processingId"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	sent, err := s.Accounts.SendKeyRecoveryVerification(r.Context(), req.ProcessingID, req.KeyType, req.Destination)
+	s.answer(w, r, sent, err)
+}
+
+// handleKeyRecoveryNewKeyToken handles POST /api/v1/token/userKeys/recovery/newKey.
+func (s *Server) handleKeyRecoveryNewKeyToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Destination  string `json:"destination"`
+		ProcessingID string `json:"processingId"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	sent, err := s.Accounts.SendKeyRecoveryNewKey(r.Context(), req.ProcessingID, req.Destination)
+	s.answer(w, r, sent, err)
+}
+
+// handleKeyRecovery handles POST /api/v1/userKeys/recovery: both tokens
+// replace the lost key.
+func (s *Server) handleKeyRecovery(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ProcessingID      string `json:"processingId"`
+		KeyType           string `json:"keyType"`
+		VerificationToken string `json:"verificationToken"`
+		NewKey            string `json:"newKey"`
+		NewKeyToken       string `json:"newKeyToken"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	u, err := s.Accounts.RecoverKey(r.Context(), req.ProcessingID, req.KeyType, req.VerificationToken, req.NewKey, req.NewKeyToken)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeUser(w, u)
+}
+
+// handleKeyAddingToken handles POST /api/v1/token/userKeys/adding/email?newEmail=
+// and .../adding/phoneNumber?newPhoneNumber=.
+func (s *Server) handleKeyAddingToken(keyType, param string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sent, err := s.Accounts.SendKeyAdding(r.Context(), userFrom(r.Context()).user, keyType, r.URL.Query().Get(param))
+		s.answer(w, r, sent, err)
+	}
+}
+
+// handleKeyAdding handles POST /api/v1/userKeys/adding.
+func (s *Server) handleKeyAdding(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		NewKey       string `json:"newKey"`
+		OneTimeToken string `json:"oneTimeToken"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	u, err := s.Accounts.AddKey(r.Context(), userFrom(r.Context()).user, req.NewKey, req.OneTimeToken)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeUser(w, u)
+}
+
+// handleKeyChangingToken handles POST /api/v1/token/userKeys/changing?keyType=.
+func (s *Server) handleKeyChangingToken(w http.ResponseWriter, r *http.Request) {
+	sent, err := s.Accounts.SendKeyChanging(r.Context(), userFrom(r.Context()).user, r.URL.Query().Get("keyType"))
+	s.answer(w, r, sent, err)
+}
+
+// handleKeyChangingNewKeyToken handles POST /api/v1/token/userKeys/changing/newKey.
+func (s *Server) handleKeyChangingNewKeyToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		OneTimeToken string `json:"oneTimeToken"`
+		NewUserKey   string `json:"newUserKey"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	sent, err := s.Accounts.SendKeyChangingNewKey(r.Context(), userFrom(r.Context()).user, req.OneTimeToken, req.NewUserKey)
+	s.answer(w, r, sent, err)
+}
+
+// handleKeyChanging handles POST /api/v1/userKeys/changing.
+func (s *Server) handleKeyChanging(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		NewUserKey   string `json:"newUserKey"`
+		OneTimeToken string `json:"oneTimeToken"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	a := userFrom(r.Context())
+	u, err := s.Accounts.ChangeKey(r.Context(), a.user, a.session, req.NewUserKey, req.OneTimeToken)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeUser(w, u)
+}
+
+// handleKeyRemovingToken handles POST /api/v1/token/userKeys/removing?keyType=.
+func (s *Server) handleKeyRemovingToken(w http.ResponseWriter, r *http.Request) {
+	sent, err := s.Accounts.SendKeyRemoving(r.Context(), userFrom(r.Context()).user, r.URL.Query().Get("keyType"))
+	s.answer(w, r, sent, err)
+}
+
+// handleKeyRemoving handles POST /api/v1/userKeys/removing.
+func (s *Server) handleKeyRemoving(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		KeyType      string `json:"keyType"`
+		OneTimeToken string `json:"oneTimeToken"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	u, err := s.Accounts.RemoveKey(r.Context(), userFrom(r.Context()).user, req.KeyType, req.OneTimeToken)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeUser(w, u)
+}
+
+// handleAntiPhishingToken handles POST /api/v1/token/antiPhishing/adding
+// and .../changing (by email only).
+func (s *Server) handleAntiPhishingToken(changing bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sent, err := s.Accounts.SendAntiPhishing(r.Context(), userFrom(r.Context()).user, changing)
+		s.answer(w, r, sent, err)
+	}
+}
+
+// handleAntiPhishing handles POST /api/v1/antiPhishing/adding and .../changing.
+func (s *Server) handleAntiPhishing(changing bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			OneTimeToken     string `json:"oneTimeToken"`
+			AntiPhishingCode string `json:"antiPhishingCode"`
+		}
+		if err := decodeJSON(w, r, &req); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		u, err := s.Accounts.SetAntiPhishing(r.Context(), userFrom(r.Context()).user, changing, req.OneTimeToken, req.AntiPhishingCode)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.writeUser(w, u)
+	}
+}
+
+// handleMFADisablingToken handles POST /api/v1/token/mfa/disabling.
+func (s *Server) handleMFADisablingToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Destination string `json:"destination"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	sent, err := s.Accounts.SendMFADisabling(r.Context(), userFrom(r.Context()).user, req.Destination)
+	s.answer(w, r, sent, err)
+}
+
+// handleMFADisabling handles POST /api/v1/mfa/disabling.
+func (s *Server) handleMFADisabling(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Destination  string `json:"destination"`
+		OneTimeToken string `json:"oneTimeToken"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	a := userFrom(r.Context())
+	u, err := s.Accounts.DisableMFA(r.Context(), a.user, a.session, req.Destination, req.OneTimeToken)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeUser(w, u)
+}
