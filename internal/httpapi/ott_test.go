@@ -281,3 +281,19 @@ func TestOneTimeTokenSendLimits(t *testing.T) {
 	u.take(u.login(t).want(t, 200))
 	u.call("GET", "/auth/otp/code?method=email", nil).want(t, 200)
 }
+
+// TestNewTokenVoidsThePrevious: a second token for the same purpose makes
+// the first one worthless.
+func TestNewTokenVoidsThePrevious(t *testing.T) {
+	e := newEnv(t, stores[0].open(t))
+	u := register(t, e, "vic@example.com")
+	u.call("POST", "/api/v1/token/antiPhishing/adding", nil).want(t, 200)
+	first := e.codeFor(u.email)
+	e.clock.Advance(time.Minute)
+	u.call("POST", "/api/v1/token/antiPhishing/adding", nil).want(t, 200)
+	second := e.codeFor(u.email)
+	if first != second {
+		u.call("POST", "/api/v1/antiPhishing/adding", map[string]any{"oneTimeToken": first, "antiPhishingCode": "first-code"}).want(t, 422)
+	}
+	u.call("POST", "/api/v1/antiPhishing/adding", map[string]any{"oneTimeToken": second, "antiPhishingCode": "second-code"}).want(t, 200)
+}
