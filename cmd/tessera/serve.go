@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tessera-id/tessera"
 	"io"
 	"log/slog"
 	"net"
@@ -51,6 +52,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	a := app.New(app.Options{
 		Store: store, Keys: keys, Log: log, Senders: senders, Retention: cfg.Retention,
+		SenderNames: map[tessera.Channel]string{tessera.ChannelEmail: cfg.EmailSender, tessera.ChannelSMS: cfg.SMSSender},
 		OutboxLease: cfg.OutboxLease, OutboxMaxAttempts: cfg.OutboxMaxAttempts, ResendCooldown: cfg.ResendCooldown,
 		ServiceName: cfg.ServiceName, TokenIssuer: cfg.TokenIssuer, TokenAudience: cfg.TokenAudience, IDTokenTTL: cfg.IDTokenTTL,
 	})

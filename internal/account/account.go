@@ -63,6 +63,9 @@ type Service struct {
 
 	// Log gets errors of work done after a request was answered.
 	Log *slog.Logger
+	// Observe, when set, hears each login's result: success, mfa_required,
+	// mfa_success, failed, locked.
+	Observe func(result string)
 
 	ipFailures ipGuard
 	pending    sync.WaitGroup // background sends (see background)
@@ -343,6 +346,27 @@ func lockFor(failures int) time.Duration {
 // Login checks an email and password. With MFA off it returns tokens;
 // with MFA on, a challenge to finish with a second factor.
 func (s *Service) Login(ctx context.Context, email, pw string, meta Meta) (*LoginResult, error) {
+	res, err := s.login(ctx, email, pw, meta)
+	switch {
+	case err == nil && res.Challenge != nil:
+		s.observe("mfa_required")
+	case err == nil:
+		s.observe("success")
+	case tessera.ErrorCode(err) == tessera.EUNAUTHORIZED:
+		s.observe("failed")
+	case tessera.ErrorCode(err) == tessera.ETOOMANY:
+		s.observe("locked")
+	}
+	return res, err
+}
+
+func (s *Service) observe(result string) {
+	if s.Observe != nil {
+		s.Observe(result)
+	}
+}
+
+func (s *Service) login(ctx context.Context, email, pw string, meta Meta) (*LoginResult, error) {
 	if email == "" || pw == "" {
 		var bad []tessera.FieldError
 		if email == "" {
@@ -544,6 +568,7 @@ func (s *Service) CompleteLogin(ctx context.Context, processingID, factor, code 
 	if err := s.Store.UseLoginChallenge(ctx, c.ID, s.now()); err != nil {
 		return nil, tessera.Errorf(tessera.ENOTFOUND, "Unknown, used or expired processingId: log in again")
 	}
+	s.observe("mfa_success")
 	return s.newSession(ctx, u, []string{"pwd", "otp", "mfa"}, meta)
 }
 

@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/tessera-id/tessera/internal/config"
 	"github.com/tessera-id/tessera/internal/deliver"
 	"github.com/tessera-id/tessera/internal/httpapi"
+	"github.com/tessera-id/tessera/internal/metrics"
 	"github.com/tessera-id/tessera/internal/password"
 	"github.com/tessera-id/tessera/internal/secret"
 	"github.com/tessera-id/tessera/internal/sqlstore"
@@ -27,6 +29,12 @@ import (
 type Storage interface {
 	tessera.Store
 	tessera.AccountStore
+	// Ready reports whether the database answers and is migrated.
+	Ready(ctx context.Context) error
+	// OutboxDepth counts the messages waiting to be sent.
+	OutboxDepth(ctx context.Context) (int, error)
+	// Pools names the connection pools, for metrics.
+	Pools() map[string]*sql.DB
 }
 
 // Options are what New needs; zero fields get defaults.
@@ -44,6 +52,9 @@ type Options struct {
 	OutboxLease       time.Duration
 	OutboxMaxAttempts int
 	ResendCooldown    time.Duration
+
+	// SenderNames names each channel's sender, for metrics.
+	SenderNames map[tessera.Channel]string
 
 	// Accounts: the name users see, the ID token's issuer and audience and
 	// lifetime, and the password hashing cost.
@@ -65,6 +76,7 @@ type App struct {
 	Accounts *account.Service
 	Tokens   *token.Signer
 	HTTP     *httpapi.Server
+	Metrics  *metrics.Metrics
 	Log      *slog.Logger
 
 	retention time.Duration
@@ -111,7 +123,19 @@ func New(o Options) *App {
 		ServiceName: or(o.ServiceName, "Tessera"), Log: o.Log,
 		SessionTTL: account.DefaultSessionTTL, RefreshGrace: account.DefaultRefreshGrace, CodeTTL: account.DefaultCodeTTL,
 	}
-	a.HTTP = httpapi.New(a.Engine, a.Clients, a.Accounts, o.Store, o.Log)
+	a.Metrics = metrics.New()
+	a.Engine.Observe = func(m tessera.Method, result string) { a.Metrics.ObserveVerification(string(m), result) }
+	a.Worker.SenderNames = o.SenderNames
+	a.Worker.Observe = func(ch tessera.Channel, sender, result string) { a.Metrics.ObserveDelivery(string(ch), sender, result) }
+	a.Accounts.Observe = a.Metrics.ObserveLogin
+	a.Metrics.WatchOutbox(o.Store.OutboxDepth)
+	for name, pool := range o.Store.Pools() {
+		a.Metrics.WatchDB(name, pool)
+	}
+	a.HTTP = httpapi.New(httpapi.Options{
+		Engine: a.Engine, Clients: a.Clients, Accounts: a.Accounts, Store: o.Store, Log: o.Log,
+		Ready: o.Store.Ready, Metrics: a.Metrics.Handler(), Observe: a.Metrics.ObserveRequest,
+	})
 	return a
 }
 

@@ -61,6 +61,10 @@ type Worker struct {
 	Backoff, MaxBackoff time.Duration
 	// SendTimeout bounds one provider call.
 	SendTimeout time.Duration
+	// SenderNames names each channel's sender for Observe ("smtp", …).
+	SenderNames map[tessera.Channel]string
+	// Observe, when set, hears each attempt's result: sent, retry, failed.
+	Observe func(channel tessera.Channel, sender, result string)
 
 	wake chan struct{}
 
@@ -157,6 +161,7 @@ func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
 	for _, m := range msgs {
 		err := w.send(ctx, m)
 		if err == nil {
+			w.observe(m.Channel, "sent")
 			sent = append(sent, m.ID)
 			continue
 		}
@@ -170,6 +175,12 @@ func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
 		return len(msgs), fmt.Errorf("mark sent: %w", err)
 	}
 	return len(msgs), nil
+}
+
+func (w *Worker) observe(ch tessera.Channel, result string) {
+	if w.Observe != nil {
+		w.Observe(ch, w.SenderNames[ch], result)
+	}
 }
 
 func (w *Worker) send(ctx context.Context, m *tessera.Message) error {
@@ -199,6 +210,7 @@ func (w *Worker) recordFailure(ctx context.Context, m *tessera.Message, sendErr 
 		msg = msg[:500]
 	}
 	if IsPermanent(sendErr) || attempts >= w.MaxAttempts {
+		w.observe(m.Channel, "failed")
 		w.Log.Warn("outbox: message failed", "message", m.ID, "channel", m.Channel, "attempts", attempts, "err", msg)
 		return w.Store.FailMessage(ctx, m.ID, attempts, msg)
 	}
@@ -207,6 +219,7 @@ func (w *Worker) recordFailure(ctx context.Context, m *tessera.Message, sendErr 
 		delay = w.MaxBackoff
 	}
 	delay += time.Duration(rand.Int64N(int64(delay)/5 + 1)) // jitter, so retries of many messages spread out
+	w.observe(m.Channel, "retry")
 	w.Log.Info("outbox: will retry", "message", m.ID, "channel", m.Channel, "attempts", attempts, "in", delay.String(), "err", msg)
 	return w.Store.RetryMessage(ctx, m.ID, attempts, w.Now().Add(delay), msg)
 }

@@ -21,25 +21,41 @@ import (
 
 // Server holds what the handlers need. Build it with New.
 type Server struct {
+	Options
+	mux       *http.ServeMux
+	seenPaths map[string]bool // paths that have a JSON 405 fallback
+}
+
+// Options are the parts a Server is built from.
+type Options struct {
 	Engine   *verify.Engine
 	Clients  *apiclient.Registry
 	Accounts *account.Service
 	Store    tessera.Store
 	Log      *slog.Logger
-
-	mux       *http.ServeMux
-	seenPaths map[string]bool // paths that have a JSON 405 fallback
+	// Ready reports whether the service can take traffic (database
+	// reachable, migrations applied), for GET /readyz.
+	Ready func(ctx context.Context) error
+	// Metrics serves GET /metrics when set.
+	Metrics http.Handler
+	// Observe, when set, hears every request: its route pattern (never the
+	// raw path), method, status and duration.
+	Observe func(route, method string, status int, d time.Duration)
 }
 
 // New returns a server with every route registered.
-func New(engine *verify.Engine, clients *apiclient.Registry, accounts *account.Service, store tessera.Store, log *slog.Logger) *Server {
-	s := &Server{Engine: engine, Clients: clients, Accounts: accounts, Store: store, Log: log, mux: http.NewServeMux(), seenPaths: map[string]bool{}}
+func New(o Options) *Server {
+	s := &Server{Options: o, mux: http.NewServeMux(), seenPaths: map[string]bool{}}
 	s.routes()
 	return s
 }
 
 func (s *Server) routes() {
 	s.handle("GET /healthz", s.handleHealthz)
+	s.handle("GET /readyz", s.handleReadyz)
+	if s.Metrics != nil {
+		s.handle("GET /metrics", s.Metrics.ServeHTTP)
+	}
 
 	// The verification API (service to service, API-client bearer token).
 	s.handle("POST /methods/{method}/actions/initiate", s.requireClient(s.handleInitiate))
@@ -88,9 +104,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				s.writeError(rec, r, tessera.Errorf(tessera.EINTERNAL, "panic"))
 			}
 		}
+		d := time.Since(start)
 		s.Log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method), slog.String("route", r.Pattern), slog.Int("status", rec.status),
-			slog.Duration("duration", time.Since(start)), slog.String("request_id", id))
+			slog.Duration("duration", d), slog.String("request_id", id))
+		if s.Observe != nil {
+			s.Observe(r.Pattern, r.Method, rec.status, d)
+		}
 	}()
 	if !acceptsJSON(r.Header.Get("Accept")) {
 		s.writeError(rec, r, tessera.Errorf(tessera.ENOTACCEPT, "This API answers application/json only"))
@@ -131,13 +151,25 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
-// handleHealthz handles GET /healthz: 200 once the database answers.
+// handleHealthz handles GET /healthz: 200 while the process is up. Load
+// balancers use it as the liveness check; it touches nothing else, so a
+// database outage does not get healthy instances restarted.
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": http.StatusOK})
+}
+
+// handleReadyz handles GET /readyz: 200 when the database answers and its
+// migrations are applied, 503 otherwise (take the instance out of rotation).
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.Store.Ping(ctx); err != nil {
-		s.Log.Warn("healthz: database unreachable", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": http.StatusServiceUnavailable, "error": "Database unreachable", "code": "unavailable"})
+	err := s.Store.Ping(ctx)
+	if err == nil && s.Ready != nil {
+		err = s.Ready(ctx)
+	}
+	if err != nil {
+		s.Log.Warn("readyz: not ready", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": http.StatusServiceUnavailable, "error": "Not ready: database unreachable or not migrated", "code": "unavailable"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": http.StatusOK})

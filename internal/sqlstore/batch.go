@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // batcher is SQLite's group commit. SQLite has one writer at a time and
@@ -14,10 +15,14 @@ import (
 // only after the transaction holding its change has committed: nothing is
 // acknowledged before it is in the WAL.
 type batcher struct {
-	conn  *sql.Conn
-	ops   chan *writeOp
-	stmts map[string]*sql.Stmt // prepared on conn; used by the loop goroutine only
-	done  chan struct{}
+	conn *sql.Conn
+	// mu guards closing: do sends under a read lock, close closes ops under
+	// the write lock, so no op is ever sent on a closed channel.
+	mu     sync.RWMutex
+	closed bool
+	ops    chan *writeOp
+	stmts  map[string]*sql.Stmt // prepared on conn; used by the loop goroutine only
+	done   chan struct{}
 }
 
 // maxBatch bounds one transaction, so one commit never waits on too much.
@@ -43,9 +48,16 @@ func newBatcher(ctx context.Context, pool *sql.DB) (*batcher, error) {
 // do queues fn and waits until its transaction has committed or failed.
 func (b *batcher) do(ctx context.Context, multi bool, fn func(r runner) error) error {
 	op := &writeOp{multi: multi, fn: fn, done: make(chan struct{})}
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return errors.New("sqlite: database is closed")
+	}
 	select {
 	case b.ops <- op:
+		b.mu.RUnlock()
 	case <-ctx.Done():
+		b.mu.RUnlock()
 		return ctx.Err()
 	}
 	// Once queued, the op runs; wait for its outcome even if ctx ends, so
@@ -56,7 +68,14 @@ func (b *batcher) do(ctx context.Context, multi bool, fn func(r runner) error) e
 
 // close stops the loop after the queued ops and releases the connection.
 func (b *batcher) close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
 	close(b.ops)
+	b.mu.Unlock()
 	<-b.done
 	for _, st := range b.stmts {
 		st.Close()

@@ -77,3 +77,43 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 	err := db.read.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v)
 	return int(v.Int64), err
 }
+
+// LatestVersion is the newest migration this binary carries.
+func (db *DB) LatestVersion() int {
+	entries, _ := fs.ReadDir(migrations, "migrations/"+db.dialect.name)
+	latest := 0
+	for _, e := range entries {
+		if v, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0]); err == nil && v > latest {
+			latest = v
+		}
+	}
+	return latest
+}
+
+// Ready reports an error unless the database answers and carries every
+// migration of this binary.
+func (db *DB) Ready(ctx context.Context) error {
+	v, err := db.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if want := db.LatestVersion(); v < want {
+		return fmt.Errorf("schema version %d, this binary needs %d", v, want)
+	}
+	return nil
+}
+
+// OutboxDepth counts the messages waiting to be sent.
+func (db *DB) OutboxDepth(ctx context.Context) (int, error) {
+	var n int
+	err := db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox WHERE status = 'pending'`).Scan(&n)
+	return n, err
+}
+
+// Pools names the connection pools, for metrics.
+func (db *DB) Pools() map[string]*sql.DB {
+	if db.read == db.write {
+		return map[string]*sql.DB{"postgres": db.write}
+	}
+	return map[string]*sql.DB{"sqlite_write": db.write, "sqlite_read": db.read}
+}

@@ -30,6 +30,9 @@ type DB struct {
 	// stmts caches prepared statements by pool and query text: parsing SQL
 	// costs more than running these short statements.
 	stmts sync.Map // stmtKey → *sql.Stmt
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 type stmtKey struct {
@@ -48,8 +51,14 @@ type dialect struct {
 	skipLocked string
 }
 
-// Close closes the database, after the writes already queued.
+// Close closes the database, after the writes already queued. Closing
+// twice is harmless.
 func (db *DB) Close() error {
+	db.closeOnce.Do(func() { db.closeErr = db.close() })
+	return db.closeErr
+}
+
+func (db *DB) close() error {
 	var err error
 	if db.batch != nil {
 		err = db.batch.close()

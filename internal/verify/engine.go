@@ -53,6 +53,15 @@ type Engine struct {
 	ResendCooldown time.Duration
 	MaxSends       int
 	Log            *slog.Logger
+	// Observe, when set, hears each outcome: initiated, validated, failed,
+	// locked, expired.
+	Observe func(method tessera.Method, result string)
+}
+
+func (e *Engine) observe(m tessera.Method, result string) {
+	if e.Observe != nil {
+		e.Observe(m, result)
+	}
 }
 
 // InitiateRequest is what a caller asks for; its JSON shape is the
@@ -120,6 +129,14 @@ func (e *Engine) random() io.Reader {
 // Initiate checks req, creates a verification for owner and queues the
 // message that carries its code.
 func (e *Engine) Initiate(ctx context.Context, owner string, method tessera.Method, req *InitiateRequest) (*Initiated, error) {
+	out, err := e.initiate(ctx, owner, method, req)
+	if err == nil {
+		e.observe(method, "initiated")
+	}
+	return out, err
+}
+
+func (e *Engine) initiate(ctx context.Context, owner string, method tessera.Method, req *InitiateRequest) (*Initiated, error) {
 	now := e.now()
 	var bad []tessera.FieldError
 	fail := func(path string, err error) { bad = append(bad, tessera.FieldError{Path: path, Error: err.Error()}) }
@@ -371,6 +388,21 @@ func (e *Engine) Validate(ctx context.Context, owner string, method tessera.Meth
 
 // ValidateBound is Validate for a code issued with a Binding.
 func (e *Engine) ValidateBound(ctx context.Context, owner string, method tessera.Method, id, code, binding string, removeSecret bool) (*tessera.Verification, error) {
+	v, err := e.validate(ctx, owner, method, id, code, binding, removeSecret)
+	switch tessera.ErrorCode(err) {
+	case "":
+		e.observe(method, "validated")
+	case tessera.EINVALIDCODE:
+		e.observe(method, "failed")
+	case tessera.ELOCKED:
+		e.observe(method, "locked")
+	case tessera.EEXPIRED:
+		e.observe(method, "expired")
+	}
+	return v, err
+}
+
+func (e *Engine) validate(ctx context.Context, owner string, method tessera.Method, id, code, binding string, removeSecret bool) (*tessera.Verification, error) {
 	if code == "" {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "code", Error: "is required"})
 	}
