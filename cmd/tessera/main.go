@@ -19,7 +19,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"text/tabwriter"
 
+	"github.com/tessera-id/tessera/internal/config"
 	"github.com/tessera-id/tessera/internal/loadtest"
 )
 
@@ -33,9 +35,10 @@ Usage:
   tessera user create EMAIL [--verified]  create an end-user account (password on standard input)
   tessera keys rotate            add a new ID-token signing key
   tessera keys list              list ID-token signing keys
+  tessera config                 print the effective configuration, secrets masked
   tessera migrate                apply database migrations and exit
   tessera bench [flags]          load-test a running server (tessera bench -help)
-  tessera help                   show this help
+  tessera help [COMMAND]         show this help, or a command's (also: tessera COMMAND --help)
 
 Configuration (environment):
   TESSERA_ADDR              listen address (default 127.0.0.1:8080)
@@ -72,7 +75,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("a command is required")
 	}
+	if len(args) > 1 && isHelp(args[1]) && args[0] != "bench" {
+		text, ok := commandHelp[args[0]]
+		if !ok {
+			text = usage
+		}
+		fmt.Fprint(stdout, text)
+		return nil
+	}
 	switch args[0] {
+	case "config":
+		return configCommand(getenv, stdout)
 	case "serve":
 		return serve(ctx, getenv, stdout, stderr)
 	case "client":
@@ -86,9 +99,65 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "bench":
 		return loadtest.Command(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			if text, ok := commandHelp[args[1]]; ok {
+				fmt.Fprint(stdout, text)
+				return nil
+			}
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func isHelp(a string) bool { return a == "-h" || a == "-help" || a == "--help" || a == "help" }
+
+// commandHelp is each command's --help.
+var commandHelp = map[string]string{
+	"serve": `Usage: tessera serve
+
+Runs the service: the verification API, the accounts API and the
+one-time-token flows on TESSERA_ADDR, the outbox worker and the janitor.
+With no configuration it uses SQLite in TESSERA_DATA_DIR (./tessera-data),
+creates the server keys there, and on a new database a first API client.
+GET /healthz answers while the process is up, GET /readyz when the database
+answers and is migrated, GET /metrics has Prometheus figures.
+SIGTERM or Ctrl-C drain requests in flight (TESSERA_SHUTDOWN_TIMEOUT).
+Configuration: tessera help (environment variables) and README.md.
+`,
+	"client": clientUsage + "\n",
+	"user":   userUsage + "\n",
+	"keys":   userUsage + "\n",
+	"migrate": `Usage: tessera migrate
+
+Applies the database migrations this binary carries and prints the schema
+version. serve does the same at start; use this to migrate before rolling
+out new instances.
+`,
+	"config": `Usage: tessera config
+
+Prints the effective configuration (from TESSERA_* variables, their _FILE
+variants and defaults), with passwords, tokens and keys masked. Fails with
+what to fix, like serve, when the configuration is invalid.
+`,
+	"bench": "Usage: tessera bench [flags]; see tessera bench -help\n",
+}
+
+// configCommand prints the effective configuration with secrets masked.
+func configCommand(getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	for _, s := range cfg.Settings() {
+		v := s.Value
+		if v == "" {
+			v = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", s.Name, v)
+	}
+	return tw.Flush()
 }

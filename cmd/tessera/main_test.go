@@ -266,3 +266,35 @@ func TestUserAndKeysCommands(t *testing.T) {
 		t.Fatalf("keys list after a rotation:\n%s", out)
 	}
 }
+
+func TestConfigMasksSecrets(t *testing.T) {
+	out, err := command(t.TempDir(), []string{"config"},
+		"TESSERA_DATABASE_URL=postgres://app:pa55word@db.example:5432/tessera",
+		"TESSERA_SMS_SENDER=twilio", "TESSERA_TWILIO_ACCOUNT_SID=AC0123", "TESSERA_TWILIO_AUTH_TOKEN=tw1l10-t0ken", "TESSERA_TWILIO_FROM=+14155550100",
+	).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tessera config: %v\n%s", err, out)
+	}
+	for _, secret := range []string{"pa55word", "tw1l10-t0ken"} {
+		if strings.Contains(string(out), secret) {
+			t.Fatalf("tessera config printed the secret %q:\n%s", secret, out)
+		}
+	}
+	for _, want := range []string{"TESSERA_TWILIO_AUTH_TOKEN", "******** (set)", "postgres://app:xxxxx@db.example:5432/tessera", "TESSERA_SMS_SENDER                    twilio"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("tessera config lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestEveryCommandHasHelp(t *testing.T) {
+	for _, c := range []string{"serve", "client", "user", "keys", "migrate", "config"} {
+		out, err := command(t.TempDir(), []string{c, "--help"}).CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "Usage:") {
+			t.Errorf("tessera %s --help: %v\n%s", c, err, out)
+		}
+	}
+	if out, err := command(t.TempDir(), []string{"--help"}).Output(); err != nil || !strings.Contains(string(out), "tessera config") {
+		t.Errorf("tessera --help: %v\n%s", err, out)
+	}
+}

@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -303,4 +304,74 @@ func (c *Config) readOrCreate(name, initial string) (string, error) {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
 	return string(b), nil
+}
+
+// Setting is one effective setting, for `tessera config`.
+type Setting struct {
+	Name  string // the environment variable
+	Value string // secrets are masked
+}
+
+// mask shows whether a secret is set without showing it.
+func mask(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "******** (set)"
+}
+
+// maskURL hides the password of a database URL.
+func maskURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return "(unparseable URL, masked)"
+}
+
+// Settings lists the effective configuration, secrets masked.
+func (c *Config) Settings() []Setting {
+	ids := make([]string, len(c.EncryptionKeys))
+	for i, k := range c.EncryptionKeys {
+		ids[i] = k.ID
+	}
+	db := maskURL(c.DatabaseURL)
+	if db == "" {
+		db = "(SQLite at " + c.SQLitePath() + ")"
+	}
+	return []Setting{
+		{"TESSERA_ADDR", c.Addr},
+		{"TESSERA_DATA_DIR", c.DataDir},
+		{"TESSERA_DATABASE_URL", db},
+		{"TESSERA_SQLITE_SYNC", map[bool]string{false: "normal", true: "full"}[c.SQLiteFullSync]},
+		{"TESSERA_POSTGRES_MAX_CONNS", strconv.Itoa(c.PostgresConns)},
+		{"TESSERA_HMAC_KEY", mask("set")},
+		{"TESSERA_ENCRYPTION_KEYS", "key ids " + strings.Join(ids, ",") + " (keys masked; the first encrypts)"},
+		{"TESSERA_LOG_FORMAT", c.LogFormat},
+		{"TESSERA_LOG_LEVEL", c.LogLevel},
+		{"TESSERA_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()},
+		{"TESSERA_RETENTION", c.Retention.String()},
+		{"TESSERA_DEBUG_ADDR", c.DebugAddr},
+		{"TESSERA_SERVICE_NAME", c.ServiceName},
+		{"TESSERA_TOKEN_ISSUER", c.TokenIssuer},
+		{"TESSERA_TOKEN_AUDIENCE", c.TokenAudience},
+		{"TESSERA_ID_TOKEN_TTL", c.IDTokenTTL.String()},
+		{"TESSERA_EMAIL_SENDER", c.EmailSender},
+		{"TESSERA_SMS_SENDER", c.SMSSender},
+		{"TESSERA_SMTP_HOST", c.SMTP.Host},
+		{"TESSERA_SMTP_PORT", strconv.Itoa(c.SMTP.Port)},
+		{"TESSERA_SMTP_TLS", c.SMTP.TLS},
+		{"TESSERA_SMTP_USERNAME", c.SMTP.Username},
+		{"TESSERA_SMTP_PASSWORD", mask(c.SMTP.Password)},
+		{"TESSERA_SMTP_FROM", c.SMTP.From},
+		{"TESSERA_TWILIO_ACCOUNT_SID", c.Twilio.AccountSID},
+		{"TESSERA_TWILIO_AUTH_TOKEN", mask(c.Twilio.AuthToken)},
+		{"TESSERA_TWILIO_FROM", c.Twilio.From},
+		{"TESSERA_TWILIO_MESSAGING_SERVICE_SID", c.Twilio.MessagingServiceSID},
+		{"TESSERA_TWILIO_BASE_URL", c.Twilio.BaseURL},
+		{"TESSERA_WEBHOOK_URL", c.Webhook.URL},
+		{"TESSERA_WEBHOOK_SECRET", mask(c.Webhook.Secret)},
+		{"TESSERA_OUTBOX_LEASE", c.OutboxLease.String()},
+		{"TESSERA_OUTBOX_MAX_ATTEMPTS", strconv.Itoa(c.OutboxMaxAttempts)},
+		{"TESSERA_RESEND_COOLDOWN", c.ResendCooldown.String()},
+	}
 }
