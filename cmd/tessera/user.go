@@ -16,7 +16,8 @@ import (
 )
 
 const userUsage = `Usage:
-  tessera user create EMAIL [--verified]   create an end-user account; the password is read from standard input
+  tessera user create EMAIL                create an end-user account, its email confirmed
+                                           (the operator vouches for it); the password is read from standard input
   tessera keys rotate                      add a new ID-token signing key (old tokens keep verifying until they expire)
   tessera keys list                        list the signing keys`
 
@@ -50,6 +51,7 @@ func openApp(ctx context.Context, getenv func(string) string, stderr io.Writer) 
 
 // userCommand manages end-user accounts.
 func userCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	// --verified is accepted for scripts written when it was an option.
 	if len(args) < 2 || args[0] != "create" || len(args) > 3 || (len(args) == 3 && args[2] != "--verified") {
 		return fmt.Errorf("usage:\n%s", userUsage)
 	}
@@ -62,7 +64,7 @@ func userCommand(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	defer store.Close()
-	u, err := a.Accounts.CreateUser(ctx, args[1], strings.TrimRight(pw, "\r\n"), len(args) == 3)
+	u, err := a.Accounts.CreateUser(ctx, args[1], strings.TrimRight(pw, "\r\n"))
 	if err != nil {
 		return err
 	}

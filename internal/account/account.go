@@ -69,6 +69,8 @@ type Service struct {
 
 	ipFailures ipGuard
 	pending    sync.WaitGroup // background sends (see background)
+	slots      chan struct{}
+	slotsOnce  sync.Once
 }
 
 // Meta is what a request tells about its client.
@@ -148,8 +150,11 @@ func checkPassword(pw, email string) error {
 // ---- registration ----
 
 // Register creates an account and emails a confirmation code. Its answer
-// is the same whether or not the email was taken; the owner of a taken
-// address gets a notice instead of a code.
+// is the same whether or not the email was taken. For an address with a
+// confirmed account, its owner gets a notice instead of a code. An account
+// nobody has confirmed yet belongs to whoever confirms it: registering it
+// again replaces its password and sends a new code, so whoever registered
+// first with someone else's address gains nothing.
 func (s *Service) Register(ctx context.Context, email, pw string) error {
 	addr, err := verify.NormalizeEmail(email)
 	if err != nil {
@@ -166,21 +171,44 @@ func (s *Service) Register(ctx context.Context, email, pw string) error {
 	u := &tessera.User{ID: uuid.NewString(), Email: addr, PasswordHash: hash, PasswordChanged: now, Status: tessera.UserUnverified, CreatedAt: now}
 	err = s.Store.CreateUser(ctx, u)
 	if tessera.ErrorCode(err) == tessera.ECONFLICT {
-		return s.Engine.Notice(ctx, Owner, tessera.MethodEmail, addr, tessera.MessageContent{
-			Subject: s.ServiceName + ": someone tried to register with your address",
-			Body:    "Someone tried to create a " + s.ServiceName + " account with this email address, which already has one. If it was you, log in or reset your password. If not, you can ignore this message.",
-		})
-	}
-	if err != nil {
+		if u, err = s.Store.UserByEmail(ctx, addr); err != nil {
+			return err
+		}
+		if u.Status != tessera.UserUnverified {
+			return s.registrationNotice(ctx, u)
+		}
+		if err := s.Store.SetPassword(ctx, u.ID, hash, now); err != nil {
+			return err
+		}
+	} else if err != nil {
 		return err
 	}
-	_, err = s.sendCode(ctx, u, tessera.MethodEmail, u.Email, "otp:email", "")
+	_, err = s.sendCode(ctx, u, tessera.MethodEmail, u.Email, purposeRegister, "")
+	if tessera.ErrorCode(err) == tessera.ETOOMANY {
+		return nil // the answer must not differ; the code sent earlier still works
+	}
 	return err
 }
 
+// purposeRegister is the purpose of registration codes.
+const purposeRegister = "register"
+
+// registrationNotice tells the owner of a confirmed address that someone
+// tried to register it, at most once per noticeCooldown.
+func (s *Service) registrationNotice(ctx context.Context, u *tessera.User) error {
+	if err := s.Store.HitSendLimit(ctx, s.limitKey("notice-register", u.ID), s.now(), noticeCooldown, time.Hour, 1<<30); err != nil {
+		return nil // told recently enough
+	}
+	return s.notify(ctx, u, u.Email, "someone tried to register with your address",
+		"Someone tried to create a "+s.ServiceName+" account with this email address, which already has one. If it was you, log in or reset your password. If not, you can ignore this message.")
+}
+
+const noticeCooldown = 10 * time.Minute
+
 // CreateUser makes an account directly, for operators (tessera user
-// create). With verified, the email counts as confirmed.
-func (s *Service) CreateUser(ctx context.Context, email, pw string, verified bool) (*tessera.User, error) {
+// create). The operator vouches for the address, so it counts as
+// confirmed: an unconfirmed account could not log in.
+func (s *Service) CreateUser(ctx context.Context, email, pw string) (*tessera.User, error) {
 	addr, err := verify.NormalizeEmail(email)
 	if err != nil {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "email", Error: err.Error()})
@@ -193,10 +221,7 @@ func (s *Service) CreateUser(ctx context.Context, email, pw string, verified boo
 		return nil, err
 	}
 	now := s.now()
-	u := &tessera.User{ID: uuid.NewString(), Email: addr, PasswordHash: hash, PasswordChanged: now, Status: tessera.UserUnverified, CreatedAt: now}
-	if verified {
-		u.EmailVerifiedAt, u.Status = now, tessera.UserActive
-	}
+	u := &tessera.User{ID: uuid.NewString(), Email: addr, EmailVerifiedAt: now, PasswordHash: hash, PasswordChanged: now, Status: tessera.UserActive, CreatedAt: now}
 	if err := s.Store.CreateUser(ctx, u); err != nil {
 		return nil, err
 	}
@@ -209,14 +234,14 @@ func (s *Service) ConfirmRegistration(ctx context.Context, email, code string, m
 	if code == "" {
 		return nil, nil, tessera.Invalid(tessera.FieldError{Path: "code", Error: "is required"})
 	}
-	u, err := s.Store.UserByEmail(ctx, strings.TrimSpace(email))
-	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+	u, err := s.userByEmail(ctx, email)
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND || (err == nil && u.Status != tessera.UserUnverified) {
 		return nil, nil, tessera.Errorf(tessera.EINVALIDCODE, "Invalid code")
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.checkCode(ctx, u, tessera.MethodEmail, u.Email, "otp:email", "", code); err != nil {
+	if err := s.checkCode(ctx, u, tessera.MethodEmail, u.Email, purposeRegister, "", code); err != nil {
 		return nil, nil, err
 	}
 	if err := s.Store.SetEmailVerified(ctx, u.ID, u.Email, s.now()); err != nil {
@@ -228,6 +253,16 @@ func (s *Service) ConfirmRegistration(ctx context.Context, email, code string, m
 	}
 	u, err = s.Store.User(ctx, u.ID)
 	return tokens, u, err
+}
+
+// userByEmail looks a user up by an email as typed; anything that is not
+// an address is simply not found (and never reaches the database).
+func (s *Service) userByEmail(ctx context.Context, email string) (*tessera.User, error) {
+	addr, err := verify.NormalizeEmail(strings.TrimSpace(email))
+	if err != nil {
+		return nil, tessera.Errorf(tessera.ENOTFOUND, "Not found")
+	}
+	return s.Store.UserByEmail(ctx, addr)
 }
 
 // ---- codes ----
@@ -257,8 +292,9 @@ func (s *Service) sendCode(ctx context.Context, u *tessera.User, method tessera.
 			MaxAttempts:          codeMaxAttempts,
 			ForcedVerificationID: verificationID(u.ID, purpose),
 		},
-		Binding: binding(purpose, destination, extra),
-		Replace: true,
+		Binding:  binding(purpose, destination, extra),
+		Replace:  true,
+		NoResend: true, // account codes are never resent: a new one replaces it
 	}
 	out, err := s.Engine.Initiate(ctx, Owner, method, req)
 	if err != nil {
@@ -274,19 +310,28 @@ func (s *Service) sendCode(ctx context.Context, u *tessera.User, method tessera.
 // Send limits: one code per purpose and destination per SendCooldown, and
 // at most SendsPerHour codes to one destination of a user.
 const (
-	SendCooldown = 30 * time.Second
-	SendsPerHour = 10
+	SendCooldown     = 30 * time.Second
+	SendsPerHour     = 10
+	SendsPerUserHour = 30
 )
 
 func (s *Service) sendLimits(ctx context.Context, u *tessera.User, destination, purpose string) error {
 	now := s.now()
-	// Keys are hashed: the table then holds no addresses, and no byte a
-	// database may refuse.
-	key := func(parts ...string) string { return hex.EncodeToString(s.Keys.Hash(parts...)[:16]) }
-	if err := s.Store.HitSendLimit(ctx, key("send-cooldown", u.ID, destination, purpose), now, SendCooldown, time.Hour, 1<<30); err != nil {
+	if err := s.Store.HitSendLimit(ctx, s.limitKey("send-cooldown", u.ID, destination, purpose), now, SendCooldown, time.Hour, 1<<30); err != nil {
 		return err
 	}
-	return s.Store.HitSendLimit(ctx, key("send-hourly", u.ID, destination), now, 0, time.Hour, SendsPerHour)
+	if err := s.Store.HitSendLimit(ctx, s.limitKey("send-hourly", u.ID, destination), now, 0, time.Hour, SendsPerHour); err != nil {
+		return err
+	}
+	// And a cap over every destination, so fresh numbers or addresses
+	// (SMS pumping, mail bombing) do not each get a new allowance.
+	return s.Store.HitSendLimit(ctx, s.limitKey("send-user-hourly", u.ID), now, 0, time.Hour, SendsPerUserHour)
+}
+
+// limitKey names a send-limit counter. Keys are hashed: the table then
+// holds no addresses, and no byte a database may refuse.
+func (s *Service) limitKey(parts ...string) string {
+	return hex.EncodeToString(s.Keys.Hash(parts...)[:16])
 }
 
 // antiPhishingLine is the first line of every email to u when u has set
@@ -384,7 +429,7 @@ func (s *Service) login(ctx context.Context, email, pw string, meta Meta) (*Logi
 	if wait := s.ipFailures.reserve(meta.IP, now); wait > 0 {
 		return nil, tooManyLogins(wait)
 	}
-	u, err := s.Store.UserByEmail(ctx, strings.TrimSpace(email))
+	u, err := s.userByEmail(ctx, email)
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		// Spend the time a real check takes, then give the same answer.
 		if _, err := s.Passwords.Verify(ctx, pw, ""); err != nil {
@@ -397,6 +442,9 @@ func (s *Service) login(ctx context.Context, email, pw string, meta Meta) (*Logi
 	}
 	u, err = s.Store.ReserveLogin(ctx, u.ID, now, lockFor)
 	if tessera.ErrorCode(err) == tessera.ELOCKED {
+		if _, err := s.Passwords.Verify(ctx, pw, ""); err != nil { // same time as any other answer
+			return nil, err
+		}
 		return nil, tooManyLogins(u.LockedUntil.Sub(now))
 	}
 	if err != nil {
@@ -410,8 +458,17 @@ func (s *Service) login(ctx context.Context, email, pw string, meta Meta) (*Logi
 		return nil, invalidCredentials()
 	}
 	s.ipFailures.release(meta.IP)
-	if u.Status == tessera.UserDisabled {
+	switch u.Status {
+	case tessera.UserDisabled:
 		return nil, tessera.Errorf(tessera.EFORBIDDEN, "This account is disabled")
+	case tessera.UserUnverified:
+		return nil, tessera.Errorf(tessera.EFORBIDDEN, "Confirm your email first: POST /auth/register/confirm with the emailed code")
+	}
+	if s.Passwords.NeedsRehash(u.PasswordHash) {
+		// Stronger parameters were configured: upgrade while the password is at hand.
+		if hash, err := s.Passwords.Hash(ctx, pw); err == nil {
+			_ = s.Store.SetPassword(ctx, u.ID, hash, u.PasswordChanged)
+		}
 	}
 	if !u.MFAEnabled() {
 		tokens, err := s.newSession(ctx, u, []string{"pwd"}, meta)
@@ -420,9 +477,8 @@ func (s *Service) login(ctx context.Context, email, pw string, meta Meta) (*Logi
 		}
 		return &LoginResult{Tokens: tokens}, nil
 	}
-	if err := s.Store.ClearLoginFailures(ctx, u.ID); err != nil {
-		return nil, err
-	}
+	// The attempt stays counted until the second factor succeeds, so
+	// guessing second factors through new logins runs into the same lock.
 	return s.challenge(ctx, u, meta, now)
 }
 
@@ -468,8 +524,10 @@ const (
 	DestinationPhone = "PHONE_NUMBER"
 )
 
-// destination resolves EMAIL or PHONE_NUMBER to a user's verified address.
-func destination(u *tessera.User, d string) (tessera.Method, string, error) {
+// loginDestination resolves EMAIL or PHONE_NUMBER to where a login code
+// may go: the confirmed email, or the phone while texted codes are a
+// second factor.
+func loginDestination(u *tessera.User, d string) (tessera.Method, string, error) {
 	switch d {
 	case DestinationEmail:
 		if u.EmailVerifiedAt.IsZero() {
@@ -477,8 +535,8 @@ func destination(u *tessera.User, d string) (tessera.Method, string, error) {
 		}
 		return tessera.MethodEmail, u.Email, nil
 	case DestinationPhone:
-		if u.PhoneVerifiedAt.IsZero() {
-			return "", "", tessera.Invalid(tessera.FieldError{Path: "destination", Error: "no verified phone number"})
+		if u.SMSMFAAt.IsZero() {
+			return "", "", tessera.Invalid(tessera.FieldError{Path: "destination", Error: "texted codes are not a second factor of this account"})
 		}
 		return tessera.MethodPhone, u.Phone, nil
 	}
@@ -492,7 +550,7 @@ func (s *Service) SendLoginCode(ctx context.Context, processingID, dest string) 
 	if err != nil {
 		return nil, err
 	}
-	method, to, err := destination(u, dest)
+	method, to, err := loginDestination(u, dest)
 	if err != nil {
 		return nil, err
 	}
@@ -531,6 +589,16 @@ func (s *Service) CompleteLogin(ctx context.Context, processingID, factor, code 
 	if err != nil {
 		return nil, err
 	}
+	if u.Status == tessera.UserDisabled {
+		return nil, tessera.Errorf(tessera.EFORBIDDEN, "This account is disabled")
+	}
+	// A second factor counts like a password attempt: wrong ones lock the
+	// account, however many logins they are spread over.
+	if locked, err := s.Store.ReserveLogin(ctx, u.ID, s.now(), lockFor); tessera.ErrorCode(err) == tessera.ELOCKED {
+		return nil, tooManyLogins(locked.LockedUntil.Sub(s.now()))
+	} else if err != nil {
+		return nil, err
+	}
 	if _, err := s.Store.ReserveChallengeAttempt(ctx, c.ID, s.now()); err != nil {
 		if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 			return nil, tessera.Errorf(tessera.ENOTFOUND, "Unknown, used or expired processingId: log in again")
@@ -549,7 +617,7 @@ func (s *Service) CompleteLogin(ctx context.Context, processingID, factor, code 
 		if factor == FactorSMS {
 			d = DestinationPhone
 		}
-		method, to, derr := destination(u, d)
+		method, to, derr := loginDestination(u, d)
 		if derr != nil {
 			return nil, derr
 		}
@@ -695,6 +763,9 @@ func (s *Service) Sessions(ctx context.Context, u *tessera.User) ([]*tessera.Ses
 
 // RevokeSession ends one of the user's sessions.
 func (s *Service) RevokeSession(ctx context.Context, u *tessera.User, sessionID string) error {
+	if _, err := uuid.Parse(sessionID); err != nil {
+		return tessera.Errorf(tessera.ENOTFOUND, "No such active session")
+	}
 	n, err := s.Store.RevokeSessions(ctx, u.ID, sessionID, "", "revoked by the user", s.now())
 	if err == nil && n == 0 {
 		return tessera.Errorf(tessera.ENOTFOUND, "No such active session")
@@ -706,8 +777,12 @@ func (s *Service) RevokeSession(ctx context.Context, u *tessera.User, sessionID 
 // ends every other session.
 func (s *Service) ChangePassword(ctx context.Context, u *tessera.User, sess *tessera.Session, oldPW, newPW string) error {
 	now := s.now()
-	if _, err := s.Store.ReserveLogin(ctx, u.ID, now, lockFor); tessera.ErrorCode(err) == tessera.ELOCKED {
-		return tooManyLogins(time.Minute)
+	if err := checkPassword(newPW, u.Email); err != nil {
+		return tessera.Invalid(tessera.FieldError{Path: "newPassword", Error: err.Error()})
+	}
+	// Checking the old password is a login attempt: it counts, and locks.
+	if locked, err := s.Store.ReserveLogin(ctx, u.ID, now, lockFor); tessera.ErrorCode(err) == tessera.ELOCKED {
+		return tooManyLogins(locked.LockedUntil.Sub(now))
 	} else if err != nil {
 		return err
 	}
@@ -717,9 +792,6 @@ func (s *Service) ChangePassword(ctx context.Context, u *tessera.User, sess *tes
 	}
 	if !ok {
 		return tessera.Invalid(tessera.FieldError{Path: "oldPassword", Error: "is not the current password"})
-	}
-	if err := checkPassword(newPW, u.Email); err != nil {
-		return tessera.Invalid(tessera.FieldError{Path: "newPassword", Error: err.Error()})
 	}
 	hash, err := s.Passwords.Hash(ctx, newPW)
 	if err != nil {

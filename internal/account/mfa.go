@@ -101,17 +101,29 @@ func (s *Service) CreateTOTP(ctx context.Context, u *tessera.User) (*TOTPEnrolme
 	return &TOTPEnrolment{URI: out.TOTPURI, QRCode: "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes())}, nil
 }
 
-// checkTOTP checks a code from the user's enrolled authenticator app.
+// checkTOTP checks a code from the user's enrolled authenticator app. The
+// checks share one verification until it is used or expires, so its
+// attempt cap holds: five wrong codes lock these checks for CodeTTL.
 func (s *Service) checkTOTP(ctx context.Context, u *tessera.User, code string, removeSecret bool) error {
 	id := verificationID(u.ID, "totp-check")
-	if _, err := s.Engine.Initiate(ctx, Owner, tessera.MethodGoogleAuth, &verify.InitiateRequest{
-		Consumer: u.ID, Issuer: s.ServiceName,
-		Policy:  verify.Policy{ExpiredOn: hms(s.CodeTTL), MaxAttempts: codeMaxAttempts, ForcedVerificationID: id},
-		Replace: true,
-	}); err != nil {
+	v, err := s.Engine.Get(ctx, Owner, tessera.MethodGoogleAuth, id)
+	switch {
+	case err == nil && v.Locked() && !v.Expired(s.now()):
+		return &tessera.Error{Code: tessera.ETOOMANY, Message: "Too many wrong codes: try again later", RetryAfter: int(v.ExpiresAt.Sub(s.now()).Seconds()) + 1}
+	case err == nil && !v.Expired(s.now()):
+		// still usable: reuse it
+	case err == nil || tessera.ErrorCode(err) == tessera.ENOTFOUND:
+		if _, err := s.Engine.Initiate(ctx, Owner, tessera.MethodGoogleAuth, &verify.InitiateRequest{
+			Consumer: u.ID, Issuer: s.ServiceName,
+			Policy:  verify.Policy{ExpiredOn: hms(s.CodeTTL), MaxAttempts: codeMaxAttempts, ForcedVerificationID: id},
+			Replace: true,
+		}); err != nil {
+			return err
+		}
+	default:
 		return err
 	}
-	_, err := s.Engine.Validate(ctx, Owner, tessera.MethodGoogleAuth, id, strings.TrimSpace(code), removeSecret)
+	_, err = s.Engine.Validate(ctx, Owner, tessera.MethodGoogleAuth, id, strings.TrimSpace(code), removeSecret)
 	return codeError(err)
 }
 

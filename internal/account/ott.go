@@ -2,6 +2,7 @@ package account
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 	"unicode"
@@ -32,8 +33,9 @@ const (
 	purposeMFADisabling     = "mfa-disabling"
 )
 
-// keyMethod resolves EMAIL or PHONE_NUMBER to the user's address for it,
-// which must exist (verified, for a phone).
+// keyAddress resolves EMAIL or PHONE_NUMBER to the user's address for it
+// as a user key (where account-security tokens go): the email, or the
+// phone if verified. Login codes use loginDestination, which is stricter.
 func keyAddress(u *tessera.User, d string) (tessera.Method, string, error) {
 	switch d {
 	case DestinationEmail:
@@ -118,23 +120,29 @@ func (s *Service) SendPasswordRecovery(ctx context.Context, email, dest, process
 
 // ResetPassword consumes a password-recovery token: the password changes
 // and every session ends.
+// Every failure that depends on the account answers "Invalid code", so
+// the answer never tells whether the account (or its phone) exists.
 func (s *Service) ResetPassword(ctx context.Context, email, dest, processingID, token, newPassword string) error {
 	if err := requireToken(token); err != nil {
 		return err
 	}
-	u, err := s.Store.UserByEmail(ctx, strings.TrimSpace(email))
+	if dest != DestinationEmail && dest != DestinationPhone {
+		return tessera.Invalid(tessera.FieldError{Path: "destination", Error: "must be EMAIL or PHONE_NUMBER"})
+	}
+	if err := checkPassword(newPassword, strings.TrimSpace(email)); err != nil {
+		return tessera.Invalid(tessera.FieldError{Path: "newPassword", Error: err.Error()})
+	}
+	invalid := tessera.Errorf(tessera.EINVALIDCODE, "Invalid code")
+	u, err := s.userByEmail(ctx, email)
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
-		return tessera.Errorf(tessera.EINVALIDCODE, "Invalid code")
+		return invalid
 	}
 	if err != nil {
 		return err
 	}
 	method, to, err := keyAddress(u, dest)
 	if err != nil {
-		return err
-	}
-	if err := checkPassword(newPassword, u.Email); err != nil {
-		return tessera.Invalid(tessera.FieldError{Path: "newPassword", Error: err.Error()})
+		return invalid
 	}
 	if err := s.checkCode(ctx, u, method, to, purposePasswordRecovery, processingID, token); err != nil {
 		return err
@@ -567,12 +575,23 @@ func (s *Service) RecoverKey(ctx context.Context, processingID, lostKey, verific
 
 // ---- background work ----
 
+// maxBackground bounds the sends running after their request was answered;
+// past it new ones are dropped (and logged) rather than piling up.
+const maxBackground = 32
+
 // background runs fn after the request, with its own deadline; Drain waits
 // for every such fn (tests, and shutdown).
 func (s *Service) background(fn func(ctx context.Context)) {
+	s.slotsOnce.Do(func() { s.slots = make(chan struct{}, maxBackground) })
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		s.logError("background work dropped", errors.New("too many at once"))
+		return
+	}
 	s.pending.Add(1)
 	go func() {
-		defer s.pending.Done()
+		defer func() { <-s.slots; s.pending.Done() }()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		fn(ctx)

@@ -156,8 +156,13 @@ func TestRegisterTakenEmailSendsANotice(t *testing.T) {
 		register(t, e, "bob@example.com")
 		e.doWith("POST", "/auth/register", map[string]any{"email": "Bob@Example.com", "password": "another password"}, nil).want(t, 202)
 		msgs := e.deliver()
-		if len(msgs) != 1 || msgs[0].To != "Bob@example.com" || sixDigits.MatchString(msgs[0].Body) || !strings.Contains(msgs[0].Body, "already has one") {
+		if len(msgs) != 1 || msgs[0].To != "bob@example.com" || sixDigits.MatchString(msgs[0].Body) || !strings.Contains(msgs[0].Body, "already has one") {
 			t.Fatalf("second registration delivered %+v", msgs)
+		}
+		// Notices are not a way to flood someone's mailbox.
+		e.doWith("POST", "/auth/register", map[string]any{"email": "bob@example.com", "password": "another password"}, nil).want(t, 202)
+		if msgs := e.deliver(); len(msgs) != 0 {
+			t.Fatalf("a second notice within minutes: %+v", msgs)
 		}
 		e.doWith("POST", "/auth/register", map[string]any{"email": "carol@example.com", "password": "short"}, nil).want(t, 422)
 		e.doWith("POST", "/auth/register/confirm", map[string]any{"email": "nobody@example.com", "code": "123456"}, nil).want(t, 422)
@@ -394,32 +399,38 @@ func TestRecoveryCodesRegenerate(t *testing.T) {
 	e.doWith("POST", "/auth/login/mfa", map[string]any{"processingId": pid, "method": "recovery_code", "code": again[0]}, nil).want(t, 200)
 }
 
-// TestEmailChannelVerification: a user whose email is unconfirmed asks for
-// a code (GET /auth/otp/code) and verifies the channel with it.
-func TestEmailChannelVerification(t *testing.T) {
-	e := newEnv(t, stores[0].open(t))
-	if _, err := e.app.Accounts.CreateUser(t.Context(), "ivan@example.com", "operator made this", false); err != nil {
-		t.Fatal(err)
-	}
-	u := &user{e: e, email: "ivan@example.com", password: "operator made this"}
-	u.take(u.login(t).want(t, 200))
-	if me := u.call("GET", "/auth/me", nil).want(t, 200); me.body["hasValidatedEmail"] != false || me.str("status") != "unverified" {
-		t.Fatalf("me %s", me.raw)
-	}
-	u.call("GET", "/auth/otp/code?method=fax", nil).want(t, 422)
-	u.call("GET", "/auth/otp/code?method=sms", nil).want(t, 422) // no phone yet
-	sent := u.call("GET", "/auth/otp/code?method=email", nil).want(t, 200)
-	if sent.str("destination") != "i***n@example.com" {
-		t.Fatalf("sent %s", sent.raw)
-	}
-	code := e.codeFor("ivan@example.com")
-	u.call("POST", "/auth/otp/code", map[string]any{"channel": "email"}, "x-otp", wrong(code)).want(t, 422)
-	ok := u.call("POST", "/auth/otp/code", map[string]any{"channel": "email"}, "x-otp", code).want(t, 200)
-	if ok.body["hasValidatedEmail"] != true || ok.str("status") != "active" || ok.str("emailVerificationDate") == "" {
-		t.Fatalf("verified %s", ok.raw)
-	}
-	u.call("POST", "/auth/otp/code", map[string]any{"channel": "email"}, "x-otp", code).want(t, 409)
-	u.call("POST", "/auth/otp/code", map[string]any{"channel": "sms"}, "x-otp", code).want(t, 404)
+// TestUnconfirmedAccountsBelongToWhoeverConfirms: an unconfirmed account
+// cannot log in, and registering its address again replaces its password
+// and its code, so registering someone else's address first gains nothing.
+func TestUnconfirmedAccountsBelongToWhoeverConfirms(t *testing.T) {
+	onEachStore(t, func(t *testing.T, e *env) {
+		e.doWith("POST", "/auth/register", map[string]any{"email": "ivan@example.com", "password": "squatter password"}, nil).want(t, 202)
+		squatterCode := e.codeFor("ivan@example.com")
+		squatter := &user{e: e, email: "ivan@example.com", password: "squatter password"}
+		if r := squatter.login(t).want(t, 403); !strings.Contains(r.str("error"), "Confirm your email") {
+			t.Fatalf("an unconfirmed login answered %s", r.raw)
+		}
+
+		e.clock.Advance(time.Minute)
+		e.doWith("POST", "/auth/register", map[string]any{"email": "ivan@example.com", "password": "the real owner's"}, nil).want(t, 202)
+		ownerCode := e.codeFor("ivan@example.com")
+		if squatterCode != ownerCode {
+			e.doWith("POST", "/auth/register/confirm", map[string]any{"email": "ivan@example.com", "code": squatterCode}, nil).want(t, 422)
+		}
+		e.doWith("POST", "/auth/register/confirm", map[string]any{"email": "ivan@example.com", "code": ownerCode}, nil).want(t, 200)
+		squatter.login(t).want(t, 401)
+		owner := &user{e: e, email: "ivan@example.com", password: "the real owner's"}
+		owner.take(owner.login(t).want(t, 200))
+
+		// Confirmed: the confirmation endpoint is no way in any more.
+		e.clock.Advance(time.Minute)
+		owner.call("GET", "/auth/otp/code?method=email", nil).want(t, 200)
+		code := e.codeFor("ivan@example.com")
+		e.doWith("POST", "/auth/register/confirm", map[string]any{"email": "ivan@example.com", "code": code}, nil).want(t, 422)
+		owner.call("POST", "/auth/otp/code", map[string]any{"channel": "email"}, "x-otp", code).want(t, 409)
+		owner.call("GET", "/auth/otp/code?method=fax", nil).want(t, 422)
+		owner.call("GET", "/auth/otp/code?method=sms", nil).want(t, 422) // no phone
+	})
 }
 
 // TestAccountBadInput: malformed requests get 4xx JSON naming the field.

@@ -53,7 +53,7 @@ func (db *DB) CreateUser(ctx context.Context, u *tessera.User) error {
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 			u.ID, u.Email, strings.ToLower(u.Email), nullMS(u.EmailVerifiedAt), u.Phone, u.PhoneCountry, nullMS(u.PhoneVerifiedAt),
 			u.PasswordHash, ms(u.PasswordChanged), string(u.Status), nullMS(u.TOTPVerifiedAt),
-			nullMS(u.LastLoginAt), u.LastLoginDevice, u.FailedLogins, lockedUntil(u.LockedUntil), ms(u.CreatedAt),
+			nullMS(u.LastLoginAt), u.LastLoginDevice, u.FailedLogins, msOrZero(u.LockedUntil), ms(u.CreatedAt),
 			nullMS(u.SMSMFAAt), u.AntiPhishingSealed))
 	})
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {

@@ -29,6 +29,7 @@ type batcher struct {
 const maxBatch = 128
 
 type writeOp struct {
+	ctx   context.Context
 	multi bool
 	fn    func(r runner) error
 	err   error
@@ -47,7 +48,7 @@ func newBatcher(ctx context.Context, pool *sql.DB) (*batcher, error) {
 
 // do queues fn and waits until its transaction has committed or failed.
 func (b *batcher) do(ctx context.Context, multi bool, fn func(r runner) error) error {
-	op := &writeOp{multi: multi, fn: fn, done: make(chan struct{})}
+	op := &writeOp{ctx: ctx, multi: multi, fn: fn, done: make(chan struct{})}
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
@@ -119,6 +120,15 @@ func (b *batcher) run(batch []*writeOp) {
 	}
 	failed := 0
 	for _, op := range batch {
+		// A caller that gave up before its op started is not waited on;
+		// one that gives up later does not interrupt it: a statement
+		// interrupted by a cancelled context would roll back the whole
+		// shared transaction.
+		if err := op.ctx.Err(); err != nil {
+			op.err = err
+			failed++
+			continue
+		}
 		savepoint := op.multi && len(batch) > 1
 		if savepoint {
 			if _, op.err = b.exec(ctx, "SAVEPOINT op"); op.err != nil {
@@ -167,6 +177,7 @@ func (b *batcher) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 }
 
 func (b *batcher) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = context.WithoutCancel(ctx)
 	st, err := b.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -175,6 +186,7 @@ func (b *batcher) exec(ctx context.Context, query string, args ...any) (sql.Resu
 }
 
 func (b *batcher) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = context.WithoutCancel(ctx)
 	st, err := b.stmt(ctx, query)
 	if err != nil {
 		return b.conn.QueryRowContext(ctx, query, args...)
@@ -183,6 +195,7 @@ func (b *batcher) queryRow(ctx context.Context, query string, args ...any) *sql.
 }
 
 func (b *batcher) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = context.WithoutCancel(ctx)
 	st, err := b.stmt(ctx, query)
 	if err != nil {
 		return nil, err

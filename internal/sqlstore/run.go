@@ -106,6 +106,17 @@ func (db *DB) rebind(query string) string {
 // reader runs read-only statements.
 func (db *DB) reader() runner { return poolRunner{db, db.read} }
 
+// writeAtomic runs fn, whose statements must commit together, and which
+// undoes its own earlier statements when a later one fails. On SQLite it
+// joins the group commit without a savepoint; on PostgreSQL it gets a
+// transaction.
+func (db *DB) writeAtomic(ctx context.Context, fn func(r runner) error) error {
+	if db.batch != nil {
+		return db.batch.do(ctx, false, fn)
+	}
+	return db.writeOp(ctx, true, fn)
+}
+
 // writeOp runs fn, which changes state, and returns once the change is
 // committed. multi says fn runs more than one statement that must commit
 // together. On SQLite fn joins a group commit (see batcher); it must not

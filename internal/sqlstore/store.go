@@ -93,7 +93,8 @@ func fromNullMS(v sql.NullInt64) time.Time {
 	return fromMS(v.Int64)
 }
 
-func lockedUntil(t time.Time) int64 {
+// msOrZero stores an optional time in a NOT NULL column: 0 for none.
+func msOrZero(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
@@ -161,11 +162,11 @@ func (db *DB) ReplaceVerification(ctx context.Context, v *tessera.Verification, 
 }
 
 func (db *DB) putVerification(ctx context.Context, v *tessera.Verification, msg *tessera.Message, onConflict string) error {
-	return db.writeOp(ctx, false, func(r runner) error {
+	return db.writeAtomic(ctx, func(r runner) error {
 		res, err := r.exec(ctx, `INSERT INTO verifications (`+verificationColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?) `+onConflict,
 			v.Owner, v.ID, string(v.Method), v.Consumer, v.Issuer, v.CodeHash, v.Attempts, v.MaxAttempts, v.Payload, ms(v.CreatedAt), ms(v.ExpiresAt),
-			v.SealedContent, v.Sends, lockedUntil(v.LastSentAt))
+			v.SealedContent, v.Sends, msOrZero(v.LastSentAt))
 		if err := oneRow(res, err); tessera.ErrorCode(err) == tessera.ENOTFOUND {
 			return tessera.Errorf(tessera.ECONFLICT, "Verification id already in use")
 		} else if err != nil || msg == nil {
@@ -184,11 +185,6 @@ func (db *DB) putVerification(ctx context.Context, v *tessera.Verification, msg 
 func (db *DB) Verification(ctx context.Context, owner, id string) (*tessera.Verification, error) {
 	return readVerification(ctx, db.reader(), owner, id)
 }
-
-// usable is the condition under which a code may be checked against a
-// verification. It is part of every statement that changes attempts or
-// consumes, so the check and the change are one atomic step.
-const usable = `owner = ? AND id = ? AND method = ? AND consumed_at IS NULL AND expires_at > ? AND attempts < max_attempts`
 
 // CheckCode reads, checks and counts or consumes. On SQLite all of it
 // runs in the group commit's transaction on the single writer, so nothing
@@ -237,7 +233,7 @@ const insertMessage = `INSERT INTO outbox (id, owner, verification_id, channel, 
 
 func messageArgs(msg *tessera.Message) []any {
 	return []any{msg.ID, msg.Owner, msg.VerificationID, string(msg.Channel), msg.To, msg.Sealed, string(tessera.MessagePending),
-		ms(msg.NextAttemptAt), lockedUntil(msg.LockedUntil), ms(msg.CreatedAt)}
+		ms(msg.NextAttemptAt), msOrZero(msg.LockedUntil), ms(msg.CreatedAt)}
 }
 
 // usableCondition is the condition under which a code may be checked. It
@@ -273,7 +269,7 @@ func unusable(v *tessera.Verification, method tessera.Method, now time.Time) err
 // condition holds the cooldown and the cap even under parallel requests.
 func (db *DB) QueueResend(ctx context.Context, owner string, method tessera.Method, id string, now, sentBefore time.Time, maxSends int, msg *tessera.Message) (*tessera.Verification, error) {
 	var v *tessera.Verification
-	err := db.writeOp(ctx, false, func(r runner) error {
+	err := db.writeAtomic(ctx, func(r runner) error {
 		var err error
 		v, err = scanVerification(r.queryRow(ctx, `UPDATE verifications SET sends = sends + 1, last_sent_at = ?
 			WHERE `+usableCondition+` AND last_sent_at <= ? AND sends < ? RETURNING `+verificationColumns,

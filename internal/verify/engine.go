@@ -81,6 +81,9 @@ type InitiateRequest struct {
 	// TOTPAccount, when set, is the account name a new TOTP secret shows
 	// in the authenticator app instead of the consumer.
 	TOTPAccount string `json:"-"`
+	// NoResend keeps no copy of the message for Resend: the code then
+	// exists nowhere but in the message on its way.
+	NoResend bool `json:"-"`
 	// Replace lets a forced id overwrite an existing verification (used or
 	// not) instead of being a conflict: a new code voids the previous one.
 	Replace bool `json:"-"`
@@ -253,8 +256,10 @@ func (e *Engine) initiate(ctx context.Context, owner string, method tessera.Meth
 		return nil, err
 	}
 	// The content is kept, encrypted, for resends of the same code.
-	if v.SealedContent, err = e.Keys.Seal(plain, contentAD(owner, id)); err != nil {
-		return nil, err
+	if !req.NoResend {
+		if v.SealedContent, err = e.Keys.Seal(plain, contentAD(owner, id)); err != nil {
+			return nil, err
+		}
 	}
 	v.Sends, v.LastSentAt = 1, now
 	msg, err := e.newMessage(owner, v, plain, now)
