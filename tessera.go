@@ -50,6 +50,7 @@ type Error struct {
 	RetryAfter int
 }
 
+// Error describes the error for logs; callers show Message instead.
 func (e *Error) Error() string {
 	if len(e.Details) > 0 {
 		return fmt.Sprintf("tessera: %s: %s (%s: %s)", e.Code, e.Message, e.Details[0].Path, e.Details[0].Error)

@@ -151,7 +151,10 @@ load() {
 serve_tessera() {
 	local name=$1 data=$2 db=${3:-} port url pid token
 	local envs=(TESSERA_DATA_DIR="$data")
-	[[ -z $db ]] || envs+=(TESSERA_DATABASE_URL="$db")
+	# PostgreSQL needs keys given, not generated (instances must share them).
+	[[ -z $db ]] || envs+=(TESSERA_DATABASE_URL="$db"
+		TESSERA_HMAC_KEY="$(head -c 32 /dev/urandom | base64)"
+		TESSERA_ENCRYPTION_KEYS="k1:$(head -c 32 /dev/urandom | base64)")
 	mkdir -p "$data"
 
 	# Created before the server starts, so the server sees it from the

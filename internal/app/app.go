@@ -103,7 +103,7 @@ func New(o Options) *App {
 		a.Worker.MaxAttempts = o.OutboxMaxAttempts
 	}
 	a.Engine = &verify.Engine{
-		Store: o.Store, Keys: o.Keys, Now: o.Now, Log: o.Log,
+		Store: o.Store, Keys: o.Keys, Now: o.Now,
 		Deliver: a.Worker.Enqueue, DeliveryLease: a.Worker.Lease, ResendCooldown: o.ResendCooldown,
 	}
 	a.Clients = &apiclient.Registry{Store: o.Store, Keys: o.Keys, Now: o.Now}

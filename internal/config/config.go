@@ -289,6 +289,15 @@ func (c *Config) loadKeys(getenv func(string) string) error {
 // it first if it does not exist yet.
 func (c *Config) readOrCreate(name, initial string) (string, error) {
 	path := filepath.Join(c.DataDir, name)
+	if c.UsesPostgres() {
+		// Several instances share a PostgreSQL database: keys one of them
+		// generated could not check what another created. Never generate.
+		b, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return "", errors.New("with PostgreSQL, set TESSERA_HMAC_KEY and TESSERA_ENCRYPTION_KEYS (or their _FILE variants) to the same keys on every instance; make them with: openssl rand -base64 32")
+		}
+		return string(b), err
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err == nil {
 		_, werr := f.WriteString(initial)

@@ -343,3 +343,19 @@ func TestLoadDeliverySettings(t *testing.T) {
 		t.Fatalf("loaded %+v", c)
 	}
 }
+
+func TestPostgresNeedsSharedKeys(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Load(env(map[string]string{"TESSERA_DATA_DIR": dir, "TESSERA_DATABASE_URL": "postgres://db.example/tessera"}))
+	if err == nil || !strings.Contains(err.Error(), "TESSERA_HMAC_KEY") {
+		t.Fatalf("PostgreSQL without keys: %v, want an error naming TESSERA_HMAC_KEY", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("keys were generated for PostgreSQL: %v", entries)
+	}
+	c, err := Load(env(map[string]string{"TESSERA_DATA_DIR": dir, "TESSERA_DATABASE_URL": "postgres://db.example/tessera",
+		"TESSERA_HMAC_KEY": b64(1), "TESSERA_ENCRYPTION_KEYS": "k1:" + b64(2)}))
+	if err != nil || c.KeysGenerated {
+		t.Fatalf("PostgreSQL with keys: %v", err)
+	}
+}

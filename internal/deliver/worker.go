@@ -157,22 +157,22 @@ func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	var sent []string
 	for _, m := range msgs {
 		err := w.send(ctx, m)
 		if err == nil {
 			w.observe(m.Channel, "sent")
-			sent = append(sent, m.ID)
+			// Marked at once, not after the batch: a slow provider must not
+			// let the lease run out on messages already delivered.
+			if err := w.Store.MarkMessagesSent(ctx, []string{m.ID}, w.Now()); err != nil {
+				// The provider has it; the lease will hand it out again,
+				// which is the "at least once" of at-least-once delivery.
+				w.Log.Error("outbox: mark sent", "message", m.ID, "err", err)
+			}
 			continue
 		}
 		if err := w.recordFailure(ctx, m, err); err != nil {
 			w.Log.Error("outbox: record failure", "message", m.ID, "err", err)
 		}
-	}
-	if err := w.Store.MarkMessagesSent(ctx, sent, w.Now()); err != nil {
-		// The provider has them; the lease will hand them out again, so
-		// this is the at-least-once in "delivered at least once".
-		return len(msgs), fmt.Errorf("mark sent: %w", err)
 	}
 	return len(msgs), nil
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -53,7 +54,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if code == tessera.EINTERNAL {
 		s.Log.ErrorContext(r.Context(), "internal error", "err", err, "request_id", requestID(r.Context()), "route", r.Pattern)
 		body.Error = "Internal error"
-	} else if e, ok := err.(*tessera.Error); ok {
+	} else if e := (*tessera.Error)(nil); errors.As(err, &e) {
 		body.Details = e.Details
 		if v, ok := e.Data.(*tessera.Verification); ok {
 			body.Data = verificationView(v)

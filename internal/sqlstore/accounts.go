@@ -377,7 +377,12 @@ func (db *DB) RotateRefreshToken(ctx context.Context, hash []byte, next *tessera
 			next.Hash, sess.ID, ms(next.CreatedAt)); err != nil {
 			return err
 		}
-		_, err = r.exec(ctx, `UPDATE sessions SET last_used_at = ? WHERE id = ?`, ms(now), sess.ID)
+		if _, err := r.exec(ctx, `UPDATE sessions SET last_used_at = ? WHERE id = ?`, ms(now), sess.ID); err != nil {
+			return err
+		}
+		// Successors are kept only for the reuse grace: erase older ones.
+		_, err = r.exec(ctx, `UPDATE refresh_tokens SET successor_sealed = NULL
+			WHERE session_id = ? AND used_at < ? AND successor_sealed IS NOT NULL`, sess.ID, ms(now.Add(-time.Minute)))
 		return err
 	})
 	switch tessera.ErrorCode(err) {

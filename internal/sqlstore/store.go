@@ -530,6 +530,15 @@ func (db *DB) DeleteStale(ctx context.Context, before time.Time) (int64, error) 
 		{`DELETE FROM verifications WHERE expires_at < ? OR consumed_at < ?`, []any{b, b}},
 		{`DELETE FROM outbox WHERE status <> 'pending' AND created_at < ?`, []any{b}},
 		{`DELETE FROM totp_secrets WHERE verified_at IS NULL AND created_at < ?`, []any{b}},
+		// Accounts: ended sessions and their tokens, spent tokens (reuse of
+		// one older than this is refused without revoking), expired logins,
+		// old send counters, used recovery codes.
+		{`DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE expires_at < ? OR revoked_at < ?)`, []any{b, b}},
+		{`DELETE FROM sessions WHERE expires_at < ? OR revoked_at < ?`, []any{b, b}},
+		{`DELETE FROM refresh_tokens WHERE used_at < ?`, []any{b}},
+		{`DELETE FROM login_challenges WHERE expires_at < ?`, []any{b}},
+		{`DELETE FROM send_limits WHERE last_at < ? AND window_start < ?`, []any{b, b}},
+		{`DELETE FROM recovery_codes WHERE used_at < ?`, []any{b}},
 	} {
 		err := db.writeOp(ctx, false, func(r runner) error {
 			res, err := r.exec(ctx, stmt.query, stmt.args...)

@@ -45,6 +45,10 @@ type Signer struct {
 	loadedAt time.Time
 }
 
+// minForcedReload spaces out the reloads that unknown key ids force, so
+// tokens with made-up kids cannot make every request read the key table.
+const minForcedReload = 5 * time.Second
+
 type key struct {
 	id      string
 	public  ed25519.PublicKey
@@ -83,7 +87,7 @@ func (s *Signer) Rotate(ctx context.Context) (*tessera.SigningKey, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	s.loadedAt = time.Time{} // reload on next use
+	s.loaded = nil // reload on next use
 	s.mu.Unlock()
 	return k, nil
 }
@@ -105,7 +109,8 @@ func (s *Signer) EnsureKey(ctx context.Context) error {
 func (s *Signer) keys(ctx context.Context, force bool) ([]*key, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !force && len(s.loaded) > 0 && time.Since(s.loadedAt) < reloadEvery {
+	age := time.Since(s.loadedAt)
+	if len(s.loaded) > 0 && (age < minForcedReload || (!force && age < reloadEvery)) {
 		return s.loaded, nil
 	}
 	stored, err := s.Store.SigningKeys(ctx)

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -52,7 +51,6 @@ type Engine struct {
 	// ResendCooldown and MaxSends limit Resend; zero means the defaults.
 	ResendCooldown time.Duration
 	MaxSends       int
-	Log            *slog.Logger
 	// Observe, when set, hears each outcome: initiated, validated, failed,
 	// locked, expired.
 	Observe func(method tessera.Method, result string)
