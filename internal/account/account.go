@@ -300,11 +300,7 @@ func (s *Service) sendCode(ctx context.Context, u *tessera.User, method tessera.
 	if err != nil {
 		return nil, err
 	}
-	dest := ObfuscateEmail(destination)
-	if method == tessera.MethodPhone {
-		dest = ObfuscatePhone(destination)
-	}
-	return &CodeSent{Destination: dest, Expiration: ttlText(ttl) + ".", ExpiresAt: out.Verification.ExpiresAt}, nil
+	return &CodeSent{Destination: obfuscate(method, destination), Expiration: ttlText(ttl) + ".", ExpiresAt: out.Verification.ExpiresAt}, nil
 }
 
 // Send limits: one code per purpose and destination per SendCooldown, and

@@ -117,7 +117,7 @@ func (s *Server) handleGetVerification(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	view := verificationView(v)
-	if msg, err := s.Store.MessageForVerification(r.Context(), owner, v.ID); err == nil {
+	if msg, err := s.Engine.Delivery(r.Context(), owner, v.ID); err == nil {
 		view.Delivery = &deliveryJSON{Status: msg.Status, Attempts: msg.Attempts, LastError: msg.LastError}
 		if !msg.SentAt.IsZero() {
 			view.Delivery.SentAt = &msg.SentAt

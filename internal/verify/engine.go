@@ -521,6 +521,12 @@ func (e *Engine) Get(ctx context.Context, owner string, method tessera.Method, i
 	return v, nil
 }
 
+// Delivery returns the newest message of verification id, for its
+// delivery state; ENOTFOUND when it has none (google_auth).
+func (e *Engine) Delivery(ctx context.Context, owner, id string) (*tessera.Message, error) {
+	return e.Store.MessageForVerification(ctx, owner, id)
+}
+
 // Invalidate deletes verification id so its code can no longer be used.
 func (e *Engine) Invalidate(ctx context.Context, owner string, method tessera.Method, id string) error {
 	if err := checkID(id); err != nil {
