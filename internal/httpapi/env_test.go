@@ -6,6 +6,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,9 +18,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/app"
 	"github.com/tessera-id/tessera/internal/deliver"
+	"github.com/tessera-id/tessera/internal/httpapi"
 	"github.com/tessera-id/tessera/internal/password"
 	"github.com/tessera-id/tessera/internal/secret"
 	"github.com/tessera-id/tessera/internal/storetest"
@@ -67,6 +75,10 @@ type env struct {
 	token  string
 	outbox *lockedBuffer
 	read   int // bytes of outbox already read
+
+	// violations holds, by X-Request-Id, what the OpenAPI check found
+	// wrong with an exchange; doWith fails the test with it.
+	violations sync.Map
 }
 
 type lockedBuffer struct {
@@ -100,7 +112,13 @@ func newEnv(t *testing.T, store app.Storage) *env {
 	if err := e.app.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(e.app.HTTP)
+	spec := loadOpenAPI(t)
+	// Runs after the server is closed: reports what doWith did not see
+	// (requests sent some other way, such as http.Get).
+	t.Cleanup(func() {
+		e.violations.Range(func(_, msg any) bool { t.Errorf("%s", msg); return true })
+	})
+	e.srv = httptest.NewServer(e.checkedAgainst(spec, e.app.HTTP))
 	t.Cleanup(e.srv.Close)
 	e.token = e.newClient("test-client")
 	return e
@@ -163,6 +181,9 @@ func (e *env) doWith(method, path string, body any, headers map[string]string) *
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
+	if msg, found := e.violations.LoadAndDelete(res.Header.Get("X-Request-Id")); found {
+		e.t.Fatalf("%s", msg)
+	}
 	out := &response{status: res.StatusCode, header: res.Header, raw: string(raw)}
 	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		e.t.Fatalf("%s %s: Content-Type %q, want JSON; body %s", method, path, ct, raw)
@@ -244,4 +265,157 @@ func (e *env) codeFor(to string) string {
 	}
 	e.t.Fatalf("no message was delivered to %s", to)
 	return ""
+}
+
+// ---- every exchange is checked against the OpenAPI document ----
+
+// openapiSpec is internal/httpapi/openapi.json, loaded and validated once.
+type openapiSpec struct {
+	doc    *openapi3.T
+	router routers.Router
+	opts   *openapi3filter.Options
+}
+
+var (
+	openapiOnce   sync.Once
+	openapiLoaded *openapiSpec
+	openapiErr    error
+)
+
+var uuidFormat = `^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
+
+// loadOpenAPI loads the document, validates it as OpenAPI 3.1 and builds a
+// router for it; the test fails if any of that does not work.
+func loadOpenAPI(t testing.TB) *openapiSpec {
+	t.Helper()
+	openapiOnce.Do(func() {
+		loader := openapi3.NewLoader()
+		doc, err := loader.LoadFromData(httpapi.OpenAPI())
+		if err != nil {
+			openapiErr = fmt.Errorf("load: %w", err)
+			return
+		}
+		if err := doc.Validate(loader.Context); err != nil {
+			openapiErr = fmt.Errorf("validate: %w", err)
+			return
+		}
+		router, err := gorillamux.NewRouter(doc)
+		if err != nil {
+			openapiErr = fmt.Errorf("router: %w", err)
+			return
+		}
+		// The reference page is text/html, which kin-openapi has no decoder for.
+		openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.FileBodyDecoder)
+		openapiLoaded = &openapiSpec{doc: doc, router: router, opts: &openapi3filter.Options{
+			IncludeResponseStatus:             true, // an undocumented status fails
+			RejectWhenRequestBodyNotSpecified: true,
+			SkipSettingDefaults:               true,
+			AuthenticationFunc:                bearerPresent,
+			SchemaValidationOptions: []openapi3.SchemaValidationOption{
+				openapi3.WithStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(uuidFormat)),
+			},
+		}}
+	})
+	if openapiErr != nil {
+		t.Fatalf("internal/httpapi/openapi.json: %v", openapiErr)
+	}
+	return openapiLoaded
+}
+
+// bearerPresent is the security check of the document: a bearer token must
+// be there. Whether it is a valid one is the server's business; the tests
+// send bad tokens on purpose.
+func bearerPresent(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+	if in.SecurityScheme.Type != "http" || !strings.EqualFold(in.SecurityScheme.Scheme, "bearer") {
+		return fmt.Errorf("security scheme %s: only http bearer is checked", in.SecuritySchemeName)
+	}
+	scheme, token, ok := strings.Cut(in.RequestValidationInput.Request.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return fmt.Errorf("%s: no Authorization: Bearer <token>", in.SecuritySchemeName)
+	}
+	return nil
+}
+
+// checkedAgainst wraps h so that every exchange is checked against the
+// document. What is wrong is kept by the answer's X-Request-Id, for doWith
+// to fail the test with (or the cleanup, for other requests).
+func (e *env) checkedAgainst(spec *openapiSpec, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reqBody, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(reqBody))
+		check := r.Clone(context.Background())
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if msg := spec.check(check, reqBody, rec.Code, rec.Header(), rec.Body.Bytes()); msg != "" {
+			e.violations.Store(rec.Header().Get("X-Request-Id"), msg)
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	})
+}
+
+// check returns what is wrong with one exchange, or "".
+//
+// A request that does not match the document is one a test sends on
+// purpose (malformed JSON, a wrong type, no token, an unknown route): its
+// answer must be a 4xx, and it must still match the document. A request
+// that matches must get an answer the document describes for its
+// operation: a documented status, headers and body.
+func (s *openapiSpec) check(r *http.Request, reqBody []byte, status int, header http.Header, respBody []byte) string {
+	ctx := context.Background()
+	what := r.Method + " " + r.URL.RequestURI()
+	r.Body = io.NopCloser(bytes.NewReader(reqBody))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(reqBody)), nil }
+	r.ContentLength = int64(len(reqBody))
+	route, params, err := s.router.FindRoute(r)
+	switch {
+	case errors.Is(err, routers.ErrPathNotFound):
+		if status != http.StatusNotFound && status != http.StatusNotAcceptable {
+			return fmt.Sprintf("openapi: %s → %d: internal/httpapi/openapi.json does not describe this path: document it", what, status)
+		}
+		return s.checkErrorBody(what, status, header, respBody)
+	case errors.Is(err, routers.ErrMethodNotAllowed):
+		if status != http.StatusMethodNotAllowed && status != http.StatusNotAcceptable {
+			return fmt.Sprintf("openapi: %s → %d: internal/httpapi/openapi.json has no %s operation on this path: document it", what, status, r.Method)
+		}
+		return s.checkErrorBody(what, status, header, respBody)
+	case err != nil:
+		return fmt.Sprintf("openapi: %s: %v", what, err)
+	}
+	op := fmt.Sprintf("%s %s (%s)", r.Method, route.Path, route.Operation.OperationID)
+	in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route, Options: s.opts}
+	if reqErr := openapi3filter.ValidateRequest(ctx, in); reqErr != nil && (status < 400 || status >= 500) {
+		return fmt.Sprintf("openapi: %s → %d: the request does not match the document, yet the server did not answer 4xx: the document is stricter than the server, or the server accepts a bad request.\nrequest: %s\n%v", op, status, clipBody(reqBody), reqErr)
+	}
+	res := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: status, Header: header, Body: io.NopCloser(bytes.NewReader(respBody)), Options: s.opts}
+	if err := openapi3filter.ValidateResponse(ctx, res); err != nil {
+		return fmt.Sprintf("openapi: %s → %d: the answer does not match the document.\nanswer: %s\n%v", op, status, clipBody(respBody), err)
+	}
+	return ""
+}
+
+// checkErrorBody checks an answer outside any operation (an unknown path, a
+// wrong HTTP method) against the common error shape.
+func (s *openapiSpec) checkErrorBody(what string, status int, header http.Header, body []byte) string {
+	var v any
+	if ct := header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		return fmt.Sprintf("openapi: %s → %d: Content-Type %q, want the JSON error shape", what, status, ct)
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		return fmt.Sprintf("openapi: %s → %d: body is not JSON: %s", what, status, clipBody(body))
+	}
+	if err := s.doc.Components.Schemas["Error"].Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
+		return fmt.Sprintf("openapi: %s → %d: the answer is not the Error schema.\nanswer: %s\n%v", what, status, clipBody(body), err)
+	}
+	return ""
+}
+
+func clipBody(b []byte) string {
+	if len(b) > 600 {
+		return string(b[:600]) + "…"
+	}
+	return string(b)
 }

@@ -84,7 +84,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	e := newEnv(t, stores[0].open(t))
 	var logs lockedBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.app.HTTP.Log, e.app.Worker.Log, e.app.Engine.Log, e.app.Accounts.Log = log, log, log, log
+	e.app.HTTP.Log, e.app.Worker.Log, e.app.Accounts.Log = log, log, log
 
 	var secrets []string
 	id := e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "l@example.com"}).want(t, 200).str("verificationId")

@@ -66,6 +66,7 @@ func (s *Server) routes() {
 
 	// The accounts API (end users, ID-token bearer).
 	s.accountRoutes()
+	s.openapiRoutes()
 
 	// Anything else: JSON 404, never the mux's plain-text page.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
