@@ -16,6 +16,7 @@ import (
 
 	"github.com/tessera-id/tessera/internal/app"
 	"github.com/tessera-id/tessera/internal/config"
+	"github.com/tessera-id/tessera/internal/ratelimit"
 )
 
 // serve runs the service until ctx ends (SIGINT or SIGTERM), then drains
@@ -50,7 +51,20 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
+	// Limits live in Redis when several instances must share them.
+	var limiter ratelimit.Limiter
+	if cfg.RedisURL != "" {
+		r, client, err := ratelimit.NewRedis(ctx, cfg.RedisURL, "tessera:")
+		if err != nil {
+			return fmt.Errorf("TESSERA_REDIS_URL: %w", err)
+		}
+		defer client.Close()
+		limiter = r
+	}
 	a := app.New(app.Options{
+		Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
+		Limits: app.Limits{IP: cfg.LimitIP, Client: cfg.LimitClient, DestinationHour: cfg.LimitDestHour, DestinationDay: cfg.LimitDestDay,
+			SMSCountry: cfg.LimitSMSCountry, SMSCountries: cfg.SMSCountries},
 		Store: store, Keys: keys, Log: log, Senders: senders, Retention: cfg.Retention,
 		SenderNames: map[tessera.Channel]string{tessera.ChannelEmail: cfg.EmailSender, tessera.ChannelSMS: cfg.SMSSender},
 		OutboxLease: cfg.OutboxLease, OutboxMaxAttempts: cfg.OutboxMaxAttempts, ResendCooldown: cfg.ResendCooldown,

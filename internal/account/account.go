@@ -67,10 +67,9 @@ type Service struct {
 	// mfa_success, failed, locked.
 	Observe func(result string)
 
-	ipFailures ipGuard
-	pending    sync.WaitGroup // background sends (see background)
-	slots      chan struct{}
-	slotsOnce  sync.Once
+	pending   sync.WaitGroup // background sends (see background)
+	slots     chan struct{}
+	slotsOnce sync.Once
 }
 
 // Meta is what a request tells about its client.
@@ -419,12 +418,9 @@ func (s *Service) login(ctx context.Context, email, pw string, meta Meta) (*Logi
 		return nil, tessera.Invalid(bad...)
 	}
 	now := s.now()
-	// The attempt counts against the IP before anything is checked, so
-	// parallel attempts cannot slip past the limit; a right password gives
-	// it back.
-	if wait := s.ipFailures.reserve(meta.IP, now); wait > 0 {
-		return nil, tooManyLogins(wait)
-	}
+	// Attempts per client IP are limited where requests come in (the
+	// public accounts endpoints have a per-IP limit, shared across
+	// instances through Redis); per account, here.
 	u, err := s.userByEmail(ctx, email)
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		// Spend the time a real check takes, then give the same answer.
@@ -453,7 +449,6 @@ func (s *Service) login(ctx context.Context, email, pw string, meta Meta) (*Logi
 	if !ok {
 		return nil, invalidCredentials()
 	}
-	s.ipFailures.release(meta.IP)
 	switch u.Status {
 	case tessera.UserDisabled:
 		return nil, tessera.Errorf(tessera.EFORBIDDEN, "This account is disabled")
@@ -828,54 +823,6 @@ func (s *Service) NewRecoveryCodes(ctx context.Context, u *tessera.User) ([]stri
 		return nil, err
 	}
 	return codes, nil
-}
-
-// ---- per-IP failures ----
-
-// ipGuard counts failed logins per client IP in this instance and refuses
-// an IP with too many in a window. (A limiter shared across instances can
-// replace it.)
-type ipGuard struct {
-	mu   sync.Mutex
-	hits map[string]*ipHits
-}
-
-type ipHits struct {
-	n     int
-	start time.Time
-}
-
-const (
-	ipWindow   = 15 * time.Minute
-	ipMaxFails = 30
-)
-
-// reserve counts an attempt from ip, or returns how long ip must wait.
-func (g *ipGuard) reserve(ip string, now time.Time) time.Duration {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.hits == nil || len(g.hits) > 100_000 {
-		g.hits = map[string]*ipHits{}
-	}
-	h := g.hits[ip]
-	if h == nil || now.Sub(h.start) > ipWindow {
-		h = &ipHits{start: now}
-		g.hits[ip] = h
-	}
-	if h.n >= ipMaxFails {
-		return h.start.Add(ipWindow).Sub(now)
-	}
-	h.n++
-	return 0
-}
-
-// release gives back an attempt that turned out to be a right password.
-func (g *ipGuard) release(ip string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if h := g.hits[ip]; h != nil && h.n > 0 {
-		h.n--
-	}
 }
 
 var zeroTime = time.Time{}

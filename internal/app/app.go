@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/tessera-id/tessera/internal/httpapi"
 	"github.com/tessera-id/tessera/internal/metrics"
 	"github.com/tessera-id/tessera/internal/password"
+	"github.com/tessera-id/tessera/internal/ratelimit"
 	"github.com/tessera-id/tessera/internal/secret"
 	"github.com/tessera-id/tessera/internal/sqlstore"
 	"github.com/tessera-id/tessera/internal/token"
@@ -64,6 +66,33 @@ type Options struct {
 	IDTokenTTL      time.Duration
 	PasswordParams  password.Params
 	PasswordWorkers int
+
+	// Limiter counts the limits (in memory on Now when nil); zero limits
+	// get the defaults, ratelimit.Disabled switches one off.
+	Limiter        ratelimit.Limiter
+	Limits         Limits
+	TrustedProxies []netip.Prefix
+}
+
+// Limits are the rate limits of the service.
+type Limits struct {
+	IP, Client, DestinationHour, DestinationDay, SMSCountry ratelimit.Limit
+	SMSCountries                                            map[string]bool
+}
+
+// withDefaults fills the limits not set.
+func (l Limits) withDefaults() Limits {
+	def := func(v *ratelimit.Limit, spec string) {
+		if *v == (ratelimit.Limit{}) {
+			*v, _ = ratelimit.Parse(spec)
+		}
+	}
+	def(&l.IP, config.DefaultLimitIP)
+	def(&l.Client, config.DefaultLimitClient)
+	def(&l.DestinationHour, "10/h")
+	def(&l.DestinationDay, "50/d")
+	def(&l.SMSCountry, "300/h")
+	return l
 }
 
 // App is a wired Tessera service.
@@ -102,7 +131,16 @@ func New(o Options) *App {
 	if o.OutboxMaxAttempts > 0 {
 		a.Worker.MaxAttempts = o.OutboxMaxAttempts
 	}
+	if o.Limiter == nil {
+		o.Limiter = ratelimit.NewMemory(o.Now)
+	}
+	limits := o.Limits.withDefaults()
 	a.Engine = &verify.Engine{
+		Limiter: o.Limiter,
+		Limits: verify.SendLimits{
+			PerDestinationHour: limits.DestinationHour, PerDestinationDay: limits.DestinationDay,
+			PerCountry: limits.SMSCountry, SMSCountries: limits.SMSCountries,
+		},
 		Store: o.Store, Keys: o.Keys, Now: o.Now,
 		Deliver: a.Worker.Enqueue, DeliveryLease: a.Worker.Lease, ResendCooldown: o.ResendCooldown,
 	}
@@ -135,6 +173,7 @@ func New(o Options) *App {
 	a.HTTP = httpapi.New(httpapi.Options{
 		Engine: a.Engine, Clients: a.Clients, Accounts: a.Accounts, Store: o.Store, Log: o.Log,
 		Ready: o.Store.Ready, Metrics: a.Metrics.Handler(), Observe: a.Metrics.ObserveRequest,
+		Limiter: o.Limiter, LimitIP: limits.IP, LimitClient: limits.Client, TrustedProxies: o.TrustedProxies,
 	})
 	return a
 }

@@ -7,13 +7,16 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tessera-id/tessera/internal/ratelimit"
 	"github.com/tessera-id/tessera/internal/secret"
 )
 
@@ -35,6 +38,16 @@ type Config struct {
 	TokenIssuer   string        // TESSERA_TOKEN_ISSUER: the ID token's "iss", usually Tessera's public URL
 	TokenAudience string        // TESSERA_TOKEN_AUDIENCE: the ID token's "aud"
 	IDTokenTTL    time.Duration // TESSERA_ID_TOKEN_TTL: how long an ID token is valid
+
+	// Abuse protection.
+	RedisURL        string          // TESSERA_REDIS_URL (_FILE): shared limits across instances; unset: in memory
+	TrustedProxies  []netip.Prefix  // TESSERA_TRUSTED_PROXIES: whose X-Forwarded-For is believed
+	LimitIP         ratelimit.Limit // TESSERA_LIMIT_IP: per client IP, public accounts endpoints
+	LimitClient     ratelimit.Limit // TESSERA_LIMIT_CLIENT: per API client, verification API
+	LimitDestHour   ratelimit.Limit // TESSERA_LIMIT_DESTINATION_HOURLY: codes to one destination
+	LimitDestDay    ratelimit.Limit // TESSERA_LIMIT_DESTINATION_DAILY
+	LimitSMSCountry ratelimit.Limit // TESSERA_LIMIT_SMS_COUNTRY: SMS to one country calling code
+	SMSCountries    map[string]bool // TESSERA_SMS_ALLOWED_COUNTRIES: empty means all
 
 	// Delivery.
 	EmailSender       string        // TESSERA_EMAIL_SENDER: log, smtp or webhook
@@ -147,6 +160,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.ResendCooldown = duration(get("TESSERA_RESEND_COOLDOWN", "30s"), "TESSERA_RESEND_COOLDOWN", bad)
 	c.OutboxMaxAttempts = positive(get("TESSERA_OUTBOX_MAX_ATTEMPTS", "8"), "TESSERA_OUTBOX_MAX_ATTEMPTS", bad)
 	c.loadDelivery(getenv, get, bad)
+	c.loadLimits(getenv, get, bad)
 	c.Retention = duration(get("TESSERA_RETENTION", "24h"), "TESSERA_RETENTION", bad)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -156,6 +170,57 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	return c, nil
 }
+
+// loadLimits reads the abuse-protection settings.
+func (c *Config) loadLimits(getenv func(string) string, get func(name, def string) string, bad func(string, ...any)) {
+	var err error
+	if c.RedisURL, err = secretValue(getenv, "TESSERA_REDIS_URL"); err != nil {
+		bad("%v", err)
+	}
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		bad("TESSERA_REDIS_URL: must start with redis:// or rediss://")
+	}
+	for _, p := range strings.FieldsFunc(get("TESSERA_TRUSTED_PROXIES", ""), func(r rune) bool { return r == ',' || r == ' ' }) {
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				bad("TESSERA_TRUSTED_PROXIES: %q is neither an IP nor a CIDR", p)
+				continue
+			}
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		c.TrustedProxies = append(c.TrustedProxies, prefix)
+	}
+	limit := func(name, def string) ratelimit.Limit {
+		l, err := ratelimit.Parse(get(name, def))
+		if err != nil {
+			bad("%s: %v", name, err)
+		}
+		return l
+	}
+	c.LimitIP = limit("TESSERA_LIMIT_IP", DefaultLimitIP)
+	c.LimitClient = limit("TESSERA_LIMIT_CLIENT", DefaultLimitClient)
+	c.LimitDestHour = limit("TESSERA_LIMIT_DESTINATION_HOURLY", "10/h")
+	c.LimitDestDay = limit("TESSERA_LIMIT_DESTINATION_DAILY", "50/d")
+	c.LimitSMSCountry = limit("TESSERA_LIMIT_SMS_COUNTRY", "300/h")
+	for _, cc := range strings.FieldsFunc(get("TESSERA_SMS_ALLOWED_COUNTRIES", ""), func(r rune) bool { return r == ',' || r == ' ' }) {
+		if c.SMSCountries == nil {
+			c.SMSCountries = map[string]bool{}
+		}
+		cc = strings.ToUpper(cc)
+		if len(cc) != 2 {
+			bad("TESSERA_SMS_ALLOWED_COUNTRIES: %q is not an ISO 3166-1 alpha-2 code such as US", cc)
+		}
+		c.SMSCountries[cc] = true
+	}
+}
+
+// Default limits.
+const (
+	DefaultLimitIP     = "60/m"
+	DefaultLimitClient = "100/s,200"
+)
 
 // loadDelivery reads the sender settings and checks that the chosen
 // senders have what they need.
@@ -382,5 +447,33 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_OUTBOX_LEASE", c.OutboxLease.String()},
 		{"TESSERA_OUTBOX_MAX_ATTEMPTS", strconv.Itoa(c.OutboxMaxAttempts)},
 		{"TESSERA_RESEND_COOLDOWN", c.ResendCooldown.String()},
+		{"TESSERA_REDIS_URL", maskURL(c.RedisURL)},
+		{"TESSERA_TRUSTED_PROXIES", prefixes(c.TrustedProxies)},
+		{"TESSERA_LIMIT_IP", c.LimitIP.String()},
+		{"TESSERA_LIMIT_CLIENT", c.LimitClient.String()},
+		{"TESSERA_LIMIT_DESTINATION_HOURLY", c.LimitDestHour.String()},
+		{"TESSERA_LIMIT_DESTINATION_DAILY", c.LimitDestDay.String()},
+		{"TESSERA_LIMIT_SMS_COUNTRY", c.LimitSMSCountry.String()},
+		{"TESSERA_SMS_ALLOWED_COUNTRIES", countries(c.SMSCountries)},
 	}
+}
+
+func prefixes(ps []netip.Prefix) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ",")
+}
+
+func countries(m map[string]bool) string {
+	if len(m) == 0 {
+		return "(all)"
+	}
+	out := make([]string, 0, len(m))
+	for c := range m {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
 }

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"time"
 
@@ -12,12 +11,12 @@ import (
 
 // accountRoutes registers the end-user accounts API.
 func (s *Server) accountRoutes() {
-	s.handle("POST /auth/register", s.handleRegister)
-	s.handle("POST /auth/register/confirm", s.handleRegisterConfirm)
-	s.handle("POST /auth/login", s.handleLogin)
-	s.handle("POST /auth/login/mfa", s.handleLoginMFA)
-	s.handle("POST /auth/login/refresh", s.handleRefresh)
-	s.handle("POST /api/v1/token/login", s.handleLoginToken)
+	s.handle("POST /auth/register", s.limitIP(s.handleRegister))
+	s.handle("POST /auth/register/confirm", s.limitIP(s.handleRegisterConfirm))
+	s.handle("POST /auth/login", s.limitIP(s.handleLogin))
+	s.handle("POST /auth/login/mfa", s.limitIP(s.handleLoginMFA))
+	s.handle("POST /auth/login/refresh", s.limitIP(s.handleRefresh))
+	s.handle("POST /api/v1/token/login", s.limitIP(s.handleLoginToken))
 	s.handle("GET /.well-known/jwks.json", s.handleJWKS)
 
 	s.handle("GET /auth/me", s.requireUser(s.handleMe))
@@ -67,11 +66,7 @@ func userFrom(ctx context.Context) *authed { return ctx.Value(userKey{}).(*authe
 
 // meta describes the client of r.
 func meta(r *http.Request) account.Meta {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
-	return account.Meta{UserAgent: r.UserAgent(), IP: ip}
+	return account.Meta{UserAgent: r.UserAgent(), IP: clientIPFrom(r.Context())}
 }
 
 // The accounts API answers with the reference's shapes, without the

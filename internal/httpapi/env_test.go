@@ -93,7 +93,10 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 }
 func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
-func newEnv(t *testing.T, store app.Storage) *env {
+func newEnv(t *testing.T, store app.Storage) *env { return newEnvWith(t, store, nil) }
+
+// newEnvWith is newEnv with a hook to adjust the app's options.
+func newEnvWith(t *testing.T, store app.Storage, adjust func(*app.Options)) *env {
 	t.Helper()
 	key := func() []byte { b := make([]byte, 32); rand.Read(b); return b }
 	keys, err := secret.NewKeyring(key(), []secret.Key{{ID: "k1", Key: key()}}, nil)
@@ -102,13 +105,17 @@ func newEnv(t *testing.T, store app.Storage) *env {
 	}
 	e := &env{t: t, clock: &clock{t: time.Now().UTC().Truncate(time.Second)}, store: store, outbox: &lockedBuffer{}}
 	sender := deliver.NewLogSender(e.outbox)
-	e.app = app.New(app.Options{
+	opts := app.Options{
 		Store: store, Keys: keys, Now: e.clock.Now,
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Senders: map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: sender, tessera.ChannelSMS: sender},
 		// Cheap password hashing: the tests check behaviour, not cost.
 		PasswordParams: password.Params{Memory: 64, Time: 1, Threads: 1},
-	})
+	}
+	if adjust != nil {
+		adjust(&opts)
+	}
+	e.app = app.New(opts)
 	if err := e.app.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

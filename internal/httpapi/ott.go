@@ -10,12 +10,12 @@ import (
 // one-time-token-flows.txt: each /api/v1/token/... call sends a one-time
 // token, and the matching /api/v1/... call consumes it.
 func (s *Server) ottRoutes() {
-	s.handle("POST /api/v1/token/password/recovery", s.handlePasswordRecoveryToken)
-	s.handle("POST /api/v1/password/recovery", s.handlePasswordRecovery)
+	s.handle("POST /api/v1/token/password/recovery", s.limitIP(s.handlePasswordRecoveryToken))
+	s.handle("POST /api/v1/password/recovery", s.limitIP(s.handlePasswordRecovery))
 
-	s.handle("POST /api/v1/token/userKeys/recovery/verification", s.handleKeyRecoveryVerificationToken)
-	s.handle("POST /api/v1/token/userKeys/recovery/newKey", s.handleKeyRecoveryNewKeyToken)
-	s.handle("POST /api/v1/userKeys/recovery", s.handleKeyRecovery)
+	s.handle("POST /api/v1/token/userKeys/recovery/verification", s.limitIP(s.handleKeyRecoveryVerificationToken))
+	s.handle("POST /api/v1/token/userKeys/recovery/newKey", s.limitIP(s.handleKeyRecoveryNewKeyToken))
+	s.handle("POST /api/v1/userKeys/recovery", s.limitIP(s.handleKeyRecovery))
 
 	s.handle("POST /api/v1/token/userKeys/adding/email", s.requireUser(s.handleKeyAddingToken(account.DestinationEmail, "newEmail")))
 	s.handle("POST /api/v1/token/userKeys/adding/phoneNumber", s.requireUser(s.handleKeyAddingToken(account.DestinationPhone, "newPhoneNumber")))

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/account"
 	"github.com/tessera-id/tessera/internal/apiclient"
+	"github.com/tessera-id/tessera/internal/ratelimit"
 	"github.com/tessera-id/tessera/internal/verify"
 )
 
@@ -41,6 +43,15 @@ type Options struct {
 	// Observe, when set, hears every request: its route pattern (never the
 	// raw path), method, status and duration.
 	Observe func(route, method string, status int, d time.Duration)
+
+	// Limiter holds LimitIP (per client IP, on the public accounts
+	// endpoints) and LimitClient (per API client, on the verification
+	// API); nil means no limits.
+	Limiter     ratelimit.Limiter
+	LimitIP     ratelimit.Limit
+	LimitClient ratelimit.Limit
+	// TrustedProxies are the addresses whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 }
 
 // New returns a server with every route registered.
@@ -95,8 +106,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id == "" || len(id) > 64 {
 		id = newRequestID()
 	}
-	w.Header().Set("X-Request-Id", id)
-	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	h := w.Header()
+	h.Set("X-Request-Id", id)
+	// Hardening for every answer; a handler may loosen one (JWKS caching,
+	// the docs page's own policy).
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+	r = r.WithContext(context.WithValue(ctx, clientIPKey{}, clientIP(r, s.TrustedProxies)))
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	defer func() {
 		if p := recover(); p != nil {
@@ -196,6 +216,10 @@ func (s *Server) requireClient(next http.HandlerFunc) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
+		if err := s.allow(r.Context(), "client:"+c.ID, s.LimitClient); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		next(w, r.WithContext(context.WithValue(r.Context(), clientKey{}, c)))
 	}
 }
@@ -210,4 +234,72 @@ func bearer(r *http.Request) (string, bool) {
 	}
 	token = strings.TrimSpace(token)
 	return token, token != ""
+}
+
+type clientIPKey struct{}
+
+// clientIP is the address of whoever sent r: the peer, or, when the peer
+// is a trusted proxy, the last address in X-Forwarded-For that is not one
+// of the trusted proxies (addresses before it are the client's to forge).
+func clientIP(r *http.Request, trusted []netip.Prefix) string {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	addr := peer.Addr().Unmap()
+	isTrusted := func(a netip.Addr) bool {
+		for _, p := range trusted {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	if !isTrusted(addr) {
+		return addr.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		hop = hop.Unmap()
+		if !isTrusted(hop) {
+			return hop.String()
+		}
+		addr = hop
+	}
+	return addr.String()
+}
+
+func clientIPFrom(ctx context.Context) string {
+	ip, _ := ctx.Value(clientIPKey{}).(string)
+	return ip
+}
+
+// allow applies a limit to key; ETOOMANY when it is used up.
+func (s *Server) allow(ctx context.Context, key string, l ratelimit.Limit) error {
+	if s.Limiter == nil || l.Off() {
+		return nil
+	}
+	res, err := s.Limiter.Allow(ctx, key, l)
+	if err != nil {
+		return err
+	}
+	if !res.Allowed {
+		return &tessera.Error{Code: tessera.ETOOMANY, Message: "Too many requests: slow down", RetryAfter: int((res.RetryAfter + time.Second - 1) / time.Second)}
+	}
+	return nil
+}
+
+// limitIP applies the per-IP limit to a public endpoint.
+func (s *Server) limitIP(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := s.allow(r.Context(), "ip:"+clientIPFrom(r.Context()), s.LimitIP); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		next(w, r)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/ratelimit"
 	"github.com/tessera-id/tessera/internal/secret"
 )
 
@@ -54,6 +55,58 @@ type Engine struct {
 	// Observe, when set, hears each outcome: initiated, validated, failed,
 	// locked, expired.
 	Observe func(method tessera.Method, result string)
+	// Limiter and Limits hold the send limits (nil Limiter: none).
+	Limiter ratelimit.Limiter
+	Limits  SendLimits
+}
+
+// SendLimits bound the messages Tessera sends, whoever asks.
+type SendLimits struct {
+	// PerDestinationHour and PerDestinationDay cap the codes one owner
+	// sends to one consumer.
+	PerDestinationHour, PerDestinationDay ratelimit.Limit
+	// PerCountry caps one owner's SMS to one country calling code (SMS
+	// pumping sends to premium numbers of a few countries).
+	PerCountry ratelimit.Limit
+	// SMSCountries, when not empty, are the only regions (ISO 3166-1
+	// alpha-2) SMS go to.
+	SMSCountries map[string]bool
+}
+
+// checkSend applies the send limits to a message for consumer.
+func (e *Engine) checkSend(ctx context.Context, owner string, method tessera.Method, consumer string) error {
+	if method == tessera.MethodPhone && len(e.Limits.SMSCountries) > 0 {
+		if region := regionOf(consumer); !e.Limits.SMSCountries[region] {
+			return tessera.Invalid(tessera.FieldError{Path: "consumer", Error: "SMS to this country (" + region + ") are not enabled on this server"})
+		}
+	}
+	if e.Limiter == nil {
+		return nil
+	}
+	checks := []struct {
+		key   string
+		limit ratelimit.Limit
+	}{
+		{"dest-hour:" + owner + ":" + consumer, e.Limits.PerDestinationHour},
+		{"dest-day:" + owner + ":" + consumer, e.Limits.PerDestinationDay},
+	}
+	if method == tessera.MethodPhone {
+		checks = append(checks, struct {
+			key   string
+			limit ratelimit.Limit
+		}{"sms-country:" + owner + ":" + callingCode(consumer), e.Limits.PerCountry})
+	}
+	for _, c := range checks {
+		res, err := e.Limiter.Allow(ctx, c.key, c.limit)
+		if err != nil {
+			return err
+		}
+		if !res.Allowed {
+			return &tessera.Error{Code: tessera.ETOOMANY, Message: "Too many messages to this destination: try again later",
+				RetryAfter: int((res.RetryAfter + time.Second - 1) / time.Second)}
+		}
+	}
+	return nil
 }
 
 func (e *Engine) observe(m tessera.Method, result string) {
@@ -242,6 +295,9 @@ func (e *Engine) initiate(ctx context.Context, owner string, method tessera.Meth
 		return out, nil
 	}
 
+	if err := e.checkSend(ctx, owner, method, consumer); err != nil {
+		return nil, err
+	}
 	if code == "" {
 		if code, err = GenerateCode(e.random(), length, alphabet); err != nil {
 			return nil, err
@@ -299,6 +355,9 @@ func (e *Engine) Resend(ctx context.Context, owner string, method tessera.Method
 	}
 	msg, err := e.newMessage(owner, v, plain, now)
 	if err != nil {
+		return nil, err
+	}
+	if err := e.checkSend(ctx, owner, method, v.Consumer); err != nil {
 		return nil, err
 	}
 	cooldown, maxSends := e.ResendCooldown, e.MaxSends

@@ -108,3 +108,21 @@ const (
 func Render(body, code, verificationID string) string {
 	return strings.NewReplacer(PlaceholderCode, code, PlaceholderVerificationID, verificationID).Replace(body)
 }
+
+// regionOf returns the ISO 3166-1 region of an E.164 number ("US").
+func regionOf(e164 string) string {
+	num, err := phonenumbers.Parse(e164, "")
+	if err != nil {
+		return ""
+	}
+	return phonenumbers.GetRegionCodeForNumber(num)
+}
+
+// callingCode returns the country calling code of an E.164 number ("1").
+func callingCode(e164 string) string {
+	num, err := phonenumbers.Parse(e164, "")
+	if err != nil {
+		return ""
+	}
+	return strconv.Itoa(int(num.GetCountryCode()))
+}

@@ -1,0 +1,127 @@
+package httpapi_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/tessera-id/tessera/internal/app"
+	"github.com/tessera-id/tessera/internal/ratelimit"
+)
+
+func TestPerClientLimit(t *testing.T) {
+	e := newEnvWith(t, stores[0].open(t), func(o *app.Options) {
+		o.Limits.Client = ratelimit.Limit{Rate: 5, Period: time.Second, Burst: 10}
+	})
+	for i := 0; i < 10; i++ {
+		e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": fmt.Sprintf("c%d@example.com", i)}).want(t, 200)
+	}
+	r := e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "c10@example.com"}).want(t, 429)
+	if r.header.Get("Retry-After") != "1" || r.str("code") != "too_many" {
+		t.Fatalf("over the client limit: %s (Retry-After %q)", r.raw, r.header.Get("Retry-After"))
+	}
+	// Another client has its own allowance.
+	other := map[string]string{"Authorization": "Bearer " + e.newClient("other")}
+	e.doWith("POST", "/methods/email/actions/initiate", `{"consumer":"d@example.com"}`, other).want(t, 200)
+	e.clock.Advance(time.Second)
+	e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "c11@example.com"}).want(t, 200)
+}
+
+func TestPerDestinationCaps(t *testing.T) {
+	e := newEnv(t, stores[0].open(t))
+	for i := 0; i < 10; i++ {
+		e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "flood@example.com"}).want(t, 200)
+	}
+	r := e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "flood@example.com"}).want(t, 429)
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+	e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "someone-else@example.com"}).want(t, 200)
+	// The hourly allowance refills one send every six minutes.
+	e.clock.Advance(6 * time.Minute)
+	e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "flood@example.com"}).want(t, 200)
+	e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "flood@example.com"}).want(t, 429)
+}
+
+func TestPerDestinationDailyCap(t *testing.T) {
+	e := newEnvWith(t, stores[0].open(t), func(o *app.Options) {
+		o.Limits.DestinationHour = ratelimit.Disabled
+		o.Limits.DestinationDay = ratelimit.Limit{Rate: 5, Period: 24 * time.Hour, Burst: 5}
+	})
+	for i := 0; i < 5; i++ {
+		e.do("POST", "/methods/phone/actions/initiate", map[string]any{"consumer": "+14155552671"}).want(t, 200)
+	}
+	e.do("POST", "/methods/phone/actions/initiate", map[string]any{"consumer": "+14155552671"}).want(t, 429)
+	e.clock.Advance(time.Hour)
+	e.do("POST", "/methods/phone/actions/initiate", map[string]any{"consumer": "+14155552671"}).want(t, 429)
+	e.clock.Advance(4 * time.Hour)
+	e.do("POST", "/methods/phone/actions/initiate", map[string]any{"consumer": "+14155552671"}).want(t, 200)
+}
+
+func TestSMSCountriesAndCountryLimit(t *testing.T) {
+	e := newEnvWith(t, stores[0].open(t), func(o *app.Options) {
+		o.Limits.SMSCountries = map[string]bool{"US": true}
+		o.Limits.SMSCountry = ratelimit.Limit{Rate: 3, Period: time.Hour, Burst: 3}
+	})
+	r := e.do("POST", "/methods/phone/actions/initiate", map[string]any{"consumer": "+442071838750"}).want(t, 422)
+	if p, _ := r.detail(); p != "consumer" {
+		t.Fatalf("a disallowed country answered %s", r.raw)
+	}
+	for i := 0; i < 3; i++ {
+		e.do("POST", "/methods/phone/actions/initiate", map[string]any{"consumer": fmt.Sprintf("+1415555267%d", i)}).want(t, 200)
+	}
+	e.do("POST", "/methods/phone/actions/initiate", map[string]any{"consumer": "+14155552679"}).want(t, 429)
+	// Email is not SMS.
+	e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "x@example.com"}).want(t, 200)
+}
+
+func TestTrustedProxyDecidesTheClientIP(t *testing.T) {
+	// Behind a trusted proxy (the test client is 127.0.0.1), each
+	// X-Forwarded-For address gets its own per-IP allowance.
+	e := newEnvWith(t, stores[0].open(t), func(o *app.Options) {
+		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		o.Limits.IP = ratelimit.Limit{Rate: 2, Period: time.Minute, Burst: 2}
+	})
+	login := func(xff string) int {
+		return e.doWith("POST", "/auth/login", map[string]any{"email": "a@example.com", "password": "wrong password"}, map[string]string{"X-Forwarded-For": xff}).status
+	}
+	login("203.0.113.7")
+	login("203.0.113.7")
+	if got := login("203.0.113.7"); got != http.StatusTooManyRequests {
+		t.Fatalf("third login from one client answered %d", got)
+	}
+	if got := login("198.51.100.9"); got != http.StatusUnauthorized {
+		t.Fatalf("another client behind the proxy answered %d", got)
+	}
+	// A forged first hop does not help: the proxy appends the real one.
+	if got := login("198.51.100.9, 203.0.113.7"); got != http.StatusTooManyRequests {
+		t.Fatalf("a forged X-Forwarded-For answered %d", got)
+	}
+}
+
+func TestUntrustedPeersCannotChooseTheirIP(t *testing.T) {
+	e := newEnvWith(t, stores[0].open(t), func(o *app.Options) {
+		o.Limits.IP = ratelimit.Limit{Rate: 2, Period: time.Minute, Burst: 2}
+	})
+	for i := 0; i < 2; i++ {
+		e.doWith("POST", "/auth/login", map[string]any{"email": "a@example.com", "password": "wrong password"}, map[string]string{"X-Forwarded-For": fmt.Sprintf("203.0.113.%d", i)}).want(t, 401)
+	}
+	e.doWith("POST", "/auth/login", map[string]any{"email": "a@example.com", "password": "wrong password"}, map[string]string{"X-Forwarded-For": "203.0.113.99"}).want(t, 429)
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	e := newEnv(t, stores[0].open(t))
+	r := e.doWith("GET", "/healthz", nil, nil).want(t, 200)
+	for h, want := range map[string]string{
+		"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+	} {
+		if got := r.header.Get(h); got != want {
+			t.Errorf("%s: %q, want %q", h, got, want)
+		}
+	}
+	if r.header.Get("Content-Security-Policy") == "" {
+		t.Error("no Content-Security-Policy")
+	}
+}
