@@ -54,7 +54,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	// Limits live in Redis when several instances must share them.
 	var limiter ratelimit.Limiter
 	if cfg.RedisURL != "" {
-		r, client, err := ratelimit.NewRedis(ctx, cfg.RedisURL, "tessera:")
+		r, client, err := ratelimit.NewRedis(ctx, cfg.RedisURL, cfg.RedisPrefix)
 		if err != nil {
 			return fmt.Errorf("TESSERA_REDIS_URL: %w", err)
 		}
@@ -69,6 +69,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		SenderNames: map[tessera.Channel]string{tessera.ChannelEmail: cfg.EmailSender, tessera.ChannelSMS: cfg.SMSSender},
 		OutboxLease: cfg.OutboxLease, OutboxMaxAttempts: cfg.OutboxMaxAttempts, ResendCooldown: cfg.ResendCooldown,
 		ServiceName: cfg.ServiceName, TokenIssuer: cfg.TokenIssuer, TokenAudience: cfg.TokenAudience, IDTokenTTL: cfg.IDTokenTTL,
+		RefreshGrace: cfg.RefreshGrace,
 	})
 	if err := a.Start(ctx); err != nil {
 		return err

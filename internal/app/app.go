@@ -64,6 +64,7 @@ type Options struct {
 	TokenIssuer     string
 	TokenAudience   string
 	IDTokenTTL      time.Duration
+	RefreshGrace    time.Duration
 	PasswordParams  password.Params
 	PasswordWorkers int
 
@@ -159,7 +160,7 @@ func New(o Options) *App {
 		Store: o.Store, Engine: a.Engine, Tokens: a.Tokens, Keys: o.Keys, Now: o.Now,
 		Passwords:   password.NewHasher(o.PasswordParams, o.PasswordWorkers),
 		ServiceName: or(o.ServiceName, "Tessera"), Log: o.Log,
-		SessionTTL: account.DefaultSessionTTL, RefreshGrace: account.DefaultRefreshGrace, CodeTTL: account.DefaultCodeTTL,
+		SessionTTL: account.DefaultSessionTTL, RefreshGrace: orDuration(o.RefreshGrace, account.DefaultRefreshGrace), CodeTTL: account.DefaultCodeTTL,
 	}
 	a.Metrics = metrics.New()
 	a.Engine.Observe = func(m tessera.Method, result string) { a.Metrics.ObserveVerification(string(m), result) }

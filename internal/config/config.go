@@ -38,9 +38,11 @@ type Config struct {
 	TokenIssuer   string        // TESSERA_TOKEN_ISSUER: the ID token's "iss", usually Tessera's public URL
 	TokenAudience string        // TESSERA_TOKEN_AUDIENCE: the ID token's "aud"
 	IDTokenTTL    time.Duration // TESSERA_ID_TOKEN_TTL: how long an ID token is valid
+	RefreshGrace  time.Duration // TESSERA_REFRESH_GRACE: how long a rotated refresh token still yields its successor
 
 	// Abuse protection.
 	RedisURL        string          // TESSERA_REDIS_URL (_FILE): shared limits across instances; unset: in memory
+	RedisPrefix     string          // TESSERA_REDIS_PREFIX: key prefix, so several services can share one Redis
 	TrustedProxies  []netip.Prefix  // TESSERA_TRUSTED_PROXIES: whose X-Forwarded-For is believed
 	LimitIP         ratelimit.Limit // TESSERA_LIMIT_IP: per client IP, public accounts endpoints
 	LimitClient     ratelimit.Limit // TESSERA_LIMIT_CLIENT: per API client, verification API
@@ -156,6 +158,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.TokenIssuer = get("TESSERA_TOKEN_ISSUER", "tessera")
 	c.TokenAudience = get("TESSERA_TOKEN_AUDIENCE", "tessera")
 	c.IDTokenTTL = duration(get("TESSERA_ID_TOKEN_TTL", "15m"), "TESSERA_ID_TOKEN_TTL", bad)
+	c.RefreshGrace = duration(get("TESSERA_REFRESH_GRACE", "10s"), "TESSERA_REFRESH_GRACE", bad)
 	c.OutboxLease = duration(get("TESSERA_OUTBOX_LEASE", "1m"), "TESSERA_OUTBOX_LEASE", bad)
 	c.ResendCooldown = duration(get("TESSERA_RESEND_COOLDOWN", "30s"), "TESSERA_RESEND_COOLDOWN", bad)
 	c.OutboxMaxAttempts = positive(get("TESSERA_OUTBOX_MAX_ATTEMPTS", "8"), "TESSERA_OUTBOX_MAX_ATTEMPTS", bad)
@@ -177,6 +180,7 @@ func (c *Config) loadLimits(getenv func(string) string, get func(name, def strin
 	if c.RedisURL, err = secretValue(getenv, "TESSERA_REDIS_URL"); err != nil {
 		bad("%v", err)
 	}
+	c.RedisPrefix = get("TESSERA_REDIS_PREFIX", "tessera:")
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
 		bad("TESSERA_REDIS_URL: must start with redis:// or rediss://")
 	}
@@ -429,6 +433,7 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_TOKEN_ISSUER", c.TokenIssuer},
 		{"TESSERA_TOKEN_AUDIENCE", c.TokenAudience},
 		{"TESSERA_ID_TOKEN_TTL", c.IDTokenTTL.String()},
+		{"TESSERA_REFRESH_GRACE", c.RefreshGrace.String()},
 		{"TESSERA_EMAIL_SENDER", c.EmailSender},
 		{"TESSERA_SMS_SENDER", c.SMSSender},
 		{"TESSERA_SMTP_HOST", c.SMTP.Host},
@@ -448,6 +453,7 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_OUTBOX_MAX_ATTEMPTS", strconv.Itoa(c.OutboxMaxAttempts)},
 		{"TESSERA_RESEND_COOLDOWN", c.ResendCooldown.String()},
 		{"TESSERA_REDIS_URL", maskURL(c.RedisURL)},
+		{"TESSERA_REDIS_PREFIX", c.RedisPrefix},
 		{"TESSERA_TRUSTED_PROXIES", prefixes(c.TrustedProxies)},
 		{"TESSERA_LIMIT_IP", c.LimitIP.String()},
 		{"TESSERA_LIMIT_CLIENT", c.LimitClient.String()},
