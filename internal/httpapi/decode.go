@@ -28,10 +28,15 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	err := dec.Decode(dst)
 	if err == nil {
-		if _, err := dec.Token(); err != io.EOF {
-			return malformed("body", "must hold one JSON object and nothing after it")
+		_, err := dec.Token()
+		var tooLarge *http.MaxBytesError
+		switch {
+		case err == io.EOF:
+			return nil
+		case errors.As(err, &tooLarge):
+			return tessera.Errorf(tessera.ETOOLARGE, "Request body is larger than %d bytes", maxBodyBytes)
 		}
-		return nil
+		return malformed("body", "must hold one JSON object and nothing after it")
 	}
 	var syntaxErr *json.SyntaxError
 	var typeErr *json.UnmarshalTypeError

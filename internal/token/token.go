@@ -173,7 +173,10 @@ func (s *Signer) Verify(ctx context.Context, raw string) (*Claims, error) {
 		}
 		return nil, errors.New("unknown key id")
 	}, jwt.WithValidMethods([]string{"EdDSA"}), jwt.WithIssuer(s.Issuer), jwt.WithAudience(s.Audience),
-		jwt.WithExpirationRequired(), jwt.WithTimeFunc(s.Now), jwt.WithLeeway(5*time.Second))
+		jwt.WithExpirationRequired(), jwt.WithTimeFunc(s.Now), jwt.WithLeeway(5*time.Second),
+		// Only the exact bytes Tessera issued: lax base64 would accept
+		// other spellings of the same signature.
+		jwt.WithStrictDecoding())
 	if err != nil {
 		return nil, tessera.Errorf(tessera.EUNAUTHORIZED, "Invalid or expired ID token")
 	}

@@ -57,7 +57,11 @@ func NormalizeEmail(s string) (string, error) {
 	if !ok || local == "" || !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.HasPrefix(domain, "[") {
 		return "", errors.New("must be an email address")
 	}
-	return local + "@" + strings.ToLower(domain), nil
+	out := local + "@" + strings.ToLower(domain)
+	if len(out) > maxEmailLength { // lower case can take more bytes
+		return "", fmt.Errorf("must be at most %d characters", maxEmailLength)
+	}
+	return out, nil
 }
 
 // NormalizePhone checks that s is a valid phone number in E.164 form
