@@ -183,4 +183,73 @@ type AccountStore interface {
 	CreateSigningKey(ctx context.Context, k *SigningKey) error
 	// SigningKeys lists the signing keys, newest first.
 	SigningKeys(ctx context.Context) ([]*SigningKey, error)
+
+	// AppendAudit records a security event and sets its ID.
+	AppendAudit(ctx context.Context, e *AuditEvent) error
+	// AuditEvents lists the events filter selects, newest first.
+	AuditEvents(ctx context.Context, filter AuditFilter) ([]*AuditEvent, error)
 }
+
+// AuditEvent is one security event of an end-user account, kept for
+// operators (tessera audit). It never holds a password, code or token.
+type AuditEvent struct {
+	ID     string // assigned by the store; later events have larger ids
+	At     time.Time
+	Kind   string // one of the Audit* kinds
+	UserID string // empty when no account matched (a login with an unknown email)
+	// Email is the account's email at the time, or for an unknown account
+	// the address that was typed, normalised; empty when it was no address.
+	Email     string
+	IP        string
+	UserAgent string
+	Detail    string // short and free of secrets: a factor, a key type, a session id
+}
+
+// The kinds of audit events.
+const (
+	AuditLoginSuccess       = "login.success"      // password login, MFA off
+	AuditLoginFailed        = "login.failed"       // wrong password, unknown or unusable account
+	AuditLoginLocked        = "login.locked"       // refused: too many failures
+	AuditLoginMFARequired   = "login.mfa_required" // right password, second factor pending
+	AuditLoginMFASuccess    = "login.mfa_success"
+	AuditLoginMFAFailed     = "login.mfa_failed"
+	AuditRefreshReuse       = "refresh.reuse" // a spent refresh token came back: its session is revoked
+	AuditSessionRevoked     = "session.revoked"
+	AuditLogout             = "logout"
+	AuditPasswordChanged    = "password.changed"
+	AuditPasswordReset      = "password.reset"
+	AuditMFAEnabled         = "mfa.enabled"  // Detail: totp or sms
+	AuditMFADisabled        = "mfa.disabled" // Detail: totp, sms or all
+	AuditRecoveryCodesRegen = "recovery_codes.regenerated"
+	AuditKeyAdded           = "key.added"
+	AuditKeyChanged         = "key.changed"
+	AuditKeyRemoved         = "key.removed"
+	AuditKeyRecovered       = "key.recovered"
+	AuditAntiPhishingSet    = "anti_phishing.set"
+	AuditRegister           = "register"
+	AuditRegisterConfirmed  = "register.confirmed"
+)
+
+// AuditKinds lists every audit kind, for validating filters.
+var AuditKinds = []string{
+	AuditLoginSuccess, AuditLoginFailed, AuditLoginLocked, AuditLoginMFARequired, AuditLoginMFASuccess, AuditLoginMFAFailed,
+	AuditRefreshReuse, AuditSessionRevoked, AuditLogout, AuditPasswordChanged, AuditPasswordReset,
+	AuditMFAEnabled, AuditMFADisabled, AuditRecoveryCodesRegen,
+	AuditKeyAdded, AuditKeyChanged, AuditKeyRemoved, AuditKeyRecovered, AuditAntiPhishingSet,
+	AuditRegister, AuditRegisterConfirmed,
+}
+
+// AuditFilter selects audit events; empty fields select everything.
+type AuditFilter struct {
+	UserID string
+	Email  string // matched case-insensitively
+	Kind   string
+	Since  time.Time // events at or after
+	Limit  int       // at most this many; 0 means DefaultAuditLimit
+}
+
+// Limits of an AuditEvents listing.
+const (
+	DefaultAuditLimit = 100
+	MaxAuditLimit     = 10000
+)

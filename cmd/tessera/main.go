@@ -35,6 +35,8 @@ Usage:
   tessera user create EMAIL [--verified]  create an end-user account (password on standard input)
   tessera keys rotate            add a new ID-token signing key
   tessera keys list              list ID-token signing keys
+  tessera audit [--user EMAIL|ID] [--kind KIND] [--since 24h] [--limit 100] [--json]
+                                 the audit log of end-user security events, newest first
   tessera config                 print the effective configuration, secrets masked
   tessera migrate                apply database migrations and exit
   tessera bench [flags]          load-test a running server (tessera bench -help)
@@ -96,6 +98,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return keysCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "migrate":
 		return migrateCommand(ctx, getenv, stdout)
+	case "audit":
+		return auditCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		return loadtest.Command(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -143,6 +147,7 @@ variants and defaults), with passwords, tokens and keys masked. Fails with
 what to fix, like serve, when the configuration is invalid.
 `,
 	"bench": "Usage: tessera bench [flags]; see tessera bench -help\n",
+	"audit": auditHelp(),
 }
 
 // configCommand prints the effective configuration with secrets masked.

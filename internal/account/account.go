@@ -154,7 +154,7 @@ func checkPassword(pw, email string) error {
 // nobody has confirmed yet belongs to whoever confirms it: registering it
 // again replaces its password and sends a new code, so whoever registered
 // first with someone else's address gains nothing.
-func (s *Service) Register(ctx context.Context, email, pw string) error {
+func (s *Service) Register(ctx context.Context, email, pw string, meta Meta) error {
 	addr, err := verify.NormalizeEmail(email)
 	if err != nil {
 		return tessera.Invalid(tessera.FieldError{Path: "email", Error: err.Error()})
@@ -174,13 +174,17 @@ func (s *Service) Register(ctx context.Context, email, pw string) error {
 			return err
 		}
 		if u.Status != tessera.UserUnverified {
+			s.audit(ctx, tessera.AuditRegister, u, meta, "address has an account: owner notified")
 			return s.registrationNotice(ctx, u)
 		}
 		if err := s.Store.SetPassword(ctx, u.ID, hash, now); err != nil {
 			return err
 		}
+		s.audit(ctx, tessera.AuditRegister, u, meta, "unconfirmed account registered again: password replaced")
 	} else if err != nil {
 		return err
+	} else {
+		s.audit(ctx, tessera.AuditRegister, u, meta, "new account")
 	}
 	_, err = s.sendCode(ctx, u, tessera.MethodEmail, u.Email, purposeRegister, "")
 	if tessera.ErrorCode(err) == tessera.ETOOMANY {
@@ -224,6 +228,7 @@ func (s *Service) CreateUser(ctx context.Context, email, pw string) (*tessera.Us
 	if err := s.Store.CreateUser(ctx, u); err != nil {
 		return nil, err
 	}
+	s.audit(ctx, tessera.AuditRegister, u, Meta{}, "created by an operator")
 	return u, nil
 }
 
@@ -250,6 +255,7 @@ func (s *Service) ConfirmRegistration(ctx context.Context, email, code string, m
 	if err != nil {
 		return nil, nil, err
 	}
+	s.audit(ctx, tessera.AuditRegisterConfirmed, u, meta, "email confirmed, logged in")
 	u, err = s.Store.User(ctx, u.ID)
 	return tokens, u, err
 }
@@ -427,6 +433,7 @@ func (s *Service) login(ctx context.Context, email, pw string, meta Meta) (*Logi
 		if _, err := s.Passwords.Verify(ctx, pw, ""); err != nil {
 			return nil, err
 		}
+		s.auditUnknown(ctx, strings.TrimSpace(email), meta)
 		return nil, invalidCredentials()
 	}
 	if err != nil {
@@ -437,6 +444,7 @@ func (s *Service) login(ctx context.Context, email, pw string, meta Meta) (*Logi
 		if _, err := s.Passwords.Verify(ctx, pw, ""); err != nil { // same time as any other answer
 			return nil, err
 		}
+		s.audit(ctx, tessera.AuditLoginLocked, u, meta, "locked until "+u.LockedUntil.Format(time.RFC3339))
 		return nil, tooManyLogins(u.LockedUntil.Sub(now))
 	}
 	if err != nil {
@@ -447,12 +455,15 @@ func (s *Service) login(ctx context.Context, email, pw string, meta Meta) (*Logi
 		return nil, err
 	}
 	if !ok {
+		s.audit(ctx, tessera.AuditLoginFailed, u, meta, failureDetail("wrong password", u.FailedLogins+1))
 		return nil, invalidCredentials()
 	}
 	switch u.Status {
 	case tessera.UserDisabled:
+		s.audit(ctx, tessera.AuditLoginFailed, u, meta, "account disabled")
 		return nil, tessera.Errorf(tessera.EFORBIDDEN, "This account is disabled")
 	case tessera.UserUnverified:
+		s.audit(ctx, tessera.AuditLoginFailed, u, meta, "email not confirmed")
 		return nil, tessera.Errorf(tessera.EFORBIDDEN, "Confirm your email first: POST /auth/register/confirm with the emailed code")
 	}
 	if s.Passwords.NeedsRehash(u.PasswordHash) {
@@ -466,11 +477,26 @@ func (s *Service) login(ctx context.Context, email, pw string, meta Meta) (*Logi
 		if err != nil {
 			return nil, err
 		}
+		s.audit(ctx, tessera.AuditLoginSuccess, u, meta, "password")
 		return &LoginResult{Tokens: tokens}, nil
 	}
 	// The attempt stays counted until the second factor succeeds, so
 	// guessing second factors through new logins runs into the same lock.
-	return s.challenge(ctx, u, meta, now)
+	res, err := s.challenge(ctx, u, meta, now)
+	if err == nil {
+		s.audit(ctx, tessera.AuditLoginMFARequired, u, meta, "methods "+strings.Join(res.Challenge.Methods, ","))
+	}
+	return res, err
+}
+
+// failureDetail describes the failures-th failure in a row, and the lock
+// it earns.
+func failureDetail(what string, failures int) string {
+	d := fmt.Sprintf("%s (%d in a row)", what, failures)
+	if lock := lockFor(failures); lock > 0 {
+		d += "; locked for " + lock.String()
+	}
+	return d
 }
 
 func tooManyLogins(wait time.Duration) error {
@@ -581,18 +607,24 @@ func (s *Service) CompleteLogin(ctx context.Context, processingID, factor, code 
 		return nil, err
 	}
 	if u.Status == tessera.UserDisabled {
+		s.audit(ctx, tessera.AuditLoginFailed, u, meta, "account disabled")
 		return nil, tessera.Errorf(tessera.EFORBIDDEN, "This account is disabled")
 	}
 	// A second factor counts like a password attempt: wrong ones lock the
 	// account, however many logins they are spread over.
-	if locked, err := s.Store.ReserveLogin(ctx, u.ID, s.now(), lockFor); tessera.ErrorCode(err) == tessera.ELOCKED {
+	locked, err := s.Store.ReserveLogin(ctx, u.ID, s.now(), lockFor)
+	if tessera.ErrorCode(err) == tessera.ELOCKED {
+		s.audit(ctx, tessera.AuditLoginLocked, u, meta, "second factor; locked until "+locked.LockedUntil.Format(time.RFC3339))
 		return nil, tooManyLogins(locked.LockedUntil.Sub(s.now()))
 	} else if err != nil {
 		return nil, err
 	}
 	if _, err := s.Store.ReserveChallengeAttempt(ctx, c.ID, s.now()); err != nil {
-		if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		switch tessera.ErrorCode(err) {
+		case tessera.ENOTFOUND:
 			return nil, tessera.Errorf(tessera.ENOTFOUND, "Unknown, used or expired processingId: log in again")
+		case tessera.ELOCKED:
+			s.audit(ctx, tessera.AuditLoginMFAFailed, u, meta, "too many attempts on this login")
 		}
 		return nil, err
 	}
@@ -622,13 +654,20 @@ func (s *Service) CompleteLogin(ctx context.Context, processingID, factor, code 
 		return nil, tessera.Invalid(tessera.FieldError{Path: "method", Error: "must be totp, sms, email or recovery_code"})
 	}
 	if err != nil {
+		if code := tessera.ErrorCode(err); code == tessera.EINVALIDCODE || code == tessera.EEXPIRED || code == tessera.ELOCKED {
+			s.audit(ctx, tessera.AuditLoginMFAFailed, u, meta, failureDetail(factor+": "+code, locked.FailedLogins+1))
+		}
 		return nil, err
 	}
 	if err := s.Store.UseLoginChallenge(ctx, c.ID, s.now()); err != nil {
 		return nil, tessera.Errorf(tessera.ENOTFOUND, "Unknown, used or expired processingId: log in again")
 	}
 	s.observe("mfa_success")
-	return s.newSession(ctx, u, []string{"pwd", "otp", "mfa"}, meta)
+	tokens, err := s.newSession(ctx, u, []string{"pwd", "otp", "mfa"}, meta)
+	if err == nil {
+		s.audit(ctx, tessera.AuditLoginMFASuccess, u, meta, factor)
+	}
+	return tokens, err
 }
 
 // ---- sessions and tokens ----
@@ -672,7 +711,7 @@ func clip(s string, n int) string {
 // token and refresh token come back. Reusing a rotated token revokes the
 // session, except within RefreshGrace, where a racing second use (two
 // tabs) gets the same successor instead.
-func (s *Service) Refresh(ctx context.Context, refresh string) (*Tokens, error) {
+func (s *Service) Refresh(ctx context.Context, refresh string, meta Meta) (*Tokens, error) {
 	if refresh == "" {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "refreshToken", Error: "is required"})
 	}
@@ -700,6 +739,11 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Tokens, error) 
 		if _, err := s.Store.RevokeSessions(ctx, sess.UserID, sess.ID, "", "refresh token reused", now); err != nil {
 			return nil, err
 		}
+		u, err := s.Store.User(ctx, sess.UserID)
+		if err != nil {
+			u = &tessera.User{ID: sess.UserID}
+		}
+		s.audit(ctx, tessera.AuditRefreshReuse, u, meta, "session "+sess.ID+" revoked")
 		return nil, tessera.Errorf(tessera.EUNAUTHORIZED, "Refresh token reused: the session is revoked, log in again")
 	default:
 		return nil, err
@@ -742,9 +786,12 @@ func (s *Service) Authenticate(ctx context.Context, idToken string) (*tessera.Us
 }
 
 // Logout ends the current session.
-func (s *Service) Logout(ctx context.Context, u *tessera.User, sess *tessera.Session) error {
-	_, err := s.Store.RevokeSessions(ctx, u.ID, sess.ID, "", "logout", s.now())
-	return err
+func (s *Service) Logout(ctx context.Context, u *tessera.User, sess *tessera.Session, meta Meta) error {
+	if _, err := s.Store.RevokeSessions(ctx, u.ID, sess.ID, "", "logout", s.now()); err != nil {
+		return err
+	}
+	s.audit(ctx, tessera.AuditLogout, u, meta, "session "+sess.ID)
+	return nil
 }
 
 // Sessions lists the user's active sessions.
@@ -753,26 +800,32 @@ func (s *Service) Sessions(ctx context.Context, u *tessera.User) ([]*tessera.Ses
 }
 
 // RevokeSession ends one of the user's sessions.
-func (s *Service) RevokeSession(ctx context.Context, u *tessera.User, sessionID string) error {
+func (s *Service) RevokeSession(ctx context.Context, u *tessera.User, sessionID string, meta Meta) error {
 	if _, err := uuid.Parse(sessionID); err != nil {
 		return tessera.Errorf(tessera.ENOTFOUND, "No such active session")
 	}
 	n, err := s.Store.RevokeSessions(ctx, u.ID, sessionID, "", "revoked by the user", s.now())
-	if err == nil && n == 0 {
+	if err != nil {
+		return err
+	}
+	if n == 0 {
 		return tessera.Errorf(tessera.ENOTFOUND, "No such active session")
 	}
-	return err
+	s.audit(ctx, tessera.AuditSessionRevoked, u, meta, "session "+sessionID)
+	return nil
 }
 
 // ChangePassword replaces the password after checking the old one, and
 // ends every other session.
-func (s *Service) ChangePassword(ctx context.Context, u *tessera.User, sess *tessera.Session, oldPW, newPW string) error {
+func (s *Service) ChangePassword(ctx context.Context, u *tessera.User, sess *tessera.Session, oldPW, newPW string, meta Meta) error {
 	now := s.now()
 	if err := checkPassword(newPW, u.Email); err != nil {
 		return tessera.Invalid(tessera.FieldError{Path: "newPassword", Error: err.Error()})
 	}
 	// Checking the old password is a login attempt: it counts, and locks.
-	if locked, err := s.Store.ReserveLogin(ctx, u.ID, now, lockFor); tessera.ErrorCode(err) == tessera.ELOCKED {
+	locked, err := s.Store.ReserveLogin(ctx, u.ID, now, lockFor)
+	if tessera.ErrorCode(err) == tessera.ELOCKED {
+		s.audit(ctx, tessera.AuditLoginLocked, u, meta, "password change; locked until "+locked.LockedUntil.Format(time.RFC3339))
 		return tooManyLogins(locked.LockedUntil.Sub(now))
 	} else if err != nil {
 		return err
@@ -782,6 +835,7 @@ func (s *Service) ChangePassword(ctx context.Context, u *tessera.User, sess *tes
 		return err
 	}
 	if !ok {
+		s.audit(ctx, tessera.AuditLoginFailed, u, meta, failureDetail("password change: wrong current password", locked.FailedLogins+1))
 		return tessera.Invalid(tessera.FieldError{Path: "oldPassword", Error: "is not the current password"})
 	}
 	hash, err := s.Passwords.Hash(ctx, newPW)
@@ -791,7 +845,8 @@ func (s *Service) ChangePassword(ctx context.Context, u *tessera.User, sess *tes
 	if err := s.Store.SetPassword(ctx, u.ID, hash, now); err != nil {
 		return err
 	}
-	_, err = s.Store.RevokeSessions(ctx, u.ID, "", sess.ID, "password changed", now)
+	n, err := s.Store.RevokeSessions(ctx, u.ID, "", sess.ID, "password changed", now)
+	s.audit(ctx, tessera.AuditPasswordChanged, u, meta, fmt.Sprintf("%d other sessions ended", n))
 	return err
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"image/png"
 	"sort"
 	"strings"
@@ -129,7 +130,7 @@ func (s *Service) checkTOTP(ctx context.Context, u *tessera.User, code string, r
 
 // DeleteTOTP removes the authenticator app after a valid code from it, and
 // ends the user's other sessions.
-func (s *Service) DeleteTOTP(ctx context.Context, u *tessera.User, sess *tessera.Session, code string) (*tessera.User, error) {
+func (s *Service) DeleteTOTP(ctx context.Context, u *tessera.User, sess *tessera.Session, code string, meta Meta) (*tessera.User, error) {
 	if u.TOTPVerifiedAt.IsZero() {
 		return nil, tessera.Errorf(tessera.ENOTFOUND, "No authenticator app is enrolled")
 	}
@@ -142,6 +143,7 @@ func (s *Service) DeleteTOTP(ctx context.Context, u *tessera.User, sess *tessera
 	if err := s.Store.SetTOTPVerified(ctx, u.ID, zeroTime); err != nil {
 		return nil, err
 	}
+	s.audit(ctx, tessera.AuditMFADisabled, u, meta, ChannelTOTP)
 	if _, err := s.Store.RevokeSessions(ctx, u.ID, "", sess.ID, "MFA changed", s.now()); err != nil {
 		return nil, err
 	}
@@ -175,7 +177,7 @@ type ChannelVerified struct {
 // (POST /auth/otp/code with x-otp).
 // Turning a second factor on ends the user's other sessions: one of them
 // may be whoever the user is locking out.
-func (s *Service) VerifyChannel(ctx context.Context, u *tessera.User, sess *tessera.Session, channel, code string) (*ChannelVerified, error) {
+func (s *Service) VerifyChannel(ctx context.Context, u *tessera.User, sess *tessera.Session, channel, code string, meta Meta) (*ChannelVerified, error) {
 	if code == "" {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "x-otp", Error: "header is required"})
 	}
@@ -228,6 +230,11 @@ func (s *Service) VerifyChannel(ctx context.Context, u *tessera.User, sess *tess
 	}
 	out := &ChannelVerified{User: u}
 	if channel != ChannelEmail {
+		detail := channel
+		if !mfaBefore {
+			detail += "; MFA on, recovery codes issued"
+		}
+		s.audit(ctx, tessera.AuditMFAEnabled, u, meta, detail)
 		if _, err := s.Store.RevokeSessions(ctx, u.ID, "", sess.ID, "MFA changed", now); err != nil {
 			return nil, err
 		}
@@ -242,7 +249,7 @@ func (s *Service) VerifyChannel(ctx context.Context, u *tessera.User, sess *tess
 
 // RegenerateRecoveryCodes issues a new set after a valid second factor:
 // a code from the authenticator app, or else a code texted to the phone.
-func (s *Service) RegenerateRecoveryCodes(ctx context.Context, u *tessera.User, code string) ([]string, error) {
+func (s *Service) RegenerateRecoveryCodes(ctx context.Context, u *tessera.User, code string, meta Meta) ([]string, error) {
 	if !u.MFAEnabled() {
 		return nil, tessera.Errorf(tessera.ECONFLICT, "MFA is off: recovery codes come with the first second factor")
 	}
@@ -258,5 +265,9 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, u *tessera.User, 
 	if err != nil {
 		return nil, err
 	}
-	return s.NewRecoveryCodes(ctx, u)
+	codes, err := s.NewRecoveryCodes(ctx, u)
+	if err == nil {
+		s.audit(ctx, tessera.AuditRecoveryCodesRegen, u, meta, fmt.Sprintf("%d new codes; the old set is void", len(codes)))
+	}
+	return codes, err
 }

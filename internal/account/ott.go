@@ -122,7 +122,7 @@ func (s *Service) SendPasswordRecovery(ctx context.Context, email, dest, process
 // and every session ends.
 // Every failure that depends on the account answers "Invalid code", so
 // the answer never tells whether the account (or its phone) exists.
-func (s *Service) ResetPassword(ctx context.Context, email, dest, processingID, token, newPassword string) error {
+func (s *Service) ResetPassword(ctx context.Context, email, dest, processingID, token, newPassword string, meta Meta) error {
 	if err := requireToken(token); err != nil {
 		return err
 	}
@@ -158,6 +158,7 @@ func (s *Service) ResetPassword(ctx context.Context, email, dest, processingID, 
 	if _, err := s.Store.RevokeSessions(ctx, u.ID, "", "", "password reset", now); err != nil {
 		return err
 	}
+	s.audit(ctx, tessera.AuditPasswordReset, u, meta, "token sent to "+dest+"; every session ended")
 	return s.notify(ctx, u, u.Email, "your password was reset", "The password of your account was reset and every session was ended.")
 }
 
@@ -194,7 +195,7 @@ func (s *Service) SendMFADisabling(ctx context.Context, u *tessera.User, dest st
 // DisableMFA consumes the token: PHONE_NUMBER turns texted codes off as a
 // second factor; EMAIL turns MFA off altogether (authenticator app removed
 // too). Other sessions end and a notice goes to the email.
-func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera.Session, dest, token string) (*tessera.User, error) {
+func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera.Session, dest, token string, meta Meta) (*tessera.User, error) {
 	if err := requireToken(token); err != nil {
 		return nil, err
 	}
@@ -213,8 +214,9 @@ func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera
 	if err := s.Store.SetSMSMFA(ctx, u.ID, zeroTime); err != nil {
 		return nil, err
 	}
-	what := "Texted codes are no longer a second factor for your account."
+	what, off := "Texted codes are no longer a second factor for your account.", ChannelSMS
 	if dest == DestinationEmail {
+		off = "all"
 		if err := s.Engine.Store.DeleteTOTPSecret(ctx, Owner, u.ID); err != nil && tessera.ErrorCode(err) != tessera.ENOTFOUND {
 			return nil, err
 		}
@@ -223,6 +225,7 @@ func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera
 		}
 		what = "Two-step verification (MFA) was turned off for your account."
 	}
+	s.audit(ctx, tessera.AuditMFADisabled, u, meta, off)
 	if _, err := s.Store.RevokeSessions(ctx, u.ID, "", sess.ID, "MFA changed", s.now()); err != nil {
 		return nil, err
 	}
@@ -262,7 +265,7 @@ func boolText(b bool) string {
 
 // SetAntiPhishing consumes the token and stores the code, encrypted. Every
 // email to the user shows it from then on.
-func (s *Service) SetAntiPhishing(ctx context.Context, u *tessera.User, changing bool, token, code string) (*tessera.User, error) {
+func (s *Service) SetAntiPhishing(ctx context.Context, u *tessera.User, changing bool, token, code string, meta Meta) (*tessera.User, error) {
 	if err := requireToken(token); err != nil {
 		return nil, err
 	}
@@ -283,6 +286,11 @@ func (s *Service) SetAntiPhishing(ctx context.Context, u *tessera.User, changing
 	if err := s.Store.SetAntiPhishing(ctx, u.ID, sealed, changing); err != nil {
 		return nil, err
 	}
+	detail := "added"
+	if changing {
+		detail = "changed"
+	}
+	s.audit(ctx, tessera.AuditAntiPhishingSet, u, meta, detail)
 	return s.Store.User(ctx, u.ID)
 }
 
@@ -315,7 +323,7 @@ func canAdd(u *tessera.User, keyType string) error {
 }
 
 // AddKey consumes the token sent to the new key and adds it, verified.
-func (s *Service) AddKey(ctx context.Context, u *tessera.User, value, token string) (*tessera.User, error) {
+func (s *Service) AddKey(ctx context.Context, u *tessera.User, value, token string, meta Meta) (*tessera.User, error) {
 	if err := requireToken(token); err != nil {
 		return nil, err
 	}
@@ -332,6 +340,7 @@ func (s *Service) AddKey(ctx context.Context, u *tessera.User, value, token stri
 	if err := s.Store.ChangePhone(ctx, u.ID, key, regionOf(key), s.now()); err != nil {
 		return nil, err
 	}
+	s.audit(ctx, tessera.AuditKeyAdded, u, meta, kt+" "+obfuscate(method, key))
 	return s.Store.User(ctx, u.ID)
 }
 
@@ -396,7 +405,7 @@ func (s *Service) SendKeyChangingNewKey(ctx context.Context, u *tessera.User, fi
 
 // ChangeKey consumes the token sent to the new key and replaces the key.
 // Other sessions end, and the previous email gets a notice.
-func (s *Service) ChangeKey(ctx context.Context, u *tessera.User, sess *tessera.Session, value, token string) (*tessera.User, error) {
+func (s *Service) ChangeKey(ctx context.Context, u *tessera.User, sess *tessera.Session, value, token string, meta Meta) (*tessera.User, error) {
 	if err := requireToken(token); err != nil {
 		return nil, err
 	}
@@ -410,12 +419,12 @@ func (s *Service) ChangeKey(ctx context.Context, u *tessera.User, sess *tessera.
 	if err := s.checkCode(ctx, u, method, key, purposeKeyChangingNew, key, token); err != nil {
 		return nil, err
 	}
-	return s.replaceKey(ctx, u, sess.ID, kt, key, "changed")
+	return s.replaceKey(ctx, u, sess.ID, kt, key, "changed", meta)
 }
 
 // replaceKey sets a verified new email or phone, ends the sessions (but
 // keep) and tells the previous email.
-func (s *Service) replaceKey(ctx context.Context, u *tessera.User, keep, keyType, key, verb string) (*tessera.User, error) {
+func (s *Service) replaceKey(ctx context.Context, u *tessera.User, keep, keyType, key, verb string, meta Meta) (*tessera.User, error) {
 	now := s.now()
 	var err error
 	what := "phone number"
@@ -428,6 +437,11 @@ func (s *Service) replaceKey(ctx context.Context, u *tessera.User, keep, keyType
 	if err != nil {
 		return nil, err
 	}
+	kind := tessera.AuditKeyChanged
+	if verb == "recovered" {
+		kind = tessera.AuditKeyRecovered
+	}
+	s.audit(ctx, kind, u, meta, keyType+" "+verb+" to "+obfuscate(methodOf(keyType), key))
 	if _, err := s.Store.RevokeSessions(ctx, u.ID, "", keep, "user key "+verb, now); err != nil {
 		return nil, err
 	}
@@ -468,7 +482,7 @@ func canRemove(u *tessera.User, keyType string) error {
 }
 
 // RemoveKey consumes the token and removes the phone number.
-func (s *Service) RemoveKey(ctx context.Context, u *tessera.User, keyType, token string) (*tessera.User, error) {
+func (s *Service) RemoveKey(ctx context.Context, u *tessera.User, keyType, token string, meta Meta) (*tessera.User, error) {
 	if err := requireToken(token); err != nil {
 		return nil, err
 	}
@@ -481,6 +495,7 @@ func (s *Service) RemoveKey(ctx context.Context, u *tessera.User, keyType, token
 	if err := s.Store.RemovePhone(ctx, u.ID); err != nil {
 		return nil, err
 	}
+	s.audit(ctx, tessera.AuditKeyRemoved, u, meta, keyType+" "+ObfuscatePhone(u.Phone))
 	if err := s.notify(ctx, u, u.Email, "your phone number was removed", "The phone number "+ObfuscatePhone(u.Phone)+" was removed from your account."); err != nil {
 		return nil, err
 	}
@@ -535,7 +550,7 @@ func (s *Service) SendKeyRecoveryNewKey(ctx context.Context, processingID, value
 // RecoverKey consumes both tokens and replaces the lost key with the new
 // one. The login it started from is used up and every session ends: the
 // user logs in again.
-func (s *Service) RecoverKey(ctx context.Context, processingID, lostKey, verificationToken, value, newKeyToken string) (*tessera.User, error) {
+func (s *Service) RecoverKey(ctx context.Context, processingID, lostKey, verificationToken, value, newKeyToken string, meta Meta) (*tessera.User, error) {
 	if strings.TrimSpace(verificationToken) == "" {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "verificationToken", Error: "is required"})
 	}
@@ -570,7 +585,7 @@ func (s *Service) RecoverKey(ctx context.Context, processingID, lostKey, verific
 	if err := s.Store.UseLoginChallenge(ctx, c.ID, s.now()); err != nil {
 		return nil, tessera.Errorf(tessera.ENOTFOUND, "Unknown, used or expired processingId: log in again")
 	}
-	return s.replaceKey(ctx, u, "", lostKey, key, "recovered")
+	return s.replaceKey(ctx, u, "", lostKey, key, "recovered", meta)
 }
 
 // ---- background work ----

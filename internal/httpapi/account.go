@@ -101,7 +101,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.Accounts.Register(r.Context(), req.Email, req.Password); err != nil {
+	if err := s.Accounts.Register(r.Context(), req.Email, req.Password, meta(r)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -181,7 +181,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	tokens, err := s.Accounts.Refresh(r.Context(), req.RefreshToken)
+	tokens, err := s.Accounts.Refresh(r.Context(), req.RefreshToken, meta(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -233,7 +233,7 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 // handleLogout handles POST /auth/logout: the current session ends.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	a := userFrom(r.Context())
-	if err := s.Accounts.Logout(r.Context(), a.user, a.session); err != nil {
+	if err := s.Accounts.Logout(r.Context(), a.user, a.session, meta(r)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -251,7 +251,7 @@ func (s *Server) handleChangePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := userFrom(r.Context())
-	if err := s.Accounts.ChangePassword(r.Context(), a.user, a.session, req.OldPassword, req.NewPassword); err != nil {
+	if err := s.Accounts.ChangePassword(r.Context(), a.user, a.session, req.OldPassword, req.NewPassword, meta(r)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -286,7 +286,7 @@ func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
 
 // handleRevokeSession handles DELETE /auth/sessions/{id}.
 func (s *Server) handleRevokeSession(w http.ResponseWriter, r *http.Request) {
-	if err := s.Accounts.RevokeSession(r.Context(), userFrom(r.Context()).user, r.PathValue("id")); err != nil {
+	if err := s.Accounts.RevokeSession(r.Context(), userFrom(r.Context()).user, r.PathValue("id"), meta(r)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -330,7 +330,7 @@ func (s *Server) handleCreateTOTP(w http.ResponseWriter, r *http.Request) {
 // handleDeleteTOTP handles DELETE /auth/otp/methods/totp with x-otp.
 func (s *Server) handleDeleteTOTP(w http.ResponseWriter, r *http.Request) {
 	a := userFrom(r.Context())
-	u, err := s.Accounts.DeleteTOTP(r.Context(), a.user, a.session, r.Header.Get("x-otp"))
+	u, err := s.Accounts.DeleteTOTP(r.Context(), a.user, a.session, r.Header.Get("x-otp"), meta(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -359,7 +359,7 @@ func (s *Server) handleVerifyChannel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := userFrom(r.Context())
-	out, err := s.Accounts.VerifyChannel(r.Context(), a.user, a.session, req.Channel, r.Header.Get("x-otp"))
+	out, err := s.Accounts.VerifyChannel(r.Context(), a.user, a.session, req.Channel, r.Header.Get("x-otp"), meta(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -370,7 +370,7 @@ func (s *Server) handleVerifyChannel(w http.ResponseWriter, r *http.Request) {
 // handleRecoveryCodes handles POST /auth/mfa/recovery-codes with x-otp: a
 // new set of recovery codes; the old set stops working.
 func (s *Server) handleRecoveryCodes(w http.ResponseWriter, r *http.Request) {
-	codes, err := s.Accounts.RegenerateRecoveryCodes(r.Context(), userFrom(r.Context()).user, r.Header.Get("x-otp"))
+	codes, err := s.Accounts.RegenerateRecoveryCodes(r.Context(), userFrom(r.Context()).user, r.Header.Get("x-otp"), meta(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

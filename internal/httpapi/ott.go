@@ -73,7 +73,7 @@ func (s *Server) handlePasswordRecovery(w http.ResponseWriter, r *http.Request) 
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.Accounts.ResetPassword(r.Context(), req.Email, req.Destination, req.ProcessingID, req.OneTimeToken, req.NewPassword); err != nil {
+	if err := s.Accounts.ResetPassword(r.Context(), req.Email, req.Destination, req.ProcessingID, req.OneTimeToken, req.NewPassword, meta(r)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -124,7 +124,7 @@ func (s *Server) handleKeyRecovery(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	u, err := s.Accounts.RecoverKey(r.Context(), req.ProcessingID, req.KeyType, req.VerificationToken, req.NewKey, req.NewKeyToken)
+	u, err := s.Accounts.RecoverKey(r.Context(), req.ProcessingID, req.KeyType, req.VerificationToken, req.NewKey, req.NewKeyToken, meta(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -151,7 +151,7 @@ func (s *Server) handleKeyAdding(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	u, err := s.Accounts.AddKey(r.Context(), userFrom(r.Context()).user, req.NewKey, req.OneTimeToken)
+	u, err := s.Accounts.AddKey(r.Context(), userFrom(r.Context()).user, req.NewKey, req.OneTimeToken, meta(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -190,7 +190,7 @@ func (s *Server) handleKeyChanging(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := userFrom(r.Context())
-	u, err := s.Accounts.ChangeKey(r.Context(), a.user, a.session, req.NewUserKey, req.OneTimeToken)
+	u, err := s.Accounts.ChangeKey(r.Context(), a.user, a.session, req.NewUserKey, req.OneTimeToken, meta(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -214,7 +214,7 @@ func (s *Server) handleKeyRemoving(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	u, err := s.Accounts.RemoveKey(r.Context(), userFrom(r.Context()).user, req.KeyType, req.OneTimeToken)
+	u, err := s.Accounts.RemoveKey(r.Context(), userFrom(r.Context()).user, req.KeyType, req.OneTimeToken, meta(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -242,7 +242,7 @@ func (s *Server) handleAntiPhishing(changing bool) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		u, err := s.Accounts.SetAntiPhishing(r.Context(), userFrom(r.Context()).user, changing, req.OneTimeToken, req.AntiPhishingCode)
+		u, err := s.Accounts.SetAntiPhishing(r.Context(), userFrom(r.Context()).user, changing, req.OneTimeToken, req.AntiPhishingCode, meta(r))
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -275,7 +275,7 @@ func (s *Server) handleMFADisabling(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := userFrom(r.Context())
-	u, err := s.Accounts.DisableMFA(r.Context(), a.user, a.session, req.Destination, req.OneTimeToken)
+	u, err := s.Accounts.DisableMFA(r.Context(), a.user, a.session, req.Destination, req.OneTimeToken, meta(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -530,6 +531,72 @@ func (db *DB) SigningKeys(ctx context.Context) ([]*tessera.SigningKey, error) {
 		}
 		k.CreatedAt = fromMS(created)
 		out = append(out, &k)
+	}
+	return out, rows.Err()
+}
+
+// ---- audit log ----
+
+const auditColumns = `id, at, kind, user_id, email, ip, user_agent, detail`
+
+// AppendAudit records a security event; the database assigns its id.
+func (db *DB) AppendAudit(ctx context.Context, e *tessera.AuditEvent) error {
+	var id int64
+	err := db.writeOp(ctx, false, func(r runner) error {
+		return r.queryRow(ctx, `INSERT INTO audit_events (at, kind, user_id, email, email_key, ip, user_agent, detail)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			ms(e.At), e.Kind, e.UserID, e.Email, strings.ToLower(e.Email), e.IP, e.UserAgent, e.Detail).Scan(&id)
+	})
+	if err != nil {
+		return err
+	}
+	e.ID = strconv.FormatInt(id, 10)
+	return nil
+}
+
+// AuditEvents lists the selected events, newest first. Each filter adds a
+// condition, so the indexes on (user_id, at), (email_key, at) and (at) serve it.
+func (db *DB) AuditEvents(ctx context.Context, f tessera.AuditFilter) ([]*tessera.AuditEvent, error) {
+	var where []string
+	var args []any
+	if f.UserID != "" {
+		where, args = append(where, `user_id = ?`), append(args, f.UserID)
+	}
+	if f.Email != "" {
+		where, args = append(where, `email_key = ?`), append(args, strings.ToLower(f.Email))
+	}
+	if f.Kind != "" {
+		where, args = append(where, `kind = ?`), append(args, f.Kind)
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, `at >= ?`), append(args, ms(f.Since))
+	}
+	limit := f.Limit
+	switch {
+	case limit <= 0:
+		limit = tessera.DefaultAuditLimit
+	case limit > tessera.MaxAuditLimit:
+		limit = tessera.MaxAuditLimit
+	}
+	q := `SELECT ` + auditColumns + ` FROM audit_events`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	q += ` ORDER BY at DESC, id DESC LIMIT ?`
+	rows, err := db.reader().query(ctx, q, append(args, limit)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*tessera.AuditEvent
+	for rows.Next() {
+		var e tessera.AuditEvent
+		var id, at int64
+		if err := rows.Scan(&id, &at, &e.Kind, &e.UserID, &e.Email, &e.IP, &e.UserAgent, &e.Detail); err != nil {
+			return nil, err
+		}
+		e.ID, e.At = strconv.FormatInt(id, 10), fromMS(at)
+		out = append(out, &e)
 	}
 	return out, rows.Err()
 }

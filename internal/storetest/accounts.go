@@ -33,6 +33,9 @@ func RunAccounts(t *testing.T, open func(t *testing.T) tessera.AccountStore) {
 		{"LoginChallenges", testLoginChallenges},
 		{"LoginChallengesParallel", testLoginChallengesParallel},
 		{"SigningKeys", testSigningKeys},
+		{"AuditAppendAndList", testAuditAppendAndList},
+		{"AuditFilters", testAuditFilters},
+		{"AuditParallelAppends", testAuditParallel},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -806,5 +809,131 @@ func testSigningKeys(t *testing.T, s tessera.AccountStore) {
 	must(t, err)
 	if len(keys) != 3 || keys[0].ID != "k3" || keys[1].ID != "k2" || keys[2].ID != "k1" {
 		t.Fatalf("signing keys listed in the wrong order")
+	}
+}
+
+// ---- audit log ----
+
+func auditKinds(es []*tessera.AuditEvent) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Kind)
+	}
+	return out
+}
+
+func listAudit(t *testing.T, s tessera.AccountStore, f tessera.AuditFilter) []*tessera.AuditEvent {
+	t.Helper()
+	es, err := s.AuditEvents(ctx(), f)
+	must(t, err)
+	return es
+}
+
+func testAuditAppendAndList(t *testing.T, s tessera.AccountStore) {
+	if es := listAudit(t, s, tessera.AuditFilter{}); len(es) != 0 {
+		t.Fatalf("a new store lists %d events", len(es))
+	}
+	first := &tessera.AuditEvent{At: t0, Kind: tessera.AuditLoginFailed, UserID: "u1", Email: "Alice@example.com",
+		IP: "192.0.2.7", UserAgent: "TestBrowser/1.0 (ü)", Detail: "wrong password"}
+	must(t, s.AppendAudit(ctx(), first))
+	if first.ID == "" {
+		t.Fatal("AppendAudit set no id")
+	}
+	// Same millisecond: the order of appending decides.
+	second := &tessera.AuditEvent{At: t0, Kind: tessera.AuditLoginSuccess, UserID: "u1", Email: "Alice@example.com", IP: "2001:db8::1"}
+	must(t, s.AppendAudit(ctx(), second))
+	// An earlier time appended later still sorts by time.
+	older := &tessera.AuditEvent{At: t0.Add(-time.Hour), Kind: tessera.AuditRegister, UserID: "u1", Email: "alice@example.com"}
+	must(t, s.AppendAudit(ctx(), older))
+	newer := &tessera.AuditEvent{At: t0.Add(time.Second), Kind: tessera.AuditLogout, UserID: "u1", Email: "alice@example.com"}
+	must(t, s.AppendAudit(ctx(), newer))
+	if first.ID == second.ID || second.ID == older.ID {
+		t.Fatalf("ids are not distinct: %s %s %s", first.ID, second.ID, older.ID)
+	}
+
+	es := listAudit(t, s, tessera.AuditFilter{})
+	want := []string{tessera.AuditLogout, tessera.AuditLoginSuccess, tessera.AuditLoginFailed, tessera.AuditRegister}
+	if got := auditKinds(es); !slices.Equal(got, want) {
+		t.Fatalf("listed %v, want newest first %v", got, want)
+	}
+	got := es[2]
+	if got.ID != first.ID || !got.At.Equal(t0) || got.UserID != "u1" || got.Email != "Alice@example.com" || got.IP != "192.0.2.7" ||
+		got.UserAgent != "TestBrowser/1.0 (ü)" || got.Detail != "wrong password" {
+		t.Fatalf("read back %+v, want %+v", got, first)
+	}
+
+	// Limit keeps the newest.
+	if got := auditKinds(listAudit(t, s, tessera.AuditFilter{Limit: 2})); !slices.Equal(got, want[:2]) {
+		t.Fatalf("limit 2: %v", got)
+	}
+}
+
+func testAuditFilters(t *testing.T, s tessera.AccountStore) {
+	add := func(at time.Time, kind, userID, email string) {
+		t.Helper()
+		must(t, s.AppendAudit(ctx(), &tessera.AuditEvent{At: at, Kind: kind, UserID: userID, Email: email, IP: "127.0.0.1"}))
+	}
+	add(t0, tessera.AuditRegister, "u1", "ana@example.com")
+	add(t0.Add(1*time.Minute), tessera.AuditLoginFailed, "u1", "ana@example.com")
+	add(t0.Add(2*time.Minute), tessera.AuditLoginFailed, "", "ghost@example.com") // unknown account
+	add(t0.Add(3*time.Minute), tessera.AuditLoginSuccess, "u2", "bo@example.com")
+	add(t0.Add(4*time.Minute), tessera.AuditKeyChanged, "u1", "ana@example.com")
+	add(t0.Add(5*time.Minute), tessera.AuditLoginSuccess, "u1", "ana.new@example.com") // after an email change
+
+	cases := []struct {
+		name string
+		f    tessera.AuditFilter
+		want []string // emails, newest first
+	}{
+		{"user", tessera.AuditFilter{UserID: "u1"}, []string{"ana.new@example.com", "ana@example.com", "ana@example.com", "ana@example.com"}},
+		{"email, case-insensitively", tessera.AuditFilter{Email: "GHOST@Example.com"}, []string{"ghost@example.com"}},
+		{"kind", tessera.AuditFilter{Kind: tessera.AuditLoginFailed}, []string{"ghost@example.com", "ana@example.com"}},
+		{"since", tessera.AuditFilter{Since: t0.Add(3 * time.Minute)}, []string{"ana.new@example.com", "ana@example.com", "bo@example.com"}},
+		{"user and kind", tessera.AuditFilter{UserID: "u1", Kind: tessera.AuditLoginSuccess}, []string{"ana.new@example.com"}},
+		{"user, kind, since", tessera.AuditFilter{UserID: "u1", Kind: tessera.AuditLoginFailed, Since: t0.Add(2 * time.Minute)}, nil},
+		{"user and limit", tessera.AuditFilter{UserID: "u1", Limit: 1}, []string{"ana.new@example.com"}},
+		{"unknown user", tessera.AuditFilter{UserID: "nobody"}, nil},
+	}
+	for _, c := range cases {
+		var got []string
+		for _, e := range listAudit(t, s, c.f) {
+			got = append(got, e.Email)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func testAuditParallel(t *testing.T, s tessera.AccountStore) {
+	const n = 40
+	var wg sync.WaitGroup
+	ids := make([]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e := &tessera.AuditEvent{At: t0, Kind: tessera.AuditLoginFailed, UserID: fmt.Sprint("u", i%4), Detail: fmt.Sprint(i)}
+			errs[i] = s.AppendAudit(ctx(), e)
+			ids[i] = e.ID
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		must(t, err)
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if id == "" || seen[id] {
+			t.Fatalf("parallel appends got ids %v", ids)
+		}
+		seen[id] = true
+	}
+	if es := listAudit(t, s, tessera.AuditFilter{Limit: 1000}); len(es) != n {
+		t.Fatalf("%d events listed after %d appends", len(es), n)
+	}
+	if es := listAudit(t, s, tessera.AuditFilter{UserID: "u1"}); len(es) != n/4 {
+		t.Fatalf("%d events of u1, want %d", len(es), n/4)
 	}
 }
