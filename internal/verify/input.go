@@ -82,7 +82,11 @@ func NormalizePhone(s string) (string, error) {
 	if err != nil || !phonenumbers.IsValidNumber(num) {
 		return "", errors.New("is not a valid phone number")
 	}
-	return phonenumbers.Format(num, phonenumbers.E164), nil
+	out := phonenumbers.Format(num, phonenumbers.E164)
+	if len(out) > 16 { // "+" and at most 15 digits (E.164), whatever a region's metadata allows
+		return "", errors.New("is not a valid phone number: E.164 numbers have at most 15 digits")
+	}
+	return out, nil
 }
 
 // checkText checks a free-text field: valid UTF-8, no control characters
