@@ -31,10 +31,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	// Go's default, within a soft memory limit. GOGC and GOMEMLIMIT, when
 	// set, win.
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
+		debug.SetGCPercent(200)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(64 << 20)
+		debug.SetMemoryLimit(48 << 20)
 	}
 	store, err := app.OpenStore(ctx, cfg)
 	if err != nil {

@@ -43,9 +43,9 @@ func OpenSQLite(ctx context.Context, path string, fullSync bool) (*DB, error) {
 	// Checkpoints (copying the WAL back into the database file) run in the
 	// background on their own connection (see checkpointer), not inside a
 	// commit, where they would stall every write queued behind it.
-	// The writer gets a larger page cache (16 MB) than the readers' default
+	// The writer gets a larger page cache (8 MB) than the readers' default
 	// 2 MB: it touches every hot page and is alone.
-	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=cache_size(-16000)")
+	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=cache_size(-8000)")
 	if err != nil {
 		return nil, err
 	}
