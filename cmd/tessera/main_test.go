@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -297,5 +298,26 @@ func TestEveryCommandHasHelp(t *testing.T) {
 	}
 	if out, err := command(t.TempDir(), []string{"--help"}).Output(); err != nil || !strings.Contains(string(out), "tessera config") {
 		t.Errorf("tessera --help: %v\n%s", err, out)
+	}
+}
+
+// TestSlowClientsAreCutOff: a client that sends its headers slowly (a
+// slow-loris attack holding connections open) is disconnected by the
+// server's header timeout instead of keeping the connection forever.
+func TestSlowClientsAreCutOff(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("POST /auth/login HTTP/1.1\r\nHost: tessera\r\nX-Slow: ")); err != nil {
+		t.Fatal(err)
+	}
+	// The header timeout is 5 s; give it ample room before calling it a hang.
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err = io.ReadAll(conn)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the server kept a half-sent request open for 20 s")
 	}
 }
