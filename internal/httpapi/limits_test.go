@@ -125,3 +125,17 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Error("no Content-Security-Policy")
 	}
 }
+
+// TestRefusedResendsDoNotUseTheAllowance: resends the cooldown refuses do
+// not count against the destination's hourly cap.
+func TestRefusedResendsDoNotUseTheAllowance(t *testing.T) {
+	e := newEnvWith(t, stores[0].open(t), func(o *app.Options) {
+		o.Limits.DestinationHour = ratelimit.Limit{Rate: 2, Period: time.Hour, Burst: 2}
+	})
+	id := e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "r@example.com"}).want(t, 200).str("verificationId")
+	for i := 0; i < 5; i++ {
+		e.do("POST", "/methods/email/verifiers/"+id+"/actions/resend", nil).want(t, 429) // cooldown
+	}
+	e.clock.Advance(31 * time.Second)
+	e.do("POST", "/methods/email/verifiers/"+id+"/actions/resend", nil).want(t, 200)
+}

@@ -357,15 +357,20 @@ func (e *Engine) Resend(ctx context.Context, owner string, method tessera.Method
 	if err != nil {
 		return nil, err
 	}
-	if err := e.checkSend(ctx, owner, method, v.Consumer); err != nil {
-		return nil, err
-	}
 	cooldown, maxSends := e.ResendCooldown, e.MaxSends
 	if cooldown == 0 {
 		cooldown = DefaultResendCooldown
 	}
 	if maxSends == 0 {
 		maxSends = DefaultMaxSends
+	}
+	// A resend the cooldown or the cap refuses must not use up the
+	// destination's allowance, so the send limits apply only when those
+	// allow it (QueueResend checks them again, atomically).
+	if v.Sends < maxSends && !now.Before(v.LastSentAt.Add(cooldown)) {
+		if err := e.checkSend(ctx, owner, method, v.Consumer); err != nil {
+			return nil, err
+		}
 	}
 	v, err = e.Store.QueueResend(ctx, owner, method, id, now, now.Add(-cooldown), maxSends, msg)
 	if tessera.ErrorCode(err) == tessera.ETOOMANY {
