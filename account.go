@@ -188,6 +188,9 @@ type AccountStore interface {
 	AppendAudit(ctx context.Context, e *AuditEvent) error
 	// AuditEvents lists the events filter selects, newest first.
 	AuditEvents(ctx context.Context, filter AuditFilter) ([]*AuditEvent, error)
+	// PruneAudit deletes the events recorded before the given time and
+	// returns how many went.
+	PruneAudit(ctx context.Context, before time.Time) (int64, error)
 }
 
 // AuditEvent is one security event of an end-user account, kept for

@@ -47,8 +47,9 @@ type Options struct {
 	Log     *slog.Logger
 	Now     func() time.Time
 	// Retention is how long expired and used rows are kept before the
-	// janitor deletes them.
-	Retention time.Duration
+	// janitor deletes them; AuditRetention, audit events (default 90 days).
+	Retention      time.Duration
+	AuditRetention time.Duration
 	// OutboxLease and OutboxMaxAttempts tune the outbox worker, and
 	// ResendCooldown the resend endpoint; zero means the defaults.
 	OutboxLease       time.Duration
@@ -109,7 +110,7 @@ type App struct {
 	Metrics  *metrics.Metrics
 	Log      *slog.Logger
 
-	retention time.Duration
+	retention, auditRetention time.Duration
 }
 
 // New wires the service.
@@ -123,7 +124,7 @@ func New(o Options) *App {
 	if o.Retention == 0 {
 		o.Retention = 24 * time.Hour
 	}
-	a := &App{Store: o.Store, Keys: o.Keys, Log: o.Log, retention: o.Retention}
+	a := &App{Store: o.Store, Keys: o.Keys, Log: o.Log, retention: o.Retention, auditRetention: orDuration(o.AuditRetention, 90*24*time.Hour)}
 	a.Worker = deliver.NewWorker(o.Store, o.Keys, o.Senders, o.Log)
 	a.Worker.Now = o.Now
 	if o.OutboxLease > 0 {
@@ -216,6 +217,11 @@ func (a *App) runJanitor(ctx context.Context) {
 	defer t.Stop()
 	for {
 		n, err := a.Store.DeleteStale(ctx, a.Worker.Now().Add(-a.retention))
+		if err == nil {
+			var pruned int64
+			pruned, err = a.Store.PruneAudit(ctx, a.Worker.Now().Add(-a.auditRetention))
+			n += pruned
+		}
 		if err != nil && ctx.Err() == nil {
 			a.Log.Error("janitor", "err", err)
 		} else if n > 0 {

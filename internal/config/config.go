@@ -31,6 +31,7 @@ type Config struct {
 	LogLevel        string        // TESSERA_LOG_LEVEL: debug, info, warn, error
 	ShutdownTimeout time.Duration // TESSERA_SHUTDOWN_TIMEOUT: how long SIGTERM waits for requests in flight
 	Retention       time.Duration // TESSERA_RETENTION: how long used and expired rows are kept
+	AuditRetention  time.Duration // TESSERA_AUDIT_RETENTION: how long audit events are kept
 	DebugAddr       string        // TESSERA_DEBUG_ADDR: if set, serve net/http/pprof there (keep it on loopback)
 
 	// Accounts.
@@ -165,6 +166,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.loadDelivery(getenv, get, bad)
 	c.loadLimits(getenv, get, bad)
 	c.Retention = duration(get("TESSERA_RETENTION", "24h"), "TESSERA_RETENTION", bad)
+	c.AuditRetention = duration(get("TESSERA_AUDIT_RETENTION", "2160h"), "TESSERA_AUDIT_RETENTION", bad)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -428,6 +430,7 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_LOG_LEVEL", c.LogLevel},
 		{"TESSERA_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()},
 		{"TESSERA_RETENTION", c.Retention.String()},
+		{"TESSERA_AUDIT_RETENTION", c.AuditRetention.String()},
 		{"TESSERA_DEBUG_ADDR", c.DebugAddr},
 		{"TESSERA_SERVICE_NAME", c.ServiceName},
 		{"TESSERA_TOKEN_ISSUER", c.TokenIssuer},

@@ -600,3 +600,17 @@ func (db *DB) AuditEvents(ctx context.Context, f tessera.AuditFilter) ([]*tesser
 	}
 	return out, rows.Err()
 }
+
+// PruneAudit deletes old audit events.
+func (db *DB) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := db.writeOp(ctx, false, func(r runner) error {
+		res, err := r.exec(ctx, `DELETE FROM audit_events WHERE at < ?`, ms(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}

@@ -36,6 +36,7 @@ func RunAccounts(t *testing.T, open func(t *testing.T) tessera.AccountStore) {
 		{"AuditAppendAndList", testAuditAppendAndList},
 		{"AuditFilters", testAuditFilters},
 		{"AuditParallelAppends", testAuditParallel},
+		{"AuditPrune", testAuditPrune},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -935,5 +936,16 @@ func testAuditParallel(t *testing.T, s tessera.AccountStore) {
 	}
 	if es := listAudit(t, s, tessera.AuditFilter{UserID: "u1"}); len(es) != n/4 {
 		t.Fatalf("%d events of u1, want %d", len(es), n/4)
+	}
+}
+
+func testAuditPrune(t *testing.T, s tessera.AccountStore) {
+	must(t, s.AppendAudit(ctx(), &tessera.AuditEvent{At: t0.Add(-100 * 24 * time.Hour), Kind: tessera.AuditLoginSuccess, UserID: "u1"}))
+	must(t, s.AppendAudit(ctx(), &tessera.AuditEvent{At: t0, Kind: tessera.AuditLogout, UserID: "u1"}))
+	n, err := s.PruneAudit(ctx(), t0.Add(-90*24*time.Hour))
+	must(t, err)
+	es := listAudit(t, s, tessera.AuditFilter{})
+	if n != 1 || len(es) != 1 || es[0].Kind != tessera.AuditLogout {
+		t.Fatalf("pruned %d, left %+v; want the old event gone and the recent one kept", n, es)
 	}
 }
