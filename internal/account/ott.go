@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/nyaruka/phonenumbers"
 
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/verify"
@@ -337,19 +336,11 @@ func (s *Service) AddKey(ctx context.Context, u *tessera.User, value, token stri
 	if err := s.checkCode(ctx, u, method, key, purposeKeyAdding, kt, token); err != nil {
 		return nil, err
 	}
-	if err := s.Store.ChangePhone(ctx, u.ID, key, regionOf(key), s.now()); err != nil {
+	if err := s.Store.ChangePhone(ctx, u.ID, key, verify.RegionOf(key), s.now()); err != nil {
 		return nil, err
 	}
 	s.audit(ctx, tessera.AuditKeyAdded, u, meta, kt+" "+obfuscate(method, key))
 	return s.Store.User(ctx, u.ID)
-}
-
-func regionOf(e164 string) string {
-	num, err := phonenumbers.Parse(e164, "")
-	if err != nil {
-		return ""
-	}
-	return phonenumbers.GetRegionCodeForNumber(num)
 }
 
 // keyInMFA refuses to change or remove a key while MFA relies on it: the
@@ -432,7 +423,7 @@ func (s *Service) replaceKey(ctx context.Context, u *tessera.User, keep, keyType
 		what = "email address"
 		err = s.Store.ChangeEmail(ctx, u.ID, key, now)
 	} else {
-		err = s.Store.ChangePhone(ctx, u.ID, key, regionOf(key), now)
+		err = s.Store.ChangePhone(ctx, u.ID, key, verify.RegionOf(key), now)
 	}
 	if err != nil {
 		return nil, err

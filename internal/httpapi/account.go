@@ -165,11 +165,7 @@ func (s *Server) handleLoginMFA(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tokens, err := s.Accounts.CompleteLogin(r.Context(), req.ProcessingID, req.Method, req.Code, meta(r))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, tokensJSON{Tokens: tokens})
+	s.reply(w, r, tokensJSON{Tokens: tokens}, err)
 }
 
 // handleRefresh handles POST /auth/login/refresh.
@@ -182,11 +178,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tokens, err := s.Accounts.Refresh(r.Context(), req.RefreshToken, meta(r))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, tokensJSON{Tokens: tokens})
+	s.reply(w, r, tokensJSON{Tokens: tokens}, err)
 }
 
 // handleLoginToken handles POST /api/v1/token/login: the one-time token
@@ -201,15 +193,25 @@ func (s *Server) handleLoginToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sent, err := s.Accounts.SendLoginCode(r.Context(), req.ProcessingID, req.Destination)
+	s.reply(w, r, sent, err)
+}
+
+// reply answers with err, or else with body as 200 JSON.
+func (s *Server) reply(w http.ResponseWriter, r *http.Request, body any, err error) {
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeCodeSent(w, sent)
+	writeJSON(w, http.StatusOK, body)
 }
 
-func writeCodeSent(w http.ResponseWriter, sent *account.CodeSent) {
-	writeJSON(w, http.StatusOK, sent)
+// replyUser answers with err, or else with the user object of u.
+func (s *Server) replyUser(w http.ResponseWriter, r *http.Request, u *tessera.User, err error) {
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeUser(w, u)
 }
 
 // handleJWKS handles GET /.well-known/jwks.json: the keys that verify ID
@@ -233,11 +235,7 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 // handleLogout handles POST /auth/logout: the current session ends.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	a := userFrom(r.Context())
-	if err := s.Accounts.Logout(r.Context(), a.user, a.session, meta(r)); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, okJSON)
+	s.reply(w, r, okJSON, s.Accounts.Logout(r.Context(), a.user, a.session, meta(r)))
 }
 
 // handleChangePassword handles POST /auth/password.
@@ -251,11 +249,7 @@ func (s *Server) handleChangePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := userFrom(r.Context())
-	if err := s.Accounts.ChangePassword(r.Context(), a.user, a.session, req.OldPassword, req.NewPassword, meta(r)); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, okJSON)
+	s.reply(w, r, okJSON, s.Accounts.ChangePassword(r.Context(), a.user, a.session, req.OldPassword, req.NewPassword, meta(r)))
 }
 
 type sessionJSON struct {
@@ -286,11 +280,7 @@ func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
 
 // handleRevokeSession handles DELETE /auth/sessions/{id}.
 func (s *Server) handleRevokeSession(w http.ResponseWriter, r *http.Request) {
-	if err := s.Accounts.RevokeSession(r.Context(), userFrom(r.Context()).user, r.PathValue("id"), meta(r)); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, okJSON)
+	s.reply(w, r, okJSON, s.Accounts.RevokeSession(r.Context(), userFrom(r.Context()).user, r.PathValue("id"), meta(r)))
 }
 
 // handleAddPhone handles POST /auth/otp/methods/sms.
@@ -304,11 +294,7 @@ func (s *Server) handleAddPhone(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := s.Accounts.AddPhone(r.Context(), userFrom(r.Context()).user, req.Phone, req.Country)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeUser(w, u)
+	s.replyUser(w, r, u, err)
 }
 
 // handleCreateTOTP handles POST /auth/otp/methods/totp: the user object
@@ -331,21 +317,13 @@ func (s *Server) handleCreateTOTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleDeleteTOTP(w http.ResponseWriter, r *http.Request) {
 	a := userFrom(r.Context())
 	u, err := s.Accounts.DeleteTOTP(r.Context(), a.user, a.session, r.Header.Get("x-otp"), meta(r))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeUser(w, u)
+	s.replyUser(w, r, u, err)
 }
 
 // handleSendCode handles GET /auth/otp/code?method=email|sms.
 func (s *Server) handleSendCode(w http.ResponseWriter, r *http.Request) {
 	sent, err := s.Accounts.SendChannelCode(r.Context(), userFrom(r.Context()).user, r.URL.Query().Get("method"))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeCodeSent(w, sent)
+	s.reply(w, r, sent, err)
 }
 
 // handleVerifyChannel handles POST /auth/otp/code with x-otp and

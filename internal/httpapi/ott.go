@@ -35,15 +35,6 @@ func (s *Server) ottRoutes() {
 	s.handle("POST /api/v1/mfa/disabling", s.requireUser(s.handleMFADisabling))
 }
 
-// answer writes what an OTT call returns, or its error.
-func (s *Server) answer(w http.ResponseWriter, r *http.Request, sent *account.CodeSent, err error) {
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeCodeSent(w, sent)
-}
-
 // handlePasswordRecoveryToken handles POST /api/v1/token/password/recovery.
 func (s *Server) handlePasswordRecoveryToken(w http.ResponseWriter, r *http.Request) {
 	var req struct {
@@ -56,7 +47,7 @@ func (s *Server) handlePasswordRecoveryToken(w http.ResponseWriter, r *http.Requ
 		return
 	}
 	sent, err := s.Accounts.SendPasswordRecovery(r.Context(), req.Email, req.Destination, req.ProcessingID)
-	s.answer(w, r, sent, err)
+	s.reply(w, r, sent, err)
 }
 
 // handlePasswordRecovery handles POST /api/v1/password/recovery: the token
@@ -73,11 +64,7 @@ func (s *Server) handlePasswordRecovery(w http.ResponseWriter, r *http.Request) 
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.Accounts.ResetPassword(r.Context(), req.Email, req.Destination, req.ProcessingID, req.OneTimeToken, req.NewPassword, meta(r)); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, okJSON)
+	s.reply(w, r, okJSON, s.Accounts.ResetPassword(r.Context(), req.Email, req.Destination, req.ProcessingID, req.OneTimeToken, req.NewPassword, meta(r)))
 }
 
 // handleKeyRecoveryVerificationToken handles
@@ -93,7 +80,7 @@ func (s *Server) handleKeyRecoveryVerificationToken(w http.ResponseWriter, r *ht
 		return
 	}
 	sent, err := s.Accounts.SendKeyRecoveryVerification(r.Context(), req.ProcessingID, req.KeyType, req.Destination)
-	s.answer(w, r, sent, err)
+	s.reply(w, r, sent, err)
 }
 
 // handleKeyRecoveryNewKeyToken handles POST /api/v1/token/userKeys/recovery/newKey.
@@ -107,7 +94,7 @@ func (s *Server) handleKeyRecoveryNewKeyToken(w http.ResponseWriter, r *http.Req
 		return
 	}
 	sent, err := s.Accounts.SendKeyRecoveryNewKey(r.Context(), req.ProcessingID, req.Destination)
-	s.answer(w, r, sent, err)
+	s.reply(w, r, sent, err)
 }
 
 // handleKeyRecovery handles POST /api/v1/userKeys/recovery: both tokens
@@ -125,11 +112,7 @@ func (s *Server) handleKeyRecovery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := s.Accounts.RecoverKey(r.Context(), req.ProcessingID, req.KeyType, req.VerificationToken, req.NewKey, req.NewKeyToken, meta(r))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeUser(w, u)
+	s.replyUser(w, r, u, err)
 }
 
 // handleKeyAddingToken handles POST /api/v1/token/userKeys/adding/email?newEmail=
@@ -137,7 +120,7 @@ func (s *Server) handleKeyRecovery(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleKeyAddingToken(keyType, param string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		sent, err := s.Accounts.SendKeyAdding(r.Context(), userFrom(r.Context()).user, keyType, r.URL.Query().Get(param))
-		s.answer(w, r, sent, err)
+		s.reply(w, r, sent, err)
 	}
 }
 
@@ -152,17 +135,13 @@ func (s *Server) handleKeyAdding(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := s.Accounts.AddKey(r.Context(), userFrom(r.Context()).user, req.NewKey, req.OneTimeToken, meta(r))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeUser(w, u)
+	s.replyUser(w, r, u, err)
 }
 
 // handleKeyChangingToken handles POST /api/v1/token/userKeys/changing?keyType=.
 func (s *Server) handleKeyChangingToken(w http.ResponseWriter, r *http.Request) {
 	sent, err := s.Accounts.SendKeyChanging(r.Context(), userFrom(r.Context()).user, r.URL.Query().Get("keyType"))
-	s.answer(w, r, sent, err)
+	s.reply(w, r, sent, err)
 }
 
 // handleKeyChangingNewKeyToken handles POST /api/v1/token/userKeys/changing/newKey.
@@ -176,7 +155,7 @@ func (s *Server) handleKeyChangingNewKeyToken(w http.ResponseWriter, r *http.Req
 		return
 	}
 	sent, err := s.Accounts.SendKeyChangingNewKey(r.Context(), userFrom(r.Context()).user, req.OneTimeToken, req.NewUserKey)
-	s.answer(w, r, sent, err)
+	s.reply(w, r, sent, err)
 }
 
 // handleKeyChanging handles POST /api/v1/userKeys/changing.
@@ -191,17 +170,13 @@ func (s *Server) handleKeyChanging(w http.ResponseWriter, r *http.Request) {
 	}
 	a := userFrom(r.Context())
 	u, err := s.Accounts.ChangeKey(r.Context(), a.user, a.session, req.NewUserKey, req.OneTimeToken, meta(r))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeUser(w, u)
+	s.replyUser(w, r, u, err)
 }
 
 // handleKeyRemovingToken handles POST /api/v1/token/userKeys/removing?keyType=.
 func (s *Server) handleKeyRemovingToken(w http.ResponseWriter, r *http.Request) {
 	sent, err := s.Accounts.SendKeyRemoving(r.Context(), userFrom(r.Context()).user, r.URL.Query().Get("keyType"))
-	s.answer(w, r, sent, err)
+	s.reply(w, r, sent, err)
 }
 
 // handleKeyRemoving handles POST /api/v1/userKeys/removing.
@@ -215,11 +190,7 @@ func (s *Server) handleKeyRemoving(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := s.Accounts.RemoveKey(r.Context(), userFrom(r.Context()).user, req.KeyType, req.OneTimeToken, meta(r))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeUser(w, u)
+	s.replyUser(w, r, u, err)
 }
 
 // handleAntiPhishingToken handles POST /api/v1/token/antiPhishing/adding
@@ -227,7 +198,7 @@ func (s *Server) handleKeyRemoving(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleAntiPhishingToken(changing bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		sent, err := s.Accounts.SendAntiPhishing(r.Context(), userFrom(r.Context()).user, changing)
-		s.answer(w, r, sent, err)
+		s.reply(w, r, sent, err)
 	}
 }
 
@@ -261,7 +232,7 @@ func (s *Server) handleMFADisablingToken(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	sent, err := s.Accounts.SendMFADisabling(r.Context(), userFrom(r.Context()).user, req.Destination)
-	s.answer(w, r, sent, err)
+	s.reply(w, r, sent, err)
 }
 
 // handleMFADisabling handles POST /api/v1/mfa/disabling.
@@ -276,9 +247,5 @@ func (s *Server) handleMFADisabling(w http.ResponseWriter, r *http.Request) {
 	}
 	a := userFrom(r.Context())
 	u, err := s.Accounts.DisableMFA(r.Context(), a.user, a.session, req.Destination, req.OneTimeToken, meta(r))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeUser(w, u)
+	s.replyUser(w, r, u, err)
 }

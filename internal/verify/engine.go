@@ -76,7 +76,7 @@ type SendLimits struct {
 // checkSend applies the send limits to a message for consumer.
 func (e *Engine) checkSend(ctx context.Context, owner string, method tessera.Method, consumer string) error {
 	if method == tessera.MethodPhone && len(e.Limits.SMSCountries) > 0 {
-		if region := regionOf(consumer); !e.Limits.SMSCountries[region] {
+		if region := RegionOf(consumer); !e.Limits.SMSCountries[region] {
 			return tessera.Invalid(tessera.FieldError{Path: "consumer", Error: "SMS to this country (" + region + ") are not enabled on this server"})
 		}
 	}

@@ -117,8 +117,8 @@ func Render(body, code, verificationID string) string {
 	return strings.NewReplacer(PlaceholderCode, code, PlaceholderVerificationID, verificationID).Replace(body)
 }
 
-// regionOf returns the ISO 3166-1 region of an E.164 number ("US").
-func regionOf(e164 string) string {
+// RegionOf returns the ISO 3166-1 region of an E.164 number ("US").
+func RegionOf(e164 string) string {
 	num, err := phonenumbers.Parse(e164, "")
 	if err != nil {
 		return ""
