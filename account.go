@@ -38,16 +38,31 @@ type User struct {
 	CreatedAt          time.Time
 }
 
-// MFAEnabled reports whether logging in needs a second factor: an
-// enrolled authenticator app or SMS codes.
-func (u *User) MFAEnabled() bool { return !u.TOTPVerifiedAt.IsZero() || !u.SMSMFAAt.IsZero() }
+// TOTPEnrolled reports whether an authenticator app is enrolled.
+func (u *User) TOTPEnrolled() bool { return !u.TOTPVerifiedAt.IsZero() }
+
+// SMSFactorOn reports whether texted codes are a second factor.
+func (u *User) SMSFactorOn() bool { return !u.SMSMFAAt.IsZero() }
+
+// Whether MFA is on, and what it takes, is the policy package's to say
+// (policy.Of): it also weighs recovery codes and, later, passkeys.
 
 // Session is one login of a user on one device: a family of rotating
-// refresh tokens.
+// refresh tokens. AAL, AMR and AuthTime say how strongly and how recently
+// the user proved who they are; the policy reads them, never the request.
 type Session struct {
-	ID           string
-	UserID       string
-	AMR          []string // how the user authenticated: "pwd", "otp", "mfa"
+	ID     string
+	UserID string
+	// AAL is the authenticator assurance level: 1 for one factor, 2 for
+	// two distinct factors.
+	AAL int
+	// AMR lists the methods used (RFC 8176 names where there is one):
+	// "pwd", "otp" (authenticator app), "sms", "email", "recovery_code",
+	// and "mfa" at AAL 2.
+	AMR []string
+	// AuthTime is when the user last proved those factors: the login, or
+	// the latest step-up (POST /auth/reauthenticate).
+	AuthTime     time.Time
 	UserAgent    string
 	IP           string
 	CreatedAt    time.Time
@@ -72,18 +87,56 @@ type RefreshToken struct {
 	SuccessorSealed []byte
 }
 
-// LoginChallenge is a password login waiting for its second factor; its id
-// is the processingId the client carries.
-type LoginChallenge struct {
-	ID          string
-	UserID      string
+// FlowType names what a flow is for.
+type FlowType string
+
+// The flows kept on the server.
+const (
+	FlowLogin            FlowType = "login"            // password checked, second factor pending
+	FlowReauthentication FlowType = "reauthentication" // step-up of an existing session (SessionID)
+	FlowRegistration     FlowType = "registration"     // a pending sign-up: Email, Secret = the password hash
+	FlowPasswordRecovery FlowType = "password_recovery"
+)
+
+// Flow is one multi-step operation kept on the server: a login waiting for
+// its second factor, a step-up, a pending registration, a password
+// recovery. Its ID is the processingId the client carries: always issued
+// by the server. Codes sent within a flow are bound to it.
+type Flow struct {
+	ID   string
+	Type FlowType
+	// UserID is the account the flow is for; for a registration, the id
+	// the account will get once confirmed; empty for a recovery (the
+	// address decides, at the end).
+	UserID string
+	// Email is the address a registration or recovery is for, normalised.
+	Email string
+	// SessionID is the session a reauthentication flow steps up.
+	SessionID string
+	// Label is a value the client chose (the flows document's
+	// processingId), kept for its logs; it binds nothing.
+	Label string
+	// Secret holds what the flow needs later: a registration's password
+	// hash.
+	Secret []byte
+	// AAL is the assurance the flow has reached so far, Methods the
+	// methods proven in it.
+	AAL         int
+	Methods     []string
+	CSRFSecret  []byte // for the browser pages: forms carry a token derived from it
 	Attempts    int
 	MaxAttempts int
 	CreatedAt   time.Time
 	ExpiresAt   time.Time
-	UsedAt      time.Time
+	UsedAt      time.Time // set once the flow has done its work
 	UserAgent   string
 	IP          string
+}
+
+// TxStore is every store bound to one transaction (see AccountStore.InTx).
+type TxStore interface {
+	Store
+	AccountStore
 }
 
 // SigningKey is a key that signs ID tokens. The private half is sealed.
@@ -168,16 +221,30 @@ type AccountStore interface {
 	// RecoveryCodesLeft counts a user's unused recovery codes.
 	RecoveryCodesLeft(ctx context.Context, userID string) (int, error)
 
-	// CreateLoginChallenge stores a pending MFA login.
-	CreateLoginChallenge(ctx context.Context, c *LoginChallenge) error
-	// LoginChallenge returns a challenge; ENOTFOUND if none.
-	LoginChallenge(ctx context.Context, id string) (*LoginChallenge, error)
-	// ReserveChallengeAttempt counts an attempt on a challenge that is
-	// unused, unexpired at now and has attempts left; ENOTFOUND, EEXPIRED
-	// or ELOCKED otherwise.
-	ReserveChallengeAttempt(ctx context.Context, id string, now time.Time) (*LoginChallenge, error)
-	// UseLoginChallenge marks a challenge used, once; ENOTFOUND otherwise.
-	UseLoginChallenge(ctx context.Context, id string, now time.Time) error
+	// SetSessionAuth records a step-up: the session's new assurance level,
+	// methods and auth time. ENOTFOUND unless the session is active at now.
+	SetSessionAuth(ctx context.Context, sessionID string, aal int, amr []string, authTime, now time.Time) error
+
+	// CreateFlow stores a new flow.
+	CreateFlow(ctx context.Context, f *Flow) error
+	// Flow returns a flow, used or not; ENOTFOUND if none.
+	Flow(ctx context.Context, id string) (*Flow, error)
+	// PendingRegistrations lists the unused registration flows for email
+	// that are unexpired at now, newest first, at most limit.
+	PendingRegistrations(ctx context.Context, email string, now time.Time, limit int) ([]*Flow, error)
+	// ReserveFlowAttempt counts an attempt on a flow that is unused,
+	// unexpired at now and has attempts left, and returns it; ENOTFOUND,
+	// EEXPIRED or ELOCKED otherwise.
+	ReserveFlowAttempt(ctx context.Context, id string, now time.Time) (*Flow, error)
+	// UseFlow marks a flow used, once, if it is unexpired at now;
+	// ENOTFOUND otherwise. Whoever uses it first wins.
+	UseFlow(ctx context.Context, id string, now time.Time) error
+
+	// InTx runs fn with a store bound to one transaction: everything fn
+	// writes commits together or not at all. fn must be quick and do no
+	// I/O of its own (on SQLite it runs on the single writer). Calling
+	// InTx on the store fn gets runs fn's body in the same transaction.
+	InTx(ctx context.Context, fn func(tx TxStore) error) error
 
 	// CreateSigningKey stores a new ID-token signing key.
 	CreateSigningKey(ctx context.Context, k *SigningKey) error
@@ -231,6 +298,7 @@ const (
 	AuditAntiPhishingSet    = "anti_phishing.set"
 	AuditRegister           = "register"
 	AuditRegisterConfirmed  = "register.confirmed"
+	AuditReauthenticated    = "reauthenticated" // a session stepped up: its auth_time is new
 )
 
 // AuditKinds lists every audit kind, for validating filters.
@@ -239,7 +307,7 @@ var AuditKinds = []string{
 	AuditRefreshReuse, AuditSessionRevoked, AuditLogout, AuditPasswordChanged, AuditPasswordReset,
 	AuditMFAEnabled, AuditMFADisabled, AuditRecoveryCodesRegen,
 	AuditKeyAdded, AuditKeyChanged, AuditKeyRemoved, AuditKeyRecovered, AuditAntiPhishingSet,
-	AuditRegister, AuditRegisterConfirmed,
+	AuditRegister, AuditRegisterConfirmed, AuditReauthenticated,
 }
 
 // AuditFilter selects audit events; empty fields select everything.

@@ -12,21 +12,22 @@ import (
 // Error codes. The HTTP layer maps each to one status code in one place;
 // everything else only picks a code.
 const (
-	EINTERNAL     = "internal"       // a bug or an unreachable dependency; details are logged, never shown
-	EMALFORMED    = "malformed"      // the body is not parseable JSON
-	EINVALID      = "invalid"        // a field is missing, of the wrong type or has a wrong value
-	ENOTFOUND     = "not_found"      // the thing does not exist or belongs to someone else
-	ECONFLICT     = "conflict"       // the thing exists already
-	EUNAUTHORIZED = "unauthorized"   // no or bad credentials
-	EFORBIDDEN    = "forbidden"      // credentials are fine but the action is not allowed
-	EINVALIDCODE  = "invalid_code"   // a verification code did not match
-	ELOCKED       = "locked"         // too many wrong codes: the verification is locked
-	EEXPIRED      = "expired"        // the verification expired
-	ETOOMANY      = "too_many"       // a rate limit or cooldown applies
-	ETOOLARGE     = "too_large"      // the request body is over its cap
-	EMEDIATYPE    = "media_type"     // the Content-Type is not JSON
-	ENOTACCEPT    = "not_acceptable" // the Accept header rules out JSON
-	EBADMETHOD    = "bad_method"     // the route exists, but not with this HTTP method
+	EINTERNAL     = "internal"                  // a bug or an unreachable dependency; details are logged, never shown
+	EMALFORMED    = "malformed"                 // the body is not parseable JSON
+	EINVALID      = "invalid"                   // a field is missing, of the wrong type or has a wrong value
+	ENOTFOUND     = "not_found"                 // the thing does not exist or belongs to someone else
+	ECONFLICT     = "conflict"                  // the thing exists already
+	EUNAUTHORIZED = "unauthorized"              // no or bad credentials
+	EFORBIDDEN    = "forbidden"                 // credentials are fine but the action is not allowed
+	EREAUTH       = "reauthentication_required" // the session is too old or too weak for this action: step up
+	EINVALIDCODE  = "invalid_code"              // a verification code did not match
+	ELOCKED       = "locked"                    // too many wrong codes: the verification is locked
+	EEXPIRED      = "expired"                   // the verification expired
+	ETOOMANY      = "too_many"                  // a rate limit or cooldown applies
+	ETOOLARGE     = "too_large"                 // the request body is over its cap
+	EMEDIATYPE    = "media_type"                // the Content-Type is not JSON
+	ENOTACCEPT    = "not_acceptable"            // the Accept header rules out JSON
+	EBADMETHOD    = "bad_method"                // the route exists, but not with this HTTP method
 )
 
 // FieldError names one field of a request and what is wrong with it. Path

@@ -3,6 +3,7 @@ package account
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -11,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/policy"
 	"github.com/tessera-id/tessera/internal/verify"
 )
 
@@ -81,17 +83,21 @@ func requireToken(token string) error {
 
 // ---- password recovery ----
 
-// SendPasswordRecovery sends a password-recovery token for the account of
-// email to its EMAIL or PHONE_NUMBER. Its answer and its timing are the
-// same whether or not the account (or its phone) exists: the lookup and
-// the send happen after the answer.
-func (s *Service) SendPasswordRecovery(ctx context.Context, email, dest, processingID string) (*CodeSent, error) {
+// Recovery guesses per address and hour, over all its recovery flows: a
+// stranger starting flow after flow gets no more tries than this.
+const recoveryGuessesPerHour = 20
+
+// SendPasswordRecovery starts a password recovery for the account of
+// email and sends its token to the account's EMAIL or PHONE_NUMBER. It
+// returns the flow's id as ProcessingID: the reset must name it. label
+// is the client's own processingId, kept only for its logs. The answer
+// and its timing are the same whether or not the account (or its phone)
+// exists: the flow is written for any address, and the lookup and the
+// send happen after the answer.
+func (s *Service) SendPasswordRecovery(ctx context.Context, email, dest, label string, meta Meta) (*CodeSent, error) {
 	addr, err := verify.NormalizeEmail(strings.TrimSpace(email))
 	if err != nil {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "email", Error: err.Error()})
-	}
-	if _, err := uuid.Parse(processingID); err != nil {
-		return nil, tessera.Invalid(tessera.FieldError{Path: "processingId", Error: "must be a UUID the client chooses for this recovery"})
 	}
 	shown := ObfuscateEmail(addr)
 	switch dest {
@@ -100,6 +106,12 @@ func (s *Service) SendPasswordRecovery(ctx context.Context, email, dest, process
 		shown = "the phone number of the account"
 	default:
 		return nil, tessera.Invalid(tessera.FieldError{Path: "destination", Error: "must be EMAIL or PHONE_NUMBER"})
+	}
+	now := s.now()
+	f := &tessera.Flow{ID: uuid.NewString(), Type: tessera.FlowPasswordRecovery, Email: addr, Label: clip(label, 64), Secret: []byte(dest),
+		CSRFSecret: newSecret(), MaxAttempts: codeMaxAttempts, CreatedAt: now, ExpiresAt: now.Add(s.CodeTTL), UserAgent: meta.UserAgent, IP: meta.IP}
+	if err := s.Store.CreateFlow(ctx, f); err != nil {
+		return nil, err
 	}
 	s.background(func(ctx context.Context) {
 		u, err := s.Store.UserByEmail(ctx, addr)
@@ -110,55 +122,95 @@ func (s *Service) SendPasswordRecovery(ctx context.Context, email, dest, process
 		if err != nil {
 			return
 		}
-		if _, err := s.sendCode(ctx, u, method, to, purposePasswordRecovery, processingID); err != nil && tessera.ErrorCode(err) != tessera.ETOOMANY {
+		if _, err := s.sendFlowCode(ctx, u, method, to, purposePasswordRecovery, f); err != nil && tessera.ErrorCode(err) != tessera.ETOOMANY {
 			s.logError("password recovery: send", err)
 		}
 	})
-	return &CodeSent{Destination: shown, Expiration: ttlText(s.CodeTTL) + ".", ExpiresAt: s.now().Add(s.CodeTTL)}, nil
+	return &CodeSent{Destination: shown, Expiration: ttlText(s.CodeTTL) + ".", ExpiresAt: f.ExpiresAt, ProcessingID: f.ID}, nil
 }
 
-// ResetPassword consumes a password-recovery token: the password changes
-// and every session ends.
-// Every failure that depends on the account answers "Invalid code", so
-// the answer never tells whether the account (or its phone) exists.
-func (s *Service) ResetPassword(ctx context.Context, email, dest, processingID, token, newPassword string, meta Meta) error {
+// ResetPassword consumes the token of recovery flow processingID: the
+// password changes, every session ends and a notice goes out, in one
+// transaction. It grants no session (policy.RecoveryAAL): the user logs
+// in afterwards, second factor included.
+//
+// Every answer is the same for an account that exists and one that does
+// not: each flow counts its attempts (five), every flow of the address
+// shares a throttle, and a wrong token, an unknown account and a missing
+// phone are all "Invalid code".
+func (s *Service) ResetPassword(ctx context.Context, processingID, token, newPassword string, meta Meta) error {
 	if err := requireToken(token); err != nil {
 		return err
 	}
-	if dest != DestinationEmail && dest != DestinationPhone {
-		return tessera.Invalid(tessera.FieldError{Path: "destination", Error: "must be EMAIL or PHONE_NUMBER"})
+	if _, err := uuid.Parse(processingID); err != nil {
+		return tessera.Invalid(tessera.FieldError{Path: "processingId", Error: "must be the processingId the token request returned"})
 	}
-	if err := checkPassword(newPassword, strings.TrimSpace(email)); err != nil {
+	now := s.now()
+	f, err := s.Store.ReserveFlowAttempt(ctx, processingID, now)
+	if err == nil && f.Type != tessera.FlowPasswordRecovery {
+		err = flowGone()
+	}
+	switch tessera.ErrorCode(err) {
+	case "":
+	case tessera.ENOTFOUND:
+		return flowGone()
+	case tessera.ELOCKED:
+		return tessera.Errorf(tessera.ELOCKED, "Too many wrong codes: ask for a new one")
+	case tessera.EEXPIRED:
+		return tessera.Errorf(tessera.EEXPIRED, "The code expired: ask for a new one")
+	default:
+		return err
+	}
+	if err := checkPassword(newPassword, f.Email); err != nil {
 		return tessera.Invalid(tessera.FieldError{Path: "newPassword", Error: err.Error()})
 	}
+	if err := s.Store.HitSendLimit(ctx, s.limitKey("recovery-guesses", strings.ToLower(f.Email)), now, 0, time.Hour, recoveryGuessesPerHour); err != nil {
+		return err
+	}
 	invalid := tessera.Errorf(tessera.EINVALIDCODE, "Invalid code")
-	u, err := s.userByEmail(ctx, email)
+	u, err := s.Store.UserByEmail(ctx, f.Email)
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return invalid
 	}
 	if err != nil {
 		return err
 	}
+	dest := string(f.Secret)
 	method, to, err := keyAddress(u, dest)
 	if err != nil {
 		return invalid
-	}
-	if err := s.checkCode(ctx, u, method, to, purposePasswordRecovery, processingID, token); err != nil {
-		return err
 	}
 	hash, err := s.Passwords.Hash(ctx, newPassword)
 	if err != nil {
 		return err
 	}
-	now := s.now()
-	if err := s.Store.SetPassword(ctx, u.ID, hash, now); err != nil {
+	var codeErr error
+	err = s.inTx(ctx, func(t *txn) error {
+		if codeErr = checkCodeOn(ctx, t.engine, u, method, to, codeSpec{purpose: purposePasswordRecovery, flowID: f.ID}, token); codeErr != nil {
+			return nil // the wrong attempt must count: commit it
+		}
+		if err := t.store.UseFlow(ctx, f.ID, now); err != nil {
+			return err
+		}
+		if err := t.store.SetPassword(ctx, u.ID, hash, now); err != nil {
+			return err
+		}
+		if _, err := t.store.RevokeSessions(ctx, u.ID, "", "", "password reset", now); err != nil {
+			return err
+		}
+		return s.notifyOn(ctx, t.engine, u, u.Email, "your password was reset", "The password of your account was reset and every session was ended.")
+	})
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		return flowGone() // a parallel reset used the flow
+	}
+	if err != nil {
 		return err
 	}
-	if _, err := s.Store.RevokeSessions(ctx, u.ID, "", "", "password reset", now); err != nil {
-		return err
+	if codeErr != nil {
+		return codeErr
 	}
 	s.audit(ctx, tessera.AuditPasswordReset, u, meta, "token sent to "+dest+"; every session ended")
-	return s.notify(ctx, u, u.Email, "your password was reset", "The password of your account was reset and every session was ended.")
+	return nil
 }
 
 // ---- disabling MFA ----
@@ -169,20 +221,36 @@ func (s *Service) ResetPassword(ctx context.Context, email, dest, processingID, 
 func mfaOnFor(u *tessera.User, dest string) (bool, error) {
 	switch dest {
 	case DestinationEmail:
-		return u.MFAEnabled(), nil
+		return policy.Of(u, 0).MFA(), nil
 	case DestinationPhone:
-		return !u.SMSMFAAt.IsZero(), nil
+		return u.SMSFactorOn(), nil
 	}
 	return false, tessera.Invalid(tessera.FieldError{Path: "destination", Error: "must be EMAIL or PHONE_NUMBER"})
 }
 
-// SendMFADisabling sends the token that turns MFA off for a destination;
-// refused when it is off already.
-func (s *Service) SendMFADisabling(ctx context.Context, u *tessera.User, dest string) (*CodeSent, error) {
+// mayDisable refuses to turn MFA off for dest unless it is on and the
+// session used a factor at least as strong as what goes: EMAIL removes
+// every factor (the authenticator app included), PHONE_NUMBER texted
+// codes.
+func mayDisable(u *tessera.User, sess *tessera.Session, dest string) error {
 	if on, err := mfaOnFor(u, dest); err != nil {
-		return nil, err
+		return err
 	} else if !on {
-		return nil, tessera.Errorf(tessera.ECONFLICT, "MFA is off for %s already", dest)
+		return tessera.Errorf(tessera.ECONFLICT, "MFA is off for %s already", dest)
+	}
+	removing := policy.SMS
+	if dest == DestinationEmail {
+		removing = policy.Strongest(policy.Of(u, 0))
+	}
+	return policy.MayRemove(sessionAuth(sess), removing)
+}
+
+// SendMFADisabling sends the token that turns MFA off for a destination;
+// refused when it is off already, or when the session did not use a
+// factor as strong as the one going.
+func (s *Service) SendMFADisabling(ctx context.Context, u *tessera.User, sess *tessera.Session, dest string) (*CodeSent, error) {
+	if err := mayDisable(u, sess, dest); err != nil {
+		return nil, err
 	}
 	method, to, err := keyAddress(u, dest)
 	if err != nil {
@@ -193,44 +261,51 @@ func (s *Service) SendMFADisabling(ctx context.Context, u *tessera.User, dest st
 
 // DisableMFA consumes the token: PHONE_NUMBER turns texted codes off as a
 // second factor; EMAIL turns MFA off altogether (authenticator app removed
-// too). Other sessions end and a notice goes to the email.
+// too). Other sessions end and a notice goes to the email, all in one
+// transaction.
 func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera.Session, dest, token string, meta Meta) (*tessera.User, error) {
 	if err := requireToken(token); err != nil {
 		return nil, err
 	}
-	if on, err := mfaOnFor(u, dest); err != nil {
+	if err := mayDisable(u, sess, dest); err != nil {
 		return nil, err
-	} else if !on {
-		return nil, tessera.Errorf(tessera.ECONFLICT, "MFA is off for %s already", dest)
 	}
 	method, to, err := keyAddress(u, dest)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkCode(ctx, u, method, to, purposeMFADisabling, dest, token); err != nil {
-		return nil, err
-	}
-	if err := s.Store.SetSMSMFA(ctx, u.ID, zeroTime); err != nil {
-		return nil, err
-	}
 	what, off := "Texted codes are no longer a second factor for your account.", ChannelSMS
 	if dest == DestinationEmail {
-		off = "all"
-		if err := s.Engine.Store.DeleteTOTPSecret(ctx, Owner, u.ID); err != nil && tessera.ErrorCode(err) != tessera.ENOTFOUND {
-			return nil, err
+		what, off = "Two-step verification (MFA) was turned off for your account.", "all"
+	}
+	var codeErr error
+	err = s.inTx(ctx, func(t *txn) error {
+		if codeErr = checkCodeOn(ctx, t.engine, u, method, to, codeSpec{purpose: purposeMFADisabling, extra: dest}, token); codeErr != nil {
+			return nil // the wrong attempt must count: commit it
 		}
-		if err := s.Store.SetTOTPVerified(ctx, u.ID, zeroTime); err != nil {
-			return nil, err
+		if err := t.store.SetSMSMFA(ctx, u.ID, zeroTime); err != nil {
+			return err
 		}
-		what = "Two-step verification (MFA) was turned off for your account."
+		if dest == DestinationEmail {
+			if err := t.store.DeleteTOTPSecret(ctx, Owner, u.ID); err != nil && tessera.ErrorCode(err) != tessera.ENOTFOUND {
+				return err
+			}
+			if err := t.store.SetTOTPVerified(ctx, u.ID, zeroTime); err != nil {
+				return err
+			}
+		}
+		if _, err := t.store.RevokeSessions(ctx, u.ID, "", sess.ID, "MFA changed", s.now()); err != nil {
+			return err
+		}
+		return s.notifyOn(ctx, t.engine, u, u.Email, "MFA was turned off", what)
+	})
+	if err == nil {
+		err = codeErr
+	}
+	if err != nil {
+		return nil, err
 	}
 	s.audit(ctx, tessera.AuditMFADisabled, u, meta, off)
-	if _, err := s.Store.RevokeSessions(ctx, u.ID, "", sess.ID, "MFA changed", s.now()); err != nil {
-		return nil, err
-	}
-	if err := s.notify(ctx, u, u.Email, "MFA was turned off", what); err != nil {
-		return nil, err
-	}
 	return s.Store.User(ctx, u.ID)
 }
 
@@ -333,10 +408,20 @@ func (s *Service) AddKey(ctx context.Context, u *tessera.User, value, token stri
 	if err := canAdd(u, kt); err != nil {
 		return nil, err
 	}
-	if err := s.checkCode(ctx, u, method, key, purposeKeyAdding, kt, token); err != nil {
-		return nil, err
+	var codeErr error
+	err = s.inTx(ctx, func(t *txn) error {
+		if codeErr = checkCodeOn(ctx, t.engine, u, method, key, codeSpec{purpose: purposeKeyAdding, extra: kt}, token); codeErr != nil {
+			return nil // the wrong attempt must count: commit it
+		}
+		if err := t.store.ChangePhone(ctx, u.ID, key, verify.RegionOf(key), s.now()); err != nil {
+			return err
+		}
+		return s.notifyOn(ctx, t.engine, u, u.Email, "a phone number was added", "The phone number "+obfuscate(method, key)+" was added to your account.")
+	})
+	if err == nil {
+		err = codeErr
 	}
-	if err := s.Store.ChangePhone(ctx, u.ID, key, verify.RegionOf(key), s.now()); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	s.audit(ctx, tessera.AuditKeyAdded, u, meta, kt+" "+obfuscate(method, key))
@@ -407,23 +492,41 @@ func (s *Service) ChangeKey(ctx context.Context, u *tessera.User, sess *tessera.
 	if err := keyInMFA(u, kt); err != nil {
 		return nil, err
 	}
-	if err := s.checkCode(ctx, u, method, key, purposeKeyChangingNew, key, token); err != nil {
-		return nil, err
-	}
-	return s.replaceKey(ctx, u, sess.ID, kt, key, "changed", meta)
+	return s.replaceKey(ctx, u, sess.ID, kt, key, "changed", meta, func(t *txn) error {
+		return checkCodeOn(ctx, t.engine, u, method, key, codeSpec{purpose: purposeKeyChangingNew, extra: key}, token)
+	})
 }
 
-// replaceKey sets a verified new email or phone, ends the sessions (but
-// keep) and tells the previous email.
-func (s *Service) replaceKey(ctx context.Context, u *tessera.User, keep, keyType, key, verb string, meta Meta) (*tessera.User, error) {
+// replaceKey checks the last token (check, inside the transaction), sets
+// a verified new email or phone, ends the sessions (but keep) and tells
+// the previous email, all in one transaction.
+func (s *Service) replaceKey(ctx context.Context, u *tessera.User, keep, keyType, key, verb string, meta Meta, check func(t *txn) error) (*tessera.User, error) {
 	now := s.now()
-	var err error
 	what := "phone number"
 	if keyType == DestinationEmail {
 		what = "email address"
-		err = s.Store.ChangeEmail(ctx, u.ID, key, now)
-	} else {
-		err = s.Store.ChangePhone(ctx, u.ID, key, verify.RegionOf(key), now)
+	}
+	var codeErr error
+	err := s.inTx(ctx, func(t *txn) error {
+		if codeErr = check(t); codeErr != nil {
+			return nil // the wrong attempt must count: commit it
+		}
+		var err error
+		if keyType == DestinationEmail {
+			err = t.store.ChangeEmail(ctx, u.ID, key, now)
+		} else {
+			err = t.store.ChangePhone(ctx, u.ID, key, verify.RegionOf(key), now)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := t.store.RevokeSessions(ctx, u.ID, "", keep, "user key "+verb, now); err != nil {
+			return err
+		}
+		return s.notifyOn(ctx, t.engine, u, u.Email, "your "+what+" was "+verb, "The "+what+" of your account was "+verb+" to "+obfuscate(methodOf(keyType), key)+".")
+	})
+	if err == nil {
+		err = codeErr
 	}
 	if err != nil {
 		return nil, err
@@ -433,12 +536,6 @@ func (s *Service) replaceKey(ctx context.Context, u *tessera.User, keep, keyType
 		kind = tessera.AuditKeyRecovered
 	}
 	s.audit(ctx, kind, u, meta, keyType+" "+verb+" to "+obfuscate(methodOf(keyType), key))
-	if _, err := s.Store.RevokeSessions(ctx, u.ID, "", keep, "user key "+verb, now); err != nil {
-		return nil, err
-	}
-	if err := s.notify(ctx, u, u.Email, "your "+what+" was "+verb, "The "+what+" of your account was "+verb+" to "+obfuscate(methodOf(keyType), key)+"."); err != nil {
-		return nil, err
-	}
 	return s.Store.User(ctx, u.ID)
 }
 
@@ -480,16 +577,23 @@ func (s *Service) RemoveKey(ctx context.Context, u *tessera.User, keyType, token
 	if err := canRemove(u, keyType); err != nil {
 		return nil, err
 	}
-	if err := s.checkCode(ctx, u, tessera.MethodPhone, u.Phone, purposeKeyRemoving, keyType, token); err != nil {
-		return nil, err
+	var codeErr error
+	err := s.inTx(ctx, func(t *txn) error {
+		if codeErr = checkCodeOn(ctx, t.engine, u, tessera.MethodPhone, u.Phone, codeSpec{purpose: purposeKeyRemoving, extra: keyType}, token); codeErr != nil {
+			return nil // the wrong attempt must count: commit it
+		}
+		if err := t.store.RemovePhone(ctx, u.ID); err != nil {
+			return err
+		}
+		return s.notifyOn(ctx, t.engine, u, u.Email, "your phone number was removed", "The phone number "+ObfuscatePhone(u.Phone)+" was removed from your account.")
+	})
+	if err == nil {
+		err = codeErr
 	}
-	if err := s.Store.RemovePhone(ctx, u.ID); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	s.audit(ctx, tessera.AuditKeyRemoved, u, meta, keyType+" "+ObfuscatePhone(u.Phone))
-	if err := s.notify(ctx, u, u.Email, "your phone number was removed", "The phone number "+ObfuscatePhone(u.Phone)+" was removed from your account."); err != nil {
-		return nil, err
-	}
 	return s.Store.User(ctx, u.ID)
 }
 
@@ -497,13 +601,15 @@ func (s *Service) RemoveKey(ctx context.Context, u *tessera.User, keyType, token
 
 // User key recovery is for a user with MFA on who lost the mailbox or the
 // phone: the password is proven by the processingId of an MFA login
-// (POST /auth/login), the other key by one token, the new key by another.
-// With MFA off the user simply logs in and changes the key.
+// (POST /auth/login), the other key by one token, the new key by another,
+// and the second factor like a login's: a key recovery never takes fewer
+// factors than a login. With MFA off the user simply logs in and changes
+// the key.
 
 // SendKeyRecoveryVerification sends a token to the key the user still has;
 // refused for the key being recovered.
 func (s *Service) SendKeyRecoveryVerification(ctx context.Context, processingID, lostKey, dest string) (*CodeSent, error) {
-	c, u, err := s.openChallenge(ctx, processingID)
+	c, u, err := s.openFlow(ctx, processingID, tessera.FlowLogin)
 	if err != nil {
 		return nil, err
 	}
@@ -522,7 +628,7 @@ func (s *Service) SendKeyRecoveryVerification(ctx context.Context, processingID,
 
 // SendKeyRecoveryNewKey sends a token to the new email or phone.
 func (s *Service) SendKeyRecoveryNewKey(ctx context.Context, processingID, value string) (*CodeSent, error) {
-	c, u, err := s.openChallenge(ctx, processingID)
+	c, u, err := s.openFlow(ctx, processingID, tessera.FlowLogin)
 	if err != nil {
 		return nil, err
 	}
@@ -538,17 +644,19 @@ func (s *Service) SendKeyRecoveryNewKey(ctx context.Context, processingID, value
 	return sent, nil
 }
 
-// RecoverKey consumes both tokens and replaces the lost key with the new
-// one. The login it started from is used up and every session ends: the
-// user logs in again.
-func (s *Service) RecoverKey(ctx context.Context, processingID, lostKey, verificationToken, value, newKeyToken string, meta Meta) (*tessera.User, error) {
+// RecoverKey checks the second factor and both tokens and replaces the
+// lost key with the new one. The second factor must be one the policy
+// accepts beyond what the verification token proved: a key recovery whose
+// token went by SMS cannot use SMS again. The login it started from is
+// used up and every session ends: the user logs in again.
+func (s *Service) RecoverKey(ctx context.Context, processingID, lostKey, verificationToken, value, newKeyToken, mfaMethod, mfaCode string, meta Meta) (*tessera.User, error) {
 	if strings.TrimSpace(verificationToken) == "" {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "verificationToken", Error: "is required"})
 	}
 	if strings.TrimSpace(newKeyToken) == "" {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "newKeyToken", Error: "is required"})
 	}
-	c, u, err := s.openChallenge(ctx, processingID)
+	c, u, err := s.openFlow(ctx, processingID, tessera.FlowLogin)
 	if err != nil {
 		return nil, err
 	}
@@ -567,16 +675,32 @@ func (s *Service) RecoverKey(ctx context.Context, processingID, lostKey, verific
 	if err != nil {
 		return nil, err
 	}
+	proven := append(slices.Clone(c.Methods), map[string]string{DestinationEmail: policy.Email, DestinationPhone: policy.SMS}[other])
+	if strings.TrimSpace(mfaCode) == "" {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "mfaCode", Error: "is required: a key recovery needs your second factor"})
+	}
+	if err := s.mayComplete(ctx, u, proven, mfaMethod, "mfaMethod"); err != nil {
+		return nil, err
+	}
+	if _, err := s.Store.ReserveFlowAttempt(ctx, c.ID, s.now()); err != nil {
+		if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+			return nil, flowGone()
+		}
+		return nil, err
+	}
 	if err := s.checkCode(ctx, u, otherMethod, otherTo, purposeKeyRecoveryCheck, c.ID+"\x00"+lostKey, verificationToken); err != nil {
 		return nil, err
 	}
 	if err := s.checkCode(ctx, u, method, key, purposeKeyRecoveryNew, c.ID+"\x00"+key, newKeyToken); err != nil {
 		return nil, err
 	}
-	if err := s.Store.UseLoginChallenge(ctx, c.ID, s.now()); err != nil {
-		return nil, tessera.Errorf(tessera.ENOTFOUND, "Unknown, used or expired processingId: log in again")
+	if err := s.checkSecondFactor(ctx, u, c, mfaMethod, mfaCode); err != nil {
+		return nil, err
 	}
-	return s.replaceKey(ctx, u, "", lostKey, key, "recovered", meta)
+	if err := s.Store.UseFlow(ctx, c.ID, s.now()); err != nil {
+		return nil, flowGone()
+	}
+	return s.replaceKey(ctx, u, "", lostKey, key, "recovered", meta, func(*txn) error { return nil })
 }
 
 // ---- background work ----

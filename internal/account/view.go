@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/policy"
 )
 
 // UserView is the user object of the accounts API. Email and phone are
@@ -45,7 +46,7 @@ func View(u *tessera.User) *UserView {
 		Status:                 u.Status,
 		LastLoggedDevice:       u.LastLoginDevice,
 		LastPasswordChangeDate: u.PasswordChanged,
-		MFAEnabled:             u.MFAEnabled(),
+		MFAEnabled:             policy.Of(u, 0).MFA(),
 		SMSMFAEnabled:          !u.SMSMFAAt.IsZero(),
 		HasAntiPhishingCode:    u.AntiPhishingSealed != nil,
 	}

@@ -61,13 +61,19 @@ type Options struct {
 
 	// Accounts: the name users see, the ID token's issuer and audience and
 	// lifetime, and the password hashing cost.
-	ServiceName     string
-	TokenIssuer     string
-	TokenAudience   string
-	IDTokenTTL      time.Duration
-	RefreshGrace    time.Duration
-	PasswordParams  password.Params
-	PasswordWorkers int
+	ServiceName   string
+	TokenIssuer   string
+	TokenAudience string
+	IDTokenTTL    time.Duration
+	RefreshGrace  time.Duration
+	// PrivilegedMaxAge bounds how old a session's proof may be for
+	// privileged actions (policy.DefaultPrivilegedMaxAge when zero);
+	// NoNewDeviceNotices turns off the email about logins from new
+	// devices.
+	PrivilegedMaxAge   time.Duration
+	NoNewDeviceNotices bool
+	PasswordParams     password.Params
+	PasswordWorkers    int
 
 	// Limiter counts the limits (in memory on Now when nil); zero limits
 	// get the defaults, ratelimit.Disabled switches one off.
@@ -162,6 +168,7 @@ func New(o Options) *App {
 		Passwords:   password.NewHasher(o.PasswordParams, o.PasswordWorkers),
 		ServiceName: or(o.ServiceName, "Tessera"), Log: o.Log,
 		SessionTTL: account.DefaultSessionTTL, RefreshGrace: orDuration(o.RefreshGrace, account.DefaultRefreshGrace), CodeTTL: account.DefaultCodeTTL,
+		PrivilegedMaxAge: o.PrivilegedMaxAge, NewDeviceNotices: !o.NoNewDeviceNotices,
 	}
 	a.Metrics = metrics.New()
 	a.Engine.Observe = func(m tessera.Method, result string) { a.Metrics.ObserveVerification(string(m), result) }

@@ -40,6 +40,10 @@ type Config struct {
 	TokenAudience string        // TESSERA_TOKEN_AUDIENCE: the ID token's "aud"
 	IDTokenTTL    time.Duration // TESSERA_ID_TOKEN_TTL: how long an ID token is valid
 	RefreshGrace  time.Duration // TESSERA_REFRESH_GRACE: how long a rotated refresh token still yields its successor
+	// TESSERA_PRIVILEGED_MAX_AGE: how long after the user last proved
+	// their factors a session may change passwords, keys and factors
+	PrivilegedMaxAge time.Duration
+	NewDeviceNotices bool // TESSERA_NEW_DEVICE_NOTICES: email the user on a login from a new device
 
 	// Abuse protection.
 	RedisURL        string          // TESSERA_REDIS_URL (_FILE): shared limits across instances; unset: in memory
@@ -160,6 +164,14 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.TokenAudience = get("TESSERA_TOKEN_AUDIENCE", "tessera")
 	c.IDTokenTTL = duration(get("TESSERA_ID_TOKEN_TTL", "15m"), "TESSERA_ID_TOKEN_TTL", bad)
 	c.RefreshGrace = duration(get("TESSERA_REFRESH_GRACE", "10s"), "TESSERA_REFRESH_GRACE", bad)
+	c.PrivilegedMaxAge = duration(get("TESSERA_PRIVILEGED_MAX_AGE", "10m"), "TESSERA_PRIVILEGED_MAX_AGE", bad)
+	if v := get("TESSERA_NEW_DEVICE_NOTICES", "true"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			bad("TESSERA_NEW_DEVICE_NOTICES: must be true or false, not %q", v)
+		}
+		c.NewDeviceNotices = on
+	}
 	c.OutboxLease = duration(get("TESSERA_OUTBOX_LEASE", "1m"), "TESSERA_OUTBOX_LEASE", bad)
 	c.ResendCooldown = duration(get("TESSERA_RESEND_COOLDOWN", "30s"), "TESSERA_RESEND_COOLDOWN", bad)
 	c.OutboxMaxAttempts = positive(get("TESSERA_OUTBOX_MAX_ATTEMPTS", "8"), "TESSERA_OUTBOX_MAX_ATTEMPTS", bad)
@@ -437,6 +449,8 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_TOKEN_AUDIENCE", c.TokenAudience},
 		{"TESSERA_ID_TOKEN_TTL", c.IDTokenTTL.String()},
 		{"TESSERA_REFRESH_GRACE", c.RefreshGrace.String()},
+		{"TESSERA_PRIVILEGED_MAX_AGE", c.PrivilegedMaxAge.String()},
+		{"TESSERA_NEW_DEVICE_NOTICES", strconv.FormatBool(c.NewDeviceNotices)},
 		{"TESSERA_EMAIL_SENDER", c.EmailSender},
 		{"TESSERA_SMS_SENDER", c.SMSSender},
 		{"TESSERA_SMTP_HOST", c.SMTP.Host},

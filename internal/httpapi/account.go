@@ -7,6 +7,7 @@ import (
 
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/account"
+	"github.com/tessera-id/tessera/internal/policy"
 )
 
 // accountRoutes registers the end-user accounts API.
@@ -21,15 +22,18 @@ func (s *Server) accountRoutes() {
 
 	s.handle("GET /auth/me", s.requireUser(s.handleMe))
 	s.handle("POST /auth/logout", s.requireUser(s.handleLogout))
-	s.handle("POST /auth/password", s.requireUser(s.handleChangePassword))
+	s.handle("POST /auth/reauthenticate", s.requireUser(s.handleReauthenticate))
 	s.handle("GET /auth/sessions", s.requireUser(s.handleSessions))
 	s.handle("DELETE /auth/sessions/{id}", s.requireUser(s.handleRevokeSession))
-	s.handle("POST /auth/otp/methods/sms", s.requireUser(s.handleAddPhone))
-	s.handle("POST /auth/otp/methods/totp", s.requireUser(s.handleCreateTOTP))
-	s.handle("DELETE /auth/otp/methods/totp", s.requireUser(s.handleDeleteTOTP))
-	s.handle("GET /auth/otp/code", s.requireUser(s.handleSendCode))
-	s.handle("POST /auth/otp/code", s.requireUser(s.handleVerifyChannel))
-	s.handle("POST /auth/mfa/recovery-codes", s.requireUser(s.handleRecoveryCodes))
+
+	// Privileged: the policy decides, from the session, before the handler runs.
+	s.handle("POST /auth/password", s.requirePrivileged(policy.ChangePassword, s.handleChangePassword))
+	s.handle("POST /auth/otp/methods/sms", s.requirePrivileged(policy.EnrolFactor, s.handleAddPhone))
+	s.handle("POST /auth/otp/methods/totp", s.requirePrivileged(policy.EnrolFactor, s.handleCreateTOTP))
+	s.handle("DELETE /auth/otp/methods/totp", s.requirePrivileged(policy.RemoveFactor, s.handleDeleteTOTP))
+	s.handle("GET /auth/otp/code", s.requirePrivileged(policy.EnrolFactor, s.handleSendCode))
+	s.handle("POST /auth/otp/code", s.requirePrivileged(policy.EnrolFactor, s.handleVerifyChannel))
+	s.handle("POST /auth/mfa/recovery-codes", s.requirePrivileged(policy.RegenerateRecoveryCodes, s.handleRecoveryCodes))
 	s.ottRoutes()
 }
 
@@ -60,6 +64,19 @@ func (s *Server) requireUser(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), userKey{}, &authed{u, sess})))
 	}
+}
+
+// requirePrivileged is requireUser for the actions the policy reserves to
+// a privileged session: 403 reauthentication_required otherwise.
+func (s *Server) requirePrivileged(action policy.Action, next http.HandlerFunc) http.HandlerFunc {
+	return s.requireUser(func(w http.ResponseWriter, r *http.Request) {
+		a := userFrom(r.Context())
+		if err := s.Accounts.Authorize(r.Context(), a.user, a.session, action); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		next(w, r)
+	})
 }
 
 func userFrom(ctx context.Context) *authed { return ctx.Value(userKey{}).(*authed) }
@@ -101,25 +118,28 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.Accounts.Register(r.Context(), req.Email, req.Password, meta(r)); err != nil {
+	id, err := s.Accounts.Register(r.Context(), req.Email, req.Password, meta(r))
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"message": "Check your email for a confirmation code, then POST it to /auth/register/confirm"})
+	writeJSON(w, http.StatusAccepted, map[string]any{"message": "Check your email for a confirmation code, then POST it to /auth/register/confirm",
+		"processingId": id})
 }
 
 // handleRegisterConfirm handles POST /auth/register/confirm: the emailed
 // code confirms the address and logs the user in.
 func (s *Server) handleRegisterConfirm(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Email string `json:"email"`
-		Code  string `json:"code"`
+		Email        string `json:"email"`
+		Code         string `json:"code"`
+		ProcessingID string `json:"processingId"`
 	}
 	if err := decodeJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	tokens, u, err := s.Accounts.ConfirmRegistration(r.Context(), req.Email, req.Code, meta(r))
+	tokens, u, err := s.Accounts.ConfirmRegistration(r.Context(), req.Email, req.Code, req.ProcessingID, meta(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -153,7 +173,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleLoginMFA handles POST /auth/login/mfa: the second step of an MFA
-// login.
+// login, or of a step-up (then without a refresh token: the session keeps
+// its own).
 func (s *Server) handleLoginMFA(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		ProcessingID string `json:"processingId"`
@@ -227,6 +248,33 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	w.Write(body)
 }
 
+// handleReauthenticate handles POST /auth/reauthenticate: the step-up
+// that makes the session privileged again. With MFA on it answers like a
+// login that needs its second factor.
+func (s *Server) handleReauthenticate(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Password string `json:"password"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	a := userFrom(r.Context())
+	res, err := s.Accounts.Reauthenticate(r.Context(), a.user, a.session, req.Password, meta(r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if res.Challenge != nil {
+		writeJSON(w, http.StatusOK, struct {
+			MFARequired bool `json:"mfaRequired"`
+			*account.Challenge
+		}{true, res.Challenge})
+		return
+	}
+	writeJSON(w, http.StatusOK, tokensJSON{Tokens: res.Tokens})
+}
+
 // handleMe handles GET /auth/me.
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 	s.writeUser(w, userFrom(r.Context()).user)
@@ -258,6 +306,8 @@ type sessionJSON struct {
 	UserAgent  string    `json:"userAgent"`
 	IP         string    `json:"ip"`
 	AMR        []string  `json:"amr"`
+	AAL        int       `json:"aal"`
+	AuthTime   time.Time `json:"authTime"`
 	CreatedAt  time.Time `json:"createdAt"`
 	LastUsedAt time.Time `json:"lastUsedAt"`
 	ExpiresAt  time.Time `json:"expiresAt"`
@@ -273,7 +323,7 @@ func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]sessionJSON, 0, len(list))
 	for _, ss := range list {
-		out = append(out, sessionJSON{ss.ID, ss.ID == a.session.ID, ss.UserAgent, ss.IP, ss.AMR, ss.CreatedAt, ss.LastUsedAt, ss.ExpiresAt})
+		out = append(out, sessionJSON{ss.ID, ss.ID == a.session.ID, ss.UserAgent, ss.IP, ss.AMR, ss.AAL, ss.AuthTime, ss.CreatedAt, ss.LastUsedAt, ss.ExpiresAt})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
 }

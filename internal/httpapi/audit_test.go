@@ -285,8 +285,8 @@ func TestAuditKeysAntiPhishingAndPasswordReset(t *testing.T) {
 		e.deliver()
 
 		// A password reset, by the new address.
-		e.doWith("POST", "/api/v1/token/password/recovery", map[string]any{"email": "kit.new@example.com", "destination": "EMAIL", "processingId": pid}, nil).want(t, 200)
-		e.doWith("POST", "/api/v1/password/recovery", map[string]any{"email": "kit.new@example.com", "destination": "EMAIL", "processingId": pid,
+		flow := e.doWith("POST", "/api/v1/token/password/recovery", map[string]any{"email": "kit.new@example.com", "destination": "EMAIL"}, nil).want(t, 200).str("processingId")
+		e.doWith("POST", "/api/v1/password/recovery", map[string]any{"processingId": flow,
 			"oneTimeToken": token("kit.new@example.com"), "newPassword": "a reset password"}, map[string]string{"User-Agent": testUA}).want(t, 200)
 		s.add("a reset password")
 

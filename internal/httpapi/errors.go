@@ -22,6 +22,7 @@ var statusOf = map[string]int{
 	tessera.EEXPIRED:      http.StatusUnprocessableEntity,
 	tessera.EUNAUTHORIZED: http.StatusUnauthorized,
 	tessera.EFORBIDDEN:    http.StatusForbidden,
+	tessera.EREAUTH:       http.StatusForbidden,
 	tessera.ENOTFOUND:     http.StatusNotFound,
 	tessera.EBADMETHOD:    http.StatusMethodNotAllowed,
 	tessera.ENOTACCEPT:    http.StatusNotAcceptable,

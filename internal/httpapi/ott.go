@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/tessera-id/tessera/internal/account"
+	"github.com/tessera-id/tessera/internal/policy"
 )
 
 // ottRoutes registers the account-security flows of
@@ -17,22 +18,22 @@ func (s *Server) ottRoutes() {
 	s.handle("POST /api/v1/token/userKeys/recovery/newKey", s.limitIP(s.handleKeyRecoveryNewKeyToken))
 	s.handle("POST /api/v1/userKeys/recovery", s.limitIP(s.handleKeyRecovery))
 
-	s.handle("POST /api/v1/token/userKeys/adding/email", s.requireUser(s.handleKeyAddingToken(account.DestinationEmail, "newEmail")))
-	s.handle("POST /api/v1/token/userKeys/adding/phoneNumber", s.requireUser(s.handleKeyAddingToken(account.DestinationPhone, "newPhoneNumber")))
-	s.handle("POST /api/v1/userKeys/adding", s.requireUser(s.handleKeyAdding))
-	s.handle("POST /api/v1/token/userKeys/changing", s.requireUser(s.handleKeyChangingToken))
-	s.handle("POST /api/v1/token/userKeys/changing/newKey", s.requireUser(s.handleKeyChangingNewKeyToken))
-	s.handle("POST /api/v1/userKeys/changing", s.requireUser(s.handleKeyChanging))
-	s.handle("POST /api/v1/token/userKeys/removing", s.requireUser(s.handleKeyRemovingToken))
-	s.handle("POST /api/v1/userKeys/removing", s.requireUser(s.handleKeyRemoving))
+	s.handle("POST /api/v1/token/userKeys/adding/email", s.requirePrivileged(policy.AddKey, s.handleKeyAddingToken(account.DestinationEmail, "newEmail")))
+	s.handle("POST /api/v1/token/userKeys/adding/phoneNumber", s.requirePrivileged(policy.AddKey, s.handleKeyAddingToken(account.DestinationPhone, "newPhoneNumber")))
+	s.handle("POST /api/v1/userKeys/adding", s.requirePrivileged(policy.AddKey, s.handleKeyAdding))
+	s.handle("POST /api/v1/token/userKeys/changing", s.requirePrivileged(policy.ChangeKey, s.handleKeyChangingToken))
+	s.handle("POST /api/v1/token/userKeys/changing/newKey", s.requirePrivileged(policy.ChangeKey, s.handleKeyChangingNewKeyToken))
+	s.handle("POST /api/v1/userKeys/changing", s.requirePrivileged(policy.ChangeKey, s.handleKeyChanging))
+	s.handle("POST /api/v1/token/userKeys/removing", s.requirePrivileged(policy.RemoveKey, s.handleKeyRemovingToken))
+	s.handle("POST /api/v1/userKeys/removing", s.requirePrivileged(policy.RemoveKey, s.handleKeyRemoving))
 
-	s.handle("POST /api/v1/token/antiPhishing/adding", s.requireUser(s.handleAntiPhishingToken(false)))
-	s.handle("POST /api/v1/token/antiPhishing/changing", s.requireUser(s.handleAntiPhishingToken(true)))
-	s.handle("POST /api/v1/antiPhishing/adding", s.requireUser(s.handleAntiPhishing(false)))
-	s.handle("POST /api/v1/antiPhishing/changing", s.requireUser(s.handleAntiPhishing(true)))
+	s.handle("POST /api/v1/token/antiPhishing/adding", s.requirePrivileged(policy.ChangeAntiPhishing, s.handleAntiPhishingToken(false)))
+	s.handle("POST /api/v1/token/antiPhishing/changing", s.requirePrivileged(policy.ChangeAntiPhishing, s.handleAntiPhishingToken(true)))
+	s.handle("POST /api/v1/antiPhishing/adding", s.requirePrivileged(policy.ChangeAntiPhishing, s.handleAntiPhishing(false)))
+	s.handle("POST /api/v1/antiPhishing/changing", s.requirePrivileged(policy.ChangeAntiPhishing, s.handleAntiPhishing(true)))
 
-	s.handle("POST /api/v1/token/mfa/disabling", s.requireUser(s.handleMFADisablingToken))
-	s.handle("POST /api/v1/mfa/disabling", s.requireUser(s.handleMFADisabling))
+	s.handle("POST /api/v1/token/mfa/disabling", s.requirePrivileged(policy.DisableMFA, s.handleMFADisablingToken))
+	s.handle("POST /api/v1/mfa/disabling", s.requirePrivileged(policy.DisableMFA, s.handleMFADisabling))
 }
 
 // handlePasswordRecoveryToken handles POST /api/v1/token/password/recovery.
@@ -46,12 +47,14 @@ func (s *Server) handlePasswordRecoveryToken(w http.ResponseWriter, r *http.Requ
 		s.writeError(w, r, err)
 		return
 	}
-	sent, err := s.Accounts.SendPasswordRecovery(r.Context(), req.Email, req.Destination, req.ProcessingID)
+	sent, err := s.Accounts.SendPasswordRecovery(r.Context(), req.Email, req.Destination, req.ProcessingID, meta(r))
 	s.reply(w, r, sent, err)
 }
 
-// handlePasswordRecovery handles POST /api/v1/password/recovery: the token
-// and a new password.
+// handlePasswordRecovery handles POST /api/v1/password/recovery: the
+// processingId the token request answered with, the token and a new
+// password. email and destination are accepted for older clients; the
+// flow knows both.
 func (s *Server) handlePasswordRecovery(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Email        string `json:"email"`
@@ -64,7 +67,7 @@ func (s *Server) handlePasswordRecovery(w http.ResponseWriter, r *http.Request) 
 		s.writeError(w, r, err)
 		return
 	}
-	s.reply(w, r, okJSON, s.Accounts.ResetPassword(r.Context(), req.Email, req.Destination, req.ProcessingID, req.OneTimeToken, req.NewPassword, meta(r)))
+	s.reply(w, r, okJSON, s.Accounts.ResetPassword(r.Context(), req.ProcessingID, req.OneTimeToken, req.NewPassword, meta(r)))
 }
 
 // handleKeyRecoveryVerificationToken handles
@@ -106,12 +109,14 @@ func (s *Server) handleKeyRecovery(w http.ResponseWriter, r *http.Request) {
 		VerificationToken string `json:"verificationToken"`
 		NewKey            string `json:"newKey"`
 		NewKeyToken       string `json:"newKeyToken"`
+		MFAMethod         string `json:"mfaMethod"`
+		MFACode           string `json:"mfaCode"`
 	}
 	if err := decodeJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	u, err := s.Accounts.RecoverKey(r.Context(), req.ProcessingID, req.KeyType, req.VerificationToken, req.NewKey, req.NewKeyToken, meta(r))
+	u, err := s.Accounts.RecoverKey(r.Context(), req.ProcessingID, req.KeyType, req.VerificationToken, req.NewKey, req.NewKeyToken, req.MFAMethod, req.MFACode, meta(r))
 	s.replyUser(w, r, u, err)
 }
 
@@ -231,7 +236,8 @@ func (s *Server) handleMFADisablingToken(w http.ResponseWriter, r *http.Request)
 		s.writeError(w, r, err)
 		return
 	}
-	sent, err := s.Accounts.SendMFADisabling(r.Context(), userFrom(r.Context()).user, req.Destination)
+	a := userFrom(r.Context())
+	sent, err := s.Accounts.SendMFADisabling(r.Context(), a.user, a.session, req.Destination)
 	s.reply(w, r, sent, err)
 }
 

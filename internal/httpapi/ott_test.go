@@ -6,14 +6,18 @@ import (
 	"time"
 )
 
-const pid = "7d2c9e43-5b1a-4f7e-9a6b-2f3c1d0e8a91"
+// label is a processingId a client chose: a label, never a flow.
+const label = "7d2c9e43-5b1a-4f7e-9a6b-2f3c1d0e8a91"
 
 // withSMSMFA registers a user and turns texted codes on as a second factor.
 func withSMSMFA(t *testing.T, e *env, email, phone string) *user {
 	t.Helper()
 	u := register(t, e, email)
 	u.call("POST", "/auth/otp/methods/sms", map[string]any{"phone": phone, "country": "US"}).want(t, 200)
-	u.call("POST", "/auth/otp/code", map[string]any{"channel": "sms"}, "x-otp", e.codeFor(phone)).want(t, 200)
+	r := u.call("POST", "/auth/otp/code", map[string]any{"channel": "sms"}, "x-otp", e.codeFor(phone)).want(t, 200)
+	for _, c := range r.body["recoveryCodes"].([]any) {
+		u.recoveryCodes = append(u.recoveryCodes, c.(string))
+	}
 	return u
 }
 
@@ -32,7 +36,7 @@ func TestPasswordRecovery(t *testing.T) {
 	onEachStore(t, func(t *testing.T, e *env) {
 		u := register(t, e, "pat@example.com")
 		ask := func(email string) *response {
-			return e.doWith("POST", "/api/v1/token/password/recovery", map[string]any{"email": email, "destination": "EMAIL", "processingId": pid}, nil).want(t, 200)
+			return e.doWith("POST", "/api/v1/token/password/recovery", map[string]any{"email": email, "destination": "EMAIL", "processingId": label}, nil).want(t, 200)
 		}
 		known, unknown := ask("pat@example.com"), ask("nobody@example.com")
 		if known.str("expiration") != "30min." || unknown.str("expiration") != "30min." || known.str("destination") != "p***t@example.com" {
@@ -44,16 +48,22 @@ func TestPasswordRecovery(t *testing.T) {
 				t.Fatal("a recovery was sent for an account that does not exist")
 			}
 		}
-		reset := func(processingID, dest, code, pw string) *response {
-			return e.doWith("POST", "/api/v1/password/recovery", map[string]any{
-				"email": u.email, "destination": dest, "processingId": processingID, "oneTimeToken": code, "newPassword": pw}, nil)
+		// The reset names the flow the server issued; the client's own
+		// processingId is only a label.
+		pid := known.str("processingId")
+		if pid == "" || unknown.str("processingId") == "" || pid == label {
+			t.Fatalf("no server-issued processingId: %s / %s", known.raw, unknown.raw)
 		}
-		reset("11111111-2222-4333-8444-555555555555", "EMAIL", token, "a new long password").want(t, 422) // other processing id
-		reset(pid, "PHONE_NUMBER", token, "a new long password").want(t, 422)                             // no phone
-		reset(pid, "EMAIL", token, "short").want(t, 422)
-		reset(pid, "EMAIL", token, "a new long password").want(t, 200)
-		reset(pid, "EMAIL", token, "yet another password").want(t, 422) // replay
-		u.call("GET", "/auth/me", nil).want(t, 401)                     // every session ended
+		reset := func(processingID, code, pw string) *response {
+			return e.doWith("POST", "/api/v1/password/recovery", map[string]any{
+				"email": u.email, "destination": "EMAIL", "processingId": processingID, "oneTimeToken": code, "newPassword": pw}, nil)
+		}
+		reset(label, token, "a new long password").want(t, 404)                       // the client's label is no flow
+		reset(unknown.str("processingId"), token, "a new long password").want(t, 422) // another flow's token
+		reset(pid, token, "short").want(t, 422)
+		reset(pid, token, "a new long password").want(t, 200)
+		reset(pid, token, "yet another password").want(t, 404) // replay: the flow is used
+		u.call("GET", "/auth/me", nil).want(t, 401)            // every session ended
 		noticeTo(t, e, "pat@example.com", "password was reset")
 		u.login(t).want(t, 401)
 		u.password = "a new long password"
@@ -61,10 +71,10 @@ func TestPasswordRecovery(t *testing.T) {
 
 		// Expiry.
 		e.clock.Advance(time.Minute)
-		ask("pat@example.com")
+		pid = ask("pat@example.com").str("processingId")
 		token = e.codeFor("pat@example.com")
 		e.clock.Advance(31 * time.Minute)
-		if r := reset(pid, "EMAIL", token, "the third password").want(t, 422); r.str("code") != "expired" {
+		if r := reset(pid, token, "the third password").want(t, 422); r.str("code") != "expired" {
 			t.Fatalf("an expired token answered %s", r.raw)
 		}
 	})
@@ -236,9 +246,11 @@ func TestUserKeyRecovery(t *testing.T) {
 			t.Fatalf("newKey answered %s", nk.raw)
 		}
 		fresh := e.codeFor("+14155552672")
+		// The phone was the second factor: a recovery code stands in for it.
 		recover := func(vt, key, kt string) *response {
 			return e.doWith("POST", "/api/v1/userKeys/recovery", map[string]any{
-				"processingId": processing, "keyType": "PHONE_NUMBER", "verificationToken": vt, "newKey": key, "newKeyToken": kt}, nil)
+				"processingId": processing, "keyType": "PHONE_NUMBER", "verificationToken": vt, "newKey": key, "newKeyToken": kt,
+				"mfaMethod": "recovery_code", "mfaCode": u.recoveryCodes[0]}, nil)
 		}
 		recover(fresh, "+14155552672", check).want(t, 422) // tokens swapped
 		// Another user's token is worthless here.

@@ -274,14 +274,14 @@ func (db *DB) SetUserStatus(ctx context.Context, userID string, status tessera.U
 
 // ---- sessions and refresh tokens ----
 
-const sessionColumns = `id, user_id, amr, user_agent, ip, created_at, last_used_at, expires_at, revoked_at, revoke_reason`
+const sessionColumns = `id, user_id, amr, user_agent, ip, created_at, last_used_at, expires_at, revoked_at, revoke_reason, aal, auth_time`
 
 func scanSession(row scanner) (*tessera.Session, error) {
 	var s tessera.Session
 	var amr string
-	var created, used, expires int64
+	var created, used, expires, authTime int64
 	var revoked sql.NullInt64
-	err := row.Scan(&s.ID, &s.UserID, &amr, &s.UserAgent, &s.IP, &created, &used, &expires, &revoked, &s.RevokeReason)
+	err := row.Scan(&s.ID, &s.UserID, &amr, &s.UserAgent, &s.IP, &created, &used, &expires, &revoked, &s.RevokeReason, &s.AAL, &authTime)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound()
 	}
@@ -291,15 +291,15 @@ func scanSession(row scanner) (*tessera.Session, error) {
 	if amr != "" {
 		s.AMR = strings.Split(amr, ",")
 	}
-	s.CreatedAt, s.LastUsedAt, s.ExpiresAt, s.RevokedAt = fromMS(created), fromMS(used), fromMS(expires), fromNullMS(revoked)
+	s.CreatedAt, s.LastUsedAt, s.ExpiresAt, s.RevokedAt, s.AuthTime = fromMS(created), fromMS(used), fromMS(expires), fromNullMS(revoked), fromMS(authTime)
 	return &s, nil
 }
 
 // CreateSession stores a session and its first refresh token together.
 func (db *DB) CreateSession(ctx context.Context, s *tessera.Session, first *tessera.RefreshToken) error {
 	return db.writeOp(ctx, true, func(r runner) error {
-		if _, err := r.exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, '')`,
-			s.ID, s.UserID, strings.Join(s.AMR, ","), s.UserAgent, s.IP, ms(s.CreatedAt), ms(s.LastUsedAt), ms(s.ExpiresAt)); err != nil {
+		if _, err := r.exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, '', ?, ?)`,
+			s.ID, s.UserID, strings.Join(s.AMR, ","), s.UserAgent, s.IP, ms(s.CreatedAt), ms(s.LastUsedAt), ms(s.ExpiresAt), s.AAL, ms(s.AuthTime)); err != nil {
 			return err
 		}
 		_, err := r.exec(ctx, `INSERT INTO refresh_tokens (hash, session_id, created_at, used_at, successor_sealed) VALUES (?, ?, ?, NULL, NULL)`,
@@ -330,6 +330,14 @@ func (db *DB) Sessions(ctx context.Context, userID string, now time.Time) ([]*te
 		out = append(out, s)
 	}
 	return out, rows.Err()
+}
+
+// SetSessionAuth records a step-up on an active session.
+func (db *DB) SetSessionAuth(ctx context.Context, sessionID string, aal int, amr []string, authTime, now time.Time) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE sessions SET aal = ?, amr = ?, auth_time = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?`,
+			aal, strings.Join(amr, ","), ms(authTime), sessionID, ms(now)))
+	})
 }
 
 // RevokeSessions revokes a user's active sessions: one, all, or all but one.
@@ -440,67 +448,95 @@ func (db *DB) RecoveryCodesLeft(ctx context.Context, userID string) (int, error)
 	return n, err
 }
 
-// ---- login challenges ----
+// ---- flows ----
 
-const challengeColumns = `id, user_id, attempts, max_attempts, created_at, expires_at, used_at, user_agent, ip`
+const flowColumns = `id, type, user_id, email_key, session_id, label, secret, aal, methods, csrf_secret, attempts, max_attempts,
+	created_at, expires_at, used_at, user_agent, ip`
 
-func scanChallenge(row scanner) (*tessera.LoginChallenge, error) {
-	var c tessera.LoginChallenge
+func scanFlow(row scanner) (*tessera.Flow, error) {
+	var f tessera.Flow
+	var typ, methods string
 	var created, expires int64
 	var used sql.NullInt64
-	err := row.Scan(&c.ID, &c.UserID, &c.Attempts, &c.MaxAttempts, &created, &expires, &used, &c.UserAgent, &c.IP)
+	err := row.Scan(&f.ID, &typ, &f.UserID, &f.Email, &f.SessionID, &f.Label, &f.Secret, &f.AAL, &methods, &f.CSRFSecret,
+		&f.Attempts, &f.MaxAttempts, &created, &expires, &used, &f.UserAgent, &f.IP)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound()
 	}
 	if err != nil {
 		return nil, err
 	}
-	c.CreatedAt, c.ExpiresAt, c.UsedAt = fromMS(created), fromMS(expires), fromNullMS(used)
-	return &c, nil
+	f.Type = tessera.FlowType(typ)
+	if methods != "" {
+		f.Methods = strings.Split(methods, ",")
+	}
+	f.CreatedAt, f.ExpiresAt, f.UsedAt = fromMS(created), fromMS(expires), fromNullMS(used)
+	return &f, nil
 }
 
-// CreateLoginChallenge stores a pending MFA login.
-func (db *DB) CreateLoginChallenge(ctx context.Context, c *tessera.LoginChallenge) error {
+// CreateFlow stores a new flow.
+func (db *DB) CreateFlow(ctx context.Context, f *tessera.Flow) error {
 	return db.writeOp(ctx, false, func(r runner) error {
-		_, err := r.exec(ctx, `INSERT INTO login_challenges (`+challengeColumns+`) VALUES (?, ?, 0, ?, ?, ?, NULL, ?, ?)`,
-			c.ID, c.UserID, c.MaxAttempts, ms(c.CreatedAt), ms(c.ExpiresAt), c.UserAgent, c.IP)
+		_, err := r.exec(ctx, `INSERT INTO flows (`+flowColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)`,
+			f.ID, string(f.Type), f.UserID, strings.ToLower(f.Email), f.SessionID, f.Label, f.Secret, f.AAL, strings.Join(f.Methods, ","),
+			f.CSRFSecret, f.Attempts, f.MaxAttempts, ms(f.CreatedAt), ms(f.ExpiresAt), f.UserAgent, f.IP)
 		return err
 	})
 }
 
-// LoginChallenge returns a challenge.
-func (db *DB) LoginChallenge(ctx context.Context, id string) (*tessera.LoginChallenge, error) {
-	return scanChallenge(db.reader().queryRow(ctx, `SELECT `+challengeColumns+` FROM login_challenges WHERE id = ?`, id))
+// Flow returns a flow.
+func (db *DB) Flow(ctx context.Context, id string) (*tessera.Flow, error) {
+	return scanFlow(db.reader().queryRow(ctx, `SELECT `+flowColumns+` FROM flows WHERE id = ?`, id))
 }
 
-// ReserveChallengeAttempt counts an attempt in one conditional UPDATE.
-func (db *DB) ReserveChallengeAttempt(ctx context.Context, id string, now time.Time) (*tessera.LoginChallenge, error) {
-	var c *tessera.LoginChallenge
+// PendingRegistrations lists live registration flows of an address.
+func (db *DB) PendingRegistrations(ctx context.Context, email string, now time.Time, limit int) ([]*tessera.Flow, error) {
+	rows, err := db.reader().query(ctx, `SELECT `+flowColumns+` FROM flows
+		WHERE type = 'registration' AND email_key = ? AND used_at IS NULL AND expires_at > ? ORDER BY created_at DESC, id LIMIT ?`,
+		strings.ToLower(email), ms(now), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*tessera.Flow
+	for rows.Next() {
+		f, err := scanFlow(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// ReserveFlowAttempt counts an attempt in one conditional UPDATE.
+func (db *DB) ReserveFlowAttempt(ctx context.Context, id string, now time.Time) (*tessera.Flow, error) {
+	var f *tessera.Flow
 	err := db.writeOp(ctx, false, func(r runner) error {
 		var err error
-		c, err = scanChallenge(r.queryRow(ctx, `UPDATE login_challenges SET attempts = attempts + 1
-			WHERE id = ? AND used_at IS NULL AND expires_at > ? AND attempts < max_attempts RETURNING `+challengeColumns, id, ms(now)))
+		f, err = scanFlow(r.queryRow(ctx, `UPDATE flows SET attempts = attempts + 1
+			WHERE id = ? AND used_at IS NULL AND expires_at > ? AND attempts < max_attempts RETURNING `+flowColumns, id, ms(now)))
 		if tessera.ErrorCode(err) != tessera.ENOTFOUND {
 			return err
 		}
-		if c, err = scanChallenge(r.queryRow(ctx, `SELECT `+challengeColumns+` FROM login_challenges WHERE id = ?`, id)); err != nil {
+		if f, err = scanFlow(r.queryRow(ctx, `SELECT `+flowColumns+` FROM flows WHERE id = ?`, id)); err != nil {
 			return err
 		}
 		switch {
-		case !c.UsedAt.IsZero():
+		case !f.UsedAt.IsZero():
 			return notFound()
-		case !now.Before(c.ExpiresAt):
-			return tessera.Errorf(tessera.EEXPIRED, "Login expired: log in again")
+		case !now.Before(f.ExpiresAt):
+			return tessera.Errorf(tessera.EEXPIRED, "This flow expired: start again")
 		}
-		return tessera.Errorf(tessera.ELOCKED, "Too many attempts: log in again")
+		return tessera.Errorf(tessera.ELOCKED, "Too many attempts: start again")
 	})
-	return c, err
+	return f, err
 }
 
-// UseLoginChallenge marks a challenge used once.
-func (db *DB) UseLoginChallenge(ctx context.Context, id string, now time.Time) error {
+// UseFlow marks a flow used once.
+func (db *DB) UseFlow(ctx context.Context, id string, now time.Time) error {
 	return db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `UPDATE login_challenges SET used_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?`, ms(now), id, ms(now)))
+		return oneRow(r.exec(ctx, `UPDATE flows SET used_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?`, ms(now), id, ms(now)))
 	})
 }
 

@@ -37,7 +37,7 @@ func OpenPostgres(ctx context.Context, dsn string, maxConns int) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	store := &DB{
+	store := &DB{shared: &shared{
 		write: db,
 		read:  db,
 		dialect: dialect{
@@ -45,6 +45,6 @@ func OpenPostgres(ctx context.Context, dsn string, maxConns int) (*DB, error) {
 			placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
 			skipLocked:  "FOR UPDATE SKIP LOCKED",
 		},
-	}
+	}}
 	return store, nil
 }

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+
+	"github.com/tessera-id/tessera"
 )
 
 // runner runs statements written with '?' placeholders: on a pool, in a
@@ -103,14 +105,36 @@ func (db *DB) rebind(query string) string {
 	return b.String()
 }
 
-// reader runs read-only statements.
-func (db *DB) reader() runner { return poolRunner{db, db.read} }
+// reader runs read-only statements (in the transaction, for a DB bound
+// to one).
+func (db *DB) reader() runner {
+	if db.tx != nil {
+		return db.tx
+	}
+	return poolRunner{db, db.read}
+}
+
+// InTx runs fn with a DB bound to one transaction: every Store and
+// AccountStore method fn calls on it commits with the others, or none
+// does. On SQLite fn runs inside the group commit on the writer, so it
+// must be quick; on PostgreSQL it gets a transaction of its own.
+func (db *DB) InTx(ctx context.Context, fn func(tx tessera.TxStore) error) error {
+	if db.tx != nil {
+		return fn(db) // already in one: join it
+	}
+	return db.writeOp(ctx, true, func(r runner) error {
+		return fn(&DB{shared: db.shared, tx: r})
+	})
+}
 
 // writeAtomic runs fn, whose statements must commit together, and which
 // undoes its own earlier statements when a later one fails. On SQLite it
 // joins the group commit without a savepoint; on PostgreSQL it gets a
 // transaction.
 func (db *DB) writeAtomic(ctx context.Context, fn func(r runner) error) error {
+	if db.tx != nil {
+		return fn(db.tx)
+	}
 	if db.batch != nil {
 		return db.batch.do(ctx, false, fn)
 	}
@@ -122,6 +146,9 @@ func (db *DB) writeAtomic(ctx context.Context, fn func(r runner) error) error {
 // together. On SQLite fn joins a group commit (see batcher); it must not
 // call other Store methods.
 func (db *DB) writeOp(ctx context.Context, multi bool, fn func(r runner) error) error {
+	if db.tx != nil {
+		return fn(db.tx)
+	}
 	if db.batch != nil {
 		return db.batch.do(ctx, multi, fn)
 	}

@@ -85,7 +85,7 @@ func OpenSQLite(ctx context.Context, path string, fullSync bool) (*DB, error) {
 		return nil, err
 	}
 	ckpt.SetMaxOpenConns(1)
-	return &DB{write: write, read: read, batch: batch, dialect: dialect{name: "sqlite"}, checkpoints: startCheckpointer(ckpt)}, nil
+	return &DB{shared: &shared{write: write, read: read, batch: batch, dialect: dialect{name: "sqlite"}, checkpoints: startCheckpointer(ckpt)}}, nil
 }
 
 // checkpointInterval is how often the background checkpointer copies the

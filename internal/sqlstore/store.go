@@ -18,8 +18,15 @@ import (
 
 var _ tessera.Store = (*DB)(nil)
 
-// DB is a tessera.Store on a SQL database.
+// DB is a tessera.Store on a SQL database. A DB returned by InTx is bound
+// to one transaction (tx); it shares everything else with its parent.
 type DB struct {
+	*shared
+	tx runner
+}
+
+// shared is a DB's connections and caches.
+type shared struct {
 	// write runs statements that change state; read runs the others. They
 	// are the same pool on PostgreSQL. On SQLite write has one connection,
 	// owned by batch, which groups parallel writes into one commit.
@@ -531,12 +538,13 @@ func (db *DB) DeleteStale(ctx context.Context, before time.Time) (int64, error) 
 		{`DELETE FROM outbox WHERE status <> 'pending' AND created_at < ?`, []any{b}},
 		{`DELETE FROM totp_secrets WHERE verified_at IS NULL AND created_at < ?`, []any{b}},
 		// Accounts: ended sessions and their tokens, spent tokens (reuse of
-		// one older than this is refused without revoking), expired logins,
+		// one older than this is refused without revoking), expired flows
+		// (pending registrations among them),
 		// old send counters, used recovery codes.
 		{`DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE expires_at < ? OR revoked_at < ?)`, []any{b, b}},
 		{`DELETE FROM sessions WHERE expires_at < ? OR revoked_at < ?`, []any{b, b}},
 		{`DELETE FROM refresh_tokens WHERE used_at < ?`, []any{b}},
-		{`DELETE FROM login_challenges WHERE expires_at < ?`, []any{b}},
+		{`DELETE FROM flows WHERE expires_at < ?`, []any{b}},
 		{`DELETE FROM send_limits WHERE last_at < ? AND window_start < ?`, []any{b, b}},
 		{`DELETE FROM recovery_codes WHERE used_at < ?`, []any{b}},
 	} {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -30,8 +31,11 @@ func RunAccounts(t *testing.T, open func(t *testing.T) tessera.AccountStore) {
 		{"RotateRefreshTokenParallel", testRotateRefreshTokenParallel},
 		{"RecoveryCodes", testRecoveryCodes},
 		{"RecoveryCodeParallelUse", testRecoveryCodeParallel},
-		{"LoginChallenges", testLoginChallenges},
-		{"LoginChallengesParallel", testLoginChallengesParallel},
+		{"Flows", testFlows},
+		{"FlowsParallel", testFlowsParallel},
+		{"PendingRegistrations", testPendingRegistrations},
+		{"SessionAuth", testSessionAuth},
+		{"InTx", testInTx},
 		{"SigningKeys", testSigningKeys},
 		{"AuditAppendAndList", testAuditAppendAndList},
 		{"AuditFilters", testAuditFilters},
@@ -99,7 +103,7 @@ func testUserCreateAndGet(t *testing.T, s tessera.AccountStore) {
 	got, err := s.User(ctx(), "u1")
 	must(t, err)
 	sameUser(t, got, full)
-	if !got.MFAEnabled() {
+	if !(got.TOTPEnrolled() || got.SMSFactorOn()) {
 		t.Fatal("a user with TOTP and a verified phone reports no MFA")
 	}
 
@@ -109,7 +113,7 @@ func testUserCreateAndGet(t *testing.T, s tessera.AccountStore) {
 	got, err = s.User(ctx(), "u2")
 	must(t, err)
 	sameUser(t, got, bare)
-	if got.MFAEnabled() {
+	if got.TOTPEnrolled() || got.SMSFactorOn() {
 		t.Fatal("a fresh user reports MFA")
 	}
 
@@ -300,7 +304,7 @@ func testUserUpdates(t *testing.T, s tessera.AccountStore) {
 
 	// Phone: unverified ones can be replaced, a verified one cannot.
 	must(t, s.SetPhone(ctx(), "u1", "+15551230001", "US"))
-	if got := getUser(t, s, "u1"); got.Phone != "+15551230001" || got.PhoneCountry != "US" || !got.PhoneVerifiedAt.IsZero() || got.MFAEnabled() {
+	if got := getUser(t, s, "u1"); got.Phone != "+15551230001" || got.PhoneCountry != "US" || !got.PhoneVerifiedAt.IsZero() || (got.TOTPEnrolled() || got.SMSFactorOn()) {
 		t.Fatalf("after SetPhone: %+v", got)
 	}
 	must(t, s.SetPhone(ctx(), "u1", "+41791234567", "CH"))
@@ -310,7 +314,7 @@ func testUserUpdates(t *testing.T, s tessera.AccountStore) {
 	}
 	must(t, s.SetPhoneVerified(ctx(), "u1", "+41791234567", t2))
 	got := getUser(t, s, "u1")
-	if got.Phone != "+41791234567" || got.PhoneCountry != "CH" || !got.PhoneVerifiedAt.Equal(t2) || !got.MFAEnabled() {
+	if got.Phone != "+41791234567" || got.PhoneCountry != "CH" || !got.PhoneVerifiedAt.Equal(t2) || !(got.TOTPEnrolled() || got.SMSFactorOn()) {
 		t.Fatalf("after SetPhoneVerified: %+v", got)
 	}
 	wantCode(t, s.SetPhone(ctx(), "u1", "+15551230002", "US"), tessera.ECONFLICT)
@@ -323,11 +327,11 @@ func testUserUpdates(t *testing.T, s tessera.AccountStore) {
 
 	// TOTP: set and clear.
 	must(t, s.SetTOTPVerified(ctx(), "u2", t2))
-	if got := getUser(t, s, "u2"); !got.TOTPVerifiedAt.Equal(t2) || !got.MFAEnabled() {
+	if got := getUser(t, s, "u2"); !got.TOTPVerifiedAt.Equal(t2) || !(got.TOTPEnrolled() || got.SMSFactorOn()) {
 		t.Fatalf("after SetTOTPVerified: %+v", got)
 	}
 	must(t, s.SetTOTPVerified(ctx(), "u2", time.Time{}))
-	if got := getUser(t, s, "u2"); !got.TOTPVerifiedAt.IsZero() || got.MFAEnabled() {
+	if got := getUser(t, s, "u2"); !got.TOTPVerifiedAt.IsZero() || (got.TOTPEnrolled() || got.SMSFactorOn()) {
 		t.Fatalf("after clearing TOTP: %+v", got)
 	}
 	wantCode(t, s.SetTOTPVerified(ctx(), "nobody", t2), tessera.ENOTFOUND)
@@ -671,80 +675,174 @@ func testRecoveryCodeParallel(t *testing.T, s tessera.AccountStore) {
 	wantCodesLeft(t, s, "u1", 1)
 }
 
-func newChallenge(id string) *tessera.LoginChallenge {
-	return &tessera.LoginChallenge{ID: id, UserID: "u1", MaxAttempts: 3, CreatedAt: t0, ExpiresAt: t0.Add(5 * time.Minute),
-		UserAgent: "Mozilla/5.0", IP: "198.51.100.4"}
+func newFlow(id string) *tessera.Flow {
+	return &tessera.Flow{ID: id, Type: tessera.FlowLogin, UserID: "u1", AAL: 1, Methods: []string{"pwd"}, CSRFSecret: []byte("csrf"),
+		MaxAttempts: 3, CreatedAt: t0, ExpiresAt: t0.Add(5 * time.Minute), UserAgent: "Mozilla/5.0", IP: "198.51.100.4"}
 }
 
-func testLoginChallenges(t *testing.T, s tessera.AccountStore) {
-	c := newChallenge("c1")
-	must(t, s.CreateLoginChallenge(ctx(), c))
-	got, err := s.LoginChallenge(ctx(), "c1")
+func testFlows(t *testing.T, s tessera.AccountStore) {
+	c := newFlow("c1")
+	must(t, s.CreateFlow(ctx(), c))
+	got, err := s.Flow(ctx(), "c1")
 	must(t, err)
-	if got.ID != "c1" || got.UserID != "u1" || got.Attempts != 0 || got.MaxAttempts != 3 || !got.CreatedAt.Equal(t0) ||
-		!got.ExpiresAt.Equal(c.ExpiresAt) || !got.UsedAt.IsZero() || got.UserAgent != "Mozilla/5.0" || got.IP != "198.51.100.4" {
+	if got.ID != "c1" || got.Type != tessera.FlowLogin || got.UserID != "u1" || got.Attempts != 0 || got.MaxAttempts != 3 || !got.CreatedAt.Equal(t0) ||
+		!got.ExpiresAt.Equal(c.ExpiresAt) || !got.UsedAt.IsZero() || got.UserAgent != "Mozilla/5.0" || got.IP != "198.51.100.4" ||
+		got.AAL != 1 || !slices.Equal(got.Methods, []string{"pwd"}) || string(got.CSRFSecret) != "csrf" || got.Secret != nil {
 		t.Fatalf("read back %+v, wrote %+v", got, c)
 	}
-	_, err = s.LoginChallenge(ctx(), "nope")
+	// Every field of a registration flow comes back.
+	reg := &tessera.Flow{ID: "r1", Type: tessera.FlowRegistration, Email: "New@Example.com", SessionID: "s9", Label: "client-label",
+		Secret: []byte("$argon2id$..."), CSRFSecret: []byte("x"), MaxAttempts: 5, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	must(t, s.CreateFlow(ctx(), reg))
+	if got, err := s.Flow(ctx(), "r1"); err != nil || got.Type != tessera.FlowRegistration || got.Email != "new@example.com" ||
+		got.SessionID != "s9" || got.Label != "client-label" || string(got.Secret) != "$argon2id$..." || len(got.Methods) != 0 {
+		t.Fatalf("registration flow read back %+v (%v)", got, err)
+	}
+	_, err = s.Flow(ctx(), "nope")
 	wantCode(t, err, tessera.ENOTFOUND)
 
 	// Attempts count up to the cap.
 	for i := 1; i <= 3; i++ {
-		got, err := s.ReserveChallengeAttempt(ctx(), "c1", t0)
+		got, err := s.ReserveFlowAttempt(ctx(), "c1", t0)
 		must(t, err)
 		if got == nil || got.ID != "c1" || got.UserID != "u1" || got.Attempts != i {
 			t.Fatalf("attempt %d returned %+v", i, got)
 		}
 	}
-	_, err = s.ReserveChallengeAttempt(ctx(), "c1", t0)
+	_, err = s.ReserveFlowAttempt(ctx(), "c1", t0)
 	wantCode(t, err, tessera.ELOCKED)
-	if got, _ := s.LoginChallenge(ctx(), "c1"); got.Attempts != 3 {
+	if got, _ := s.Flow(ctx(), "c1"); got.Attempts != 3 {
 		t.Fatalf("attempts past the cap were counted: %d", got.Attempts)
 	}
 
 	// Expired.
-	must(t, s.CreateLoginChallenge(ctx(), newChallenge("c2")))
-	_, err = s.ReserveChallengeAttempt(ctx(), "c2", t0.Add(5*time.Minute))
+	must(t, s.CreateFlow(ctx(), newFlow("c2")))
+	_, err = s.ReserveFlowAttempt(ctx(), "c2", t0.Add(5*time.Minute))
 	wantCode(t, err, tessera.EEXPIRED)
-	if got, _ := s.LoginChallenge(ctx(), "c2"); got.Attempts != 0 {
+	if got, _ := s.Flow(ctx(), "c2"); got.Attempts != 0 {
 		t.Fatalf("an attempt on an expired challenge was counted: %d", got.Attempts)
 	}
-	wantCode(t, s.UseLoginChallenge(ctx(), "c2", t0.Add(5*time.Minute)), tessera.ENOTFOUND)
+	wantCode(t, s.UseFlow(ctx(), "c2", t0.Add(5*time.Minute)), tessera.ENOTFOUND)
 
 	// Used once.
-	must(t, s.CreateLoginChallenge(ctx(), newChallenge("c3")))
-	_, err = s.ReserveChallengeAttempt(ctx(), "c3", t0)
+	must(t, s.CreateFlow(ctx(), newFlow("c3")))
+	_, err = s.ReserveFlowAttempt(ctx(), "c3", t0)
 	must(t, err)
 	at := t0.Add(time.Minute)
-	must(t, s.UseLoginChallenge(ctx(), "c3", at))
-	wantCode(t, s.UseLoginChallenge(ctx(), "c3", at), tessera.ENOTFOUND)
-	_, err = s.ReserveChallengeAttempt(ctx(), "c3", at)
+	must(t, s.UseFlow(ctx(), "c3", at))
+	wantCode(t, s.UseFlow(ctx(), "c3", at), tessera.ENOTFOUND)
+	_, err = s.ReserveFlowAttempt(ctx(), "c3", at)
 	wantCode(t, err, tessera.ENOTFOUND)
-	got, err = s.LoginChallenge(ctx(), "c3")
+	got, err = s.Flow(ctx(), "c3")
 	must(t, err)
 	if !got.UsedAt.Equal(at) || got.Attempts != 1 {
 		t.Fatalf("used challenge stored as %+v", got)
 	}
 
-	_, err = s.ReserveChallengeAttempt(ctx(), "nope", t0)
+	_, err = s.ReserveFlowAttempt(ctx(), "nope", t0)
 	wantCode(t, err, tessera.ENOTFOUND)
-	wantCode(t, s.UseLoginChallenge(ctx(), "nope", t0), tessera.ENOTFOUND)
+	wantCode(t, s.UseFlow(ctx(), "nope", t0), tessera.ENOTFOUND)
 }
 
-// testLoginChallengesParallel: 30 attempts at once on a challenge allowing 5
+// testPendingRegistrations: live, unused registrations of an address,
+// newest first, whatever the case of the address.
+func testPendingRegistrations(t *testing.T, s tessera.AccountStore) {
+	reg := func(id, email string, created time.Time) *tessera.Flow {
+		return &tessera.Flow{ID: id, Type: tessera.FlowRegistration, Email: email, CSRFSecret: []byte("x"), MaxAttempts: 5,
+			CreatedAt: created, ExpiresAt: created.Add(30 * time.Minute)}
+	}
+	must(t, s.CreateFlow(ctx(), reg("r1", "a@example.com", t0)))
+	must(t, s.CreateFlow(ctx(), reg("r2", "A@example.com", t0.Add(time.Minute))))
+	must(t, s.CreateFlow(ctx(), reg("r3", "a@example.com", t0.Add(2*time.Minute))))
+	must(t, s.CreateFlow(ctx(), reg("other", "b@example.com", t0)))
+	login := newFlow("l1") // not a registration
+	must(t, s.CreateFlow(ctx(), login))
+	must(t, s.UseFlow(ctx(), "r3", t0.Add(3*time.Minute)))
+	got, err := s.PendingRegistrations(ctx(), "a@EXAMPLE.com", t0.Add(3*time.Minute), 5)
+	must(t, err)
+	var ids []string
+	for _, f := range got {
+		ids = append(ids, f.ID)
+	}
+	if !slices.Equal(ids, []string{"r2", "r1"}) {
+		t.Fatalf("pending registrations %v, want [r2 r1] (r3 is used)", ids)
+	}
+	if got, _ := s.PendingRegistrations(ctx(), "a@example.com", t0.Add(30*time.Minute), 5); len(got) != 1 || got[0].ID != "r2" {
+		t.Fatalf("at r1's expiry: %v, want only r2", got)
+	}
+	if got, _ := s.PendingRegistrations(ctx(), "a@example.com", t0, 1); len(got) != 1 || got[0].ID != "r2" {
+		t.Fatalf("limit 1: %v", got)
+	}
+}
+
+// testSessionAuth: a step-up rewrites the assurance of an active session
+// only.
+func testSessionAuth(t *testing.T, s tessera.AccountStore) {
+	sess := &tessera.Session{ID: "s1", UserID: "u1", AAL: 1, AMR: []string{"pwd"}, AuthTime: t0, CreatedAt: t0, LastUsedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	must(t, s.CreateSession(ctx(), sess, &tessera.RefreshToken{Hash: []byte("h1"), SessionID: "s1", CreatedAt: t0}))
+	got, err := s.Session(ctx(), "s1")
+	must(t, err)
+	if got.AAL != 1 || !got.AuthTime.Equal(t0) {
+		t.Fatalf("session read back with aal %d, auth_time %v", got.AAL, got.AuthTime)
+	}
+	at := t0.Add(20 * time.Minute)
+	must(t, s.SetSessionAuth(ctx(), "s1", 2, []string{"pwd", "otp", "mfa"}, at, at))
+	got, err = s.Session(ctx(), "s1")
+	must(t, err)
+	if got.AAL != 2 || !got.AuthTime.Equal(at) || !slices.Equal(got.AMR, []string{"pwd", "otp", "mfa"}) {
+		t.Fatalf("after a step-up: %+v", got)
+	}
+	wantCode(t, s.SetSessionAuth(ctx(), "s1", 2, nil, at, t0.Add(2*time.Hour)), tessera.ENOTFOUND) // expired
+	wantCode(t, s.SetSessionAuth(ctx(), "nope", 2, nil, at, at), tessera.ENOTFOUND)
+}
+
+// testInTx: what a transaction writes commits together, or not at all.
+func testInTx(t *testing.T, s tessera.AccountStore) {
+	boom := errors.New("boom")
+	err := s.InTx(ctx(), func(tx tessera.TxStore) error {
+		must(t, tx.CreateUser(ctx(), newUser("u1", "a@example.com")))
+		must(t, tx.CreateFlow(ctx(), newFlow("f1")))
+		if _, err := tx.User(ctx(), "u1"); err != nil { // reads see the transaction's writes
+			t.Errorf("read inside the transaction: %v", err)
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("InTx returned %v, want fn's error", err)
+	}
+	_, err = s.User(ctx(), "u1")
+	wantCode(t, err, tessera.ENOTFOUND)
+	_, err = s.Flow(ctx(), "f1")
+	wantCode(t, err, tessera.ENOTFOUND)
+
+	must(t, s.InTx(ctx(), func(tx tessera.TxStore) error {
+		if err := tx.CreateUser(ctx(), newUser("u1", "a@example.com")); err != nil {
+			return err
+		}
+		return tx.InTx(ctx(), func(inner tessera.TxStore) error { return inner.CreateFlow(ctx(), newFlow("f1")) })
+	}))
+	if _, err := s.User(ctx(), "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Flow(ctx(), "f1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testFlowsParallel: 30 attempts at once on a challenge allowing 5
 // count exactly 5; 20 uses at once of one challenge succeed once.
-func testLoginChallengesParallel(t *testing.T, s tessera.AccountStore) {
-	c := newChallenge("c1")
+func testFlowsParallel(t *testing.T, s tessera.AccountStore) {
+	c := newFlow("c1")
 	c.MaxAttempts = 5
-	must(t, s.CreateLoginChallenge(ctx(), c))
-	must(t, s.CreateLoginChallenge(ctx(), newChallenge("c2")))
+	must(t, s.CreateFlow(ctx(), c))
+	must(t, s.CreateFlow(ctx(), newFlow("c2")))
 	var ok, locked, used atomic.Int32
 	var wg sync.WaitGroup
 	for i := 0; i < 30; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.ReserveChallengeAttempt(ctx(), "c1", t0)
+			_, err := s.ReserveFlowAttempt(ctx(), "c1", t0)
 			switch tessera.ErrorCode(err) {
 			case "":
 				ok.Add(1)
@@ -759,7 +857,7 @@ func testLoginChallengesParallel(t *testing.T, s tessera.AccountStore) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := s.UseLoginChallenge(ctx(), "c2", t0)
+			err := s.UseFlow(ctx(), "c2", t0)
 			switch tessera.ErrorCode(err) {
 			case "":
 				used.Add(1)
@@ -773,7 +871,7 @@ func testLoginChallengesParallel(t *testing.T, s tessera.AccountStore) {
 	if ok.Load() != 5 || locked.Load() != 25 {
 		t.Fatalf("%d attempts counted and %d locked out, want 5 and 25", ok.Load(), locked.Load())
 	}
-	if got, _ := s.LoginChallenge(ctx(), "c1"); got.Attempts != 5 {
+	if got, _ := s.Flow(ctx(), "c1"); got.Attempts != 5 {
 		t.Fatalf("stored attempts %d, want 5", got.Attempts)
 	}
 	if used.Load() != 1 {

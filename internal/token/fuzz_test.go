@@ -94,7 +94,7 @@ func FuzzVerifyToken(f *testing.F) {
 
 	// The tokens Tessera issued: the only ones Verify may accept.
 	good := signWith(f, jwt.SigningMethodEdDSA, fuzzKeyID, fuzzClaims(s), priv)
-	issued, _, err := s.Issue(ctx, "user-2", "session-2", []string{"pwd", "otp"})
+	issued, _, err := s.Issue(ctx, &tessera.Session{ID: "session-2", UserID: "user-2", AAL: 2, AMR: []string{"pwd", "otp", "mfa"}, AuthTime: time.Now()})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -24,12 +24,18 @@ import (
 	"github.com/tessera-id/tessera/internal/secret"
 )
 
-// Claims are an ID token's claims.
+// Claims are an ID token's claims. ACR, AMR and AuthTime copy the
+// session's assurance (OpenID Connect Core 2): acr is "aal1" or "aal2".
 type Claims struct {
 	jwt.RegisteredClaims
-	SessionID string   `json:"sid"`
-	AMR       []string `json:"amr"`
+	SessionID string           `json:"sid"`
+	ACR       string           `json:"acr"`
+	AMR       []string         `json:"amr"`
+	AuthTime  *jwt.NumericDate `json:"auth_time"`
 }
+
+// ACR names an assurance level as the acr claim carries it.
+func ACR(aal int) string { return fmt.Sprintf("aal%d", aal) }
 
 // Signer issues and verifies ID tokens.
 type Signer struct {
@@ -129,8 +135,8 @@ func (s *Signer) keys(ctx context.Context, force bool) ([]*key, error) {
 	return out, nil
 }
 
-// Issue signs an ID token for a user's session.
-func (s *Signer) Issue(ctx context.Context, userID, sessionID string, amr []string) (string, time.Time, error) {
+// Issue signs an ID token for a user's session, with its assurance.
+func (s *Signer) Issue(ctx context.Context, sess *tessera.Session) (string, time.Time, error) {
 	keys, err := s.keys(ctx, false)
 	if err != nil {
 		return "", time.Time{}, err
@@ -142,11 +148,11 @@ func (s *Signer) Issue(ctx context.Context, userID, sessionID string, amr []stri
 	exp := now.Add(s.TTL)
 	claims := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: s.Issuer, Subject: userID, Audience: jwt.ClaimStrings{s.Audience},
+			Issuer: s.Issuer, Subject: sess.UserID, Audience: jwt.ClaimStrings{s.Audience},
 			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(exp),
 			ID: uuid.NewString(),
 		},
-		SessionID: sessionID, AMR: amr,
+		SessionID: sess.ID, ACR: ACR(sess.AAL), AMR: sess.AMR, AuthTime: jwt.NewNumericDate(sess.AuthTime),
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 	t.Header["kid"] = keys[0].id

@@ -1,0 +1,205 @@
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/policy"
+	"github.com/tessera-id/tessera/internal/verify"
+)
+
+// ---- registration ----
+
+// A sign-up is a registration flow, not an account: the address and the
+// password hash wait in the flow until the emailed code confirms them, and
+// only then does the account exist. Registering an address again starts
+// another flow with its own code; an earlier code still confirms the
+// password it was sent for, never a later one. Pending registrations hold
+// no address: they expire with their code and the janitor purges them.
+
+// purposeRegister is the purpose of registration codes.
+const purposeRegister = "register"
+
+// pendingRegistrationsChecked bounds how many live registrations of one
+// address a code without a processingId is tried against.
+const pendingRegistrationsChecked = 5
+
+// registrant stands in for the account a registration code is for: its
+// send limits are those of the address.
+func registrant(addr string) *tessera.User {
+	return &tessera.User{ID: "registration\x00" + strings.ToLower(addr), Email: addr}
+}
+
+func newSecret() []byte {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Register starts a registration and emails a confirmation code. It
+// returns the flow's id (the processingId). The answer is the same whether
+// or not the address has an account: for an address with one, its owner
+// gets a notice instead of a code, and the flow can never be confirmed.
+func (s *Service) Register(ctx context.Context, email, pw string, meta Meta) (string, error) {
+	addr, err := verify.NormalizeEmail(email)
+	if err != nil {
+		return "", tessera.Invalid(tessera.FieldError{Path: "email", Error: err.Error()})
+	}
+	if err := checkPassword(pw, addr); err != nil {
+		return "", tessera.Invalid(tessera.FieldError{Path: "password", Error: err.Error()})
+	}
+	hash, err := s.Passwords.Hash(ctx, pw)
+	if err != nil {
+		return "", err
+	}
+	now := s.now()
+	// The flow carries the id the account will have, so the audit trail of
+	// a sign-up leads to the account it became.
+	f := &tessera.Flow{ID: uuid.NewString(), Type: tessera.FlowRegistration, UserID: uuid.NewString(), Email: addr, Secret: []byte(hash),
+		CSRFSecret: newSecret(), MaxAttempts: codeMaxAttempts, CreatedAt: now, ExpiresAt: now.Add(s.CodeTTL),
+		UserAgent: meta.UserAgent, IP: meta.IP}
+	if err := s.Store.CreateFlow(ctx, f); err != nil {
+		return "", err
+	}
+	u, err := s.Store.UserByEmail(ctx, addr)
+	switch tessera.ErrorCode(err) {
+	case "":
+		s.audit(ctx, tessera.AuditRegister, u, meta, "address has an account: owner notified")
+		return f.ID, s.registrationNotice(ctx, u)
+	case tessera.ENOTFOUND:
+	default:
+		return "", err
+	}
+	s.audit(ctx, tessera.AuditRegister, &tessera.User{ID: f.UserID, Email: addr}, meta, "new account, waiting for its confirmation")
+	_, err = s.sendFlowCode(ctx, registrant(addr), tessera.MethodEmail, addr, purposeRegister, f)
+	if tessera.ErrorCode(err) == tessera.ETOOMANY {
+		// The answer must not differ. This registration got no code, so
+		// nothing can confirm it; the code sent earlier still confirms
+		// the registration it was sent for.
+		return f.ID, nil
+	}
+	return f.ID, err
+}
+
+// registrationNotice tells the owner of a confirmed address that someone
+// tried to register it, at most once per noticeCooldown.
+func (s *Service) registrationNotice(ctx context.Context, u *tessera.User) error {
+	if err := s.Store.HitSendLimit(ctx, s.limitKey("notice-register", u.ID), s.now(), noticeCooldown, time.Hour, 1<<30); err != nil {
+		return nil // told recently enough
+	}
+	return s.notify(ctx, u, u.Email, "someone tried to register with your address",
+		"Someone tried to create a "+s.ServiceName+" account with this email address, which already has one. If it was you, log in or reset your password. If not, you can ignore this message.")
+}
+
+const noticeCooldown = 10 * time.Minute
+
+// CreateUser makes an account directly, for operators (tessera user
+// create). The operator vouches for the address, so it counts as
+// confirmed.
+func (s *Service) CreateUser(ctx context.Context, email, pw string) (*tessera.User, error) {
+	addr, err := verify.NormalizeEmail(email)
+	if err != nil {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "email", Error: err.Error()})
+	}
+	if err := checkPassword(pw, addr); err != nil {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "password", Error: err.Error()})
+	}
+	hash, err := s.Passwords.Hash(ctx, pw)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	u := &tessera.User{ID: uuid.NewString(), Email: addr, EmailVerifiedAt: now, PasswordHash: hash, PasswordChanged: now, Status: tessera.UserActive, CreatedAt: now}
+	if err := s.Store.CreateUser(ctx, u); err != nil {
+		return nil, err
+	}
+	s.audit(ctx, tessera.AuditRegister, u, Meta{}, "created by an operator")
+	return u, nil
+}
+
+// ConfirmRegistration checks the emailed code against the registration
+// it was sent for (processingID, or else each live registration of the
+// address), creates the account with that registration's password and
+// logs the user in at AAL 1.
+func (s *Service) ConfirmRegistration(ctx context.Context, email, code, processingID string, meta Meta) (*Tokens, *tessera.User, error) {
+	invalid := tessera.Errorf(tessera.EINVALIDCODE, "Invalid code")
+	if code == "" {
+		return nil, nil, tessera.Invalid(tessera.FieldError{Path: "code", Error: "is required"})
+	}
+	addr, err := verify.NormalizeEmail(strings.TrimSpace(email))
+	if err != nil {
+		return nil, nil, invalid
+	}
+	now := s.now()
+	var flows []*tessera.Flow
+	if processingID != "" {
+		if _, err := uuid.Parse(processingID); err != nil {
+			return nil, nil, tessera.Invalid(tessera.FieldError{Path: "processingId", Error: "must be the processingId POST /auth/register returned"})
+		}
+		f, err := s.Store.Flow(ctx, processingID)
+		if tessera.ErrorCode(err) == tessera.ENOTFOUND || (err == nil && (f.Type != tessera.FlowRegistration || !strings.EqualFold(f.Email, addr))) {
+			return nil, nil, invalid
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		flows = []*tessera.Flow{f}
+	} else if flows, err = s.Store.PendingRegistrations(ctx, addr, now, pendingRegistrationsChecked); err != nil {
+		return nil, nil, err
+	}
+	var match *tessera.Flow
+	err = invalid
+	for _, f := range flows {
+		// Each try counts on that registration's code alone.
+		if err = s.checkFlowCode(ctx, registrant(addr), tessera.MethodEmail, addr, purposeRegister, f, code); err == nil {
+			match = f
+			break
+		}
+		if tessera.ErrorCode(err) == tessera.EINTERNAL {
+			return nil, nil, err
+		}
+	}
+	if match == nil {
+		if len(flows) != 1 {
+			err = invalid // which registration was locked or expired is nobody's business
+		}
+		return nil, nil, err
+	}
+	u := &tessera.User{ID: match.UserID, Email: addr, EmailVerifiedAt: now, PasswordHash: string(match.Secret), PasswordChanged: now,
+		Status: tessera.UserActive, CreatedAt: now}
+	err = s.inTx(ctx, func(t *txn) error {
+		if err := t.store.UseFlow(ctx, match.ID, now); err != nil {
+			return err
+		}
+		return t.store.CreateUser(ctx, u)
+	})
+	if code := tessera.ErrorCode(err); code == tessera.ENOTFOUND || code == tessera.ECONFLICT {
+		return nil, nil, invalid // confirmed by a parallel request, or the address got an account meanwhile
+	} else if err != nil {
+		return nil, nil, err
+	}
+	tokens, err := s.newSession(ctx, u, []string{policy.Password, policy.Email}, meta)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.audit(ctx, tessera.AuditRegisterConfirmed, u, meta, "email confirmed, logged in")
+	u, err = s.Store.User(ctx, u.ID)
+	return tokens, u, err
+}
+
+// userByEmail looks a user up by an email as typed; anything that is not
+// an address is simply not found (and never reaches the database).
+func (s *Service) userByEmail(ctx context.Context, email string) (*tessera.User, error) {
+	addr, err := verify.NormalizeEmail(strings.TrimSpace(email))
+	if err != nil {
+		return nil, tessera.Errorf(tessera.ENOTFOUND, "Not found")
+	}
+	return s.Store.UserByEmail(ctx, addr)
+}

@@ -1,0 +1,39 @@
+-- Assurance on sessions: how strongly (aal: 1 or 2 factors) and how
+-- recently (auth_time) the user proved who they are. Existing sessions
+-- keep what their amr says: "mfa" meant two factors.
+ALTER TABLE sessions ADD COLUMN aal INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE sessions ADD COLUMN auth_time INTEGER NOT NULL DEFAULT 0;
+UPDATE sessions SET aal = 2 WHERE amr LIKE '%mfa%';
+UPDATE sessions SET auth_time = created_at;
+
+-- Flows kept on the server: logins waiting for a second factor, step-ups,
+-- pending registrations, password recoveries. A flow's id is the
+-- processingId clients carry. Pending MFA logins of the old table are not
+-- carried over: they live minutes, and the user logs in again.
+DROP TABLE login_challenges;
+CREATE TABLE flows (
+    id           TEXT PRIMARY KEY,
+    type         TEXT NOT NULL,
+    user_id      TEXT NOT NULL,
+    email_key    TEXT NOT NULL, -- lower-cased address of a registration or recovery
+    session_id   TEXT NOT NULL,
+    label        TEXT NOT NULL,
+    secret       BLOB,
+    aal          INTEGER NOT NULL,
+    methods      TEXT NOT NULL,
+    csrf_secret  BLOB NOT NULL,
+    attempts     INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    used_at      INTEGER,
+    user_agent   TEXT NOT NULL,
+    ip           TEXT NOT NULL
+);
+CREATE INDEX flows_registration ON flows (email_key, created_at) WHERE type = 'registration';
+CREATE INDEX flows_expiry ON flows (expires_at);
+
+-- Unconfirmed accounts become what they always were: pending sign-ups.
+-- They could not log in; whoever registered them registers again, and
+-- the address no longer waits on an account nobody confirmed.
+DELETE FROM users WHERE status = 'unverified';
