@@ -700,9 +700,13 @@ func (s *Service) newSession(ctx context.Context, u *tessera.User, amr []string,
 	return &Tokens{IDToken: id, RefreshToken: refresh, ExpiresAt: exp}, nil
 }
 
+// clip cuts s to at most n bytes, between characters.
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }
