@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/storetest"
 )
 
 // Hostile User-Agent headers, driven through HTTP on each store: a value
@@ -116,4 +117,24 @@ func TestHeaderUserAgentOnMFALogin(t *testing.T) {
 			wantStoredUA(t, c.name+": MFA success event", ev.UserAgent, c.stored)
 		}
 	})
+}
+
+// An X-Request-Id is echoed and logged: a client's id comes back as sent
+// when it is short, valid UTF-8; any other is replaced by a fresh one.
+func TestHeaderRequestID(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	for _, c := range []struct {
+		sent string
+		kept bool
+	}{
+		{"req-42", true},
+		{strings.Repeat("é", 32), true}, // 64 bytes
+		{"x" + strings.Repeat("é", 32), false},
+		{"\xff\xfe bad", false},
+	} {
+		got := e.doWith("GET", "/healthz", nil, map[string]string{"X-Request-Id": c.sent}).header.Get("X-Request-Id")
+		if !utf8.ValidString(got) || got == "" || len(got) > 64 || (got == c.sent) != c.kept {
+			t.Fatalf("X-Request-Id %q answered %q, want it kept: %v", c.sent, got, c.kept)
+		}
+	}
 }
