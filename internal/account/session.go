@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -90,9 +91,13 @@ func describeDevice(userAgent, ip string) string {
 	return clip(userAgent, 200) + " from " + ip
 }
 
+// clip cuts s to at most n bytes without splitting a character.
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }

@@ -81,9 +81,10 @@ func (s *Server) requirePrivileged(action policy.Action, next http.HandlerFunc) 
 
 func userFrom(ctx context.Context) *authed { return ctx.Value(userKey{}).(*authed) }
 
-// meta describes the client of r.
+// meta describes the client of r. The user agent is the client's to
+// choose: it is made valid UTF-8 and clipped here, before it is stored.
 func meta(r *http.Request) account.Meta {
-	return account.Meta{UserAgent: r.UserAgent(), IP: clientIPFrom(r.Context())}
+	return account.Meta{UserAgent: headerValue(r.UserAgent(), maxHeaderValue), IP: clientIPFrom(r.Context())}
 }
 
 // The accounts API answers with the reference's shapes, without the

@@ -102,8 +102,10 @@ func (s *Server) handle(pattern string, h http.HandlerFunc) {
 // ServeHTTP runs the middleware chain around the routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	// The client's id is echoed and logged: one that would not survive
+	// headerValue unchanged (too long, not UTF-8) is replaced.
 	id := r.Header.Get("X-Request-Id")
-	if id == "" || len(id) > 64 {
+	if id == "" || headerValue(id, maxRequestID) != id {
 		id = newRequestID()
 	}
 	h := w.Header()
@@ -141,6 +143,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 type requestIDKey struct{}
+
+// maxRequestID is the longest X-Request-Id of a client that is kept, in bytes.
+const maxRequestID = 64
 
 func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
