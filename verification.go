@@ -195,7 +195,11 @@ type Store interface {
 
 	// DeleteStale removes verifications that expired or were consumed
 	// before the given time and messages that were sent or failed before
-	// it, returning how many rows went.
+	// it, returning how many rows went. A store that also keeps accounts
+	// deletes sessions that expired or were revoked before it, with their
+	// refresh tokens; a spent refresh token of a session that has not
+	// ended stays (only its sealed successor is erased), since presenting
+	// it again is reuse.
 	DeleteStale(ctx context.Context, before time.Time) (int64, error)
 	// Ping checks the database is reachable.
 	Ping(ctx context.Context) error

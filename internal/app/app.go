@@ -223,12 +223,7 @@ func (a *App) runJanitor(ctx context.Context) {
 	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
 	for {
-		n, err := a.Store.DeleteStale(ctx, a.Worker.Now().Add(-a.retention))
-		if err == nil {
-			var pruned int64
-			pruned, err = a.Store.PruneAudit(ctx, a.Worker.Now().Add(-a.auditRetention))
-			n += pruned
-		}
+		n, err := a.Sweep(ctx)
 		if err != nil && ctx.Err() == nil {
 			a.Log.Error("janitor", "err", err)
 		} else if n > 0 {
@@ -240,6 +235,18 @@ func (a *App) runJanitor(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// Sweep is one pass of the janitor: it deletes the rows older than the
+// retention that nobody can use any more, and audit events older than the
+// audit retention, returning how many rows went.
+func (a *App) Sweep(ctx context.Context) (int64, error) {
+	n, err := a.Store.DeleteStale(ctx, a.Worker.Now().Add(-a.retention))
+	if err != nil {
+		return n, err
+	}
+	pruned, err := a.Store.PruneAudit(ctx, a.Worker.Now().Add(-a.auditRetention))
+	return n + pruned, err
 }
 
 // OpenStore opens the store the configuration names.

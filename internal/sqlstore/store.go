@@ -526,7 +526,8 @@ func (db *DB) MessageForVerification(ctx context.Context, owner, verificationID 
 
 // ---- housekeeping ----
 
-// DeleteStale removes rows nobody can use any more.
+// DeleteStale removes rows nobody can use any more and that reuse detection
+// does not need: spent refresh tokens stay until their session has ended.
 func (db *DB) DeleteStale(ctx context.Context, before time.Time) (int64, error) {
 	var total int64
 	b := ms(before)
@@ -537,13 +538,13 @@ func (db *DB) DeleteStale(ctx context.Context, before time.Time) (int64, error) 
 		{`DELETE FROM verifications WHERE expires_at < ? OR consumed_at < ?`, []any{b, b}},
 		{`DELETE FROM outbox WHERE status <> 'pending' AND created_at < ?`, []any{b}},
 		{`DELETE FROM totp_secrets WHERE verified_at IS NULL AND created_at < ?`, []any{b}},
-		// Accounts: ended sessions and their tokens, spent tokens (reuse of
-		// one older than this is refused without revoking), expired flows
-		// (pending registrations among them),
-		// old send counters, used recovery codes.
+		// Accounts: ended sessions and their tokens, expired flows (pending
+		// registrations among them), old send counters, used recovery
+		// codes. A spent refresh token stays as long as its session:
+		// presenting it is reuse, which revokes the session, however long
+		// after its rotation it comes back.
 		{`DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE expires_at < ? OR revoked_at < ?)`, []any{b, b}},
 		{`DELETE FROM sessions WHERE expires_at < ? OR revoked_at < ?`, []any{b, b}},
-		{`DELETE FROM refresh_tokens WHERE used_at < ?`, []any{b}},
 		{`DELETE FROM flows WHERE expires_at < ?`, []any{b}},
 		{`DELETE FROM send_limits WHERE last_at < ? AND window_start < ?`, []any{b, b}},
 		{`DELETE FROM recovery_codes WHERE used_at < ?`, []any{b}},
@@ -560,6 +561,16 @@ func (db *DB) DeleteStale(ctx context.Context, before time.Time) (int64, error) 
 		if err != nil {
 			return total, fmt.Errorf("delete stale: %w", err)
 		}
+	}
+	// What a kept spent token no longer needs: its sealed successor (the
+	// live token, encrypted for the two-tabs grace). Erased, not deleted,
+	// so not counted.
+	err := db.writeOp(ctx, false, func(r runner) error {
+		_, err := r.exec(ctx, `UPDATE refresh_tokens SET successor_sealed = NULL WHERE used_at < ? AND successor_sealed IS NOT NULL`, b)
+		return err
+	})
+	if err != nil {
+		return total, fmt.Errorf("delete stale: %w", err)
 	}
 	return total, nil
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -29,6 +30,7 @@ func RunAccounts(t *testing.T, open func(t *testing.T) tessera.AccountStore) {
 		{"Sessions", testSessions},
 		{"RotateRefreshToken", testRotateRefreshToken},
 		{"RotateRefreshTokenParallel", testRotateRefreshTokenParallel},
+		{"DeleteStaleKeepsSpentRefreshTokens", testDeleteStaleKeepsSpentRefreshTokens},
 		{"RecoveryCodes", testRecoveryCodes},
 		{"RecoveryCodeParallelUse", testRecoveryCodeParallel},
 		{"Flows", testFlows},
@@ -591,6 +593,78 @@ func testRotateRefreshTokenParallel(t *testing.T, s tessera.AccountStore) {
 		} else {
 			wantCode(t, err, tessera.ENOTFOUND)
 		}
+	}
+}
+
+// testDeleteStaleKeepsSpentRefreshTokens: the janitor keeps a spent
+// refresh token as long as its session lives, so a reuse days later is
+// still a reuse (ECONFLICT, which revokes the session), not an unknown
+// token. It erases the token's sealed successor once the token is older
+// than the cutoff, and deletes ended sessions with all their tokens.
+func testDeleteStaleKeepsSpentRefreshTokens(t *testing.T, s tessera.AccountStore) {
+	d, ok := s.(interface {
+		DeleteStale(ctx context.Context, before time.Time) (int64, error)
+	})
+	if !ok {
+		t.Fatalf("%T has no DeleteStale: the janitor could not clean it", s)
+	}
+	createUser(t, s, "u1", "a@example.com")
+	live := newSession("live", "u1", t0)
+	live.ExpiresAt = t0.Add(30 * 24 * time.Hour)
+	ended := newSession("ended", "u1", t0)
+	ended.ExpiresAt = t0.Add(time.Hour)
+	revoked := newSession("revoked", "u1", t0)
+	must(t, s.CreateSession(ctx(), live, firstToken("h0", t0)))
+	must(t, s.CreateSession(ctx(), ended, firstToken("e0", t0)))
+	must(t, s.CreateSession(ctx(), revoked, firstToken("r0", t0)))
+	t1 := t0.Add(time.Minute)
+	for _, h := range []string{"h", "e"} {
+		_, _, err := s.RotateRefreshToken(ctx(), []byte(h+"0"), firstToken(h+"1", t1), []byte("sealed-"+h+"1"), t1)
+		must(t, err)
+	}
+	n, err := s.RevokeSessions(ctx(), "u1", "revoked", "", "logout", t1)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("revoked %d sessions, want 1", n)
+	}
+
+	// Two days on, with a retention of one day.
+	before := t0.Add(48 * time.Hour)
+	now := before.Add(24 * time.Hour)
+	deleted, err := d.DeleteStale(ctx(), before)
+	must(t, err)
+	if deleted != 5 {
+		t.Fatalf("deleted %d rows, want 5: the ended and the revoked session and their 3 tokens", deleted)
+	}
+	for _, id := range []string{"ended", "revoked"} {
+		_, err := s.Session(ctx(), id)
+		wantCode(t, err, tessera.ENOTFOUND)
+	}
+	if got, err := s.Session(ctx(), "live"); err != nil || !got.Active(now) {
+		t.Fatalf("the live session after DeleteStale: %+v, %v", got, err)
+	}
+
+	// h0, spent two days ago, is still known as spent; its successor is erased.
+	_, old, err := s.RotateRefreshToken(ctx(), []byte("h0"), firstToken("hx", now), []byte("sealed-hx"), now)
+	wantCode(t, err, tessera.ECONFLICT)
+	if old == nil || !bytes.Equal(old.Hash, []byte("h0")) || old.SessionID != "live" || !old.UsedAt.Equal(t1) || old.SuccessorSealed != nil {
+		t.Fatalf("a spent token of a live session after DeleteStale: %+v, want it used at %v with its successor erased", old, t1)
+	}
+	// The live token still rotates.
+	_, _, err = s.RotateRefreshToken(ctx(), []byte("h1"), firstToken("h2", now), []byte("sealed-h2"), now)
+	must(t, err)
+
+	// A token spent after the cutoff keeps its sealed successor, and
+	// nothing is counted as deleted.
+	deleted, err = d.DeleteStale(ctx(), before)
+	must(t, err)
+	if deleted != 0 {
+		t.Fatalf("a second DeleteStale deleted %d rows", deleted)
+	}
+	_, old, err = s.RotateRefreshToken(ctx(), []byte("h1"), firstToken("hy", now), []byte("sealed-hy"), now)
+	wantCode(t, err, tessera.ECONFLICT)
+	if old == nil || !old.UsedAt.Equal(now) || string(old.SuccessorSealed) != "sealed-h2" {
+		t.Fatalf("a token spent after the cutoff: %+v, want its sealed successor kept", old)
 	}
 }
 
