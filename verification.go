@@ -130,6 +130,12 @@ type Store interface {
 	// replaces a verification with the same (Owner, ID), used or not, so a
 	// new code for the same purpose voids the previous one.
 	ReplaceVerification(ctx context.Context, v *Verification, msg *Message) error
+	// RenewVerification stores v and msg like CreateVerification, but
+	// replaces a verification with the same (Owner, ID) that can never be
+	// used again: consumed, or expired at v.CreatedAt. One that has not
+	// expired, locked or not, is ECONFLICT and keeps its attempts, so
+	// parallel renewals never reset the cap; exactly one of them wins.
+	RenewVerification(ctx context.Context, v *Verification, msg *Message) error
 	// Verification returns the verification of owner with id, consumed or
 	// not; ENOTFOUND if there is none.
 	Verification(ctx context.Context, owner, id string) (*Verification, error)

@@ -106,7 +106,11 @@ func (s *Service) CreateTOTP(ctx context.Context, u *tessera.User) (*TOTPEnrolme
 
 // checkTOTP checks a code from the user's enrolled authenticator app. The
 // checks share one verification until it is used or expires, so its
-// attempt cap holds: five wrong codes lock these checks for CodeTTL.
+// attempt cap holds: five wrong codes lock these checks for CodeTTL. A
+// new one is started with Renew, never Replace: parallel requests that
+// all find none (or an expired one) try at once, one of them wins, and
+// the others check their code against the one it made, so no request can
+// reset the attempts counted meanwhile.
 func (s *Service) checkTOTP(ctx context.Context, u *tessera.User, code string, removeSecret bool) error {
 	id := verificationID(u.ID, "totp-check")
 	v, err := s.Engine.Get(ctx, Owner, tessera.MethodGoogleAuth, id)
@@ -116,11 +120,12 @@ func (s *Service) checkTOTP(ctx context.Context, u *tessera.User, code string, r
 	case err == nil && !v.Expired(s.now()):
 		// still usable: reuse it
 	case err == nil || tessera.ErrorCode(err) == tessera.ENOTFOUND:
-		if _, err := s.Engine.Initiate(ctx, Owner, tessera.MethodGoogleAuth, &verify.InitiateRequest{
+		_, err := s.Engine.Initiate(ctx, Owner, tessera.MethodGoogleAuth, &verify.InitiateRequest{
 			Consumer: u.ID, Issuer: s.ServiceName,
-			Policy:  verify.Policy{ExpiredOn: hms(s.CodeTTL), MaxAttempts: codeMaxAttempts, ForcedVerificationID: id},
-			Replace: true,
-		}); err != nil {
+			Policy: verify.Policy{ExpiredOn: hms(s.CodeTTL), MaxAttempts: codeMaxAttempts, ForcedVerificationID: id},
+			Renew:  true,
+		})
+		if err != nil && tessera.ErrorCode(err) != tessera.ECONFLICT {
 			return err
 		}
 	default:

@@ -162,10 +162,23 @@ func (db *DB) CreateVerification(ctx context.Context, v *tessera.Verification, m
 // ReplaceVerification is CreateVerification that overwrites an existing
 // verification with the same id.
 func (db *DB) ReplaceVerification(ctx context.Context, v *tessera.Verification, msg *tessera.Message) error {
-	return db.putVerification(ctx, v, msg, `ON CONFLICT (owner, id) DO UPDATE SET method = excluded.method, consumer = excluded.consumer,
+	return db.putVerification(ctx, v, msg, replaceVerification)
+}
+
+// replaceVerification is the upsert clause that overwrites every column.
+const replaceVerification = `ON CONFLICT (owner, id) DO UPDATE SET method = excluded.method, consumer = excluded.consumer,
 		issuer = excluded.issuer, code_hash = excluded.code_hash, attempts = excluded.attempts, max_attempts = excluded.max_attempts,
 		payload = excluded.payload, created_at = excluded.created_at, expires_at = excluded.expires_at, consumed_at = NULL,
-		sealed_content = excluded.sealed_content, sends = excluded.sends, last_sent_at = excluded.last_sent_at`)
+		sealed_content = excluded.sealed_content, sends = excluded.sends, last_sent_at = excluded.last_sent_at`
+
+// RenewVerification is ReplaceVerification only over a verification that
+// is consumed or expired at v.CreatedAt. The condition is the WHERE of the
+// upsert, checked against the row as it is when the upsert locks it (on
+// SQLite, on the single writer), so parallel renewals cannot both replace
+// it, and none resets the attempts of one still in use.
+func (db *DB) RenewVerification(ctx context.Context, v *tessera.Verification, msg *tessera.Message) error {
+	return db.putVerification(ctx, v, msg, replaceVerification+`
+		WHERE verifications.consumed_at IS NOT NULL OR verifications.expires_at <= excluded.created_at`)
 }
 
 func (db *DB) putVerification(ctx context.Context, v *tessera.Verification, msg *tessera.Message, onConflict string) error {

@@ -29,6 +29,8 @@ func Run(t *testing.T, open func(t *testing.T) tessera.Store) {
 		{"ConsumeOnceAndRaceAtTheCap", testConsumeOnce},
 		{"CheckSeesTheStoredVerification", testCheckSeesTheStoredVerification},
 		{"ParallelCreatesWithConflicts", testParallelCreatesWithConflicts},
+		{"RenewVerificationOnlyOverAnUnusableOne", testRenewVerification},
+		{"ParallelRenewalsHoldTheCap", testParallelRenewals},
 		{"Delete", testDelete},
 		{"TOTPSecrets", testTOTPSecrets},
 		{"TOTPStepParallel", testTOTPStepParallel},
@@ -506,6 +508,101 @@ func testParallelCreatesWithConflicts(t *testing.T, s tessera.Store) {
 		must(t, err)
 		if m.ID != fmt.Sprint("msg", i) {
 			t.Fatalf("create %d stored message %s", i, m.ID)
+		}
+	}
+}
+
+// testRenewVerification: a renewal creates a missing verification and
+// replaces a consumed or expired one, but never one still in use, locked
+// or not: that is ECONFLICT and leaves it, and its message, as they were.
+func testRenewVerification(t *testing.T, s tessera.Store) {
+	v := newVerification("c1", "r")
+	must(t, s.RenewVerification(ctx(), v, newMessage("c1", "r", "m1")))
+	got, err := s.Verification(ctx(), "c1", "r")
+	must(t, err)
+	if got.Attempts != 0 || !got.ExpiresAt.Equal(v.ExpiresAt) {
+		t.Fatalf("renewal of a missing verification stored %+v", got)
+	}
+
+	// In use: a wrong code counted, then a renewal a second before expiry.
+	_, err = failAttempt(s, "c1", tessera.MethodEmail, "r", t0)
+	must(t, err)
+	early := newVerification("c1", "r")
+	early.CreatedAt, early.ExpiresAt = v.ExpiresAt.Add(-time.Second), v.ExpiresAt.Add(time.Hour)
+	wantCode(t, s.RenewVerification(ctx(), early, newMessage("c1", "r", "m2")), tessera.ECONFLICT)
+	// Locked, not expired: still in force.
+	for i := 0; i < 2; i++ {
+		_, err = failAttempt(s, "c1", tessera.MethodEmail, "r", t0)
+		must(t, err)
+	}
+	wantCode(t, s.RenewVerification(ctx(), early, newMessage("c1", "r", "m3")), tessera.ECONFLICT)
+	got, err = s.Verification(ctx(), "c1", "r")
+	must(t, err)
+	if !got.Locked() || got.Attempts != 3 || !got.ExpiresAt.Equal(v.ExpiresAt) {
+		t.Fatalf("a refused renewal changed the verification: %+v", got)
+	}
+	if m, err := s.MessageForVerification(ctx(), "c1", "r"); err != nil || m.ID != "m1" {
+		t.Fatalf("a refused renewal left a message behind: %+v, %v", m, err)
+	}
+
+	// Expired (at its expiry, as for CheckCode): replaced, attempts afresh.
+	late := newVerification("c1", "r")
+	late.CreatedAt, late.ExpiresAt = v.ExpiresAt, v.ExpiresAt.Add(time.Hour)
+	must(t, s.RenewVerification(ctx(), late, nil))
+	got, err = s.Verification(ctx(), "c1", "r")
+	must(t, err)
+	if got.Attempts != 0 || !got.CreatedAt.Equal(late.CreatedAt) || !got.ExpiresAt.Equal(late.ExpiresAt) {
+		t.Fatalf("renewal of an expired verification stored %+v", got)
+	}
+
+	// Consumed: replaced, even before its expiry.
+	_, err = consume(s, "c1", tessera.MethodEmail, "r", late.CreatedAt)
+	must(t, err)
+	again := newVerification("c1", "r")
+	again.CreatedAt, again.ExpiresAt = late.CreatedAt.Add(time.Second), late.ExpiresAt.Add(time.Second)
+	must(t, s.RenewVerification(ctx(), again, nil))
+	got, err = s.Verification(ctx(), "c1", "r")
+	must(t, err)
+	if !got.ConsumedAt.IsZero() || got.Attempts != 0 || !got.ExpiresAt.Equal(again.ExpiresAt) {
+		t.Fatalf("renewal of a consumed verification stored %+v", got)
+	}
+	_, err = failAttempt(s, "c1", tessera.MethodEmail, "r", again.CreatedAt)
+	must(t, err)
+}
+
+// testParallelRenewals is the renew-then-check pattern of many requests at
+// once, on a missing verification and then on an expired, locked one:
+// exactly one renewal wins each time, and no more wrong codes are counted
+// than the cap allows.
+func testParallelRenewals(t *testing.T, s tessera.Store) {
+	for round, now := range []time.Time{t0, t0.Add(time.Hour)} {
+		var renewed, counted atomic.Int32
+		var wg sync.WaitGroup
+		for i := 0; i < 40; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v := newVerification("c1", "pr")
+				v.CreatedAt, v.ExpiresAt = now, now.Add(time.Hour)
+				switch err := s.RenewVerification(ctx(), v, nil); tessera.ErrorCode(err) {
+				case "":
+					renewed.Add(1)
+				case tessera.ECONFLICT:
+				default:
+					t.Errorf("renew: %v", err)
+				}
+				switch _, err := failAttempt(s, "c1", tessera.MethodEmail, "pr", now); tessera.ErrorCode(err) {
+				case "":
+					counted.Add(1)
+				case tessera.ELOCKED:
+				default:
+					t.Errorf("check: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if renewed.Load() != 1 || counted.Load() != 3 {
+			t.Fatalf("round %d: %d of 40 parallel renewals won and %d wrong codes were counted, want 1 and 3 (the cap)", round, renewed.Load(), counted.Load())
 		}
 	}
 }

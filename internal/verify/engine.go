@@ -138,6 +138,12 @@ type InitiateRequest struct {
 	// Replace lets a forced id overwrite an existing verification (used or
 	// not) instead of being a conflict: a new code voids the previous one.
 	Replace bool `json:"-"`
+	// Renew lets a forced id overwrite an existing verification only if it
+	// is consumed or expired; one still in force, locked or not, is
+	// ECONFLICT and keeps its attempts. It is for callers that share one
+	// verification across requests to hold an attempt cap: parallel
+	// requests renewing it can never reset the count. It wins over Replace.
+	Renew bool `json:"-"`
 }
 
 // Template shapes the message that carries the code.
@@ -285,11 +291,7 @@ func (e *Engine) initiate(ctx context.Context, owner string, method tessera.Meth
 		if out.TOTPURI, err = e.ensureTOTPSecret(ctx, owner, consumer, account, req.Issuer, now); err != nil {
 			return nil, err
 		}
-		store := e.Store.CreateVerification
-		if req.Replace {
-			store = e.Store.ReplaceVerification
-		}
-		if err := store(ctx, v, nil); err != nil {
+		if err := e.put(req)(ctx, v, nil); err != nil {
 			return nil, err
 		}
 		return out, nil
@@ -320,15 +322,24 @@ func (e *Engine) initiate(ctx context.Context, owner string, method tessera.Meth
 	if err != nil {
 		return nil, err
 	}
-	store := e.Store.CreateVerification
-	if req.Replace {
-		store = e.Store.ReplaceVerification
-	}
-	if err := store(ctx, v, msg); err != nil {
+	if err := e.put(req)(ctx, v, msg); err != nil {
 		return nil, err
 	}
 	e.handOver(msg)
 	return out, nil
+}
+
+// put is the store method that stores a new verification as req asks:
+// over an existing one with the same id never (CreateVerification), only
+// once it is unusable (Renew), or always (Replace).
+func (e *Engine) put(req *InitiateRequest) func(context.Context, *tessera.Verification, *tessera.Message) error {
+	switch {
+	case req.Renew:
+		return e.Store.RenewVerification
+	case req.Replace:
+		return e.Store.ReplaceVerification
+	}
+	return e.Store.CreateVerification
 }
 
 // Resend queues the message of verification id again, with the same code,

@@ -490,6 +490,42 @@ func mustQuery(t *testing.T, uri, name string) string {
 	return u.Query().Get(name)
 }
 
+// TestInitiateRenewKeepsAVerificationInForce: Renew re-initiates a forced
+// id only once its verification is expired or consumed. Until then it is
+// ECONFLICT, and the attempts counted so far stand.
+func TestInitiateRenewKeepsAVerificationInForce(t *testing.T) {
+	for _, method := range []tessera.Method{tessera.MethodEmail, tessera.MethodGoogleAuth} {
+		t.Run(string(method), func(t *testing.T) {
+			f := newEngine(t)
+			const id = "0b7e6c2a-5d0f-4c53-a1d4-3f2b9e8c7a61"
+			req := &InitiateRequest{Consumer: "alice@example.com", Policy: Policy{ForcedVerificationID: id, ForcedCode: "135790", MaxAttempts: 2}, Renew: true}
+			f.initiate(t, method, req)
+			_, err := f.validate(method, id, "000000")
+			wantCode(t, err, tessera.EINVALIDCODE)
+			_, err = f.e.Initiate(context.Background(), owner, method, req)
+			wantCode(t, err, tessera.ECONFLICT)
+			_, err = f.validate(method, id, "000001")
+			wantCode(t, err, tessera.EINVALIDCODE)
+			_, err = f.e.Initiate(context.Background(), owner, method, req)
+			wantCode(t, err, tessera.ECONFLICT) // locked, not expired: still in force
+			_, err = f.validate(method, id, "000002")
+			if n := attemptsOf(t, wantCode(t, err, tessera.ELOCKED)); n != 2 {
+				t.Fatalf("attempts %d after a refused renewal, want 2", n)
+			}
+
+			f.now = f.now.Add(DefaultExpiry)
+			v := f.initiate(t, method, req).Verification
+			if v.Attempts != 0 || !v.ExpiresAt.Equal(f.now.Add(DefaultExpiry)) {
+				t.Fatalf("renewal of an expired verification: %+v", v)
+			}
+			_, err = f.validate(method, id, "000003")
+			if n := attemptsOf(t, wantCode(t, err, tessera.EINVALIDCODE)); n != 1 {
+				t.Fatalf("attempts %d after renewal and a wrong code, want 1", n)
+			}
+		})
+	}
+}
+
 func TestGoogleAuthReinitiateBeforeVerification(t *testing.T) {
 	f := newEngine(t)
 	const bob = "bob"
