@@ -139,3 +139,22 @@ func TestRefusedResendsDoNotUseTheAllowance(t *testing.T) {
 	e.clock.Advance(31 * time.Second)
 	e.do("POST", "/methods/email/verifiers/"+id+"/actions/resend", nil).want(t, 200)
 }
+
+// TestDestinationLimitIgnoresCase: an address's local part is matched
+// without case by every mail system that matters, so "Alice@Example.com"
+// and "alice@example.com" share one per-destination allowance; the
+// message still goes to the address as typed.
+func TestDestinationLimitIgnoresCase(t *testing.T) {
+	e := newEnvWith(t, stores[0].open(t), func(o *app.Options) {
+		o.Limits.DestinationHour = ratelimit.Limit{Rate: 2, Period: time.Hour, Burst: 2}
+	})
+	e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "Alice@Example.com"}).want(t, 200)
+	if got := e.deliver(); len(got) != 1 || got[0].To != "Alice@example.com" {
+		t.Fatalf("delivered %+v, want one message to Alice@example.com", got)
+	}
+	e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "alice@example.com"}).want(t, 200)
+	for _, spelling := range []string{"ALICE@example.com", "alice@EXAMPLE.com", "aLiCe@example.COM"} {
+		e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": spelling}).want(t, 429)
+	}
+	e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "bob@example.com"}).want(t, 200)
+}

@@ -87,8 +87,8 @@ func (e *Engine) checkSend(ctx context.Context, owner string, method tessera.Met
 		key   string
 		limit ratelimit.Limit
 	}{
-		{"dest-hour:" + owner + ":" + consumer, e.Limits.PerDestinationHour},
-		{"dest-day:" + owner + ":" + consumer, e.Limits.PerDestinationDay},
+		{"dest-hour:" + owner + ":" + limitConsumer(method, consumer), e.Limits.PerDestinationHour},
+		{"dest-day:" + owner + ":" + limitConsumer(method, consumer), e.Limits.PerDestinationDay},
 	}
 	if method == tessera.MethodPhone {
 		checks = append(checks, struct {
@@ -107,6 +107,19 @@ func (e *Engine) checkSend(ctx context.Context, owner string, method tessera.Met
 		}
 	}
 	return nil
+}
+
+// limitConsumer is how a consumer is named in limit keys. An email keeps
+// the case of its local part where it is delivered (RFC 5321 lets a server
+// tell the cases apart), but mailboxes do not in practice, so the limits
+// count every spelling of an address as one: otherwise "Alice@…",
+// "aLice@…" and so on would each get a fresh allowance. Phone numbers are
+// E.164 already.
+func limitConsumer(method tessera.Method, consumer string) string {
+	if method == tessera.MethodEmail {
+		return strings.ToLower(consumer)
+	}
+	return consumer
 }
 
 func (e *Engine) observe(m tessera.Method, result string) {
