@@ -300,6 +300,7 @@ func (s *Service) sendCode(ctx context.Context, u *tessera.User, method tessera.
 		Binding:  binding(purpose, destination, extra),
 		Replace:  true,
 		NoResend: true, // account codes are never resent: a new one replaces it
+		Subject:  u.ID, // the engine's send limits count per user: no user uses up the others' allowance
 	}
 	out, err := s.Engine.Initiate(ctx, Owner, method, req)
 	if err != nil {
