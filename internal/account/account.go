@@ -210,6 +210,7 @@ func (s *Service) send(ctx context.Context, u *tessera.User, method tessera.Meth
 		Binding:  c.binding(destination),
 		Replace:  true,
 		NoResend: true, // account codes are never resent: a new one replaces it
+		Subject:  u.ID, // the engine's send limits count per user: no user uses up the others' allowance
 	}
 	out, err := s.Engine.Initiate(ctx, Owner, method, req)
 	if err != nil {

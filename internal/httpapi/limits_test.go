@@ -139,3 +139,95 @@ func TestRefusedResendsDoNotUseTheAllowance(t *testing.T) {
 	e.clock.Advance(31 * time.Second)
 	e.do("POST", "/methods/email/verifiers/"+id+"/actions/resend", nil).want(t, 200)
 }
+
+// TestAccountSMSCountryLimitIsPerUser: one user adding phone after phone
+// of one country is refused before the country's SMS budget for accounts
+// runs out, so another user still gets a code there.
+func TestAccountSMSCountryLimitIsPerUser(t *testing.T) {
+	e := newEnvWith(t, stores[0].open(t), func(o *app.Options) {
+		o.Limits.SMSCountry = ratelimit.Limit{Rate: 10, Period: time.Hour, Burst: 10}
+	})
+	a, b := register(t, e, "ann@example.com"), register(t, e, "ben@example.com")
+	refused := false
+	for i := 0; i < 40 && !refused; i++ {
+		r := a.call("POST", "/auth/otp/methods/sms", map[string]any{"phone": fmt.Sprintf("41555526%02d", i), "country": "US"})
+		switch r.status {
+		case 200:
+		case 429:
+			refused = true
+		default:
+			t.Fatalf("adding phone %d answered %s", i, r.raw)
+		}
+		e.clock.Advance(time.Second)
+	}
+	if !refused {
+		t.Fatal("one user added 40 phones of one country within the hour")
+	}
+	b.call("POST", "/auth/otp/methods/sms", map[string]any{"phone": "4155559999", "country": "US"}).want(t, 200)
+	e.codeFor("+14155559999")
+}
+
+// TestPhoneRecoveryCannotUseUpTheCountryLimit: anyone may ask for a
+// password recovery by PHONE_NUMBER; asking again and again for one
+// account must not leave other users without SMS to that country.
+func TestPhoneRecoveryCannotUseUpTheCountryLimit(t *testing.T) {
+	// Fewer SMS to the country than the account's own hourly cap on one
+	// destination (10), which would otherwise stop the flood first.
+	e := newEnvWith(t, stores[0].open(t), func(o *app.Options) {
+		o.Limits.SMSCountry = ratelimit.Limit{Rate: 5, Period: time.Hour, Burst: 5}
+	})
+	victim := withSMSMFA(t, e, "vic@example.com", "+14155552671")
+	for i := 0; i < 15; i++ {
+		e.doWith("POST", "/api/v1/token/password/recovery", map[string]any{"email": victim.email, "destination": "PHONE_NUMBER", "processingId": label}, nil).want(t, 200)
+		e.deliver()
+		e.clock.Advance(31 * time.Second) // past the account's cooldown
+	}
+	other := register(t, e, "oli@example.com")
+	other.call("POST", "/auth/otp/methods/sms", map[string]any{"phone": "4155559999", "country": "US"}).want(t, 200)
+	e.codeFor("+14155559999")
+}
+
+// TestAccountDestinationLimitIsPerUser: a user who keeps sending codes to
+// someone else's number (as their own unverified phone) does not use up
+// that number's allowance for its owner.
+func TestAccountDestinationLimitIsPerUser(t *testing.T) {
+	e := newEnv(t, stores[0].open(t))
+	a, owner := register(t, e, "amy@example.com"), register(t, e, "own@example.com")
+	refused := false
+	for i := 0; i < 40 && !refused; i++ {
+		r := a.call("POST", "/auth/otp/methods/sms", map[string]any{"phone": "4155552671", "country": "US"})
+		switch r.status {
+		case 200:
+		case 429:
+			refused = true
+		default:
+			t.Fatalf("send %d answered %s", i, r.raw)
+		}
+		e.clock.Advance(31 * time.Second) // past the account's cooldown
+	}
+	if !refused {
+		t.Fatal("one user sent 40 codes to one number")
+	}
+	e.deliver()
+	owner.call("POST", "/auth/otp/methods/sms", map[string]any{"phone": "4155552671", "country": "US"}).want(t, 200)
+	e.codeFor("+14155552671")
+}
+
+// TestDestinationLimitIgnoresCase: an address's local part is matched
+// without case by every mail system that matters, so "Alice@Example.com"
+// and "alice@example.com" share one per-destination allowance; the
+// message still goes to the address as typed.
+func TestDestinationLimitIgnoresCase(t *testing.T) {
+	e := newEnvWith(t, stores[0].open(t), func(o *app.Options) {
+		o.Limits.DestinationHour = ratelimit.Limit{Rate: 2, Period: time.Hour, Burst: 2}
+	})
+	e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "Alice@Example.com"}).want(t, 200)
+	if got := e.deliver(); len(got) != 1 || got[0].To != "Alice@example.com" {
+		t.Fatalf("delivered %+v, want one message to Alice@example.com", got)
+	}
+	e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "alice@example.com"}).want(t, 200)
+	for _, spelling := range []string{"ALICE@example.com", "alice@EXAMPLE.com", "aLiCe@example.COM"} {
+		e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": spelling}).want(t, 429)
+	}
+	e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "bob@example.com"}).want(t, 200)
+}

@@ -63,7 +63,8 @@ type Engine struct {
 // SendLimits bound the messages Tessera sends, whoever asks.
 type SendLimits struct {
 	// PerDestinationHour and PerDestinationDay cap the codes one owner
-	// sends to one consumer.
+	// sends to one consumer (for a request with a Subject: one subject;
+	// see checkSend).
 	PerDestinationHour, PerDestinationDay ratelimit.Limit
 	// PerCountry caps one owner's SMS to one country calling code (SMS
 	// pumping sends to premium numbers of a few countries).
@@ -73,8 +74,35 @@ type SendLimits struct {
 	SMSCountries map[string]bool
 }
 
+// SubjectShare: one subject may use at most 1/SubjectShare of a send
+// counter that all the subjects of its owner share, so it takes that many
+// subjects to use one up.
+const SubjectShare = 10
+
+// sendCheck is one counter a send must pass.
+type sendCheck struct {
+	key   string
+	limit ratelimit.Limit
+}
+
 // checkSend applies the send limits to a message for consumer.
-func (e *Engine) checkSend(ctx context.Context, owner string, method tessera.Method, consumer string) error {
+//
+// An API client is the owner of its sends, and every limit counts per
+// owner. Tessera's accounts send for all their users under one owner, so
+// they name the user as the subject, and then every limit counts per user
+// first and for all users together second, the users together being
+// allowed SubjectShare times what one user is: a user can use at most a
+// tenth of what the users share, and cannot starve the others (by adding
+// phone after phone, by asking for recoveries by PHONE_NUMBER for one
+// account, or by sending to someone else's number). Each limit keeps its
+// configured meaning:
+//   - per destination, a recipient's protection: one user gets the
+//     configured allowance per destination, all users together
+//     SubjectShare times it;
+//   - per country, a spending cap: the configured budget stays the total
+//     for all users, one user gets 1/SubjectShare of it (of the default
+//     300/h, 30/h: as many as the accounts let a user send an hour).
+func (e *Engine) checkSend(ctx context.Context, owner, subject string, method tessera.Method, consumer string) error {
 	if method == tessera.MethodPhone && len(e.Limits.SMSCountries) > 0 {
 		if region := RegionOf(consumer); !e.Limits.SMSCountries[region] {
 			return tessera.Invalid(tessera.FieldError{Path: "consumer", Error: "SMS to this country (" + region + ") are not enabled on this server"})
@@ -83,18 +111,37 @@ func (e *Engine) checkSend(ctx context.Context, owner string, method tessera.Met
 	if e.Limiter == nil {
 		return nil
 	}
-	checks := []struct {
-		key   string
-		limit ratelimit.Limit
-	}{
-		{"dest-hour:" + owner + ":" + consumer, e.Limits.PerDestinationHour},
-		{"dest-day:" + owner + ":" + consumer, e.Limits.PerDestinationDay},
-	}
+	dest := limitConsumer(method, consumer)
+	var country string
 	if method == tessera.MethodPhone {
-		checks = append(checks, struct {
-			key   string
-			limit ratelimit.Limit
-		}{"sms-country:" + owner + ":" + callingCode(consumer), e.Limits.PerCountry})
+		country = callingCode(consumer)
+	}
+	l := e.Limits
+	var checks []sendCheck
+	if subject == "" {
+		checks = append(checks,
+			sendCheck{"dest-hour:" + owner + ":" + dest, l.PerDestinationHour},
+			sendCheck{"dest-day:" + owner + ":" + dest, l.PerDestinationDay})
+		if country != "" {
+			checks = append(checks, sendCheck{"sms-country:" + owner + ":" + country, l.PerCountry})
+		}
+	} else {
+		// The subject's own counters come first: a send they refuse then
+		// counts nothing against what all subjects share.
+		checks = append(checks,
+			sendCheck{"dest-hour-subject:" + owner + ":" + subject + ":" + dest, l.PerDestinationHour},
+			sendCheck{"dest-day-subject:" + owner + ":" + subject + ":" + dest, l.PerDestinationDay})
+		if country != "" {
+			checks = append(checks, sendCheck{"sms-country-subject:" + owner + ":" + subject + ":" + country, shareOf(l.PerCountry)})
+		}
+		// Then what all subjects share; their keys are not the keys
+		// without a subject, which count with other limits.
+		checks = append(checks,
+			sendCheck{"dest-hour-subjects:" + owner + ":" + dest, timesShare(l.PerDestinationHour)},
+			sendCheck{"dest-day-subjects:" + owner + ":" + dest, timesShare(l.PerDestinationDay)})
+		if country != "" {
+			checks = append(checks, sendCheck{"sms-country-subjects:" + owner + ":" + country, l.PerCountry})
+		}
 	}
 	for _, c := range checks {
 		res, err := e.Limiter.Allow(ctx, c.key, c.limit)
@@ -107,6 +154,38 @@ func (e *Engine) checkSend(ctx context.Context, owner string, method tessera.Met
 		}
 	}
 	return nil
+}
+
+// limitConsumer is how a consumer is named in limit keys. An email keeps
+// the case of its local part where it is delivered (RFC 5321 lets a server
+// tell the cases apart), but mailboxes do not in practice, so the limits
+// count every spelling of an address as one: otherwise "Alice@…",
+// "aLice@…" and so on would each get a fresh allowance. Phone numbers are
+// E.164 already.
+func limitConsumer(method tessera.Method, consumer string) string {
+	if method == tessera.MethodEmail {
+		return strings.ToLower(consumer)
+	}
+	return consumer
+}
+
+// timesShare is what all the subjects of an owner may send together where
+// one may send l.
+func timesShare(l ratelimit.Limit) ratelimit.Limit {
+	if l.Off() {
+		return l
+	}
+	return ratelimit.Limit{Rate: l.Rate * SubjectShare, Period: l.Period, Burst: l.Burst * SubjectShare}
+}
+
+// shareOf is one subject's share of l, which all subjects share: the same
+// rate over SubjectShare times the period (rates are whole numbers), and a
+// burst of at least one.
+func shareOf(l ratelimit.Limit) ratelimit.Limit {
+	if l.Off() {
+		return l
+	}
+	return ratelimit.Limit{Rate: l.Rate, Period: l.Period * SubjectShare, Burst: max(1, l.Burst/SubjectShare)}
 }
 
 func (e *Engine) observe(m tessera.Method, result string) {
@@ -144,6 +223,12 @@ type InitiateRequest struct {
 	// verification across requests to hold an attempt cap: parallel
 	// requests renewing it can never reset the count. It wins over Replace.
 	Renew bool `json:"-"`
+	// Subject, for an owner that sends for many people (Tessera's accounts:
+	// the user id), is whom the code is for: the send limits then count per
+	// subject too, so that no subject can use up the owner's allowance for
+	// the others (see checkSend). Resend does not know it: codes sent with
+	// a Subject should be NoResend.
+	Subject string `json:"-"`
 }
 
 // Template shapes the message that carries the code.
@@ -297,7 +382,7 @@ func (e *Engine) initiate(ctx context.Context, owner string, method tessera.Meth
 		return out, nil
 	}
 
-	if err := e.checkSend(ctx, owner, method, consumer); err != nil {
+	if err := e.checkSend(ctx, owner, req.Subject, method, consumer); err != nil {
 		return nil, err
 	}
 	if code == "" {
@@ -379,7 +464,7 @@ func (e *Engine) Resend(ctx context.Context, owner string, method tessera.Method
 	// destination's allowance, so the send limits apply only when those
 	// allow it (QueueResend checks them again, atomically).
 	if v.Sends < maxSends && !now.Before(v.LastSentAt.Add(cooldown)) {
-		if err := e.checkSend(ctx, owner, method, v.Consumer); err != nil {
+		if err := e.checkSend(ctx, owner, "", method, v.Consumer); err != nil {
 			return nil, err
 		}
 	}
