@@ -229,6 +229,7 @@ const (
 
 func (s *Service) sendLimits(ctx context.Context, u *tessera.User, destination, purpose string) error {
 	now := s.now()
+	destination = strings.ToLower(destination) // one counter for every spelling of an address
 	if err := s.Store.HitSendLimit(ctx, s.limitKey("send-cooldown", u.ID, destination, purpose), now, SendCooldown, time.Hour, 1<<30); err != nil {
 		return err
 	}
