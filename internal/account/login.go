@@ -11,7 +11,6 @@ import (
 
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/policy"
-	"github.com/tessera-id/tessera/internal/verify"
 )
 
 // ---- login ----
@@ -150,30 +149,6 @@ func (s *Service) factors(ctx context.Context, u *tessera.User) (policy.Factors,
 	return policy.Of(u, n), err
 }
 
-// The second factors as the API names them (a challenge's "methods", the
-// "method" of POST /auth/login/mfa), and the amr method of each.
-const (
-	FactorTOTP     = "totp"
-	FactorSMS      = "sms"
-	FactorEmail    = "email"
-	FactorRecovery = "recovery_code"
-)
-
-var amrOfFactor = map[string]string{FactorTOTP: policy.TOTP, FactorSMS: policy.SMS, FactorEmail: policy.Email, FactorRecovery: policy.RecoveryCode}
-
-func factorNames(methods []string) []string {
-	out := []string{}
-	for _, m := range methods {
-		for name, amr := range amrOfFactor {
-			if amr == m {
-				out = append(out, name)
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
 // startSecondFactor opens a flow (a login, or the step-up of sessionID)
 // whose password step is done and whose second factor is pending.
 func (s *Service) startSecondFactor(ctx context.Context, u *tessera.User, f policy.Factors, typ tessera.FlowType, sessionID string, meta Meta, now time.Time) (*LoginResult, error) {
@@ -183,23 +158,16 @@ func (s *Service) startSecondFactor(ctx context.Context, u *tessera.User, f poli
 		return nil, err
 	}
 	methods := policy.SecondFactors(f, fl.Methods)
-	if slices.Contains(methods, policy.TOTP) {
-		if err := s.startTOTPCheck(ctx, u, fl); err != nil {
-			return nil, err
+	for _, m := range methods {
+		// Factors that send nothing are begun now: the client has no call
+		// to begin them (the authenticator app's check opens here).
+		if fa := s.factor(m); !fa.sends() {
+			if _, err := fa.Begin(ctx, u, fl); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return &LoginResult{Challenge: &Challenge{ProcessingID: fl.ID, Methods: factorNames(methods), ExpiresAt: fl.ExpiresAt}}, nil
-}
-
-// startTOTPCheck gives flow fl a google_auth verification, so codes from
-// the authenticator app get the engine's attempt cap and replay
-// protection.
-func (s *Service) startTOTPCheck(ctx context.Context, u *tessera.User, fl *tessera.Flow) error {
-	_, err := s.Engine.Initiate(ctx, Owner, tessera.MethodGoogleAuth, &verify.InitiateRequest{
-		Consumer: u.ID, Issuer: s.ServiceName,
-		Policy: verify.Policy{ExpiredOn: hms(s.CodeTTL), MaxAttempts: challengeAttempts, ForcedVerificationID: verificationID(u.ID, "login-totp:"+fl.ID)},
-	})
-	return err
 }
 
 // Destinations of one-time tokens, as the flows document names them.
@@ -223,7 +191,7 @@ func (s *Service) SendLoginCode(ctx context.Context, processingID, dest string) 
 	if err := s.mayComplete(ctx, u, fl.Methods, factor, "destination"); err != nil {
 		return nil, err
 	}
-	return s.sendCode(ctx, u, tessera.MethodPhone, u.Phone, "login", fl.ID)
+	return s.factor(amrOfFactor[factor]).Begin(ctx, u, fl)
 }
 
 // mayComplete refuses a factor the policy does not accept for this flow,
@@ -300,7 +268,7 @@ func (s *Service) CompleteLogin(ctx context.Context, processingID, factor, code 
 		}
 		return nil, err
 	}
-	if err := s.checkSecondFactor(ctx, u, fl, factor, code); err != nil {
+	if err := s.factor(amrOfFactor[factor]).Verify(ctx, u, fl, code); err != nil {
 		if code := tessera.ErrorCode(err); code == tessera.EINVALIDCODE || code == tessera.EEXPIRED || code == tessera.ELOCKED {
 			s.audit(ctx, tessera.AuditLoginMFAFailed, u, meta, failureDetail(factor+": "+code, locked.FailedLogins+1))
 		}
@@ -319,24 +287,6 @@ func (s *Service) CompleteLogin(ctx context.Context, processingID, factor, code 
 		s.audit(ctx, tessera.AuditLoginMFASuccess, u, meta, factor)
 	}
 	return tokens, err
-}
-
-// checkSecondFactor checks a code of factor for flow fl.
-func (s *Service) checkSecondFactor(ctx context.Context, u *tessera.User, fl *tessera.Flow, factor, code string) error {
-	switch factor {
-	case FactorTOTP:
-		_, err := s.Engine.Validate(ctx, Owner, tessera.MethodGoogleAuth, verificationID(u.ID, "login-totp:"+fl.ID), strings.TrimSpace(code), false)
-		return codeError(err)
-	case FactorSMS:
-		return s.checkCode(ctx, u, tessera.MethodPhone, u.Phone, "login", fl.ID, code)
-	case FactorRecovery:
-		err := s.Store.UseRecoveryCode(ctx, u.ID, s.recoveryHash(u.ID, code), s.now())
-		if tessera.ErrorCode(err) == tessera.ENOTFOUND {
-			return tessera.Errorf(tessera.EINVALIDCODE, "Invalid code")
-		}
-		return err
-	}
-	return tessera.Invalid(tessera.FieldError{Path: "method", Error: "must be totp, sms or recovery_code"})
 }
 
 // ---- step-up and privileged actions ----

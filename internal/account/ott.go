@@ -694,7 +694,7 @@ func (s *Service) RecoverKey(ctx context.Context, processingID, lostKey, verific
 	if err := s.checkCode(ctx, u, method, key, purposeKeyRecoveryNew, c.ID+"\x00"+key, newKeyToken); err != nil {
 		return nil, err
 	}
-	if err := s.checkSecondFactor(ctx, u, c, mfaMethod, mfaCode); err != nil {
+	if err := s.factor(amrOfFactor[mfaMethod]).Verify(ctx, u, c, mfaCode); err != nil {
 		return nil, err
 	}
 	if err := s.Store.UseFlow(ctx, c.ID, s.now()); err != nil {
