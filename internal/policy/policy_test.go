@@ -1,0 +1,95 @@
+package policy
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tessera-id/tessera"
+)
+
+func TestSecondFactors(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		f      Factors
+		proven []string
+		want   []string
+	}{
+		{"MFA off", Factors{}, []string{Password}, nil},
+		{"app", Factors{TOTP: true, RecoveryCodes: true}, []string{Password}, []string{TOTP, RecoveryCode}},
+		{"app and SMS", Factors{TOTP: true, SMS: true, RecoveryCodes: true}, []string{Password}, []string{TOTP, SMS, RecoveryCode}},
+		{"SMS only, codes used up", Factors{SMS: true}, []string{Password}, []string{SMS}},
+		{"SMS proved the first step", Factors{SMS: true, RecoveryCodes: true}, []string{Password, SMS}, []string{RecoveryCode}},
+		{"email never", Factors{TOTP: true}, []string{Password, Email}, []string{TOTP}},
+	} {
+		if got := SecondFactors(c.f, c.proven); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+		if MayCompleteWith(c.f, c.proven, Email) {
+			t.Errorf("%s: an emailed code completes a second factor", c.name)
+		}
+	}
+}
+
+func TestPrivileged(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	mfa, noMFA := Factors{TOTP: true}, Factors{}
+	for _, c := range []struct {
+		name string
+		f    Factors
+		s    Session
+		ok   bool
+	}{
+		{"fresh aal1, MFA off", noMFA, Session{AAL: 1, AuthTime: now.Add(-time.Minute)}, true},
+		{"fresh aal1, MFA on", mfa, Session{AAL: 1, AuthTime: now.Add(-time.Minute)}, false},
+		{"fresh aal2, MFA on", mfa, Session{AAL: 2, AuthTime: now.Add(-time.Minute)}, true},
+		{"exactly the max age", mfa, Session{AAL: 2, AuthTime: now.Add(-DefaultPrivilegedMaxAge)}, true},
+		{"older than the max age", mfa, Session{AAL: 2, AuthTime: now.Add(-DefaultPrivilegedMaxAge - time.Second)}, false},
+		{"stale aal1, MFA off", noMFA, Session{AAL: 1, AuthTime: now.Add(-time.Hour)}, false},
+	} {
+		err := Privileged(c.f, c.s, ChangePassword, now, DefaultPrivilegedMaxAge)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: %v, want ok=%v", c.name, err, c.ok)
+		}
+		if err != nil && tessera.ErrorCode(err) != tessera.EREAUTH {
+			t.Errorf("%s: code %s, want %s", c.name, tessera.ErrorCode(err), tessera.EREAUTH)
+		}
+	}
+}
+
+func TestMayRemove(t *testing.T) {
+	for _, c := range []struct {
+		amr      []string
+		removing string
+		ok       bool
+	}{
+		{[]string{Password, TOTP, MFA}, TOTP, true},
+		{[]string{Password, RecoveryCode, MFA}, TOTP, true},
+		{[]string{Password, SMS, MFA}, TOTP, false},
+		{[]string{Password, Email}, TOTP, false},
+		{[]string{Password}, SMS, false},
+		{[]string{Password, SMS, MFA}, SMS, true},
+		{[]string{Password, TOTP, MFA}, SMS, true},
+	} {
+		if err := MayRemove(Session{AMR: c.amr}, c.removing); (err == nil) != c.ok {
+			t.Errorf("amr %v removing %s: %v, want ok=%v", c.amr, c.removing, err, c.ok)
+		}
+	}
+}
+
+func TestAAL(t *testing.T) {
+	for _, c := range []struct {
+		amr  []string
+		want int
+	}{
+		{[]string{Password}, 1},
+		{[]string{Password, Email}, 1},
+		{[]string{Password, TOTP}, 2},
+		{[]string{Password, SMS}, 2},
+		{[]string{Password, RecoveryCode}, 2},
+	} {
+		if got := AAL(c.amr); got != c.want {
+			t.Errorf("AAL(%v) = %d, want %d", c.amr, got, c.want)
+		}
+	}
+}
