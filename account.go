@@ -96,6 +96,9 @@ const (
 	FlowReauthentication FlowType = "reauthentication" // step-up of an existing session (SessionID)
 	FlowRegistration     FlowType = "registration"     // a pending sign-up: Email, Secret = the password hash
 	FlowPasswordRecovery FlowType = "password_recovery"
+	FlowKeyRecovery      FlowType = "key_recovery" // a login flow turned to recovering a lost email or phone
+	FlowKeyChange        FlowType = "key_change"
+	FlowMFADisabling     FlowType = "mfa_disabling"
 )
 
 // Flow is one multi-step operation kept on the server: a login waiting for
@@ -105,6 +108,9 @@ const (
 type Flow struct {
 	ID   string
 	Type FlowType
+	// State is the step the flow has reached (each type names its own);
+	// it moves forward only by AdvanceFlow's compare-and-set.
+	State string
 	// UserID is the account the flow is for; for a registration, the id
 	// the account will get once confirmed; empty for a recovery (the
 	// address decides, at the end).
@@ -117,10 +123,11 @@ type Flow struct {
 	// processingId), kept for its logs; it binds nothing.
 	Label string
 	// Secret holds what the flow needs later: a registration's password
-	// hash.
+	// hash, a recovery's destination, a key change's key type and new key.
 	Secret []byte
-	// AAL is the assurance the flow has reached so far, Methods the
-	// methods proven in it.
+	// RequiredAAL is the assurance the flow must reach to finish, AAL the
+	// assurance it has reached so far, Methods the methods proven in it.
+	RequiredAAL int
 	AAL         int
 	Methods     []string
 	CSRFSecret  []byte // for the browser pages: forms carry a token derived from it
@@ -232,6 +239,13 @@ type AccountStore interface {
 	// PendingRegistrations lists the unused registration flows for email
 	// that are unexpired at now, newest first, at most limit.
 	PendingRegistrations(ctx context.Context, email string, now time.Time, limit int) ([]*Flow, error)
+	// LatestFlow returns the user's newest flow of type typ that is unused
+	// and unexpired at now; ENOTFOUND if none.
+	LatestFlow(ctx context.Context, userID string, typ FlowType, now time.Time) (*Flow, error)
+	// AdvanceFlow writes f's Type, State, Methods, AAL and Secret if the
+	// stored flow is still in fromState, unused and unexpired at now;
+	// ENOTFOUND otherwise (a parallel request advanced it first).
+	AdvanceFlow(ctx context.Context, f *Flow, fromState string, now time.Time) error
 	// ReserveFlowAttempt counts an attempt on a flow that is unused,
 	// unexpired at now and has attempts left, and returns it; ENOTFOUND,
 	// EEXPIRED or ELOCKED otherwise.

@@ -152,8 +152,9 @@ func (s *Service) factors(ctx context.Context, u *tessera.User) (policy.Factors,
 // startSecondFactor opens a flow (a login, or the step-up of sessionID)
 // whose password step is done and whose second factor is pending.
 func (s *Service) startSecondFactor(ctx context.Context, u *tessera.User, f policy.Factors, typ tessera.FlowType, sessionID string, meta Meta, now time.Time) (*LoginResult, error) {
-	fl := &tessera.Flow{ID: uuid.NewString(), Type: typ, UserID: u.ID, SessionID: sessionID, AAL: 1, Methods: []string{policy.Password},
-		CSRFSecret: newSecret(), MaxAttempts: challengeAttempts, CreatedAt: now, ExpiresAt: now.Add(s.CodeTTL), UserAgent: meta.UserAgent, IP: meta.IP}
+	fl := &tessera.Flow{ID: uuid.NewString(), Type: typ, State: stateSecondFactor, UserID: u.ID, SessionID: sessionID, RequiredAAL: 2, AAL: 1,
+		Methods: []string{policy.Password}, CSRFSecret: newSecret(), MaxAttempts: challengeAttempts, CreatedAt: now, ExpiresAt: now.Add(s.CodeTTL),
+		UserAgent: meta.UserAgent, IP: meta.IP}
 	if err := s.Store.CreateFlow(ctx, fl); err != nil {
 		return nil, err
 	}
@@ -180,7 +181,7 @@ const (
 // (POST /api/v1/token/login), if the policy lets texted codes complete
 // it. EMAIL is refused: emailed codes never complete a second factor.
 func (s *Service) SendLoginCode(ctx context.Context, processingID, dest string) (*CodeSent, error) {
-	fl, u, err := s.openFlow(ctx, processingID, tessera.FlowLogin, tessera.FlowReauthentication)
+	fl, u, err := s.openFlow(ctx, processingID, tessera.FlowLogin, tessera.FlowReauthentication, tessera.FlowKeyRecovery)
 	if err != nil {
 		return nil, err
 	}

@@ -108,7 +108,7 @@ func (s *Service) SendPasswordRecovery(ctx context.Context, email, dest, label s
 		return nil, tessera.Invalid(tessera.FieldError{Path: "destination", Error: "must be EMAIL or PHONE_NUMBER"})
 	}
 	now := s.now()
-	f := &tessera.Flow{ID: uuid.NewString(), Type: tessera.FlowPasswordRecovery, Email: addr, Label: clip(label, 64), Secret: []byte(dest),
+	f := &tessera.Flow{ID: uuid.NewString(), Type: tessera.FlowPasswordRecovery, State: stateCodeSent, RequiredAAL: 1, Email: addr, Label: clip(label, 64), Secret: []byte(dest),
 		CSRFSecret: newSecret(), MaxAttempts: codeMaxAttempts, CreatedAt: now, ExpiresAt: now.Add(s.CodeTTL), UserAgent: meta.UserAgent, IP: meta.IP}
 	if err := s.Store.CreateFlow(ctx, f); err != nil {
 		return nil, err
@@ -245,10 +245,10 @@ func mayDisable(u *tessera.User, sess *tessera.Session, dest string) error {
 	return policy.MayRemove(sessionAuth(sess), removing)
 }
 
-// SendMFADisabling sends the token that turns MFA off for a destination;
-// refused when it is off already, or when the session did not use a
-// factor as strong as the one going.
-func (s *Service) SendMFADisabling(ctx context.Context, u *tessera.User, sess *tessera.Session, dest string) (*CodeSent, error) {
+// SendMFADisabling starts an MFA-disabling flow and sends its token;
+// refused when MFA is off for dest already, or when the session did not
+// use a factor as strong as the one going.
+func (s *Service) SendMFADisabling(ctx context.Context, u *tessera.User, sess *tessera.Session, dest string, meta Meta) (*CodeSent, error) {
 	if err := mayDisable(u, sess, dest); err != nil {
 		return nil, err
 	}
@@ -256,18 +256,38 @@ func (s *Service) SendMFADisabling(ctx context.Context, u *tessera.User, sess *t
 	if err != nil {
 		return nil, err
 	}
-	return s.sendCode(ctx, u, method, to, purposeMFADisabling, dest)
+	f := s.newFlow(tessera.FlowMFADisabling, stateCodeSent, u, sess, meta)
+	f.Secret = []byte(dest)
+	if err := s.Store.CreateFlow(ctx, f); err != nil {
+		return nil, err
+	}
+	sent, err := s.sendFlowCode(ctx, u, method, to, purposeMFADisabling, f)
+	if err != nil {
+		return nil, err
+	}
+	sent.ProcessingID = f.ID
+	return sent, nil
 }
 
-// DisableMFA consumes the token: PHONE_NUMBER turns texted codes off as a
-// second factor; EMAIL turns MFA off altogether (authenticator app removed
-// too). Other sessions end and a notice goes to the email, all in one
-// transaction.
-func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera.Session, dest, token string, meta Meta) (*tessera.User, error) {
+// DisableMFA consumes the token of an MFA-disabling flow: PHONE_NUMBER
+// turns texted codes off as a second factor; EMAIL turns MFA off
+// altogether (authenticator app removed too). Other sessions end and a
+// notice goes to the email, all in one transaction.
+func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera.Session, processingID, dest, token string, meta Meta) (*tessera.User, error) {
 	if err := requireToken(token); err != nil {
 		return nil, err
 	}
 	if err := mayDisable(u, sess, dest); err != nil {
+		return nil, err
+	}
+	f, err := s.userFlow(ctx, u, tessera.FlowMFADisabling, processingID, stateCodeSent)
+	if err != nil {
+		return nil, err
+	}
+	if string(f.Secret) != dest {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "destination", Error: "is not the one the token was sent for"})
+	}
+	if err := s.reserveAttempt(ctx, f); err != nil {
 		return nil, err
 	}
 	method, to, err := keyAddress(u, dest)
@@ -280,8 +300,11 @@ func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera
 	}
 	var codeErr error
 	err = s.inTx(ctx, func(t *txn) error {
-		if codeErr = checkCodeOn(ctx, t.engine, u, method, to, codeSpec{purpose: purposeMFADisabling, extra: dest}, token); codeErr != nil {
+		if codeErr = checkCodeOn(ctx, t.engine, u, method, to, codeSpec{purpose: purposeMFADisabling, flowID: f.ID}, token); codeErr != nil {
 			return nil // the wrong attempt must count: commit it
+		}
+		if err := t.store.UseFlow(ctx, f.ID, s.now()); err != nil {
+			return err
 		}
 		if err := t.store.SetSMSMFA(ctx, u.ID, zeroTime); err != nil {
 			return err
@@ -299,6 +322,9 @@ func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera
 		}
 		return s.notifyOn(ctx, t.engine, u, u.Email, "MFA was turned off", what)
 	})
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		return nil, flowGone()
+	}
 	if err == nil {
 		err = codeErr
 	}
@@ -440,9 +466,9 @@ func keyInMFA(u *tessera.User, keyType string) error {
 	return nil
 }
 
-// SendKeyChanging sends a token to the current key, first step of
-// changing it.
-func (s *Service) SendKeyChanging(ctx context.Context, u *tessera.User, keyType string) (*CodeSent, error) {
+// SendKeyChanging starts a key change: a flow, and a token to the
+// current key.
+func (s *Service) SendKeyChanging(ctx context.Context, u *tessera.User, sess *tessera.Session, keyType string, meta Meta) (*CodeSent, error) {
 	if err := keyInMFA(u, keyType); err != nil {
 		return nil, err
 	}
@@ -450,18 +476,36 @@ func (s *Service) SendKeyChanging(ctx context.Context, u *tessera.User, keyType 
 	if err != nil {
 		return nil, err
 	}
-	return s.sendCode(ctx, u, method, to, purposeKeyChanging, keyType)
+	f := s.newFlow(tessera.FlowKeyChange, stateCurrentKeySent, u, sess, meta)
+	f.Secret = []byte(keyType)
+	if err := s.Store.CreateFlow(ctx, f); err != nil {
+		return nil, err
+	}
+	sent, err := s.sendFlowCode(ctx, u, method, to, purposeKeyChanging, f)
+	if err != nil {
+		return nil, err
+	}
+	sent.ProcessingID = f.ID
+	return sent, nil
 }
 
-// SendKeyChangingNewKey consumes the first step's token and sends a token
-// to the new key; only the holder of both gets this far.
-func (s *Service) SendKeyChangingNewKey(ctx context.Context, u *tessera.User, firstToken, value string) (*CodeSent, error) {
+// SendKeyChangingNewKey checks the first step's token and sends a token
+// to the new key; only the holder of both gets this far. The flow then
+// remembers the new key: the last step can change the key to no other.
+func (s *Service) SendKeyChangingNewKey(ctx context.Context, u *tessera.User, processingID, firstToken, value string) (*CodeSent, error) {
 	if err := requireToken(firstToken); err != nil {
 		return nil, err
 	}
 	kt, method, key, err := newKey("newUserKey", value)
 	if err != nil {
 		return nil, err
+	}
+	f, err := s.userFlow(ctx, u, tessera.FlowKeyChange, processingID, stateCurrentKeySent)
+	if err != nil {
+		return nil, err
+	}
+	if string(f.Secret) != kt {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "newUserKey", Error: "must be of the type being changed (" + string(f.Secret) + ")"})
 	}
 	if err := keyInMFA(u, kt); err != nil {
 		return nil, err
@@ -473,15 +517,31 @@ func (s *Service) SendKeyChangingNewKey(ctx context.Context, u *tessera.User, fi
 	if cur == key {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "newUserKey", Error: "is the current one"})
 	}
-	if err := s.checkCode(ctx, u, curMethod, cur, purposeKeyChanging, kt, firstToken); err != nil {
+	if err := s.reserveAttempt(ctx, f); err != nil {
 		return nil, err
 	}
-	return s.sendCode(ctx, u, method, key, purposeKeyChangingNew, key)
+	if err := s.checkFlowCode(ctx, u, curMethod, cur, purposeKeyChanging, f, firstToken); err != nil {
+		return nil, err
+	}
+	next := *f
+	next.State, next.Secret = stateNewKeySent, []byte(kt+"\x00"+key)
+	if err := s.Store.AdvanceFlow(ctx, &next, stateCurrentKeySent, s.now()); err != nil {
+		if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+			return nil, flowGone()
+		}
+		return nil, err
+	}
+	sent, err := s.sendFlowCode(ctx, u, method, key, purposeKeyChangingNew, f)
+	if err != nil {
+		return nil, err
+	}
+	sent.ProcessingID = f.ID
+	return sent, nil
 }
 
 // ChangeKey consumes the token sent to the new key and replaces the key.
 // Other sessions end, and the previous email gets a notice.
-func (s *Service) ChangeKey(ctx context.Context, u *tessera.User, sess *tessera.Session, value, token string, meta Meta) (*tessera.User, error) {
+func (s *Service) ChangeKey(ctx context.Context, u *tessera.User, sess *tessera.Session, processingID, value, token string, meta Meta) (*tessera.User, error) {
 	if err := requireToken(token); err != nil {
 		return nil, err
 	}
@@ -489,11 +549,24 @@ func (s *Service) ChangeKey(ctx context.Context, u *tessera.User, sess *tessera.
 	if err != nil {
 		return nil, err
 	}
+	f, err := s.userFlow(ctx, u, tessera.FlowKeyChange, processingID, stateNewKeySent)
+	if err != nil {
+		return nil, err
+	}
+	if string(f.Secret) != kt+"\x00"+key {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "newUserKey", Error: "is not the key this change was started for"})
+	}
 	if err := keyInMFA(u, kt); err != nil {
 		return nil, err
 	}
+	if err := s.reserveAttempt(ctx, f); err != nil {
+		return nil, err
+	}
 	return s.replaceKey(ctx, u, sess.ID, kt, key, "changed", meta, func(t *txn) error {
-		return checkCodeOn(ctx, t.engine, u, method, key, codeSpec{purpose: purposeKeyChangingNew, extra: key}, token)
+		if err := checkCodeOn(ctx, t.engine, u, method, key, codeSpec{purpose: purposeKeyChangingNew, flowID: f.ID}, token); err != nil {
+			return err
+		}
+		return t.store.UseFlow(ctx, f.ID, s.now())
 	})
 }
 
@@ -606,10 +679,11 @@ func (s *Service) RemoveKey(ctx context.Context, u *tessera.User, keyType, token
 // factors than a login. With MFA off the user simply logs in and changes
 // the key.
 
-// SendKeyRecoveryVerification sends a token to the key the user still has;
-// refused for the key being recovered.
+// SendKeyRecoveryVerification turns a login waiting for its second
+// factor into a key recovery for lostKey (from then on it can no longer
+// finish the login), and sends a token to the key the user still has.
 func (s *Service) SendKeyRecoveryVerification(ctx context.Context, processingID, lostKey, dest string) (*CodeSent, error) {
-	c, u, err := s.openFlow(ctx, processingID, tessera.FlowLogin)
+	f, u, err := s.openFlow(ctx, processingID, tessera.FlowLogin, tessera.FlowKeyRecovery)
 	if err != nil {
 		return nil, err
 	}
@@ -623,20 +697,36 @@ func (s *Service) SendKeyRecoveryVerification(ctx context.Context, processingID,
 	if err != nil {
 		return nil, err
 	}
-	return s.sendCode(ctx, u, method, to, purposeKeyRecoveryCheck, c.ID+"\x00"+lostKey)
+	switch {
+	case f.Type == tessera.FlowLogin:
+		next := *f
+		next.Type, next.State, next.Secret = tessera.FlowKeyRecovery, stateRecovering, []byte(lostKey)
+		if err := s.Store.AdvanceFlow(ctx, &next, stateSecondFactor, s.now()); err != nil {
+			if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+				return nil, flowGone()
+			}
+			return nil, err
+		}
+	case string(f.Secret) != lostKey:
+		return nil, tessera.Invalid(tessera.FieldError{Path: "keyType", Error: "this recovery is for " + string(f.Secret)})
+	}
+	return s.sendFlowCode(ctx, u, method, to, purposeKeyRecoveryCheck, f)
 }
 
 // SendKeyRecoveryNewKey sends a token to the new email or phone.
 func (s *Service) SendKeyRecoveryNewKey(ctx context.Context, processingID, value string) (*CodeSent, error) {
-	c, u, err := s.openFlow(ctx, processingID, tessera.FlowLogin)
+	f, u, err := s.openFlow(ctx, processingID, tessera.FlowKeyRecovery)
 	if err != nil {
 		return nil, err
 	}
-	_, method, key, err := newKey("destination", value)
+	kt, method, key, err := newKey("destination", value)
 	if err != nil {
 		return nil, err
 	}
-	sent, err := s.sendCode(ctx, u, method, key, purposeKeyRecoveryNew, c.ID+"\x00"+key)
+	if kt != string(f.Secret) {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "destination", Error: "must be of the type being recovered (" + string(f.Secret) + ")"})
+	}
+	sent, err := s.send(ctx, u, method, key, codeSpec{purpose: purposeKeyRecoveryNew, extra: key, flowID: f.ID})
 	if err != nil {
 		return nil, err
 	}
@@ -647,8 +737,8 @@ func (s *Service) SendKeyRecoveryNewKey(ctx context.Context, processingID, value
 // RecoverKey checks the second factor and both tokens and replaces the
 // lost key with the new one. The second factor must be one the policy
 // accepts beyond what the verification token proved: a key recovery whose
-// token went by SMS cannot use SMS again. The login it started from is
-// used up and every session ends: the user logs in again.
+// token went by SMS cannot use SMS again. The flow is used up and every
+// session ends: the user logs in again.
 func (s *Service) RecoverKey(ctx context.Context, processingID, lostKey, verificationToken, value, newKeyToken, mfaMethod, mfaCode string, meta Meta) (*tessera.User, error) {
 	if strings.TrimSpace(verificationToken) == "" {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "verificationToken", Error: "is required"})
@@ -656,7 +746,7 @@ func (s *Service) RecoverKey(ctx context.Context, processingID, lostKey, verific
 	if strings.TrimSpace(newKeyToken) == "" {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "newKeyToken", Error: "is required"})
 	}
-	c, u, err := s.openFlow(ctx, processingID, tessera.FlowLogin)
+	f, u, err := s.openFlow(ctx, processingID, tessera.FlowKeyRecovery)
 	if err != nil {
 		return nil, err
 	}
@@ -664,8 +754,8 @@ func (s *Service) RecoverKey(ctx context.Context, processingID, lostKey, verific
 	if err != nil {
 		return nil, err
 	}
-	if kt != lostKey {
-		return nil, tessera.Invalid(tessera.FieldError{Path: "newKey", Error: "must be of the type being recovered (" + lostKey + ")"})
+	if kt != lostKey || lostKey != string(f.Secret) {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "newKey", Error: "must be of the type being recovered (" + string(f.Secret) + ")"})
 	}
 	other := DestinationEmail
 	if lostKey == DestinationEmail {
@@ -675,32 +765,28 @@ func (s *Service) RecoverKey(ctx context.Context, processingID, lostKey, verific
 	if err != nil {
 		return nil, err
 	}
-	proven := append(slices.Clone(c.Methods), map[string]string{DestinationEmail: policy.Email, DestinationPhone: policy.SMS}[other])
+	proven := append(slices.Clone(f.Methods), map[string]string{DestinationEmail: policy.Email, DestinationPhone: policy.SMS}[other])
 	if strings.TrimSpace(mfaCode) == "" {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "mfaCode", Error: "is required: a key recovery needs your second factor"})
 	}
 	if err := s.mayComplete(ctx, u, proven, mfaMethod, "mfaMethod"); err != nil {
 		return nil, err
 	}
-	if _, err := s.Store.ReserveFlowAttempt(ctx, c.ID, s.now()); err != nil {
-		if tessera.ErrorCode(err) == tessera.ENOTFOUND {
-			return nil, flowGone()
-		}
+	if err := s.reserveAttempt(ctx, f); err != nil {
 		return nil, err
 	}
-	if err := s.checkCode(ctx, u, otherMethod, otherTo, purposeKeyRecoveryCheck, c.ID+"\x00"+lostKey, verificationToken); err != nil {
+	if err := s.checkFlowCode(ctx, u, otherMethod, otherTo, purposeKeyRecoveryCheck, f, verificationToken); err != nil {
 		return nil, err
 	}
-	if err := s.checkCode(ctx, u, method, key, purposeKeyRecoveryNew, c.ID+"\x00"+key, newKeyToken); err != nil {
+	if err := checkCodeOn(ctx, s.Engine, u, method, key, codeSpec{purpose: purposeKeyRecoveryNew, extra: key, flowID: f.ID}, newKeyToken); err != nil {
 		return nil, err
 	}
-	if err := s.factor(amrOfFactor[mfaMethod]).Verify(ctx, u, c, mfaCode); err != nil {
+	if err := s.factor(amrOfFactor[mfaMethod]).Verify(ctx, u, f, mfaCode); err != nil {
 		return nil, err
 	}
-	if err := s.Store.UseFlow(ctx, c.ID, s.now()); err != nil {
-		return nil, flowGone()
-	}
-	return s.replaceKey(ctx, u, "", lostKey, key, "recovered", meta, func(*txn) error { return nil })
+	return s.replaceKey(ctx, u, "", lostKey, key, "recovered", meta, func(t *txn) error {
+		return t.store.UseFlow(ctx, f.ID, s.now())
+	})
 }
 
 // ---- background work ----

@@ -62,7 +62,7 @@ func (s *Service) Register(ctx context.Context, email, pw string, meta Meta) (st
 	now := s.now()
 	// The flow carries the id the account will have, so the audit trail of
 	// a sign-up leads to the account it became.
-	f := &tessera.Flow{ID: uuid.NewString(), Type: tessera.FlowRegistration, UserID: uuid.NewString(), Email: addr, Secret: []byte(hash),
+	f := &tessera.Flow{ID: uuid.NewString(), Type: tessera.FlowRegistration, State: stateCodeSent, RequiredAAL: 1, UserID: uuid.NewString(), Email: addr, Secret: []byte(hash),
 		CSRFSecret: newSecret(), MaxAttempts: codeMaxAttempts, CreatedAt: now, ExpiresAt: now.Add(s.CodeTTL),
 		UserAgent: meta.UserAgent, IP: meta.IP}
 	if err := s.Store.CreateFlow(ctx, f); err != nil {

@@ -145,7 +145,8 @@ func (s *Server) handleKeyAdding(w http.ResponseWriter, r *http.Request) {
 
 // handleKeyChangingToken handles POST /api/v1/token/userKeys/changing?keyType=.
 func (s *Server) handleKeyChangingToken(w http.ResponseWriter, r *http.Request) {
-	sent, err := s.Accounts.SendKeyChanging(r.Context(), userFrom(r.Context()).user, r.URL.Query().Get("keyType"))
+	a := userFrom(r.Context())
+	sent, err := s.Accounts.SendKeyChanging(r.Context(), a.user, a.session, r.URL.Query().Get("keyType"), meta(r))
 	s.reply(w, r, sent, err)
 }
 
@@ -154,12 +155,13 @@ func (s *Server) handleKeyChangingNewKeyToken(w http.ResponseWriter, r *http.Req
 	var req struct {
 		OneTimeToken string `json:"oneTimeToken"`
 		NewUserKey   string `json:"newUserKey"`
+		ProcessingID string `json:"processingId"`
 	}
 	if err := decodeJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	sent, err := s.Accounts.SendKeyChangingNewKey(r.Context(), userFrom(r.Context()).user, req.OneTimeToken, req.NewUserKey)
+	sent, err := s.Accounts.SendKeyChangingNewKey(r.Context(), userFrom(r.Context()).user, req.ProcessingID, req.OneTimeToken, req.NewUserKey)
 	s.reply(w, r, sent, err)
 }
 
@@ -168,13 +170,14 @@ func (s *Server) handleKeyChanging(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		NewUserKey   string `json:"newUserKey"`
 		OneTimeToken string `json:"oneTimeToken"`
+		ProcessingID string `json:"processingId"`
 	}
 	if err := decodeJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	a := userFrom(r.Context())
-	u, err := s.Accounts.ChangeKey(r.Context(), a.user, a.session, req.NewUserKey, req.OneTimeToken, meta(r))
+	u, err := s.Accounts.ChangeKey(r.Context(), a.user, a.session, req.ProcessingID, req.NewUserKey, req.OneTimeToken, meta(r))
 	s.replyUser(w, r, u, err)
 }
 
@@ -237,7 +240,7 @@ func (s *Server) handleMFADisablingToken(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	a := userFrom(r.Context())
-	sent, err := s.Accounts.SendMFADisabling(r.Context(), a.user, a.session, req.Destination)
+	sent, err := s.Accounts.SendMFADisabling(r.Context(), a.user, a.session, req.Destination, meta(r))
 	s.reply(w, r, sent, err)
 }
 
@@ -246,12 +249,13 @@ func (s *Server) handleMFADisabling(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Destination  string `json:"destination"`
 		OneTimeToken string `json:"oneTimeToken"`
+		ProcessingID string `json:"processingId"`
 	}
 	if err := decodeJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	a := userFrom(r.Context())
-	u, err := s.Accounts.DisableMFA(r.Context(), a.user, a.session, req.Destination, req.OneTimeToken, meta(r))
+	u, err := s.Accounts.DisableMFA(r.Context(), a.user, a.session, req.ProcessingID, req.Destination, req.OneTimeToken, meta(r))
 	s.replyUser(w, r, u, err)
 }

@@ -164,7 +164,7 @@ func TestPhoneKeyAddChangeRemove(t *testing.T) {
 		// Changing: a token to the current phone, then one to the new phone.
 		u.call("POST", "/api/v1/token/userKeys/changing?keyType=PHONE_NUMBER", nil).want(t, 200)
 		first := e.codeFor("+14155552671")
-		u.call("POST", "/api/v1/userKeys/changing", map[string]any{"newUserKey": "+14155552672", "oneTimeToken": first}).want(t, 422) // first step's token
+		u.call("POST", "/api/v1/userKeys/changing", map[string]any{"newUserKey": "+14155552672", "oneTimeToken": first}).want(t, 404) // the flow is at its first step
 		u.call("POST", "/api/v1/token/userKeys/changing/newKey", map[string]any{"oneTimeToken": first, "newUserKey": "+14155552672"}).want(t, 200)
 		second := e.codeFor("+14155552672")
 		changed := u.call("POST", "/api/v1/userKeys/changing", map[string]any{"newUserKey": "+14155552672", "oneTimeToken": second}).want(t, 200)

@@ -450,7 +450,7 @@ func (db *DB) RecoveryCodesLeft(ctx context.Context, userID string) (int, error)
 
 // ---- flows ----
 
-const flowColumns = `id, type, user_id, email_key, session_id, label, secret, aal, methods, csrf_secret, attempts, max_attempts,
+const flowColumns = `id, type, state, user_id, email_key, session_id, label, secret, required_aal, aal, methods, csrf_secret, attempts, max_attempts,
 	created_at, expires_at, used_at, user_agent, ip`
 
 func scanFlow(row scanner) (*tessera.Flow, error) {
@@ -458,7 +458,7 @@ func scanFlow(row scanner) (*tessera.Flow, error) {
 	var typ, methods string
 	var created, expires int64
 	var used sql.NullInt64
-	err := row.Scan(&f.ID, &typ, &f.UserID, &f.Email, &f.SessionID, &f.Label, &f.Secret, &f.AAL, &methods, &f.CSRFSecret,
+	err := row.Scan(&f.ID, &typ, &f.State, &f.UserID, &f.Email, &f.SessionID, &f.Label, &f.Secret, &f.RequiredAAL, &f.AAL, &methods, &f.CSRFSecret,
 		&f.Attempts, &f.MaxAttempts, &created, &expires, &used, &f.UserAgent, &f.IP)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound()
@@ -477,8 +477,8 @@ func scanFlow(row scanner) (*tessera.Flow, error) {
 // CreateFlow stores a new flow.
 func (db *DB) CreateFlow(ctx context.Context, f *tessera.Flow) error {
 	return db.writeOp(ctx, false, func(r runner) error {
-		_, err := r.exec(ctx, `INSERT INTO flows (`+flowColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)`,
-			f.ID, string(f.Type), f.UserID, strings.ToLower(f.Email), f.SessionID, f.Label, f.Secret, f.AAL, strings.Join(f.Methods, ","),
+		_, err := r.exec(ctx, `INSERT INTO flows (`+flowColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)`,
+			f.ID, string(f.Type), f.State, f.UserID, strings.ToLower(f.Email), f.SessionID, f.Label, f.Secret, f.RequiredAAL, f.AAL, strings.Join(f.Methods, ","),
 			f.CSRFSecret, f.Attempts, f.MaxAttempts, ms(f.CreatedAt), ms(f.ExpiresAt), f.UserAgent, f.IP)
 		return err
 	})
@@ -507,6 +507,22 @@ func (db *DB) PendingRegistrations(ctx context.Context, email string, now time.T
 		out = append(out, f)
 	}
 	return out, rows.Err()
+}
+
+// LatestFlow returns the user's newest live flow of a type.
+func (db *DB) LatestFlow(ctx context.Context, userID string, typ tessera.FlowType, now time.Time) (*tessera.Flow, error) {
+	return scanFlow(db.reader().queryRow(ctx, `SELECT `+flowColumns+` FROM flows
+		WHERE user_id = ? AND type = ? AND used_at IS NULL AND expires_at > ? ORDER BY created_at DESC, id DESC LIMIT 1`,
+		userID, string(typ), ms(now)))
+}
+
+// AdvanceFlow moves a flow on in one compare-and-set UPDATE.
+func (db *DB) AdvanceFlow(ctx context.Context, f *tessera.Flow, fromState string, now time.Time) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE flows SET type = ?, state = ?, methods = ?, aal = ?, secret = ?
+			WHERE id = ? AND state = ? AND used_at IS NULL AND expires_at > ?`,
+			string(f.Type), f.State, strings.Join(f.Methods, ","), f.AAL, f.Secret, f.ID, fromState, ms(now)))
+	})
 }
 
 // ReserveFlowAttempt counts an attempt in one conditional UPDATE.

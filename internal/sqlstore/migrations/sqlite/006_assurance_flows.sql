@@ -7,18 +7,21 @@ UPDATE sessions SET aal = 2 WHERE amr LIKE '%mfa%';
 UPDATE sessions SET auth_time = created_at;
 
 -- Flows kept on the server: logins waiting for a second factor, step-ups,
--- pending registrations, password recoveries. A flow's id is the
--- processingId clients carry. Pending MFA logins of the old table are not
+-- pending registrations, password and key recoveries, key changes, MFA
+-- disabling. A flow's id is the processingId clients carry; state moves
+-- only forward, by compare-and-set. Pending MFA logins of the old table are not
 -- carried over: they live minutes, and the user logs in again.
 DROP TABLE login_challenges;
 CREATE TABLE flows (
     id           TEXT PRIMARY KEY,
     type         TEXT NOT NULL,
+    state        TEXT NOT NULL,
     user_id      TEXT NOT NULL,
     email_key    TEXT NOT NULL, -- lower-cased address of a registration or recovery
     session_id   TEXT NOT NULL,
     label        TEXT NOT NULL,
     secret       BLOB,
+    required_aal INTEGER NOT NULL,
     aal          INTEGER NOT NULL,
     methods      TEXT NOT NULL,
     csrf_secret  BLOB NOT NULL,
@@ -31,6 +34,7 @@ CREATE TABLE flows (
     ip           TEXT NOT NULL
 );
 CREATE INDEX flows_registration ON flows (email_key, created_at) WHERE type = 'registration';
+CREATE INDEX flows_user ON flows (user_id, type, created_at);
 CREATE INDEX flows_expiry ON flows (expires_at);
 
 -- Unconfirmed accounts become what they always were: pending sign-ups.
