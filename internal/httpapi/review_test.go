@@ -168,3 +168,64 @@ func TestReviewNULInRecoveryLabelIs500(t *testing.T) {
 		}
 	})
 }
+
+// TestReviewYoungIDTokenBecomesAPermanentSession: the thief holds only an
+// ID token under 10 minutes old (no refresh token, no password) of an
+// owner with an authenticator app. The policy lets such a session enrol a
+// factor, so he turns texted codes on with his own phone. Once the token
+// has expired, that phone recovers the password and then passes as the
+// second factor (the finding above): a 15-minute token became an aal2
+// session of his own, for good.
+func TestReviewYoungIDTokenBecomesAPermanentSession(t *testing.T) {
+	onEachStore(t, func(t *testing.T, e *env) {
+		owner := register(t, e, "young@example.com")
+		secret, _ := enrolTOTP(t, e, owner)
+		loginWithTOTP(t, e, owner, secret)
+		e.deliver()
+
+		thief := &user{e: e, email: owner.email, idToken: owner.idToken}
+		thief.call("POST", "/auth/otp/methods/sms", map[string]any{"phone": "4155550123", "country": "US"}).want(t, 200)
+		thief.call("POST", "/auth/otp/code", map[string]any{"channel": "sms"}, "x-otp", e.codeFor(attackerPhone)).want(t, 200)
+
+		e.clock.Advance(20 * time.Minute) // the stolen ID token has expired
+		thief.call("GET", "/auth/me", nil).want(t, 401)
+		flow := e.doWith("POST", "/api/v1/token/password/recovery", map[string]any{"email": owner.email, "destination": "PHONE_NUMBER"}, nil).want(t, 200).str("processingId")
+		e.doWith("POST", "/api/v1/password/recovery", map[string]any{"processingId": flow, "oneTimeToken": e.codeFor(attackerPhone), "newPassword": "the thief's password"}, nil).want(t, 200)
+		thief.password = "the thief's password"
+		e.clock.Advance(31 * time.Second)
+		pid := mfaChallenge(t, thief).str("processingId")
+		if r := e.doWith("POST", "/api/v1/token/login", map[string]any{"destination": "PHONE_NUMBER", "processingId": pid}, nil); r.status != 200 {
+			return
+		}
+		if r := e.doWith("POST", "/auth/login/mfa", map[string]any{"processingId": pid, "method": "sms", "code": e.codeFor(attackerPhone)}, nil); r.status == 200 {
+			t.Fatalf("a stolen 15-minute ID token became an aal2 session of the thief's, with his phone alone: %s", assuranceOf(t, e, r.str("idToken")).acr)
+		}
+	})
+}
+
+// TestReviewPasswordResetLeavesPendingLoginsAlive: the attacker holds the
+// old password and has started an MFA login with it. The owner notices and
+// resets the password ("every session ended"). The login flow started with
+// the old password is still live for its 30 minutes: its processingId
+// still finishes the login (here with a texted code) and still serves as
+// the password proof of a key recovery.
+func TestReviewPasswordResetLeavesPendingLoginsAlive(t *testing.T) {
+	onEachStore(t, func(t *testing.T, e *env) {
+		const phone = "+14155552671"
+		owner := withSMSMFA(t, e, "stale@example.com", phone)
+		e.deliver()
+		pid := mfaChallenge(t, &user{e: e, email: owner.email, password: owner.password}).str("processingId")
+
+		e.clock.Advance(31 * time.Second)
+		flow := e.doWith("POST", "/api/v1/token/password/recovery", map[string]any{"email": owner.email, "destination": "EMAIL"}, nil).want(t, 200).str("processingId")
+		e.doWith("POST", "/api/v1/password/recovery", map[string]any{"processingId": flow, "oneTimeToken": e.codeFor(owner.email), "newPassword": "the owner's new password"}, nil).want(t, 200)
+		e.deliver()
+
+		if r := e.doWith("POST", "/api/v1/token/login", map[string]any{"destination": "PHONE_NUMBER", "processingId": pid}, nil); r.status != 200 {
+			return // the flow died with the old password: sound
+		}
+		if r := e.doWith("POST", "/auth/login/mfa", map[string]any{"processingId": pid, "method": "sms", "code": e.codeFor(phone)}, nil); r.status == 200 {
+			t.Fatalf("a login started with the old password finished after the reset: %s", assuranceOf(t, e, r.str("idToken")).acr)
+		}
+	})
+}
