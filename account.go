@@ -15,7 +15,11 @@ const (
 	UserDisabled   UserStatus = "disabled"   // switched off by an operator; cannot log in
 )
 
-// User is an end user of the apps that run Tessera.
+// User is an end user of the apps that run Tessera. Its email, phone,
+// password and authenticator fields (and SMSMFAAt) are a view of the
+// user's credentials (see Credential), which the store keeps as the one
+// source of truth; the store fills them when it reads a user and writes
+// credentials when they change.
 type User struct {
 	ID              string
 	Email           string // as entered (domain lower-cased)
