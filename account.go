@@ -15,7 +15,11 @@ const (
 	UserDisabled   UserStatus = "disabled"   // switched off by an operator; cannot log in
 )
 
-// User is an end user of the apps that run Tessera.
+// User is an end user of the apps that run Tessera. Its email, phone,
+// password and authenticator fields (and SMSMFAAt) are a view of the
+// user's credentials (see Credential), which the store keeps as the one
+// source of truth; the store fills them when it reads a user and writes
+// credentials when they change.
 type User struct {
 	ID              string
 	Email           string // as entered (domain lower-cased)
@@ -46,6 +50,36 @@ func (u *User) SMSFactorOn() bool { return !u.SMSMFAAt.IsZero() }
 
 // Whether MFA is on, and what it takes, is the policy package's to say
 // (policy.Of): it also weighs recovery codes and, later, passkeys.
+
+// CredentialKind names a way a user proves something.
+type CredentialKind string
+
+// The kinds of credentials.
+const (
+	CredentialPassword      CredentialKind = "password"       // the argon2id hash, never listed
+	CredentialEmail         CredentialKind = "email"          // Identifier: the address, unique across users (case-insensitively)
+	CredentialPhone         CredentialKind = "phone"          // Identifier: E.164
+	CredentialTOTP          CredentialKind = "totp"           // an authenticator app; its secret is the engine's (totp_secrets)
+	CredentialRecoveryCodes CredentialKind = "recovery_codes" // the set; the codes are kept hashed on their own
+)
+
+// Credential is one way a user can prove something: the store keeps one
+// row per credential, and the factor fields of User (EmailVerifiedAt,
+// Phone, TOTPVerifiedAt, SMSMFAAt, PasswordHash, ...) are a view of them.
+// Secrets are not part of it.
+type Credential struct {
+	ID         string // assigned by the store
+	UserID     string
+	Kind       CredentialKind
+	Identifier string    // the email address or phone number; empty for the other kinds
+	VerifiedAt time.Time // zero while unverified
+	// SecondFactor reports whether the credential completes a login's
+	// second step and turns MFA on: an enrolled authenticator app always,
+	// a phone only while the user turned texted codes on as a factor.
+	SecondFactor bool
+	CreatedAt    time.Time
+	LastUsedAt   time.Time // zero until used (recorded for recovery codes)
+}
 
 // Session is one login of a user on one device: a family of rotating
 // refresh tokens. AAL, AMR and AuthTime say how strongly and how recently
@@ -180,7 +214,9 @@ type AccountStore interface {
 	// SetPhoneVerified verifies phone if it is still the user's phone, and
 	// makes texted codes a second factor.
 	SetPhoneVerified(ctx context.Context, userID, phone string, now time.Time) error
-	// SetSMSMFA turns texted codes as a second factor on (at) or off (zero).
+	// SetSMSMFA turns texted codes as a second factor on (at) or off
+	// (zero). Turning it on needs a verified phone (ENOTFOUND otherwise);
+	// turning it off where there is no phone is a no-op.
 	SetSMSMFA(ctx context.Context, userID string, at time.Time) error
 	// ChangeEmail replaces the user's email with a verified newEmail;
 	// ECONFLICT if another account has it.
@@ -204,6 +240,9 @@ type AccountStore interface {
 	SetPassword(ctx context.Context, userID, hash string, now time.Time) error
 	// SetUserStatus sets the status.
 	SetUserStatus(ctx context.Context, userID string, status UserStatus) error
+	// Credentials lists a user's credentials, oldest first; none for an
+	// unknown user.
+	Credentials(ctx context.Context, userID string) ([]*Credential, error)
 
 	// CreateSession stores a session and its first refresh token.
 	CreateSession(ctx context.Context, s *Session, first *RefreshToken) error

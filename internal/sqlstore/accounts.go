@@ -13,13 +13,23 @@ import (
 
 var _ tessera.AccountStore = (*DB)(nil)
 
-const userColumns = `id, email, email_verified_at, phone, phone_country, phone_verified_at, password_hash, password_changed_at,
-	status, totp_verified_at, last_login_at, last_login_device, failed_logins, locked_until, created_at, sms_mfa_at, anti_phishing_sealed`
+// userSelect reads a user in one query: the account row and, joined on
+// the (user_id, kind) index of credentials, its email, password, phone and
+// authenticator-app credentials. User's factor fields are a view of those
+// rows; users itself holds none of them.
+const userSelect = `SELECT u.id, COALESCE(e.identifier, ''), e.verified_at, COALESCE(p.identifier, ''), COALESCE(p.country, ''), p.verified_at,
+	COALESCE(pw.secret, ''), pw.created_at, u.status, t.verified_at, u.last_login_at, u.last_login_device, u.failed_logins, u.locked_until,
+	u.created_at, p.second_factor_at, u.anti_phishing_sealed
+	FROM users u
+	LEFT JOIN credentials e ON e.user_id = u.id AND e.kind = 'email'
+	LEFT JOIN credentials pw ON pw.user_id = u.id AND pw.kind = 'password'
+	LEFT JOIN credentials p ON p.user_id = u.id AND p.kind = 'phone'
+	LEFT JOIN credentials t ON t.user_id = u.id AND t.kind = 'totp'`
 
 func scanUser(row scanner) (*tessera.User, error) {
 	var u tessera.User
-	var emailVerified, phoneVerified, totpVerified, lastLogin, smsMFA sql.NullInt64
-	var pwChanged, locked, created int64
+	var emailVerified, phoneVerified, pwChanged, totpVerified, lastLogin, smsMFA sql.NullInt64
+	var locked, created int64
 	var status string
 	err := row.Scan(&u.ID, &u.Email, &emailVerified, &u.Phone, &u.PhoneCountry, &phoneVerified, &u.PasswordHash, &pwChanged,
 		&status, &totpVerified, &lastLogin, &u.LastLoginDevice, &u.FailedLogins, &locked, &created, &smsMFA, &u.AntiPhishingSealed)
@@ -31,7 +41,7 @@ func scanUser(row scanner) (*tessera.User, error) {
 	}
 	u.Status = tessera.UserStatus(status)
 	u.EmailVerifiedAt, u.PhoneVerifiedAt, u.TOTPVerifiedAt, u.LastLoginAt = fromNullMS(emailVerified), fromNullMS(phoneVerified), fromNullMS(totpVerified), fromNullMS(lastLogin)
-	u.PasswordChanged, u.CreatedAt, u.SMSMFAAt = fromMS(pwChanged), fromMS(created), fromNullMS(smsMFA)
+	u.PasswordChanged, u.CreatedAt, u.SMSMFAAt = fromNullMS(pwChanged), fromMS(created), fromNullMS(smsMFA)
 	if locked > 0 {
 		u.LockedUntil = fromMS(locked)
 	}
@@ -45,17 +55,63 @@ func nullMS(t time.Time) sql.NullInt64 {
 	return sql.NullInt64{Int64: ms(t), Valid: true}
 }
 
-// CreateUser stores a user; a taken email is ECONFLICT.
+// credentialInsert starts every INSERT of a credential row.
+const credentialInsert = `INSERT INTO credentials (user_id, kind, identifier, identifier_key, country, secret, verified_at, second_factor_at, created_at, last_used_at) `
+
+// userExists is ENOTFOUND unless the user exists: for the methods whose
+// statement changes nothing both when the user is unknown and when there
+// is nothing to change.
+func userExists(ctx context.Context, r runner, userID string) error {
+	var one int
+	err := r.queryRow(ctx, `SELECT 1 FROM users WHERE id = ?`, userID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return notFound()
+	}
+	return err
+}
+
+// CreateUser stores a user and its credentials; a taken email is ECONFLICT.
 func (db *DB) CreateUser(ctx context.Context, u *tessera.User) error {
-	err := db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `INSERT INTO users (id, email, email_key, email_verified_at, phone, phone_country, phone_verified_at,
-			password_hash, password_changed_at, status, totp_verified_at, last_login_at, last_login_device, failed_logins, locked_until, created_at,
-			sms_mfa_at, anti_phishing_sealed)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			u.ID, u.Email, strings.ToLower(u.Email), nullMS(u.EmailVerifiedAt), u.Phone, u.PhoneCountry, nullMS(u.PhoneVerifiedAt),
-			u.PasswordHash, ms(u.PasswordChanged), string(u.Status), nullMS(u.TOTPVerifiedAt),
-			nullMS(u.LastLoginAt), u.LastLoginDevice, u.FailedLogins, msOrZero(u.LockedUntil), ms(u.CreatedAt),
-			nullMS(u.SMSMFAAt), u.AntiPhishingSealed))
+	err := db.writeOp(ctx, true, func(r runner) error {
+		if err := oneRow(r.exec(ctx, `INSERT INTO users (id, status, last_login_at, last_login_device, failed_logins, locked_until, created_at, anti_phishing_sealed)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			u.ID, string(u.Status), nullMS(u.LastLoginAt), u.LastLoginDevice, u.FailedLogins, msOrZero(u.LockedUntil), ms(u.CreatedAt),
+			u.AntiPhishingSealed)); err != nil {
+			return err
+		}
+		// The address is unique among email credentials: a taken one
+		// inserts nothing, and the account row goes again (here, not by
+		// a rollback, so the method leaves no trace inside InTx either).
+		err := oneRow(r.exec(ctx, credentialInsert+`VALUES (?, 'email', ?, ?, '', '', ?, NULL, ?, NULL) ON CONFLICT DO NOTHING`,
+			u.ID, u.Email, strings.ToLower(u.Email), nullMS(u.EmailVerifiedAt), ms(u.CreatedAt)))
+		if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+			if _, err := r.exec(ctx, `DELETE FROM users WHERE id = ?`, u.ID); err != nil {
+				return err
+			}
+			return notFound()
+		}
+		if err != nil {
+			return err
+		}
+		if u.PasswordHash != "" {
+			if _, err := r.exec(ctx, credentialInsert+`VALUES (?, 'password', '', '', '', ?, ?, NULL, ?, NULL)`,
+				u.ID, u.PasswordHash, ms(u.PasswordChanged), ms(u.PasswordChanged)); err != nil {
+				return err
+			}
+		}
+		if u.Phone != "" {
+			if _, err := r.exec(ctx, credentialInsert+`VALUES (?, 'phone', ?, '', ?, '', ?, ?, ?, NULL)`,
+				u.ID, u.Phone, u.PhoneCountry, nullMS(u.PhoneVerifiedAt), nullMS(u.SMSMFAAt), ms(u.CreatedAt)); err != nil {
+				return err
+			}
+		}
+		if !u.TOTPVerifiedAt.IsZero() {
+			if _, err := r.exec(ctx, credentialInsert+`VALUES (?, 'totp', '', '', '', '', ?, ?, ?, NULL)`,
+				u.ID, ms(u.TOTPVerifiedAt), ms(u.TOTPVerifiedAt), ms(u.TOTPVerifiedAt)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return tessera.Errorf(tessera.ECONFLICT, "Email already registered")
@@ -65,12 +121,14 @@ func (db *DB) CreateUser(ctx context.Context, u *tessera.User) error {
 
 // User returns a user by id.
 func (db *DB) User(ctx context.Context, id string) (*tessera.User, error) {
-	return scanUser(db.reader().queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	return scanUser(db.reader().queryRow(ctx, userSelect+` WHERE u.id = ?`, id))
 }
 
-// UserByEmail returns a user by email, case-insensitively.
+// UserByEmail returns a user by email, case-insensitively: the partial
+// unique index on email credentials finds the id.
 func (db *DB) UserByEmail(ctx context.Context, email string) (*tessera.User, error) {
-	return scanUser(db.reader().queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email_key = ?`, strings.ToLower(email)))
+	return scanUser(db.reader().queryRow(ctx, userSelect+` WHERE u.id = (SELECT user_id FROM credentials WHERE kind = 'email' AND identifier_key = ?)`,
+		strings.ToLower(email)))
 }
 
 // ReserveLogin counts an attempt in the same step that checks the lock, so
@@ -90,7 +148,7 @@ func (db *DB) reserveLogin(ctx context.Context, userID string, now time.Time, lo
 	var u *tessera.User
 	err := db.writeOp(ctx, false, func(r runner) error {
 		var err error
-		if u, err = scanUser(r.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, userID)); err != nil {
+		if u, err = scanUser(r.queryRow(ctx, userSelect+` WHERE u.id = ?`, userID)); err != nil {
 			return err
 		}
 		if now.Before(u.LockedUntil) {
@@ -130,17 +188,24 @@ func (db *DB) LoginSucceeded(ctx context.Context, userID string, now time.Time, 
 
 // SetEmailVerified confirms the email if it is still the user's.
 func (db *DB) SetEmailVerified(ctx context.Context, userID, email string, now time.Time) error {
-	return db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?),
-			status = CASE WHEN status = 'unverified' THEN 'active' ELSE status END WHERE id = ? AND email_key = ?`,
-			ms(now), userID, strings.ToLower(email)))
+	return db.writeOp(ctx, true, func(r runner) error {
+		if err := oneRow(r.exec(ctx, `UPDATE credentials SET verified_at = COALESCE(verified_at, ?)
+			WHERE user_id = ? AND kind = 'email' AND identifier_key = ?`, ms(now), userID, strings.ToLower(email))); err != nil {
+			return err
+		}
+		_, err := r.exec(ctx, `UPDATE users SET status = 'active' WHERE id = ? AND status = 'unverified'`, userID)
+		return err
 	})
 }
 
-// SetPhone sets an unverified phone unless a verified one is set.
+// SetPhone sets an unverified phone unless a verified one is set. The
+// interface gives no time: the row's created_at is the clock's.
 func (db *DB) SetPhone(ctx context.Context, userID, phone, country string) error {
 	err := db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `UPDATE users SET phone = ?, phone_country = ? WHERE id = ? AND phone_verified_at IS NULL`, phone, country, userID))
+		return oneRow(r.exec(ctx, credentialInsert+`SELECT id, 'phone', ?, '', ?, '', NULL, NULL, ?, NULL FROM users WHERE id = ?
+			ON CONFLICT (user_id, kind) DO UPDATE SET identifier = excluded.identifier, country = excluded.country,
+				second_factor_at = NULL, created_at = excluded.created_at, last_used_at = NULL
+			WHERE credentials.verified_at IS NULL`, phone, country, ms(time.Now()), userID))
 	})
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		if _, err := db.User(ctx, userID); err != nil {
@@ -151,28 +216,45 @@ func (db *DB) SetPhone(ctx context.Context, userID, phone, country string) error
 	return err
 }
 
-// SetPhoneVerified verifies the phone if it is still the user's.
+// SetPhoneVerified verifies the phone if it is still the user's, and makes
+// it a second factor.
 func (db *DB) SetPhoneVerified(ctx context.Context, userID, phone string, now time.Time) error {
 	return db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `UPDATE users SET phone_verified_at = COALESCE(phone_verified_at, ?), sms_mfa_at = COALESCE(sms_mfa_at, ?)
-			WHERE id = ? AND phone = ? AND phone <> ''`, ms(now), ms(now), userID, phone))
+		return oneRow(r.exec(ctx, `UPDATE credentials SET verified_at = COALESCE(verified_at, ?), second_factor_at = COALESCE(second_factor_at, ?)
+			WHERE user_id = ? AND kind = 'phone' AND identifier = ? AND identifier <> ''`, ms(now), ms(now), userID, phone))
 	})
 }
 
-// SetSMSMFA turns SMS as a second factor on or off.
+// SetSMSMFA turns the verified phone's part as a second factor on or off.
 func (db *DB) SetSMSMFA(ctx context.Context, userID string, at time.Time) error {
-	return db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `UPDATE users SET sms_mfa_at = ? WHERE id = ?`, nullMS(at), userID))
+	if !at.IsZero() {
+		return db.writeOp(ctx, false, func(r runner) error {
+			return oneRow(r.exec(ctx, `UPDATE credentials SET second_factor_at = ? WHERE user_id = ? AND kind = 'phone' AND verified_at IS NOT NULL`,
+				ms(at), userID))
+		})
+	}
+	return db.writeOp(ctx, true, func(r runner) error {
+		res, err := r.exec(ctx, `UPDATE credentials SET second_factor_at = NULL WHERE user_id = ? AND kind = 'phone'`, userID)
+		if err := oneRow(res, err); tessera.ErrorCode(err) != tessera.ENOTFOUND {
+			return err
+		}
+		return userExists(ctx, r, userID) // no phone: nothing to turn off
 	})
 }
 
-// ChangeEmail replaces the email with a verified one.
+// ChangeEmail replaces the email credential with a verified one, unless
+// another account's email credential has the address.
 func (db *DB) ChangeEmail(ctx context.Context, userID, newEmail string, now time.Time) error {
-	err := db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `UPDATE users SET email = ?, email_key = ?, email_verified_at = ?,
-			status = CASE WHEN status = 'unverified' THEN 'active' ELSE status END
-			WHERE id = ? AND NOT EXISTS (SELECT 1 FROM users other WHERE other.email_key = ? AND other.id <> ?)`,
-			newEmail, strings.ToLower(newEmail), ms(now), userID, strings.ToLower(newEmail), userID))
+	key := strings.ToLower(newEmail)
+	err := db.writeOp(ctx, true, func(r runner) error {
+		if err := oneRow(r.exec(ctx, `UPDATE credentials SET identifier = ?, identifier_key = ?, verified_at = ?, created_at = ?, last_used_at = NULL
+			WHERE user_id = ? AND kind = 'email'
+				AND NOT EXISTS (SELECT 1 FROM credentials other WHERE other.kind = 'email' AND other.identifier_key = ? AND other.user_id <> ?)`,
+			newEmail, key, ms(now), ms(now), userID, key, userID)); err != nil {
+			return err
+		}
+		_, err := r.exec(ctx, `UPDATE users SET status = 'active' WHERE id = ? AND status = 'unverified'`, userID)
+		return err
 	})
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		if _, err := db.User(ctx, userID); err != nil {
@@ -180,23 +262,34 @@ func (db *DB) ChangeEmail(ctx context.Context, userID, newEmail string, now time
 		}
 		return tessera.Errorf(tessera.ECONFLICT, "Another account uses that email")
 	}
+	// Two accounts taking one address at once on PostgreSQL: the unique
+	// index on email credentials stops the second.
 	if err != nil && strings.Contains(strings.ToLower(err.Error()), "unique") {
 		return tessera.Errorf(tessera.ECONFLICT, "Another account uses that email")
 	}
 	return err
 }
 
-// ChangePhone replaces the phone with a verified one.
+// ChangePhone replaces the phone with a verified one; whether texted codes
+// are a second factor stays as it was.
 func (db *DB) ChangePhone(ctx context.Context, userID, phone, country string, now time.Time) error {
 	return db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `UPDATE users SET phone = ?, phone_country = ?, phone_verified_at = ? WHERE id = ?`, phone, country, ms(now), userID))
+		return oneRow(r.exec(ctx, credentialInsert+`SELECT id, 'phone', ?, '', ?, '', ?, NULL, ?, NULL FROM users WHERE id = ?
+			ON CONFLICT (user_id, kind) DO UPDATE SET identifier = excluded.identifier, country = excluded.country,
+				verified_at = excluded.verified_at, created_at = excluded.created_at, last_used_at = NULL`,
+			phone, country, ms(now), ms(now), userID))
 	})
 }
 
-// RemovePhone removes the phone and SMS as a second factor.
+// RemovePhone removes the phone credential, and with it SMS as a second
+// factor.
 func (db *DB) RemovePhone(ctx context.Context, userID string) error {
-	return db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `UPDATE users SET phone = '', phone_country = '', phone_verified_at = NULL, sms_mfa_at = NULL WHERE id = ?`, userID))
+	return db.writeOp(ctx, true, func(r runner) error {
+		res, err := r.exec(ctx, `DELETE FROM credentials WHERE user_id = ? AND kind = 'phone'`, userID)
+		if err := oneRow(res, err); tessera.ErrorCode(err) != tessera.ENOTFOUND {
+			return err
+		}
+		return userExists(ctx, r, userID)
 	})
 }
 
@@ -251,17 +344,35 @@ func (db *DB) HitSendLimit(ctx context.Context, key string, now time.Time, coold
 	return &tessera.Error{Code: tessera.ETOOMANY, Message: "Too many codes sent: wait before asking again", RetryAfter: int((wait + time.Second - 1) / time.Second)}
 }
 
-// SetTOTPVerified records or clears an authenticator enrolment.
+// SetTOTPVerified records an authenticator-app credential, or removes it.
 func (db *DB) SetTOTPVerified(ctx context.Context, userID string, at time.Time) error {
-	return db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `UPDATE users SET totp_verified_at = ? WHERE id = ?`, nullMS(at), userID))
+	if !at.IsZero() {
+		return db.writeOp(ctx, false, func(r runner) error {
+			return oneRow(r.exec(ctx, credentialInsert+`SELECT id, 'totp', '', '', '', '', ?, ?, ?, NULL FROM users WHERE id = ?
+				ON CONFLICT (user_id, kind) DO UPDATE SET verified_at = excluded.verified_at, second_factor_at = excluded.second_factor_at,
+					created_at = excluded.created_at, last_used_at = NULL`, ms(at), ms(at), ms(at), userID))
+		})
+	}
+	return db.writeOp(ctx, true, func(r runner) error {
+		res, err := r.exec(ctx, `DELETE FROM credentials WHERE user_id = ? AND kind = 'totp'`, userID)
+		if err := oneRow(res, err); tessera.ErrorCode(err) != tessera.ENOTFOUND {
+			return err
+		}
+		return userExists(ctx, r, userID)
 	})
 }
 
-// SetPassword replaces the password hash.
+// SetPassword replaces the password credential, and forgets the failed
+// logins and the lock.
 func (db *DB) SetPassword(ctx context.Context, userID, hash string, now time.Time) error {
-	return db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `UPDATE users SET password_hash = ?, password_changed_at = ?, failed_logins = 0, locked_until = 0 WHERE id = ?`, hash, ms(now), userID))
+	return db.writeOp(ctx, true, func(r runner) error {
+		if err := oneRow(r.exec(ctx, `UPDATE users SET failed_logins = 0, locked_until = 0 WHERE id = ?`, userID)); err != nil {
+			return err
+		}
+		_, err := r.exec(ctx, credentialInsert+`VALUES (?, 'password', '', '', '', ?, ?, NULL, ?, NULL)
+			ON CONFLICT (user_id, kind) DO UPDATE SET secret = excluded.secret, verified_at = excluded.verified_at,
+				created_at = excluded.created_at, last_used_at = NULL`, userID, hash, ms(now), ms(now))
+		return err
 	})
 }
 
@@ -270,6 +381,30 @@ func (db *DB) SetUserStatus(ctx context.Context, userID string, status tessera.U
 	return db.writeOp(ctx, false, func(r runner) error {
 		return oneRow(r.exec(ctx, `UPDATE users SET status = ? WHERE id = ?`, string(status), userID))
 	})
+}
+
+// Credentials lists a user's credentials, oldest first.
+func (db *DB) Credentials(ctx context.Context, userID string) ([]*tessera.Credential, error) {
+	rows, err := db.reader().query(ctx, `SELECT id, user_id, kind, identifier, verified_at, second_factor_at, created_at, last_used_at
+		FROM credentials WHERE user_id = ? ORDER BY created_at, id`, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*tessera.Credential
+	for rows.Next() {
+		var c tessera.Credential
+		var id, created int64
+		var kind string
+		var verified, factor, used sql.NullInt64
+		if err := rows.Scan(&id, &c.UserID, &kind, &c.Identifier, &verified, &factor, &created, &used); err != nil {
+			return nil, err
+		}
+		c.ID, c.Kind, c.SecondFactor = strconv.FormatInt(id, 10), tessera.CredentialKind(kind), factor.Valid
+		c.VerifiedAt, c.CreatedAt, c.LastUsedAt = fromNullMS(verified), fromMS(created), fromNullMS(used)
+		out = append(out, &c)
+	}
+	return out, rows.Err()
 }
 
 // ---- sessions and refresh tokens ----
@@ -419,7 +554,8 @@ func readRefreshToken(ctx context.Context, r runner, hash []byte) (*tessera.Refr
 
 // ---- recovery codes ----
 
-// ReplaceRecoveryCodes voids the old set and stores the new one together.
+// ReplaceRecoveryCodes voids the old set and stores the new one together,
+// with the credential row that says a set is issued (none for an empty one).
 func (db *DB) ReplaceRecoveryCodes(ctx context.Context, userID string, hashes [][]byte, now time.Time) error {
 	return db.writeOp(ctx, true, func(r runner) error {
 		if _, err := r.exec(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, userID); err != nil {
@@ -430,14 +566,25 @@ func (db *DB) ReplaceRecoveryCodes(ctx context.Context, userID string, hashes []
 				return err
 			}
 		}
-		return nil
+		if len(hashes) == 0 {
+			_, err := r.exec(ctx, `DELETE FROM credentials WHERE user_id = ? AND kind = 'recovery_codes'`, userID)
+			return err
+		}
+		_, err := r.exec(ctx, credentialInsert+`SELECT id, 'recovery_codes', '', '', '', '', ?, NULL, ?, NULL FROM users WHERE id = ?
+			ON CONFLICT (user_id, kind) DO UPDATE SET verified_at = excluded.verified_at, created_at = excluded.created_at, last_used_at = NULL`,
+			ms(now), ms(now), userID)
+		return err
 	})
 }
 
-// UseRecoveryCode consumes a code once.
+// UseRecoveryCode consumes a code once, and records the set's use.
 func (db *DB) UseRecoveryCode(ctx context.Context, userID string, hash []byte, now time.Time) error {
-	return db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND hash = ? AND used_at IS NULL`, ms(now), userID, hash))
+	return db.writeOp(ctx, true, func(r runner) error {
+		if err := oneRow(r.exec(ctx, `UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND hash = ? AND used_at IS NULL`, ms(now), userID, hash)); err != nil {
+			return err
+		}
+		_, err := r.exec(ctx, `UPDATE credentials SET last_used_at = ? WHERE user_id = ? AND kind = 'recovery_codes'`, ms(now), userID)
+		return err
 	})
 }
 

@@ -27,6 +27,11 @@ func RunAccounts(t *testing.T, open func(t *testing.T) tessera.AccountStore) {
 		{"ReserveLoginLockAndReset", testReserveLogin},
 		{"ReserveLoginParallelHoldsTheLock", testReserveLoginParallel},
 		{"UserUpdates", testUserUpdates},
+		{"CredentialsAfterCreate", testCredentialsAfterCreate},
+		{"CredentialsFollowUpdates", testCredentialsFollowUpdates},
+		{"CredentialsChangeEmail", testCredentialsChangeEmail},
+		{"CredentialsChangeEmailParallel", testCredentialsChangeEmailParallel},
+		{"CredentialsRecoveryCodes", testCredentialsRecoveryCodes},
 		{"Sessions", testSessions},
 		{"RotateRefreshToken", testRotateRefreshToken},
 		{"RotateRefreshTokenParallel", testRotateRefreshTokenParallel},
@@ -362,6 +367,346 @@ func testUserUpdates(t *testing.T, s tessera.AccountStore) {
 		t.Fatalf("after SetUserStatus: %+v", got)
 	}
 	wantCode(t, s.SetUserStatus(ctx(), "nobody", tessera.UserActive), tessera.ENOTFOUND)
+}
+
+// ---- credentials: the rows User's factor fields are a view of ----
+
+// cred is what a credential row should say; a zero created is not checked.
+type cred struct {
+	kind       tessera.CredentialKind
+	identifier string
+	verified   time.Time
+	factor     bool
+	created    time.Time
+	used       time.Time
+}
+
+// wantCredentials checks a user's credentials: one of each wanted kind,
+// none other, listed oldest first.
+func wantCredentials(t *testing.T, s tessera.AccountStore, userID string, want ...cred) []*tessera.Credential {
+	t.Helper()
+	got, err := s.Credentials(ctx(), userID)
+	must(t, err)
+	var kinds []string
+	byKind := map[tessera.CredentialKind]*tessera.Credential{}
+	ids := map[string]bool{}
+	for i, c := range got {
+		kinds = append(kinds, string(c.Kind))
+		if c.ID == "" || ids[c.ID] || c.UserID != userID {
+			t.Fatalf("credential %d of %s: id %q, user %q (ids so far %v)", i, userID, c.ID, c.UserID, ids)
+		}
+		ids[c.ID] = true
+		if byKind[c.Kind] != nil {
+			t.Fatalf("%s has two %s credentials", userID, c.Kind)
+		}
+		byKind[c.Kind] = c
+		if i > 0 && c.CreatedAt.Before(got[i-1].CreatedAt) {
+			t.Fatalf("credentials of %s are not listed oldest first: %v before %v", userID, got[i-1].CreatedAt, c.CreatedAt)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%s has credentials %v, want %d", userID, kinds, len(want))
+	}
+	for _, w := range want {
+		c := byKind[w.kind]
+		if c == nil {
+			t.Fatalf("%s has credentials %v, no %s", userID, kinds, w.kind)
+		}
+		if c.Identifier != w.identifier || !c.VerifiedAt.Equal(w.verified) || c.SecondFactor != w.factor ||
+			(!w.created.IsZero() && !c.CreatedAt.Equal(w.created)) || !c.LastUsedAt.Equal(w.used) {
+			t.Fatalf("%s credential of %s: %+v, want %+v", w.kind, userID, c, w)
+		}
+	}
+	return got
+}
+
+// testCredentialsAfterCreate: CreateUser stores one row per way the user
+// proves something, and a refused one stores none.
+func testCredentialsAfterCreate(t *testing.T, s tessera.AccountStore) {
+	full := &tessera.User{
+		ID: "u1", Email: "Alice@example.com", EmailVerifiedAt: t0.Add(time.Minute),
+		Phone: "+41791234567", PhoneCountry: "CH", PhoneVerifiedAt: t0.Add(2 * time.Minute), SMSMFAAt: t0.Add(2 * time.Minute),
+		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", PasswordChanged: t0.Add(3 * time.Minute),
+		Status: tessera.UserActive, TOTPVerifiedAt: t0.Add(4 * time.Minute), CreatedAt: t0,
+	}
+	must(t, s.CreateUser(ctx(), full))
+	got := wantCredentials(t, s, "u1",
+		cred{kind: tessera.CredentialEmail, identifier: "Alice@example.com", verified: t0.Add(time.Minute), created: t0},
+		cred{kind: tessera.CredentialPhone, identifier: "+41791234567", verified: t0.Add(2 * time.Minute), factor: true, created: t0},
+		cred{kind: tessera.CredentialPassword, verified: t0.Add(3 * time.Minute), created: t0.Add(3 * time.Minute)},
+		cred{kind: tessera.CredentialTOTP, verified: t0.Add(4 * time.Minute), factor: true, created: t0.Add(4 * time.Minute)})
+	var order []tessera.CredentialKind
+	for _, c := range got {
+		order = append(order, c.Kind)
+	}
+	if !slices.Equal(order, []tessera.CredentialKind{tessera.CredentialEmail, tessera.CredentialPhone, tessera.CredentialPassword, tessera.CredentialTOTP}) {
+		t.Fatalf("credentials listed as %v, want oldest first", order)
+	}
+	u := getUser(t, s, "u1")
+	sameUser(t, u, full)
+	if !u.SMSMFAAt.Equal(full.SMSMFAAt) || !u.TOTPEnrolled() || !u.SMSFactorOn() {
+		t.Fatalf("the view of u1's factors: %+v", u)
+	}
+
+	// A phone that is only a user key is no second factor.
+	keyOnly := newUser("u2", "bob@example.com")
+	keyOnly.Phone, keyOnly.PhoneCountry, keyOnly.PhoneVerifiedAt = "+15551230001", "US", t0.Add(time.Minute)
+	must(t, s.CreateUser(ctx(), keyOnly))
+	wantCredentials(t, s, "u2",
+		cred{kind: tessera.CredentialEmail, identifier: "bob@example.com", created: t0},
+		cred{kind: tessera.CredentialPassword, verified: t0, created: t0},
+		cred{kind: tessera.CredentialPhone, identifier: "+15551230001", verified: t0.Add(time.Minute), created: t0})
+	if u := getUser(t, s, "u2"); u.SMSFactorOn() || u.TOTPEnrolled() || u.Phone != "+15551230001" || u.PhoneCountry != "US" {
+		t.Fatalf("the view of u2's factors: %+v", u)
+	}
+
+	// A refused account leaves no credential behind, even inside a
+	// transaction that goes on after the refusal.
+	wantCode(t, s.CreateUser(ctx(), newUser("u3", "ALICE@example.com")), tessera.ECONFLICT)
+	wantCredentials(t, s, "u3")
+	must(t, s.InTx(ctx(), func(tx tessera.TxStore) error {
+		wantCode(t, tx.CreateUser(ctx(), newUser("u4", "bob@EXAMPLE.com")), tessera.ECONFLICT)
+		return tx.CreateUser(ctx(), newUser("u5", "carol@example.com"))
+	}))
+	_, err := s.User(ctx(), "u4")
+	wantCode(t, err, tessera.ENOTFOUND)
+	wantCredentials(t, s, "u4")
+	wantCredentials(t, s, "u5", cred{kind: tessera.CredentialEmail, identifier: "carol@example.com", created: t0},
+		cred{kind: tessera.CredentialPassword, verified: t0, created: t0})
+	wantCredentials(t, s, "u1", credsOf(got)...) // untouched
+	wantCredentials(t, s, "nobody")
+}
+
+// credsOf turns listed credentials back into what wantCredentials checks.
+func credsOf(cs []*tessera.Credential) []cred {
+	var out []cred
+	for _, c := range cs {
+		out = append(out, cred{kind: c.Kind, identifier: c.Identifier, verified: c.VerifiedAt, factor: c.SecondFactor, created: c.CreatedAt, used: c.LastUsedAt})
+	}
+	return out
+}
+
+// testCredentialsFollowUpdates: each mutating method writes the rows, and
+// the User view follows.
+func testCredentialsFollowUpdates(t *testing.T, s tessera.AccountStore) {
+	createUser(t, s, "u1", "Dave@example.com")
+	t1, t2, t3, t4 := t0.Add(time.Minute), t0.Add(2*time.Minute), t0.Add(3*time.Minute), t0.Add(4*time.Minute)
+	email := cred{kind: tessera.CredentialEmail, identifier: "Dave@example.com", created: t0}
+	password := cred{kind: tessera.CredentialPassword, verified: t0, created: t0}
+	wantCredentials(t, s, "u1", email, password)
+
+	must(t, s.SetEmailVerified(ctx(), "u1", "dave@EXAMPLE.com", t1))
+	email.verified = t1
+	wantCredentials(t, s, "u1", email, password)
+	must(t, s.SetEmailVerified(ctx(), "u1", "dave@example.com", t2)) // the first confirmation stays
+	wantCredentials(t, s, "u1", email, password)
+
+	// Phone: an unverified one is a row, not a factor, and is replaced.
+	must(t, s.SetPhone(ctx(), "u1", "+15551230001", "US"))
+	phone := cred{kind: tessera.CredentialPhone, identifier: "+15551230001"}
+	wantCredentials(t, s, "u1", email, password, phone)
+	must(t, s.SetPhone(ctx(), "u1", "+41791234567", "CH"))
+	phone.identifier = "+41791234567"
+	wantCredentials(t, s, "u1", email, password, phone)
+	must(t, s.SetPhoneVerified(ctx(), "u1", "+41791234567", t2))
+	phone.verified, phone.factor = t2, true
+	wantCredentials(t, s, "u1", email, password, phone)
+	if u := getUser(t, s, "u1"); !u.SMSFactorOn() || !u.SMSMFAAt.Equal(t2) || u.PhoneCountry != "CH" {
+		t.Fatalf("after SetPhoneVerified: %+v", u)
+	}
+
+	// SMS as a factor: off keeps the phone as a key; on again.
+	must(t, s.SetSMSMFA(ctx(), "u1", time.Time{}))
+	phone.factor = false
+	wantCredentials(t, s, "u1", email, password, phone)
+	if u := getUser(t, s, "u1"); u.SMSFactorOn() || u.Phone != "+41791234567" || !u.PhoneVerifiedAt.Equal(t2) {
+		t.Fatalf("after SetSMSMFA off: %+v", u)
+	}
+	must(t, s.SetSMSMFA(ctx(), "u1", t3))
+	phone.factor = true
+	wantCredentials(t, s, "u1", email, password, phone)
+	if u := getUser(t, s, "u1"); !u.SMSMFAAt.Equal(t3) {
+		t.Fatalf("after SetSMSMFA on: %+v", u)
+	}
+
+	// ChangePhone: a new verified number; SMS stays a factor.
+	must(t, s.ChangePhone(ctx(), "u1", "+15551230002", "US", t3))
+	phone.identifier, phone.verified, phone.created = "+15551230002", t3, t3
+	wantCredentials(t, s, "u1", email, password, phone)
+	if u := getUser(t, s, "u1"); u.Phone != "+15551230002" || u.PhoneCountry != "US" || !u.PhoneVerifiedAt.Equal(t3) || !u.SMSFactorOn() {
+		t.Fatalf("after ChangePhone: %+v", u)
+	}
+
+	// TOTP: a row while enrolled, always a second factor.
+	must(t, s.SetTOTPVerified(ctx(), "u1", t3))
+	totp := cred{kind: tessera.CredentialTOTP, verified: t3, factor: true, created: t3}
+	wantCredentials(t, s, "u1", email, password, phone, totp)
+	if u := getUser(t, s, "u1"); !u.TOTPVerifiedAt.Equal(t3) || !u.TOTPEnrolled() {
+		t.Fatalf("after SetTOTPVerified: %+v", u)
+	}
+
+	// RemovePhone: the row goes, and SMS as a factor with it.
+	must(t, s.RemovePhone(ctx(), "u1"))
+	wantCredentials(t, s, "u1", email, password, totp)
+	if u := getUser(t, s, "u1"); u.Phone != "" || u.PhoneCountry != "" || !u.PhoneVerifiedAt.IsZero() || u.SMSFactorOn() || !u.SMSMFAAt.IsZero() {
+		t.Fatalf("after RemovePhone: %+v", u)
+	}
+	must(t, s.RemovePhone(ctx(), "u1"))                          // no phone: nothing to do
+	must(t, s.SetSMSMFA(ctx(), "u1", time.Time{}))               // likewise
+	wantCode(t, s.SetSMSMFA(ctx(), "u1", t4), tessera.ENOTFOUND) // no phone to text
+	wantCode(t, s.RemovePhone(ctx(), "nobody"), tessera.ENOTFOUND)
+	wantCode(t, s.SetSMSMFA(ctx(), "nobody", time.Time{}), tessera.ENOTFOUND)
+	wantCode(t, s.ChangePhone(ctx(), "nobody", "+15551230003", "US", t4), tessera.ENOTFOUND)
+	wantCredentials(t, s, "nobody")
+
+	// An unverified phone is no factor and cannot be made one.
+	must(t, s.SetPhone(ctx(), "u1", "+15551230004", "US"))
+	wantCode(t, s.SetSMSMFA(ctx(), "u1", t4), tessera.ENOTFOUND)
+	if u := getUser(t, s, "u1"); u.SMSFactorOn() || u.Phone != "+15551230004" {
+		t.Fatalf("an unverified phone became a factor: %+v", u)
+	}
+	must(t, s.RemovePhone(ctx(), "u1"))
+
+	// Password: the row is replaced.
+	must(t, s.SetPassword(ctx(), "u1", "$argon2id$new", t4))
+	password.verified, password.created = t4, t4
+	wantCredentials(t, s, "u1", email, password, totp)
+	if u := getUser(t, s, "u1"); u.PasswordHash != "$argon2id$new" || !u.PasswordChanged.Equal(t4) {
+		t.Fatalf("after SetPassword: %+v", u)
+	}
+
+	// TOTP cleared: the row goes; clearing again is harmless.
+	must(t, s.SetTOTPVerified(ctx(), "u1", time.Time{}))
+	wantCredentials(t, s, "u1", email, password)
+	must(t, s.SetTOTPVerified(ctx(), "u1", time.Time{}))
+	if u := getUser(t, s, "u1"); u.TOTPEnrolled() || !u.TOTPVerifiedAt.IsZero() {
+		t.Fatalf("after clearing TOTP: %+v", u)
+	}
+	wantCode(t, s.SetTOTPVerified(ctx(), "nobody", time.Time{}), tessera.ENOTFOUND)
+	wantCredentials(t, s, "nobody")
+
+	// Methods that change the account only leave the credentials alone.
+	before, err := s.Credentials(ctx(), "u1")
+	must(t, err)
+	must(t, s.SetUserStatus(ctx(), "u1", tessera.UserDisabled))
+	must(t, s.LoginSucceeded(ctx(), "u1", t4, "curl/8.0"))
+	must(t, s.SetAntiPhishing(ctx(), "u1", []byte("sealed"), false))
+	wantCredentials(t, s, "u1", credsOf(before)...)
+}
+
+// testCredentialsChangeEmail: the email credential moves to the new
+// address, which must be free; the old one is free afterwards.
+func testCredentialsChangeEmail(t *testing.T, s tessera.AccountStore) {
+	createUser(t, s, "u1", "ana@example.com")
+	createUser(t, s, "u2", "bo@example.com")
+	must(t, s.SetEmailVerified(ctx(), "u1", "ana@example.com", t0))
+	t1, t2 := t0.Add(time.Minute), t0.Add(2*time.Minute)
+	password := cred{kind: tessera.CredentialPassword, verified: t0, created: t0}
+
+	wantCode(t, s.ChangeEmail(ctx(), "u1", "BO@example.com", t1), tessera.ECONFLICT)
+	wantCredentials(t, s, "u1", cred{kind: tessera.CredentialEmail, identifier: "ana@example.com", verified: t0, created: t0}, password)
+	wantCode(t, s.ChangeEmail(ctx(), "nobody", "new@example.com", t1), tessera.ENOTFOUND)
+
+	must(t, s.ChangeEmail(ctx(), "u1", "Ana.New@example.com", t1))
+	wantCredentials(t, s, "u1", password, cred{kind: tessera.CredentialEmail, identifier: "Ana.New@example.com", verified: t1, created: t1})
+	if u, err := s.UserByEmail(ctx(), "ana.new@EXAMPLE.com"); err != nil || u.ID != "u1" || u.Email != "Ana.New@example.com" || !u.EmailVerifiedAt.Equal(t1) {
+		t.Fatalf("UserByEmail after ChangeEmail: %+v, %v", u, err)
+	}
+	_, err := s.UserByEmail(ctx(), "ana@example.com")
+	wantCode(t, err, tessera.ENOTFOUND)
+	createUser(t, s, "u3", "ANA@example.com") // the old address is free
+
+	// The same address in another case is the user's own: no conflict.
+	must(t, s.ChangeEmail(ctx(), "u1", "ana.new@example.com", t2))
+	if u := getUser(t, s, "u1"); u.Email != "ana.new@example.com" {
+		t.Fatalf("after a change of case: %+v", u)
+	}
+
+	// Confirming a new address activates an unconfirmed account, and only
+	// that: a disabled one stays disabled.
+	must(t, s.ChangeEmail(ctx(), "u2", "bo.new@example.com", t2))
+	if u := getUser(t, s, "u2"); u.Status != tessera.UserActive || !u.EmailVerifiedAt.Equal(t2) {
+		t.Fatalf("after ChangeEmail of an unconfirmed account: %+v", u)
+	}
+	must(t, s.SetUserStatus(ctx(), "u3", tessera.UserDisabled))
+	must(t, s.ChangeEmail(ctx(), "u3", "ana.3@example.com", t2))
+	if u := getUser(t, s, "u3"); u.Status != tessera.UserDisabled {
+		t.Fatalf("ChangeEmail enabled a disabled account: %+v", u)
+	}
+}
+
+// testCredentialsChangeEmailParallel: ten accounts move to one address
+// while ten sign-ups take it, all at once: exactly one wins.
+func testCredentialsChangeEmailParallel(t *testing.T, s tessera.AccountStore) {
+	const n = 10
+	for i := range n {
+		createUser(t, s, fmt.Sprint("old", i), fmt.Sprintf("user%d@example.com", i))
+	}
+	var ok, conflict atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 2 * n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			addr := "taken@example.com"
+			if i%3 == 1 {
+				addr = "Taken@Example.com"
+			}
+			var err error
+			if i < n {
+				err = s.ChangeEmail(ctx(), fmt.Sprint("old", i), addr, t0)
+			} else {
+				err = s.CreateUser(ctx(), newUser(fmt.Sprint("new", i), addr))
+			}
+			switch tessera.ErrorCode(err) {
+			case "":
+				ok.Add(1)
+			case tessera.ECONFLICT:
+				conflict.Add(1)
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 1 || conflict.Load() != 2*n-1 {
+		t.Fatalf("%d took the address and %d conflicted, want 1 and %d", ok.Load(), conflict.Load(), 2*n-1)
+	}
+	winner, err := s.UserByEmail(ctx(), "TAKEN@example.com")
+	must(t, err)
+	for i := range n {
+		id := fmt.Sprint("old", i)
+		u := getUser(t, s, id)
+		if id != winner.ID && u.Email != fmt.Sprintf("user%d@example.com", i) {
+			t.Fatalf("%s lost the race but its email is %q", id, u.Email)
+		}
+	}
+}
+
+// testCredentialsRecoveryCodes: a row says a set is issued, and when a
+// code of it was last used; it is no second factor.
+func testCredentialsRecoveryCodes(t *testing.T, s tessera.AccountStore) {
+	createUser(t, s, "u1", "a@example.com")
+	email := cred{kind: tessera.CredentialEmail, identifier: "a@example.com", created: t0}
+	password := cred{kind: tessera.CredentialPassword, verified: t0, created: t0}
+	t1, t2 := t0.Add(time.Minute), t0.Add(2*time.Minute)
+	must(t, s.ReplaceRecoveryCodes(ctx(), "u1", hashes("a", "b"), t1))
+	codes := cred{kind: tessera.CredentialRecoveryCodes, verified: t1, created: t1}
+	wantCredentials(t, s, "u1", email, password, codes)
+	must(t, s.UseRecoveryCode(ctx(), "u1", []byte("a"), t2))
+	codes.used = t2
+	wantCredentials(t, s, "u1", email, password, codes)
+	wantCode(t, s.UseRecoveryCode(ctx(), "u1", []byte("a"), t2.Add(time.Minute)), tessera.ENOTFOUND)
+	wantCredentials(t, s, "u1", email, password, codes) // a refused code is no use
+	if u := getUser(t, s, "u1"); u.TOTPEnrolled() || u.SMSFactorOn() {
+		t.Fatalf("recovery codes turned a factor on: %+v", u)
+	}
+
+	must(t, s.ReplaceRecoveryCodes(ctx(), "u1", hashes("c"), t2))
+	codes = cred{kind: tessera.CredentialRecoveryCodes, verified: t2, created: t2}
+	wantCredentials(t, s, "u1", email, password, codes)
+	must(t, s.ReplaceRecoveryCodes(ctx(), "u1", nil, t2))
+	wantCredentials(t, s, "u1", email, password)
 }
 
 func newSession(id, userID string, created time.Time) *tessera.Session {
