@@ -29,6 +29,11 @@ type User struct {
 	PhoneVerifiedAt time.Time
 	PasswordHash    string // argon2id, PHC string format with its parameters
 	PasswordChanged time.Time
+	// PasswordRecoveredVia is the channel ("email", "sms") whose recovery
+	// token set the current password; "" when the user chose it with the
+	// old one. That channel already proved the password step, so it
+	// cannot also be the second factor (policy.PasswordProves).
+	PasswordRecoveredVia string
 	Status          UserStatus
 	TOTPVerifiedAt  time.Time // zero unless an authenticator app is enrolled
 	SMSMFAAt        time.Time // zero unless texted codes are a second factor
@@ -236,8 +241,9 @@ type AccountStore interface {
 	// SetTOTPVerified records (or with a zero time, clears) the enrolment
 	// of an authenticator app.
 	SetTOTPVerified(ctx context.Context, userID string, at time.Time) error
-	// SetPassword replaces the password hash.
-	SetPassword(ctx context.Context, userID, hash string, now time.Time) error
+	// SetPassword replaces the password hash; recoveredVia is the channel
+	// of the recovery that set it, or "".
+	SetPassword(ctx context.Context, userID, hash, recoveredVia string, now time.Time) error
 	// SetUserStatus sets the status.
 	SetUserStatus(ctx context.Context, userID string, status UserStatus) error
 	// Credentials lists a user's credentials, oldest first; none for an
@@ -289,6 +295,9 @@ type AccountStore interface {
 	// unexpired at now and has attempts left, and returns it; ENOTFOUND,
 	// EEXPIRED or ELOCKED otherwise.
 	ReserveFlowAttempt(ctx context.Context, id string, now time.Time) (*Flow, error)
+	// EndFlows marks used every unused flow of the user of one of types:
+	// what a changed password must not let finish.
+	EndFlows(ctx context.Context, userID string, types []FlowType, now time.Time) error
 	// UseFlow marks a flow used, once, if it is unexpired at now;
 	// ENOTFOUND otherwise. Whoever uses it first wins.
 	UseFlow(ctx context.Context, id string, now time.Time) error

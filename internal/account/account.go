@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -140,6 +141,19 @@ func codeError(err error) error {
 		return tessera.Errorf(tessera.ELOCKED, "Too many wrong codes: ask for a new one")
 	}
 	return err
+}
+
+// printable keeps what a client sent as a label storable and loggable:
+// valid UTF-8, no control characters (PostgreSQL refuses NUL), at most n
+// bytes.
+func printable(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	return clip(s, n)
 }
 
 func checkPassword(pw, email string) error {

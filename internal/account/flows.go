@@ -14,10 +14,15 @@ import (
 const (
 	stateSecondFactor   = "second_factor"    // login, reauthentication: the password is proven
 	stateCodeSent       = "code_sent"        // registration, password recovery, MFA disabling
+	stateNoCode         = "no_code"          // registration: the address has an account, or the cooldown held the code back
 	stateRecovering     = "recovering"       // key recovery: a login turned to recovering a lost key
 	stateCurrentKeySent = "current_key_sent" // key change: token sent to the key in use
 	stateNewKeySent     = "new_key_sent"     // key change: the current key is proven, token sent to the new one
 )
+
+// passwordFlows are the flows that stand on the password they were
+// started with: a new password ends them.
+var passwordFlows = []tessera.FlowType{tessera.FlowLogin, tessera.FlowReauthentication, tessera.FlowKeyRecovery}
 
 // newFlow returns a flow of typ in state for u, expiring with its codes;
 // the caller stores it.

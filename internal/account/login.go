@@ -105,7 +105,7 @@ func (s *Service) login(ctx context.Context, email, pw string, meta Meta) (*Logi
 	if s.Passwords.NeedsRehash(u.PasswordHash) {
 		// Stronger parameters were configured: upgrade while the password is at hand.
 		if hash, err := s.Passwords.Hash(ctx, pw); err == nil {
-			_ = s.Store.SetPassword(ctx, u.ID, hash, u.PasswordChanged)
+			_ = s.Store.SetPassword(ctx, u.ID, hash, u.PasswordRecoveredVia, u.PasswordChanged)
 		}
 	}
 	f, err := s.factors(ctx, u)
@@ -153,7 +153,7 @@ func (s *Service) factors(ctx context.Context, u *tessera.User) (policy.Factors,
 // whose password step is done and whose second factor is pending.
 func (s *Service) startSecondFactor(ctx context.Context, u *tessera.User, f policy.Factors, typ tessera.FlowType, sessionID string, meta Meta, now time.Time) (*LoginResult, error) {
 	fl := &tessera.Flow{ID: uuid.NewString(), Type: typ, State: stateSecondFactor, UserID: u.ID, SessionID: sessionID, RequiredAAL: 2, AAL: 1,
-		Methods: []string{policy.Password}, CSRFSecret: newSecret(), MaxAttempts: challengeAttempts, CreatedAt: now, ExpiresAt: now.Add(s.CodeTTL),
+		Methods: policy.PasswordProves(u.PasswordRecoveredVia), CSRFSecret: newSecret(), MaxAttempts: challengeAttempts, CreatedAt: now, ExpiresAt: now.Add(s.CodeTTL),
 		UserAgent: meta.UserAgent, IP: meta.IP}
 	if err := s.Store.CreateFlow(ctx, fl); err != nil {
 		return nil, err

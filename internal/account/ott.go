@@ -108,7 +108,7 @@ func (s *Service) SendPasswordRecovery(ctx context.Context, email, dest, label s
 		return nil, tessera.Invalid(tessera.FieldError{Path: "destination", Error: "must be EMAIL or PHONE_NUMBER"})
 	}
 	now := s.now()
-	f := &tessera.Flow{ID: uuid.NewString(), Type: tessera.FlowPasswordRecovery, State: stateCodeSent, RequiredAAL: 1, Email: addr, Label: clip(label, 64), Secret: []byte(dest),
+	f := &tessera.Flow{ID: uuid.NewString(), Type: tessera.FlowPasswordRecovery, State: stateCodeSent, RequiredAAL: 1, Email: addr, Label: printable(label, 64), Secret: []byte(dest),
 		CSRFSecret: newSecret(), MaxAttempts: codeMaxAttempts, CreatedAt: now, ExpiresAt: now.Add(s.CodeTTL), UserAgent: meta.UserAgent, IP: meta.IP}
 	if err := s.Store.CreateFlow(ctx, f); err != nil {
 		return nil, err
@@ -167,6 +167,12 @@ func (s *Service) ResetPassword(ctx context.Context, processingID, token, newPas
 	if err := s.Store.HitSendLimit(ctx, s.limitKey("recovery-guesses", strings.ToLower(f.Email)), now, 0, time.Hour, recoveryGuessesPerHour); err != nil {
 		return err
 	}
+	// Hash before anything depends on the account: the time of the answer
+	// must not tell whether it exists.
+	hash, err := s.Passwords.Hash(ctx, newPassword)
+	if err != nil {
+		return err
+	}
 	invalid := tessera.Errorf(tessera.EINVALIDCODE, "Invalid code")
 	u, err := s.Store.UserByEmail(ctx, f.Email)
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
@@ -180,10 +186,7 @@ func (s *Service) ResetPassword(ctx context.Context, processingID, token, newPas
 	if err != nil {
 		return invalid
 	}
-	hash, err := s.Passwords.Hash(ctx, newPassword)
-	if err != nil {
-		return err
-	}
+	via := map[string]string{DestinationEmail: policy.Email, DestinationPhone: policy.SMS}[dest]
 	var codeErr error
 	err = s.inTx(ctx, func(t *txn) error {
 		if codeErr = checkCodeOn(ctx, t.engine, u, method, to, codeSpec{purpose: purposePasswordRecovery, flowID: f.ID}, token); codeErr != nil {
@@ -192,7 +195,10 @@ func (s *Service) ResetPassword(ctx context.Context, processingID, token, newPas
 		if err := t.store.UseFlow(ctx, f.ID, now); err != nil {
 			return err
 		}
-		if err := t.store.SetPassword(ctx, u.ID, hash, now); err != nil {
+		if err := t.store.SetPassword(ctx, u.ID, hash, via, now); err != nil {
+			return err
+		}
+		if err := t.store.EndFlows(ctx, u.ID, passwordFlows, now); err != nil {
 			return err
 		}
 		if _, err := t.store.RevokeSessions(ctx, u.ID, "", "", "password reset", now); err != nil {

@@ -3,6 +3,7 @@ package account
 import (
 	"context"
 	"crypto/rand"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,32 +61,42 @@ func (s *Service) Register(ctx context.Context, email, pw string, meta Meta) (st
 		return "", err
 	}
 	now := s.now()
-	// The flow carries the id the account will have, so the audit trail of
-	// a sign-up leads to the account it became.
-	f := &tessera.Flow{ID: uuid.NewString(), Type: tessera.FlowRegistration, State: stateCodeSent, RequiredAAL: 1, UserID: uuid.NewString(), Email: addr, Secret: []byte(hash),
+	// The flow carries the id the account will get, so the audit trail of
+	// a sign-up leads to the account it became. It is stored whatever
+	// happens next, so every sign-up answers alike and counts its tries.
+	f := &tessera.Flow{ID: uuid.NewString(), Type: tessera.FlowRegistration, State: stateNoCode, RequiredAAL: 1, UserID: uuid.NewString(), Email: addr, Secret: []byte(hash),
 		CSRFSecret: newSecret(), MaxAttempts: codeMaxAttempts, CreatedAt: now, ExpiresAt: now.Add(s.CodeTTL),
 		UserAgent: meta.UserAgent, IP: meta.IP}
-	if err := s.Store.CreateFlow(ctx, f); err != nil {
-		return "", err
-	}
 	u, err := s.Store.UserByEmail(ctx, addr)
 	switch tessera.ErrorCode(err) {
 	case "":
+		// The address has an account: its owner is told, and no code is
+		// sent, so nothing can confirm this registration.
 		s.audit(ctx, tessera.AuditRegister, u, meta, "address has an account: owner notified")
+		if err := s.Store.CreateFlow(ctx, f); err != nil {
+			return "", err
+		}
 		return f.ID, s.registrationNotice(ctx, u)
 	case tessera.ENOTFOUND:
 	default:
 		return "", err
 	}
-	s.audit(ctx, tessera.AuditRegister, &tessera.User{ID: f.UserID, Email: addr}, meta, "new account, waiting for its confirmation")
 	_, err = s.sendFlowCode(ctx, registrant(addr), tessera.MethodEmail, addr, purposeRegister, f)
-	if tessera.ErrorCode(err) == tessera.ETOOMANY {
-		// The answer must not differ. This registration got no code, so
-		// nothing can confirm it; the code sent earlier still confirms
-		// the registration it was sent for.
-		return f.ID, nil
+	switch tessera.ErrorCode(err) {
+	case "":
+		f.State = stateCodeSent
+	case tessera.ETOOMANY:
+		// Within the cooldown this registration gets no code, so nothing
+		// can confirm it; the code sent earlier still confirms the
+		// registration it was sent for. The answer must not differ.
+	default:
+		return "", err
 	}
-	return f.ID, err
+	if err := s.Store.CreateFlow(ctx, f); err != nil {
+		return "", err
+	}
+	s.audit(ctx, tessera.AuditRegister, &tessera.User{ID: f.UserID, Email: addr}, meta, "new account, waiting for its confirmation")
+	return f.ID, nil
 }
 
 // registrationNotice tells the owner of a confirmed address that someone
@@ -125,9 +136,16 @@ func (s *Service) CreateUser(ctx context.Context, email, pw string) (*tessera.Us
 }
 
 // ConfirmRegistration checks the emailed code against the registration
-// it was sent for (processingID, or else each live registration of the
-// address), creates the account with that registration's password and
-// logs the user in at AAL 1.
+// it was sent for, creates the account with that registration's password
+// and logs the user in at AAL 1. The registration is processingID, or,
+// when the client sends none, the address's one live registration that
+// got a code: with several, the processingId is required, since a code
+// from another sign-up of the same address (an attacker's, mailed to the
+// owner too) would otherwise set the attacker's password.
+//
+// Every registration counts its tries (five), whether or not a code was
+// ever sent for it, so the answers are the same for an address that has
+// an account and one that has not.
 func (s *Service) ConfirmRegistration(ctx context.Context, email, code, processingID string, meta Meta) (*Tokens, *tessera.User, error) {
 	invalid := tessera.Errorf(tessera.EINVALIDCODE, "Invalid code")
 	if code == "" {
@@ -138,44 +156,49 @@ func (s *Service) ConfirmRegistration(ctx context.Context, email, code, processi
 		return nil, nil, invalid
 	}
 	now := s.now()
-	var flows []*tessera.Flow
+	var f *tessera.Flow
 	if processingID != "" {
 		if _, err := uuid.Parse(processingID); err != nil {
 			return nil, nil, tessera.Invalid(tessera.FieldError{Path: "processingId", Error: "must be the processingId POST /auth/register returned"})
 		}
-		f, err := s.Store.Flow(ctx, processingID)
-		if tessera.ErrorCode(err) == tessera.ENOTFOUND || (err == nil && (f.Type != tessera.FlowRegistration || !strings.EqualFold(f.Email, addr))) {
+		if f, err = s.Store.Flow(ctx, processingID); tessera.ErrorCode(err) == tessera.ENOTFOUND ||
+			(err == nil && (f.Type != tessera.FlowRegistration || !strings.EqualFold(f.Email, addr))) {
 			return nil, nil, invalid
+		} else if err != nil {
+			return nil, nil, err
 		}
+	} else {
+		pending, err := s.Store.PendingRegistrations(ctx, addr, now, pendingRegistrationsChecked)
 		if err != nil {
 			return nil, nil, err
 		}
-		flows = []*tessera.Flow{f}
-	} else if flows, err = s.Store.PendingRegistrations(ctx, addr, now, pendingRegistrationsChecked); err != nil {
-		return nil, nil, err
-	}
-	var match *tessera.Flow
-	err = invalid
-	for _, f := range flows {
-		// Each try counts on that registration's code alone.
-		if err = s.checkFlowCode(ctx, registrant(addr), tessera.MethodEmail, addr, purposeRegister, f, code); err == nil {
-			match = f
-			break
-		}
-		if tessera.ErrorCode(err) == tessera.EINTERNAL {
-			return nil, nil, err
+		pending = slices.DeleteFunc(pending, func(f *tessera.Flow) bool { return f.State != stateCodeSent })
+		switch len(pending) {
+		case 0:
+			return nil, nil, invalid
+		case 1:
+			f = pending[0]
+		default:
+			return nil, nil, tessera.Invalid(tessera.FieldError{Path: "processingId",
+				Error: "is required: several sign-ups of this address are waiting; send the one POST /auth/register answered you with"})
 		}
 	}
-	if match == nil {
-		if len(flows) != 1 {
-			err = invalid // which registration was locked or expired is nobody's business
+	if err := s.reserveAttempt(ctx, f); err != nil {
+		if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+			return nil, nil, invalid // confirmed already
 		}
 		return nil, nil, err
 	}
-	u := &tessera.User{ID: match.UserID, Email: addr, EmailVerifiedAt: now, PasswordHash: string(match.Secret), PasswordChanged: now,
+	if f.State != stateCodeSent {
+		return nil, nil, invalid // no code was sent for it: nothing can confirm it
+	}
+	if err := s.checkFlowCode(ctx, registrant(addr), tessera.MethodEmail, addr, purposeRegister, f, code); err != nil {
+		return nil, nil, err
+	}
+	u := &tessera.User{ID: f.UserID, Email: addr, EmailVerifiedAt: now, PasswordHash: string(f.Secret), PasswordChanged: now,
 		Status: tessera.UserActive, CreatedAt: now}
 	err = s.inTx(ctx, func(t *txn) error {
-		if err := t.store.UseFlow(ctx, match.ID, now); err != nil {
+		if err := t.store.UseFlow(ctx, f.ID, now); err != nil {
 			return err
 		}
 		return t.store.CreateUser(ctx, u)

@@ -239,7 +239,10 @@ func (s *Service) ChangePassword(ctx context.Context, u *tessera.User, sess *tes
 	}
 	var n int
 	err = s.inTx(ctx, func(t *txn) error {
-		if err := t.store.SetPassword(ctx, u.ID, hash, now); err != nil {
+		if err := t.store.SetPassword(ctx, u.ID, hash, "", now); err != nil {
+			return err
+		}
+		if err := t.store.EndFlows(ctx, u.ID, passwordFlows, now); err != nil {
 			return err
 		}
 		if n, err = t.store.RevokeSessions(ctx, u.ID, "", sess.ID, "password changed", now); err != nil {

@@ -558,8 +558,8 @@ func (h *dumpHunt) checkDumpIsReal() {
 		}
 		found := hits(probe.secrets, snap)
 		for i, s := range probe.secrets {
-			if !strings.Contains(strings.Join(found[i], "; "), "table users") {
-				t.Fatalf("the final dump does not show the %s %q in the users table, which holds it: the dump is not the database", s.kind, s.value)
+			if !strings.Contains(strings.Join(found[i], "; "), "table credentials") {
+				t.Fatalf("the final dump does not show the %s %q in the credentials table, which holds it: the dump is not the database", s.kind, s.value)
 			}
 		}
 	}
@@ -667,9 +667,9 @@ func (h *dumpHunt) register(email, pw string) *dumpUser {
 	t.Helper()
 	u := &dumpUser{user: &user{e: h.e, email: email}, h: h}
 	u.setPassword("registration", pw)
-	h.e.doWith("POST", "/auth/register", map[string]any{"email": email, "password": pw}, nil).want(t, 202)
+	pid := h.e.doWith("POST", "/auth/register", map[string]any{"email": email, "password": pw}, nil).want(t, 202).str("processingId")
 	code := h.codeFor(email, "registration code: "+email)
-	u.take(h.e.doWith("POST", "/auth/register/confirm", map[string]any{"email": email, "code": code}, nil).want(t, 200))
+	u.take(h.e.doWith("POST", "/auth/register/confirm", map[string]any{"email": email, "code": code, "processingId": pid}, nil).want(t, 200))
 	return u
 }
 
@@ -899,12 +899,12 @@ func (h *dumpHunt) accountFlows() {
 	ana.call("GET", "/auth/sessions", nil).want(t, 200)
 	ana.call("POST", "/auth/logout", nil).want(t, 200)
 
-	// ---- kai: registration replaced before confirmation, phone key
+	// ---- kai: a second registration confirmed, phone key
 	// added, password recovery by SMS, phone changed and removed, email
 	// changed ----
-	h.add("password: registration replaced", "kai's squatted password")
+	h.add("password: an unconfirmed registration", "kai's squatted password")
 	noAuth("/auth/register", map[string]any{"email": "kai@example.com", "password": "kai's squatted password"}).want(t, 202)
-	h.codeFor("kai@example.com", "registration code: replaced")
+	h.codeFor("kai@example.com", "registration code: unconfirmed")
 	e.clock.Advance(time.Minute)
 	kai := h.register("kai@example.com", "kai's first password")
 	kai.call("POST", "/api/v1/token/userKeys/adding/phoneNumber?newPhoneNumber=%2B14155552675", nil).want(t, 200)

@@ -507,7 +507,18 @@ func signUpRace(t *testing.T, e *env, again bool) {
 	}
 	later := codesTo(e, addr)
 
-	owner.take(e.doWith("POST", "/auth/register/confirm", map[string]any{"email": addr, "code": first}, nil).want(t, 200))
+	if again {
+		// Two sign-ups with codes wait: a code alone may be either's (the
+		// attacker's code reached the owner's inbox too), so the owner's
+		// client names its own registration.
+		r := e.doWith("POST", "/auth/register/confirm", map[string]any{"email": addr, "code": first}, nil).want(t, 422)
+		if path, _ := r.detail(); path != "processingId" {
+			t.Fatalf("an ambiguous confirmation answered %s, want the processingId asked for", r.raw)
+		}
+		owner.take(e.doWith("POST", "/auth/register/confirm", map[string]any{"email": addr, "code": first, "processingId": reg.str("processingId")}, nil).want(t, 200))
+	} else {
+		owner.take(e.doWith("POST", "/auth/register/confirm", map[string]any{"email": addr, "code": first}, nil).want(t, 200))
+	}
 	if r := owner.login(t); r.status != 200 || r.str("idToken") == "" {
 		t.Fatalf("after confirming with the first code the owner's password answered %d %s: a later registration replaced it", r.status, r.raw)
 	}

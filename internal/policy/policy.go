@@ -95,6 +95,17 @@ func SecondFactors(f Factors, proven []string) []string {
 	return out
 }
 
+// PasswordProves lists what a password proves in a login: the password,
+// and, when a recovery set it (recoveredVia: the channel of its token),
+// that channel too. Whoever holds only the phone can reset the password by
+// SMS; the phone must then not pass as the second factor as well.
+func PasswordProves(recoveredVia string) []string {
+	if recoveredVia == "" {
+		return []string{Password}
+	}
+	return []string{Password, recoveredVia}
+}
+
 // MayCompleteWith reports whether method completes the second factor.
 func MayCompleteWith(f Factors, proven []string, method string) bool {
 	return slices.Contains(SecondFactors(f, proven), method)
@@ -171,7 +182,8 @@ func Strongest(f Factors) string {
 const RecoveryAAL = 1
 
 // AAL is the assurance level reached by the methods in amr: 2 once a
-// second factor joined the password. An emailed code is never one (see
+// second factor joined the password (a channel that only recovered the
+// password does not count: SecondFactors never offers it again). An emailed code is never one (see
 // SecondFactors): it proves the address, as at registration.
 func AAL(amr []string) int {
 	for _, m := range amr {

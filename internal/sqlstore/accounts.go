@@ -19,7 +19,7 @@ var _ tessera.AccountStore = (*DB)(nil)
 // rows; users itself holds none of them.
 const userSelect = `SELECT u.id, COALESCE(e.identifier, ''), e.verified_at, COALESCE(p.identifier, ''), COALESCE(p.country, ''), p.verified_at,
 	COALESCE(pw.secret, ''), pw.created_at, u.status, t.verified_at, u.last_login_at, u.last_login_device, u.failed_logins, u.locked_until,
-	u.created_at, p.second_factor_at, u.anti_phishing_sealed
+	u.created_at, p.second_factor_at, u.anti_phishing_sealed, COALESCE(pw.identifier, '')
 	FROM users u
 	LEFT JOIN credentials e ON e.user_id = u.id AND e.kind = 'email'
 	LEFT JOIN credentials pw ON pw.user_id = u.id AND pw.kind = 'password'
@@ -32,7 +32,7 @@ func scanUser(row scanner) (*tessera.User, error) {
 	var locked, created int64
 	var status string
 	err := row.Scan(&u.ID, &u.Email, &emailVerified, &u.Phone, &u.PhoneCountry, &phoneVerified, &u.PasswordHash, &pwChanged,
-		&status, &totpVerified, &lastLogin, &u.LastLoginDevice, &u.FailedLogins, &locked, &created, &smsMFA, &u.AntiPhishingSealed)
+		&status, &totpVerified, &lastLogin, &u.LastLoginDevice, &u.FailedLogins, &locked, &created, &smsMFA, &u.AntiPhishingSealed, &u.PasswordRecoveredVia)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound()
 	}
@@ -364,14 +364,15 @@ func (db *DB) SetTOTPVerified(ctx context.Context, userID string, at time.Time) 
 
 // SetPassword replaces the password credential, and forgets the failed
 // logins and the lock.
-func (db *DB) SetPassword(ctx context.Context, userID, hash string, now time.Time) error {
+func (db *DB) SetPassword(ctx context.Context, userID, hash, recoveredVia string, now time.Time) error {
 	return db.writeOp(ctx, true, func(r runner) error {
 		if err := oneRow(r.exec(ctx, `UPDATE users SET failed_logins = 0, locked_until = 0 WHERE id = ?`, userID)); err != nil {
 			return err
 		}
-		_, err := r.exec(ctx, credentialInsert+`VALUES (?, 'password', '', '', '', ?, ?, NULL, ?, NULL)
-			ON CONFLICT (user_id, kind) DO UPDATE SET secret = excluded.secret, verified_at = excluded.verified_at,
-				created_at = excluded.created_at, last_used_at = NULL`, userID, hash, ms(now), ms(now))
+		// A password's identifier is the channel of the recovery that set it.
+		_, err := r.exec(ctx, credentialInsert+`VALUES (?, 'password', ?, '', '', ?, ?, NULL, ?, NULL)
+			ON CONFLICT (user_id, kind) DO UPDATE SET identifier = excluded.identifier, secret = excluded.secret, verified_at = excluded.verified_at,
+				created_at = excluded.created_at, last_used_at = NULL`, userID, recoveredVia, hash, ms(now), ms(now))
 		return err
 	})
 }
@@ -694,6 +695,21 @@ func (db *DB) ReserveFlowAttempt(ctx context.Context, id string, now time.Time) 
 		return tessera.Errorf(tessera.ELOCKED, "Too many attempts: start again")
 	})
 	return f, err
+}
+
+// EndFlows marks a user's unused flows of the given types used.
+func (db *DB) EndFlows(ctx context.Context, userID string, types []tessera.FlowType, now time.Time) error {
+	if len(types) == 0 {
+		return nil
+	}
+	args := []any{ms(now), userID}
+	for _, t := range types {
+		args = append(args, string(t))
+	}
+	return db.writeOp(ctx, false, func(r runner) error {
+		_, err := r.exec(ctx, `UPDATE flows SET used_at = ? WHERE user_id = ? AND used_at IS NULL AND type IN (?`+strings.Repeat(", ?", len(types)-1)+`)`, args...)
+		return err
+	})
 }
 
 // UseFlow marks a flow used once.

@@ -348,14 +348,14 @@ func testUserUpdates(t *testing.T, s tessera.AccountStore) {
 		_, err := s.ReserveLogin(ctx(), "u1", t0, lockAt(3, time.Hour))
 		must(t, err)
 	}
-	must(t, s.SetPassword(ctx(), "u1", "$argon2id$new", t2))
+	must(t, s.SetPassword(ctx(), "u1", "$argon2id$new", "", t2))
 	got = getUser(t, s, "u1")
 	if got.PasswordHash != "$argon2id$new" || !got.PasswordChanged.Equal(t2) || got.FailedLogins != 0 || !got.LockedUntil.IsZero() {
 		t.Fatalf("after SetPassword: %+v", got)
 	}
 	_, err := s.ReserveLogin(ctx(), "u1", t2, lockAt(3, time.Hour))
 	must(t, err)
-	wantCode(t, s.SetPassword(ctx(), "nobody", "h", t2), tessera.ENOTFOUND)
+	wantCode(t, s.SetPassword(ctx(), "nobody", "h", "", t2), tessera.ENOTFOUND)
 
 	// Status.
 	must(t, s.SetUserStatus(ctx(), "u1", tessera.UserDisabled))
@@ -568,10 +568,10 @@ func testCredentialsFollowUpdates(t *testing.T, s tessera.AccountStore) {
 	must(t, s.RemovePhone(ctx(), "u1"))
 
 	// Password: the row is replaced.
-	must(t, s.SetPassword(ctx(), "u1", "$argon2id$new", t4))
-	password.verified, password.created = t4, t4
+	must(t, s.SetPassword(ctx(), "u1", "$argon2id$new", "sms", t4))
+	password.verified, password.created, password.identifier = t4, t4, "sms"
 	wantCredentials(t, s, "u1", email, password, totp)
-	if u := getUser(t, s, "u1"); u.PasswordHash != "$argon2id$new" || !u.PasswordChanged.Equal(t4) {
+	if u := getUser(t, s, "u1"); u.PasswordHash != "$argon2id$new" || !u.PasswordChanged.Equal(t4) || u.PasswordRecoveredVia != "sms" {
 		t.Fatalf("after SetPassword: %+v", u)
 	}
 

@@ -10,7 +10,8 @@
 -- several per user, will narrow credentials_user_kind).
 --
 --   kind            identifier  secret              verified_at       second_factor_at
---   password        ''          argon2id PHC hash   when set          NULL
+--   password        recovered   argon2id PHC hash   when set          NULL
+--                   via: the channel ('email', 'sms') of the recovery that set it, '' when the user chose it
 --   email           address     ''                  when confirmed    NULL
 --   phone           E.164       ''                  when verified     while texted codes are a factor (since when)
 --   totp            ''          ''                  when enrolled     = verified_at (always a factor)
