@@ -34,9 +34,9 @@ type User struct {
 	// old one. That channel already proved the password step, so it
 	// cannot also be the second factor (policy.PasswordProves).
 	PasswordRecoveredVia string
-	Status          UserStatus
-	TOTPVerifiedAt  time.Time // zero unless an authenticator app is enrolled
-	SMSMFAAt        time.Time // zero unless texted codes are a second factor
+	Status               UserStatus
+	TOTPVerifiedAt       time.Time // zero unless an authenticator app is enrolled
+	SMSMFAAt             time.Time // zero unless texted codes are a second factor
 	// AntiPhishingSealed is the user's anti-phishing code, encrypted; nil
 	// when none is set.
 	AntiPhishingSealed []byte
