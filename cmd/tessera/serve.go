@@ -176,20 +176,23 @@ func printWelcome(ctx context.Context, w io.Writer, cfg *config.Config, a *app.A
 		token = t
 		fmt.Fprintf(w, "\nCreated a first API client, \"quickstart\". Its token (shown only now):\n\n  %s\n", token)
 	} else {
-		fmt.Fprintln(w, "\nCreate an API client (prints its token last):  tessera client create my-app")
+		fmt.Fprintln(w, "\nCreate an API client and keep its token (printed last) in TOKEN:\n\n  TOKEN=$(go run ./cmd/tessera client create my-app | tail -n 1)")
 	}
 	fmt.Fprintf(w, `
 Send a code by email (it appears on standard error, from the log sender):
 
   curl -s %[1]s/methods/email/actions/initiate \
-    -H 'Authorization: Bearer %[2]s' -H 'Content-Type: application/json' \
+    -H "Authorization: Bearer %[2]s" -H 'Content-Type: application/json' \
     -d '{"consumer":"you@example.com","issuer":"Acme"}'
 
 Then validate it with the verificationId and the code:
 
   curl -s %[1]s/methods/email/verifiers/VERIFICATION_ID/actions/validate \
-    -H 'Authorization: Bearer %[2]s' -H 'Content-Type: application/json' \
+    -H "Authorization: Bearer %[2]s" -H 'Content-Type: application/json' \
     -d '{"code":"CODE"}'
+
+End users (registration, logins, MFA, account security) use the accounts
+API under /auth and /api/v1: see the README, and %[1]s/docs.
 
 `, baseURL, token)
 	return nil
