@@ -61,19 +61,19 @@ func (s *Service) userFlow(ctx context.Context, u *tessera.User, typ tessera.Flo
 	return f, err
 }
 
-// reserveAttempt counts an attempt on flow f (five per flow, whatever
-// its codes' own caps), answering as a code would.
-func (s *Service) reserveAttempt(ctx context.Context, f *tessera.Flow) error {
-	_, err := s.Store.ReserveFlowAttempt(ctx, f.ID, s.now())
+// reserveAttempt counts an attempt on flow id (five per flow, whatever
+// its codes' own caps) and returns the flow, answering as a code would.
+func (s *Service) reserveAttempt(ctx context.Context, id string) (*tessera.Flow, error) {
+	f, err := s.Store.ReserveFlowAttempt(ctx, id, s.now())
 	switch tessera.ErrorCode(err) {
 	case "":
-		return nil
+		return f, nil
 	case tessera.ENOTFOUND:
-		return flowGone()
+		return nil, flowGone()
 	case tessera.ELOCKED:
-		return tessera.Errorf(tessera.ELOCKED, "Too many wrong codes: ask for a new one")
+		return nil, tessera.Errorf(tessera.ELOCKED, "Too many wrong codes: ask for a new one")
 	case tessera.EEXPIRED:
-		return tessera.Errorf(tessera.EEXPIRED, "The code expired: ask for a new one")
+		return nil, tessera.Errorf(tessera.EEXPIRED, "The code expired: ask for a new one")
 	}
-	return err
+	return nil, err
 }

@@ -146,20 +146,12 @@ func (s *Service) ResetPassword(ctx context.Context, processingID, token, newPas
 		return tessera.Invalid(tessera.FieldError{Path: "processingId", Error: "must be the processingId the token request returned"})
 	}
 	now := s.now()
-	f, err := s.Store.ReserveFlowAttempt(ctx, processingID, now)
-	if err == nil && f.Type != tessera.FlowPasswordRecovery {
-		err = flowGone()
-	}
-	switch tessera.ErrorCode(err) {
-	case "":
-	case tessera.ENOTFOUND:
-		return flowGone()
-	case tessera.ELOCKED:
-		return tessera.Errorf(tessera.ELOCKED, "Too many wrong codes: ask for a new one")
-	case tessera.EEXPIRED:
-		return tessera.Errorf(tessera.EEXPIRED, "The code expired: ask for a new one")
-	default:
+	f, err := s.reserveAttempt(ctx, processingID)
+	if err != nil {
 		return err
+	}
+	if f.Type != tessera.FlowPasswordRecovery {
+		return flowGone()
 	}
 	if err := checkPassword(newPassword, f.Email); err != nil {
 		return tessera.Invalid(tessera.FieldError{Path: "newPassword", Error: err.Error()})
@@ -293,7 +285,7 @@ func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera
 	if string(f.Secret) != dest {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "destination", Error: "is not the one the token was sent for"})
 	}
-	if err := s.reserveAttempt(ctx, f); err != nil {
+	if _, err := s.reserveAttempt(ctx, f.ID); err != nil {
 		return nil, err
 	}
 	method, to, err := keyAddress(u, dest)
@@ -523,7 +515,7 @@ func (s *Service) SendKeyChangingNewKey(ctx context.Context, u *tessera.User, pr
 	if cur == key {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "newUserKey", Error: "is the current one"})
 	}
-	if err := s.reserveAttempt(ctx, f); err != nil {
+	if _, err := s.reserveAttempt(ctx, f.ID); err != nil {
 		return nil, err
 	}
 	if err := s.checkFlowCode(ctx, u, curMethod, cur, purposeKeyChanging, f, firstToken); err != nil {
@@ -565,7 +557,7 @@ func (s *Service) ChangeKey(ctx context.Context, u *tessera.User, sess *tessera.
 	if err := keyInMFA(u, kt); err != nil {
 		return nil, err
 	}
-	if err := s.reserveAttempt(ctx, f); err != nil {
+	if _, err := s.reserveAttempt(ctx, f.ID); err != nil {
 		return nil, err
 	}
 	return s.replaceKey(ctx, u, sess.ID, kt, key, "changed", meta, func(t *txn) error {
@@ -778,7 +770,7 @@ func (s *Service) RecoverKey(ctx context.Context, processingID, lostKey, verific
 	if err := s.mayComplete(ctx, u, proven, mfaMethod, "mfaMethod"); err != nil {
 		return nil, err
 	}
-	if err := s.reserveAttempt(ctx, f); err != nil {
+	if _, err := s.reserveAttempt(ctx, f.ID); err != nil {
 		return nil, err
 	}
 	if err := s.checkFlowCode(ctx, u, otherMethod, otherTo, purposeKeyRecoveryCheck, f, verificationToken); err != nil {

@@ -183,7 +183,7 @@ func (s *Service) ConfirmRegistration(ctx context.Context, email, code, processi
 				Error: "is required: several sign-ups of this address are waiting; send the one POST /auth/register answered you with"})
 		}
 	}
-	if err := s.reserveAttempt(ctx, f); err != nil {
+	if _, err := s.reserveAttempt(ctx, f.ID); err != nil {
 		if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 			return nil, nil, invalid // confirmed already
 		}

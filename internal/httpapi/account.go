@@ -159,6 +159,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.Accounts.Login(r.Context(), req.Email, req.Password, meta(r))
+	s.replyLogin(w, r, res, err)
+}
+
+// replyLogin answers with err, tokens, or a challenge to finish with a
+// second factor.
+func (s *Server) replyLogin(w http.ResponseWriter, r *http.Request, res *account.LoginResult, err error) {
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -262,18 +268,7 @@ func (s *Server) handleReauthenticate(w http.ResponseWriter, r *http.Request) {
 	}
 	a := userFrom(r.Context())
 	res, err := s.Accounts.Reauthenticate(r.Context(), a.user, a.session, req.Password, meta(r))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if res.Challenge != nil {
-		writeJSON(w, http.StatusOK, struct {
-			MFARequired bool `json:"mfaRequired"`
-			*account.Challenge
-		}{true, res.Challenge})
-		return
-	}
-	writeJSON(w, http.StatusOK, tokensJSON{Tokens: res.Tokens})
+	s.replyLogin(w, r, res, err)
 }
 
 // handleMe handles GET /auth/me.
