@@ -29,6 +29,9 @@ type User struct {
 	PhoneVerifiedAt time.Time
 	PasswordHash    string // argon2id, PHC string format with its parameters
 	PasswordChanged time.Time
+	// PasskeysAt is when the user's first passkey was added; zero without
+	// passkeys.
+	PasskeysAt time.Time
 	// PasswordRecoveredVia is the channel ("email", "sms") whose recovery
 	// token set the current password; "" when the user chose it with the
 	// old one. That channel already proved the password step, so it
@@ -50,6 +53,9 @@ type User struct {
 // TOTPEnrolled reports whether an authenticator app is enrolled.
 func (u *User) TOTPEnrolled() bool { return !u.TOTPVerifiedAt.IsZero() }
 
+// HasPasskeys reports whether the user has a passkey.
+func (u *User) HasPasskeys() bool { return !u.PasskeysAt.IsZero() }
+
 // SMSFactorOn reports whether texted codes are a second factor.
 func (u *User) SMSFactorOn() bool { return !u.SMSMFAAt.IsZero() }
 
@@ -66,7 +72,31 @@ const (
 	CredentialPhone         CredentialKind = "phone"          // Identifier: E.164
 	CredentialTOTP          CredentialKind = "totp"           // an authenticator app; its secret is the engine's (totp_secrets)
 	CredentialRecoveryCodes CredentialKind = "recovery_codes" // the set; the codes are kept hashed on their own
+	CredentialPasskeys      CredentialKind = "passkeys"       // the user's WebAuthn passkeys, each a Passkey in the row's data
 )
+
+// Passkey is one WebAuthn credential of a user: a key pair on a device
+// (or synced), of which Tessera keeps the public half. Nothing here is
+// secret. A user's passkeys are one credential row (CredentialPasskeys),
+// the way Ory Kratos keeps them: listing, rename, removal and the sign
+// counter all change that one row, by compare-and-set.
+type Passkey struct {
+	ID                []byte    `json:"id"` // the credential id the authenticator chose
+	Name              string    `json:"name"`
+	PublicKey         []byte    `json:"publicKey"` // COSE
+	AAGUID            []byte    `json:"aaguid,omitempty"`
+	SignCount         uint32    `json:"signCount"`
+	Transports        []string  `json:"transports,omitempty"`
+	UserVerified      bool      `json:"userVerified"`
+	BackupEligible    bool      `json:"backupEligible"`
+	BackedUp          bool      `json:"backedUp"`
+	AttestationFormat string    `json:"attestationFormat,omitempty"`
+	CreatedAt         time.Time `json:"createdAt"`
+	LastUsedAt        time.Time `json:"lastUsedAt,omitzero"`
+	// CloneWarning is set when the sign counter went backwards: two
+	// devices hold this key. The passkey is refused from then on.
+	CloneWarning bool `json:"cloneWarning,omitempty"`
+}
 
 // Credential is one way a user can prove something: the store keeps one
 // row per credential, and the factor fields of User (EmailVerifiedAt,
@@ -138,6 +168,8 @@ const (
 	FlowKeyRecovery      FlowType = "key_recovery" // a login flow turned to recovering a lost email or phone
 	FlowKeyChange        FlowType = "key_change"
 	FlowMFADisabling     FlowType = "mfa_disabling"
+	FlowPasskeyEnrolment FlowType = "passkey_enrolment" // a challenge for a new passkey of a signed-in user
+	FlowPasskeyLogin     FlowType = "passkey_login"     // a challenge any passkey of this site may answer
 )
 
 // Flow is one multi-step operation kept on the server: a login waiting for
@@ -164,6 +196,9 @@ type Flow struct {
 	// Secret holds what the flow needs later: a registration's password
 	// hash, a recovery's destination, a key change's key type and new key.
 	Secret []byte
+	// Challenge is a WebAuthn ceremony's session data (its challenge,
+	// the credentials it allows), for the passkey that must answer it.
+	Challenge []byte
 	// RequiredAAL is the assurance the flow must reach to finish, AAL the
 	// assurance it has reached so far, Methods the methods proven in it.
 	RequiredAAL int
@@ -287,7 +322,7 @@ type AccountStore interface {
 	// LatestFlow returns the user's newest flow of type typ that is unused
 	// and unexpired at now; ENOTFOUND if none.
 	LatestFlow(ctx context.Context, userID string, typ FlowType, now time.Time) (*Flow, error)
-	// AdvanceFlow writes f's Type, State, Methods, AAL and Secret if the
+	// AdvanceFlow writes f's Type, State, Methods, AAL, Secret and Challenge if the
 	// stored flow is still in fromState, unused and unexpired at now;
 	// ENOTFOUND otherwise (a parallel request advanced it first).
 	AdvanceFlow(ctx context.Context, f *Flow, fromState string, now time.Time) error
@@ -295,6 +330,16 @@ type AccountStore interface {
 	// unexpired at now and has attempts left, and returns it; ENOTFOUND,
 	// EEXPIRED or ELOCKED otherwise.
 	ReserveFlowAttempt(ctx context.Context, id string, now time.Time) (*Flow, error)
+	// Passkeys returns the user's passkeys, oldest first.
+	Passkeys(ctx context.Context, userID string) ([]*Passkey, error)
+	// SavePasskeys replaces the user's passkeys by next if they are still
+	// prev (what the caller read); ECONFLICT if they changed meanwhile.
+	// An empty next removes the credential.
+	SavePasskeys(ctx context.Context, userID string, prev, next []*Passkey, now time.Time) error
+	// RemovePassword removes the user's password credential: the account
+	// then logs in with a passkey only.
+	RemovePassword(ctx context.Context, userID string) error
+
 	// EndFlows marks used every unused flow of the user of one of types:
 	// what a changed password must not let finish.
 	EndFlows(ctx context.Context, userID string, types []FlowType, now time.Time) error
@@ -361,6 +406,10 @@ const (
 	AuditRegister           = "register"
 	AuditRegisterConfirmed  = "register.confirmed"
 	AuditReauthenticated    = "reauthenticated" // a session stepped up: its auth_time is new
+	AuditPasskeyAdded       = "passkey.added"
+	AuditPasskeyRemoved     = "passkey.removed"
+	AuditPasskeyCloned      = "passkey.clone_warning" // its sign counter went backwards: refused from then on
+	AuditPasswordRemoved    = "password.removed"      // the account logs in with passkeys only
 )
 
 // AuditKinds lists every audit kind, for validating filters.
@@ -370,6 +419,7 @@ var AuditKinds = []string{
 	AuditMFAEnabled, AuditMFADisabled, AuditRecoveryCodesRegen,
 	AuditKeyAdded, AuditKeyChanged, AuditKeyRemoved, AuditKeyRecovered, AuditAntiPhishingSet,
 	AuditRegister, AuditRegisterConfirmed, AuditReauthenticated,
+	AuditPasskeyAdded, AuditPasskeyRemoved, AuditPasskeyCloned, AuditPasswordRemoved,
 }
 
 // AuditFilter selects audit events; empty fields select everything.

@@ -20,6 +20,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/google/uuid"
 
 	"github.com/tessera-id/tessera"
@@ -67,6 +68,8 @@ type Service struct {
 	// NewDeviceNotices emails the user when their account is logged in to
 	// from a device it has not used before.
 	NewDeviceNotices bool
+	// WebAuthn is the passkeys' relying party; nil turns passkeys off.
+	WebAuthn *webauthn.WebAuthn
 
 	// Log gets errors of work done after a request was answered.
 	Log *slog.Logger

@@ -17,10 +17,12 @@ type Factor interface {
 	// Method is the factor's amr name (policy.TOTP, policy.SMS, ...).
 	Method() string
 	// Begin prepares a proof within flow fl: texts a code, opens the
-	// authenticator app's check. It returns what was sent, or nil.
-	Begin(ctx context.Context, u *tessera.User, fl *tessera.Flow) (*CodeSent, error)
-	// Verify checks what the user typed, once, within flow fl.
-	Verify(ctx context.Context, u *tessera.User, fl *tessera.Flow, code string) error
+	// authenticator app's check, asks a passkey to sign a challenge. It
+	// returns what the client needs (a *CodeSent, *PasskeyOptions), or nil.
+	Begin(ctx context.Context, u *tessera.User, fl *tessera.Flow) (any, error)
+	// Verify checks the proof, once, within flow fl: the code the user
+	// typed, or a passkey's assertion (the PublicKeyCredential JSON).
+	Verify(ctx context.Context, u *tessera.User, fl *tessera.Flow, proof string) error
 	// sends reports whether Begin sends a message, so the client asks for
 	// it (POST /api/v1/token/login); other factors begin with the flow.
 	sends() bool
@@ -36,6 +38,8 @@ func (s *Service) factor(method string) Factor {
 		return smsFactor{s}
 	case policy.RecoveryCode:
 		return recoveryCodeFactor{s}
+	case policy.Passkey:
+		return passkeyFactor{s}
 	}
 	return noFactor{}
 }
@@ -47,9 +51,11 @@ const (
 	FactorSMS      = "sms"
 	FactorEmail    = "email"
 	FactorRecovery = "recovery_code"
+	FactorPasskey  = "passkey"
 )
 
-var amrOfFactor = map[string]string{FactorTOTP: policy.TOTP, FactorSMS: policy.SMS, FactorEmail: policy.Email, FactorRecovery: policy.RecoveryCode}
+var amrOfFactor = map[string]string{FactorTOTP: policy.TOTP, FactorSMS: policy.SMS, FactorEmail: policy.Email, FactorRecovery: policy.RecoveryCode,
+	FactorPasskey: policy.Passkey}
 
 // factorNames turns amr methods into the API's names, sorted.
 func factorNames(methods []string) []string {
@@ -73,7 +79,7 @@ type totpFactor struct{ s *Service }
 func (totpFactor) Method() string { return policy.TOTP }
 func (totpFactor) sends() bool    { return false }
 
-func (f totpFactor) Begin(ctx context.Context, u *tessera.User, fl *tessera.Flow) (*CodeSent, error) {
+func (f totpFactor) Begin(ctx context.Context, u *tessera.User, fl *tessera.Flow) (any, error) {
 	_, err := f.s.Engine.Initiate(ctx, Owner, tessera.MethodGoogleAuth, &verify.InitiateRequest{
 		Consumer: u.ID, Issuer: f.s.ServiceName,
 		Policy: verify.Policy{ExpiredOn: hms(f.s.CodeTTL), MaxAttempts: challengeAttempts, ForcedVerificationID: verificationID(u.ID, "login-totp:"+fl.ID)},
@@ -93,7 +99,7 @@ type smsFactor struct{ s *Service }
 func (smsFactor) Method() string { return policy.SMS }
 func (smsFactor) sends() bool    { return true }
 
-func (f smsFactor) Begin(ctx context.Context, u *tessera.User, fl *tessera.Flow) (*CodeSent, error) {
+func (f smsFactor) Begin(ctx context.Context, u *tessera.User, fl *tessera.Flow) (any, error) {
 	return f.s.sendCode(ctx, u, tessera.MethodPhone, u.Phone, "login", fl.ID)
 }
 
@@ -107,7 +113,7 @@ type recoveryCodeFactor struct{ s *Service }
 func (recoveryCodeFactor) Method() string { return policy.RecoveryCode }
 func (recoveryCodeFactor) sends() bool    { return false }
 
-func (recoveryCodeFactor) Begin(context.Context, *tessera.User, *tessera.Flow) (*CodeSent, error) {
+func (recoveryCodeFactor) Begin(context.Context, *tessera.User, *tessera.Flow) (any, error) {
 	return nil, nil
 }
 
@@ -125,7 +131,7 @@ type noFactor struct{}
 
 func (noFactor) Method() string { return "" }
 func (noFactor) sends() bool    { return false }
-func (noFactor) Begin(context.Context, *tessera.User, *tessera.Flow) (*CodeSent, error) {
+func (noFactor) Begin(context.Context, *tessera.User, *tessera.Flow) (any, error) {
 	return nil, notASecondFactor()
 }
 func (noFactor) Verify(context.Context, *tessera.User, *tessera.Flow, string) error {

@@ -192,7 +192,11 @@ func (s *Service) SendLoginCode(ctx context.Context, processingID, dest string) 
 	if err := s.mayComplete(ctx, u, fl.Methods, factor, "destination"); err != nil {
 		return nil, err
 	}
-	return s.factor(amrOfFactor[factor]).Begin(ctx, u, fl)
+	sent, err := s.factor(amrOfFactor[factor]).Begin(ctx, u, fl)
+	if err != nil {
+		return nil, err
+	}
+	return sent.(*CodeSent), nil
 }
 
 // mayComplete refuses a factor the policy does not accept for this flow,
@@ -235,6 +239,9 @@ func (s *Service) openFlow(ctx context.Context, processingID string, types ...te
 // policy accepts.
 func (s *Service) CompleteLogin(ctx context.Context, processingID, factor, code string, meta Meta) (*Tokens, error) {
 	if code == "" {
+		if factor == FactorPasskey {
+			return nil, tessera.Invalid(tessera.FieldError{Path: "credential", Error: "is required: the PublicKeyCredential navigator.credentials.get gave"})
+		}
 		return nil, tessera.Invalid(tessera.FieldError{Path: "code", Error: "is required"})
 	}
 	fl, u, err := s.openFlow(ctx, processingID, tessera.FlowLogin, tessera.FlowReauthentication)

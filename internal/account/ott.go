@@ -219,7 +219,7 @@ func (s *Service) ResetPassword(ctx context.Context, processingID, token, newPas
 func mfaOnFor(u *tessera.User, dest string) (bool, error) {
 	switch dest {
 	case DestinationEmail:
-		return policy.Of(u, 0).MFA(), nil
+		return u.TOTPEnrolled() || u.SMSFactorOn(), nil // passkeys are removed one by one
 	case DestinationPhone:
 		return u.SMSFactorOn(), nil
 	}
@@ -238,7 +238,7 @@ func mayDisable(u *tessera.User, sess *tessera.Session, dest string) error {
 	}
 	removing := policy.SMS
 	if dest == DestinationEmail {
-		removing = policy.Strongest(policy.Of(u, 0))
+		removing = policy.Strongest(policy.Factors{TOTP: u.TOTPEnrolled(), SMS: u.SMSFactorOn()})
 	}
 	return policy.MayRemove(sessionAuth(sess), removing)
 }

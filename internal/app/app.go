@@ -6,11 +6,14 @@ package app
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/account"
@@ -72,8 +75,13 @@ type Options struct {
 	// devices.
 	PrivilegedMaxAge   time.Duration
 	NoNewDeviceNotices bool
-	PasswordParams     password.Params
-	PasswordWorkers    int
+	// WebAuthnRPID, WebAuthnRPName and WebAuthnOrigins configure passkeys
+	// (config.CheckWebAuthn says what is valid); empty: the RP ID
+	// localhost and the origin http://localhost:8080.
+	WebAuthnRPID, WebAuthnRPName string
+	WebAuthnOrigins              []string
+	PasswordParams               password.Params
+	PasswordWorkers              int
 
 	// Limiter counts the limits (in memory on Now when nil); zero limits
 	// get the defaults, ratelimit.Disabled switches one off.
@@ -170,6 +178,16 @@ func New(o Options) *App {
 		SessionTTL: account.DefaultSessionTTL, RefreshGrace: orDuration(o.RefreshGrace, account.DefaultRefreshGrace), CodeTTL: account.DefaultCodeTTL,
 		PrivilegedMaxAge: o.PrivilegedMaxAge, NewDeviceNotices: !o.NoNewDeviceNotices,
 	}
+	rp, err := webauthn.New(&webauthn.Config{
+		RPID: or(o.WebAuthnRPID, "localhost"), RPDisplayName: or(o.WebAuthnRPName, or(o.ServiceName, "Tessera")),
+		RPOrigins: orStrings(o.WebAuthnOrigins, []string{"http://localhost:8080"}),
+	})
+	if err != nil {
+		// The configuration was checked at start (config.CheckWebAuthn);
+		// here only a test's own options can be wrong.
+		panic(fmt.Sprintf("webauthn: %v", err))
+	}
+	a.Accounts.WebAuthn = rp
 	a.Metrics = metrics.New()
 	a.Engine.Observe = func(m tessera.Method, result string) { a.Metrics.ObserveVerification(string(m), result) }
 	a.Worker.SenderNames = o.SenderNames
@@ -185,6 +203,13 @@ func New(o Options) *App {
 		Limiter: o.Limiter, LimitIP: limits.IP, LimitClient: limits.Client, TrustedProxies: o.TrustedProxies,
 	})
 	return a
+}
+
+func orStrings(v, def []string) []string {
+	if len(v) == 0 {
+		return def
+	}
+	return v
 }
 
 func or(s, def string) string {

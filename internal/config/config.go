@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -44,6 +45,12 @@ type Config struct {
 	// their factors a session may change passwords, keys and factors
 	PrivilegedMaxAge time.Duration
 	NewDeviceNotices bool // TESSERA_NEW_DEVICE_NOTICES: email the user on a login from a new device
+
+	// Passkeys (WebAuthn): the relying party's id (a domain), the name
+	// authenticators show, and the origins pages may call from.
+	WebAuthnRPID    string   // TESSERA_WEBAUTHN_RP_ID
+	WebAuthnRPName  string   // TESSERA_WEBAUTHN_RP_NAME
+	WebAuthnOrigins []string // TESSERA_WEBAUTHN_ORIGINS, comma-separated
 
 	// Abuse protection.
 	RedisURL        string          // TESSERA_REDIS_URL (_FILE): shared limits across instances; unset: in memory
@@ -165,6 +172,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.IDTokenTTL = duration(get("TESSERA_ID_TOKEN_TTL", "15m"), "TESSERA_ID_TOKEN_TTL", bad)
 	c.RefreshGrace = duration(get("TESSERA_REFRESH_GRACE", "10s"), "TESSERA_REFRESH_GRACE", bad)
 	c.PrivilegedMaxAge = duration(get("TESSERA_PRIVILEGED_MAX_AGE", "10m"), "TESSERA_PRIVILEGED_MAX_AGE", bad)
+	c.loadWebAuthn(get, bad)
 	if v := get("TESSERA_NEW_DEVICE_NOTICES", "true"); v != "" {
 		on, err := strconv.ParseBool(v)
 		if err != nil {
@@ -451,6 +459,9 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_REFRESH_GRACE", c.RefreshGrace.String()},
 		{"TESSERA_PRIVILEGED_MAX_AGE", c.PrivilegedMaxAge.String()},
 		{"TESSERA_NEW_DEVICE_NOTICES", strconv.FormatBool(c.NewDeviceNotices)},
+		{"TESSERA_WEBAUTHN_RP_ID", c.WebAuthnRPID},
+		{"TESSERA_WEBAUTHN_RP_NAME", c.WebAuthnRPName},
+		{"TESSERA_WEBAUTHN_ORIGINS", strings.Join(c.WebAuthnOrigins, ",")},
 		{"TESSERA_EMAIL_SENDER", c.EmailSender},
 		{"TESSERA_SMS_SENDER", c.SMSSender},
 		{"TESSERA_SMTP_HOST", c.SMTP.Host},
@@ -499,4 +510,51 @@ func countries(m map[string]bool) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, ",")
+}
+
+// loadWebAuthn reads the passkey settings. The defaults fit `serve` on
+// this machine: the RP ID localhost and the origin http://localhost:PORT
+// of TESSERA_ADDR (browsers treat localhost as a secure context).
+func (c *Config) loadWebAuthn(get func(name, def string) string, bad func(string, ...any)) {
+	c.WebAuthnRPID = strings.ToLower(get("TESSERA_WEBAUTHN_RP_ID", "localhost"))
+	c.WebAuthnRPName = get("TESSERA_WEBAUTHN_RP_NAME", c.ServiceName)
+	port := "8080"
+	if _, p, err := net.SplitHostPort(c.Addr); err == nil {
+		port = p
+	}
+	for _, o := range strings.Split(get("TESSERA_WEBAUTHN_ORIGINS", "http://localhost:"+port), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.WebAuthnOrigins = append(c.WebAuthnOrigins, o)
+		}
+	}
+	if err := CheckWebAuthn(c.WebAuthnRPID, c.WebAuthnOrigins); err != nil {
+		bad("%v", err)
+	}
+}
+
+// CheckWebAuthn validates a relying party id and its origins as browsers
+// will: the RP ID is a bare domain; each origin is scheme://host[:port],
+// https unless the host is localhost, and its host is the RP ID or one of
+// its subdomains.
+func CheckWebAuthn(rpID string, origins []string) error {
+	if rpID == "" || strings.ContainsAny(rpID, ":/ ") || net.ParseIP(rpID) != nil {
+		return fmt.Errorf("TESSERA_WEBAUTHN_RP_ID: must be a domain such as example.com (no scheme, port or IP address), not %q", rpID)
+	}
+	if len(origins) == 0 {
+		return errors.New("TESSERA_WEBAUTHN_ORIGINS: name at least one origin, such as https://login." + rpID)
+	}
+	for _, o := range origins {
+		u, err := url.Parse(o)
+		if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("TESSERA_WEBAUTHN_ORIGINS: %q is not an origin such as https://login.%s", o, rpID)
+		}
+		host := strings.ToLower(u.Hostname())
+		if host != rpID && !strings.HasSuffix(host, "."+rpID) {
+			return fmt.Errorf("TESSERA_WEBAUTHN_ORIGINS: %q is not on %s (TESSERA_WEBAUTHN_RP_ID) or one of its subdomains", o, rpID)
+		}
+		if u.Scheme != "https" && !(u.Scheme == "http" && host == "localhost") {
+			return fmt.Errorf("TESSERA_WEBAUTHN_ORIGINS: %q must use https (http only for localhost)", o)
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -35,6 +36,7 @@ func (s *Server) accountRoutes() {
 	s.handle("POST /auth/otp/code", s.requirePrivileged(policy.EnrolFactor, s.handleVerifyChannel))
 	s.handle("POST /auth/mfa/recovery-codes", s.requirePrivileged(policy.RegenerateRecoveryCodes, s.handleRecoveryCodes))
 	s.ottRoutes()
+	s.passkeyRoutes()
 }
 
 type userKey struct{}
@@ -184,15 +186,20 @@ func (s *Server) replyLogin(w http.ResponseWriter, r *http.Request, res *account
 // its own).
 func (s *Server) handleLoginMFA(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		ProcessingID string `json:"processingId"`
-		Method       string `json:"method"`
-		Code         string `json:"code"`
+		ProcessingID string          `json:"processingId"`
+		Method       string          `json:"method"`
+		Code         string          `json:"code"`
+		Credential   json.RawMessage `json:"credential"` // a passkey's assertion, for method "passkey"
 	}
 	if err := decodeJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	tokens, err := s.Accounts.CompleteLogin(r.Context(), req.ProcessingID, req.Method, req.Code, meta(r))
+	proof := req.Code
+	if req.Method == account.FactorPasskey {
+		proof = string(req.Credential)
+	}
+	tokens, err := s.Accounts.CompleteLogin(r.Context(), req.ProcessingID, req.Method, proof, meta(r))
 	s.reply(w, r, tokensJSON{Tokens: tokens}, err)
 }
 

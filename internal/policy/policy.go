@@ -22,6 +22,13 @@ const (
 	SMS          = "sms"
 	Email        = "email"
 	RecoveryCode = "recovery_code"
+	// Passkey is a WebAuthn passkey ("hwk": a key held in hardware or a
+	// synced keychain); UserVerified ("user") goes with it, since Tessera
+	// always asks the authenticator to verify the user (PIN, biometrics).
+	// The two together are two factors: something held and something
+	// known or been.
+	Passkey      = "hwk"
+	UserVerified = "user"
 	// MFA is added to amr when two distinct factors were used (AAL 2).
 	MFA = "mfa"
 )
@@ -33,6 +40,7 @@ const DefaultPrivilegedMaxAge = 10 * time.Minute
 // Factors is what a user has enrolled, as the policy sees it. Of builds it
 // from the account; nothing else decides whether MFA is on.
 type Factors struct {
+	Passkey       bool // the user has a passkey
 	TOTP          bool // an authenticator app is enrolled
 	SMS           bool // the user turned texted codes on as a second factor
 	RecoveryCodes bool // unused recovery codes are left
@@ -40,11 +48,11 @@ type Factors struct {
 
 // Of returns the factors of u, who has recoveryCodesLeft unused codes.
 func Of(u *tessera.User, recoveryCodesLeft int) Factors {
-	return Factors{TOTP: u.TOTPEnrolled(), SMS: u.SMSFactorOn(), RecoveryCodes: recoveryCodesLeft > 0}
+	return Factors{Passkey: u.HasPasskeys(), TOTP: u.TOTPEnrolled(), SMS: u.SMSFactorOn(), RecoveryCodes: recoveryCodesLeft > 0}
 }
 
 // MFA reports whether logging in takes a second factor.
-func (f Factors) MFA() bool { return f.TOTP || f.SMS }
+func (f Factors) MFA() bool { return f.Passkey || f.TOTP || f.SMS }
 
 // FullAAL is the assurance level the user set up: 2 with MFA on, else 1.
 // Privileged actions need it.
@@ -56,12 +64,16 @@ func (f Factors) FullAAL() int {
 }
 
 // strength orders second factors by what an attacker must hold to pass
-// them: an authenticator app (a device and its secret) beats a phone
-// number (a SIM swap), which beats a mailbox. A recovery code stands in
-// for any of them: it is what the owner printed when enrolling.
+// them: a passkey (a device that signs for this site only, so no phishing
+// page can relay it) beats an authenticator app (a device and its secret,
+// whose codes can be relayed), which beats a phone number (a SIM swap),
+// which beats a mailbox. A recovery code stands in for any of them: it is
+// what the owner printed when enrolling.
 func strength(method string) int {
 	switch method {
-	case TOTP, RecoveryCode:
+	case Passkey, RecoveryCode:
+		return 4
+	case TOTP:
 		return 3
 	case SMS:
 		return 2
@@ -74,8 +86,11 @@ func strength(method string) int {
 // SecondFactors lists the methods that may complete a login (or a step-up,
 // or a key recovery) of a user with f, given the methods this flow has
 // proven already ("highest available"):
+//   - a passkey, for a user who has one;
 //   - the authenticator app and texted codes, each only if enrolled as a
-//     factor; a phone that is merely a user key is never one;
+//     factor; a phone that is merely a user key is never one; and once the
+//     user has a passkey, texted codes no longer (a SIM swap must not
+//     undercut it), while the app still does;
 //   - never an emailed code: the mailbox is where passwords are recovered
 //     to, so accepting it would make the mailbox alone enough for a
 //     session;
@@ -87,7 +102,7 @@ func SecondFactors(f Factors, proven []string) []string {
 	for _, m := range []struct {
 		method string
 		has    bool
-	}{{TOTP, f.TOTP}, {SMS, f.SMS}, {RecoveryCode, f.RecoveryCodes}} {
+	}{{Passkey, f.Passkey}, {TOTP, f.TOTP}, {SMS, f.SMS && !f.Passkey}, {RecoveryCode, f.RecoveryCodes}} {
 		if m.has && !slices.Contains(proven, m.method) {
 			out = append(out, m.method)
 		}
@@ -167,6 +182,8 @@ func MayRemove(s Session, method string) error {
 // what turning MFA off removes, so what the session must match.
 func Strongest(f Factors) string {
 	switch {
+	case f.Passkey:
+		return Passkey
 	case f.TOTP:
 		return TOTP
 	case f.SMS:
@@ -187,7 +204,7 @@ const RecoveryAAL = 1
 // SecondFactors): it proves the address, as at registration.
 func AAL(amr []string) int {
 	for _, m := range amr {
-		if m == TOTP || m == SMS || m == RecoveryCode {
+		if m == TOTP || m == SMS || m == RecoveryCode || m == Passkey {
 			return 2
 		}
 	}

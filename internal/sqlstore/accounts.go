@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -19,20 +20,21 @@ var _ tessera.AccountStore = (*DB)(nil)
 // rows; users itself holds none of them.
 const userSelect = `SELECT u.id, COALESCE(e.identifier, ''), e.verified_at, COALESCE(p.identifier, ''), COALESCE(p.country, ''), p.verified_at,
 	COALESCE(pw.secret, ''), pw.created_at, u.status, t.verified_at, u.last_login_at, u.last_login_device, u.failed_logins, u.locked_until,
-	u.created_at, p.second_factor_at, u.anti_phishing_sealed, COALESCE(pw.identifier, '')
+	u.created_at, p.second_factor_at, u.anti_phishing_sealed, COALESCE(pw.identifier, ''), pk.second_factor_at
 	FROM users u
 	LEFT JOIN credentials e ON e.user_id = u.id AND e.kind = 'email'
 	LEFT JOIN credentials pw ON pw.user_id = u.id AND pw.kind = 'password'
 	LEFT JOIN credentials p ON p.user_id = u.id AND p.kind = 'phone'
-	LEFT JOIN credentials t ON t.user_id = u.id AND t.kind = 'totp'`
+	LEFT JOIN credentials t ON t.user_id = u.id AND t.kind = 'totp'
+	LEFT JOIN credentials pk ON pk.user_id = u.id AND pk.kind = 'passkeys'`
 
 func scanUser(row scanner) (*tessera.User, error) {
 	var u tessera.User
-	var emailVerified, phoneVerified, pwChanged, totpVerified, lastLogin, smsMFA sql.NullInt64
+	var emailVerified, phoneVerified, pwChanged, totpVerified, lastLogin, smsMFA, passkeys sql.NullInt64
 	var locked, created int64
 	var status string
 	err := row.Scan(&u.ID, &u.Email, &emailVerified, &u.Phone, &u.PhoneCountry, &phoneVerified, &u.PasswordHash, &pwChanged,
-		&status, &totpVerified, &lastLogin, &u.LastLoginDevice, &u.FailedLogins, &locked, &created, &smsMFA, &u.AntiPhishingSealed, &u.PasswordRecoveredVia)
+		&status, &totpVerified, &lastLogin, &u.LastLoginDevice, &u.FailedLogins, &locked, &created, &smsMFA, &u.AntiPhishingSealed, &u.PasswordRecoveredVia, &passkeys)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound()
 	}
@@ -41,7 +43,7 @@ func scanUser(row scanner) (*tessera.User, error) {
 	}
 	u.Status = tessera.UserStatus(status)
 	u.EmailVerifiedAt, u.PhoneVerifiedAt, u.TOTPVerifiedAt, u.LastLoginAt = fromNullMS(emailVerified), fromNullMS(phoneVerified), fromNullMS(totpVerified), fromNullMS(lastLogin)
-	u.PasswordChanged, u.CreatedAt, u.SMSMFAAt = fromNullMS(pwChanged), fromMS(created), fromNullMS(smsMFA)
+	u.PasswordChanged, u.CreatedAt, u.SMSMFAAt, u.PasskeysAt = fromNullMS(pwChanged), fromMS(created), fromNullMS(smsMFA), fromNullMS(passkeys)
 	if locked > 0 {
 		u.LockedUntil = fromMS(locked)
 	}
@@ -408,6 +410,80 @@ func (db *DB) Credentials(ctx context.Context, userID string) ([]*tessera.Creden
 	return out, rows.Err()
 }
 
+// ---- passkeys ----
+
+// Passkeys returns the user's passkeys from their credential row.
+func (db *DB) Passkeys(ctx context.Context, userID string) ([]*tessera.Passkey, error) {
+	var data string
+	err := db.reader().queryRow(ctx, `SELECT data FROM credentials WHERE user_id = ? AND kind = 'passkeys'`, userID).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*tessera.Passkey
+	return out, json.Unmarshal([]byte(data), &out)
+}
+
+// SavePasskeys rewrites the user's passkeys if the row still holds prev:
+// one conditional statement, so two parallel changes (or two logins
+// moving the sign counter) cannot both win.
+func (db *DB) SavePasskeys(ctx context.Context, userID string, prev, next []*tessera.Passkey, now time.Time) error {
+	before, err := passkeysJSON(prev)
+	if err != nil {
+		return err
+	}
+	after, err := passkeysJSON(next)
+	if err != nil {
+		return err
+	}
+	err = db.writeOp(ctx, false, func(r runner) error {
+		switch {
+		case len(prev) == 0 && len(next) == 0:
+			return nil
+		case len(prev) == 0:
+			// Passkeys are a second factor from the first one on.
+			return oneRow(r.exec(ctx, `INSERT INTO credentials (user_id, kind, identifier, identifier_key, country, secret, verified_at,
+				second_factor_at, created_at, last_used_at, data) VALUES (?, 'passkeys', '', '', '', '', ?, ?, ?, NULL, ?) ON CONFLICT DO NOTHING`,
+				userID, ms(now), ms(now), ms(now), after))
+		case len(next) == 0:
+			return oneRow(r.exec(ctx, `DELETE FROM credentials WHERE user_id = ? AND kind = 'passkeys' AND data = ?`, userID, before))
+		}
+		return oneRow(r.exec(ctx, `UPDATE credentials SET data = ?, last_used_at = ? WHERE user_id = ? AND kind = 'passkeys' AND data = ?`,
+			after, nullMS(lastUse(next)), userID, before))
+	})
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		return tessera.Errorf(tessera.ECONFLICT, "The passkeys changed meanwhile: try again")
+	}
+	return err
+}
+
+func passkeysJSON(list []*tessera.Passkey) (string, error) {
+	if len(list) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(list)
+	return string(b), err
+}
+
+func lastUse(list []*tessera.Passkey) time.Time {
+	var last time.Time
+	for _, p := range list {
+		if p.LastUsedAt.After(last) {
+			last = p.LastUsedAt
+		}
+	}
+	return last
+}
+
+// RemovePassword removes the password credential.
+func (db *DB) RemovePassword(ctx context.Context, userID string) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `DELETE FROM credentials WHERE user_id = ? AND kind = 'password'`, userID))
+	})
+}
+
 // ---- sessions and refresh tokens ----
 
 const sessionColumns = `id, user_id, amr, user_agent, ip, created_at, last_used_at, expires_at, revoked_at, revoke_reason, aal, auth_time`
@@ -598,7 +674,7 @@ func (db *DB) RecoveryCodesLeft(ctx context.Context, userID string) (int, error)
 
 // ---- flows ----
 
-const flowColumns = `id, type, state, user_id, email_key, session_id, label, secret, required_aal, aal, methods, csrf_secret, attempts, max_attempts,
+const flowColumns = `id, type, state, user_id, email_key, session_id, label, secret, challenge, required_aal, aal, methods, csrf_secret, attempts, max_attempts,
 	created_at, expires_at, used_at, user_agent, ip`
 
 func scanFlow(row scanner) (*tessera.Flow, error) {
@@ -606,7 +682,7 @@ func scanFlow(row scanner) (*tessera.Flow, error) {
 	var typ, methods string
 	var created, expires int64
 	var used sql.NullInt64
-	err := row.Scan(&f.ID, &typ, &f.State, &f.UserID, &f.Email, &f.SessionID, &f.Label, &f.Secret, &f.RequiredAAL, &f.AAL, &methods, &f.CSRFSecret,
+	err := row.Scan(&f.ID, &typ, &f.State, &f.UserID, &f.Email, &f.SessionID, &f.Label, &f.Secret, &f.Challenge, &f.RequiredAAL, &f.AAL, &methods, &f.CSRFSecret,
 		&f.Attempts, &f.MaxAttempts, &created, &expires, &used, &f.UserAgent, &f.IP)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound()
@@ -625,8 +701,8 @@ func scanFlow(row scanner) (*tessera.Flow, error) {
 // CreateFlow stores a new flow.
 func (db *DB) CreateFlow(ctx context.Context, f *tessera.Flow) error {
 	return db.writeOp(ctx, false, func(r runner) error {
-		_, err := r.exec(ctx, `INSERT INTO flows (`+flowColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)`,
-			f.ID, string(f.Type), f.State, f.UserID, strings.ToLower(f.Email), f.SessionID, f.Label, f.Secret, f.RequiredAAL, f.AAL, strings.Join(f.Methods, ","),
+		_, err := r.exec(ctx, `INSERT INTO flows (`+flowColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)`,
+			f.ID, string(f.Type), f.State, f.UserID, strings.ToLower(f.Email), f.SessionID, f.Label, f.Secret, f.Challenge, f.RequiredAAL, f.AAL, strings.Join(f.Methods, ","),
 			f.CSRFSecret, f.Attempts, f.MaxAttempts, ms(f.CreatedAt), ms(f.ExpiresAt), f.UserAgent, f.IP)
 		return err
 	})
@@ -667,9 +743,9 @@ func (db *DB) LatestFlow(ctx context.Context, userID string, typ tessera.FlowTyp
 // AdvanceFlow moves a flow on in one compare-and-set UPDATE.
 func (db *DB) AdvanceFlow(ctx context.Context, f *tessera.Flow, fromState string, now time.Time) error {
 	return db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `UPDATE flows SET type = ?, state = ?, methods = ?, aal = ?, secret = ?
+		return oneRow(r.exec(ctx, `UPDATE flows SET type = ?, state = ?, methods = ?, aal = ?, secret = ?, challenge = ?
 			WHERE id = ? AND state = ? AND used_at IS NULL AND expires_at > ?`,
-			string(f.Type), f.State, strings.Join(f.Methods, ","), f.AAL, f.Secret, f.ID, fromState, ms(now)))
+			string(f.Type), f.State, strings.Join(f.Methods, ","), f.AAL, f.Secret, f.Challenge, f.ID, fromState, ms(now)))
 	})
 }
 

@@ -21,6 +21,7 @@ CREATE TABLE flows (
     session_id   TEXT NOT NULL,
     label        TEXT NOT NULL,
     secret       BYTEA,
+    challenge    BYTEA,
     required_aal BIGINT NOT NULL,
     aal          BIGINT NOT NULL,
     methods      TEXT NOT NULL,

@@ -21,6 +21,7 @@ CREATE TABLE flows (
     session_id   TEXT NOT NULL,
     label        TEXT NOT NULL,
     secret       BLOB,
+    challenge    BLOB,
     required_aal INTEGER NOT NULL,
     aal          INTEGER NOT NULL,
     methods      TEXT NOT NULL,
