@@ -359,3 +359,29 @@ func TestPostgresNeedsSharedKeys(t *testing.T) {
 		t.Fatalf("PostgreSQL with keys: %v", err)
 	}
 }
+
+func TestCheckWebAuthn(t *testing.T) {
+	for _, c := range []struct {
+		rpID    string
+		origins []string
+		ok      bool
+	}{
+		{"localhost", []string{"http://localhost:8080"}, true},
+		{"example.com", []string{"https://example.com", "https://login.example.com:8443"}, true},
+		{"example.com", []string{"http://example.com"}, false},          // http only for localhost
+		{"example.com", []string{"https://example.org"}, false},         // another site
+		{"example.com", []string{"https://badexample.com"}, false},      // not a subdomain
+		{"example.com", []string{"https://example.com/login"}, false},   // a path is no origin
+		{"https://example.com", []string{"https://example.com"}, false}, // the RP ID is a domain
+		{"127.0.0.1", []string{"http://127.0.0.1:8080"}, false},
+		{"example.com", nil, false},
+	} {
+		err := CheckWebAuthn(c.rpID, c.origins)
+		if (err == nil) != c.ok {
+			t.Errorf("CheckWebAuthn(%q, %v) = %v, want ok=%v", c.rpID, c.origins, err, c.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "TESSERA_WEBAUTHN_") {
+			t.Errorf("the error does not name the setting: %v", err)
+		}
+	}
+}

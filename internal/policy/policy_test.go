@@ -21,6 +21,8 @@ func TestSecondFactors(t *testing.T) {
 		{"SMS only, codes used up", Factors{SMS: true}, []string{Password}, []string{SMS}},
 		{"SMS proved the first step", Factors{SMS: true, RecoveryCodes: true}, []string{Password, SMS}, []string{RecoveryCode}},
 		{"email never", Factors{TOTP: true}, []string{Password, Email}, []string{TOTP}},
+		{"a passkey drops SMS, keeps the app", Factors{Passkey: true, TOTP: true, SMS: true, RecoveryCodes: true}, []string{Password}, []string{Passkey, TOTP, RecoveryCode}},
+		{"SMS recovered the password", Factors{SMS: true, RecoveryCodes: true}, PasswordProves(SMS), []string{RecoveryCode}},
 	} {
 		if got := SecondFactors(c.f, c.proven); !slices.Equal(got, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
@@ -70,6 +72,10 @@ func TestMayRemove(t *testing.T) {
 		{[]string{Password}, SMS, false},
 		{[]string{Password, SMS, MFA}, SMS, true},
 		{[]string{Password, TOTP, MFA}, SMS, true},
+		{[]string{Password, TOTP, MFA}, Passkey, false},
+		{[]string{Passkey, UserVerified, MFA}, Passkey, true},
+		{[]string{Password, RecoveryCode, MFA}, Passkey, true},
+		{[]string{Passkey, UserVerified, MFA}, TOTP, true},
 	} {
 		if err := MayRemove(Session{AMR: c.amr}, c.removing); (err == nil) != c.ok {
 			t.Errorf("amr %v removing %s: %v, want ok=%v", c.amr, c.removing, err, c.ok)
@@ -87,6 +93,7 @@ func TestAAL(t *testing.T) {
 		{[]string{Password, TOTP}, 2},
 		{[]string{Password, SMS}, 2},
 		{[]string{Password, RecoveryCode}, 2},
+		{[]string{Passkey, UserVerified}, 2},
 	} {
 		if got := AAL(c.amr); got != c.want {
 			t.Errorf("AAL(%v) = %d, want %d", c.amr, got, c.want)
