@@ -1,0 +1,188 @@
+// Package browsertest starts headless Chromium for tests, driven with
+// chromedp, and gives it a virtual WebAuthn authenticator (the DevTools
+// WebAuthn domain) so a test can register and use passkeys in a real
+// browser.
+//
+// Chromium's path comes from ChromiumEnv (scripts/test sets it), else from
+// PATH (chromium, then chromium-browser). Without a browser that starts,
+// the tests skip, or fail when storetest.RequireEnv is set, as CI sets it.
+package browsertest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/webauthn"
+	"github.com/chromedp/chromedp"
+)
+
+// ChromiumEnv names the variable with the path of the Chromium binary.
+const ChromiumEnv = "TESSERA_TEST_CHROMIUM"
+
+// RequireEnv, when set (CI sets it), makes a browser that is missing or
+// cannot start fail the test instead of skipping it. It is the variable of
+// storetest.RequireEnv, repeated so that this package does not import the
+// store.
+const RequireEnv = "TESSERA_TEST_REQUIRE_SERVERS"
+
+// StartTimeout bounds how long Chromium may take to start and open its
+// first tab.
+const StartTimeout = 30 * time.Second
+
+// ExecPath returns the Chromium binary to run: ChromiumEnv's value, or the
+// first of chromium and chromium-browser found in PATH.
+func ExecPath() (string, error) {
+	if p := os.Getenv(ChromiumEnv); p != "" {
+		found, err := exec.LookPath(p)
+		if err != nil {
+			return "", fmt.Errorf("%s=%s: %w", ChromiumEnv, p, err)
+		}
+		return found, nil
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if found, err := exec.LookPath(name); err == nil {
+			return found, nil
+		}
+	}
+	return "", fmt.Errorf("no chromium or chromium-browser in PATH and %s is not set (Debian: apt-get install chromium)", ChromiumEnv)
+}
+
+// Start starts headless Chromium with one blank tab and returns the
+// chromedp context of that tab. The browser stops when the test ends. A
+// browser that is missing or does not start skips the test, or fails it
+// when RequireEnv is set.
+//
+// Do not put a deadline on the returned context itself; derive one for
+// each step (context.WithTimeout(ctx, ...)): cancelling the returned
+// context stops the browser.
+func Start(t testing.TB) context.Context {
+	t.Helper()
+	path, err := ExecPath()
+	if err != nil {
+		unavailable(t, err)
+	}
+	output := &syncBuffer{}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		// New headless mode: the full browser without a window, which has
+		// the WebAuthn machinery the virtual authenticator plugs into.
+		chromedp.Flag("headless", "new"),
+		// Root in a container has no user namespaces for the sandbox.
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		// A container's /dev/shm is often 64 MB; use /tmp instead.
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.CombinedOutput(output),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+
+	// The first Run starts the browser and binds it to ctx, so ctx must not
+	// have a deadline: bound the start from outside instead.
+	began := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- chromedp.Do(ctx) }()
+	timer := time.NewTimer(StartTimeout)
+	defer timer.Stop()
+	select {
+	case err = <-done:
+	case <-timer.C:
+		cancel()
+		<-done
+		err = fmt.Errorf("no tab after %v", StartTimeout)
+	}
+	if err != nil {
+		unavailable(t, fmt.Errorf("start %s: %w\n%s", path, err, output.tail(4096)))
+	}
+	t.Logf("browsertest: %s started in %v", path, time.Since(began).Round(time.Millisecond))
+	return ctx
+}
+
+// unavailable skips the test, or fails it when RequireEnv is set.
+func unavailable(t testing.TB, err error) {
+	t.Helper()
+	if os.Getenv(RequireEnv) != "" {
+		t.Fatalf("%s is set, so the browser tests must run: %v", RequireEnv, err)
+	}
+	t.Skipf("no browser: %v", err)
+}
+
+// AddVirtualAuthenticator enables the WebAuthn domain on the tab of ctx and
+// adds a virtual platform authenticator to it: CTAP2, internal transport,
+// resident (discoverable) keys, user verification that always succeeds and
+// presence that needs no touch. The browser's WebAuthn calls on that tab
+// then use it instead of real hardware.
+func AddVirtualAuthenticator(ctx context.Context) (authenticatorID string, err error) {
+	if _, err := chromedp.Call(ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
+		return "", fmt.Errorf("WebAuthn.enable: %w", err)
+	}
+	res, err := chromedp.Call(ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{
+		Options: &webauthn.VirtualAuthenticatorOptions{
+			Protocol:                    webauthn.AuthenticatorProtocolCtap2,
+			Transport:                   webauthn.AuthenticatorTransportInternal,
+			HasResidentKey:              true,
+			HasUserVerification:         true,
+			IsUserVerified:              true,
+			AutomaticPresenceSimulation: true,
+		},
+	})
+	if err != nil {
+		return "", fmt.Errorf("WebAuthn.addVirtualAuthenticator: %w", err)
+	}
+	if res.AuthenticatorID == "" {
+		return "", errors.New("WebAuthn.addVirtualAuthenticator: no authenticator id")
+	}
+	return string(res.AuthenticatorID), nil
+}
+
+// Credentials lists the credentials the virtual authenticator holds, with
+// their ids, resident flag, RP ID, user handle and sign count.
+func Credentials(ctx context.Context, authenticatorID string) ([]*webauthn.Credential, error) {
+	res, err := chromedp.Call(ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{
+		AuthenticatorID: webauthn.AuthenticatorID(authenticatorID),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("WebAuthn.getCredentials: %w", err)
+	}
+	return res.Credentials, nil
+}
+
+// syncBuffer collects the browser's output, which arrives from another
+// goroutine, keeping about the last maxOutput bytes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+const maxOutput = 64 << 10
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf.Len()+len(p) > 2*maxOutput {
+		b.buf.Next(b.buf.Len() - maxOutput)
+	}
+	return b.buf.Write(p)
+}
+
+// tail returns the last n bytes written.
+func (b *syncBuffer) tail(n int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.buf.Bytes()
+	if len(s) > n {
+		s = s[len(s)-n:]
+	}
+	return string(s)
+}
