@@ -11,6 +11,7 @@ package browsertest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -156,6 +157,37 @@ func Credentials(ctx context.Context, authenticatorID string) ([]*webauthn.Crede
 		return nil, fmt.Errorf("WebAuthn.getCredentials: %w", err)
 	}
 	return res.Credentials, nil
+}
+
+// WaitFor evaluates the JavaScript expression on the tab of ctx every
+// 50ms until its value is neither null, undefined nor false, and decodes
+// that value into T. It returns at once when the expression throws, and
+// when ctx ends.
+//
+// Use it rather than chromedp.Poll on a page with a strict CSP: Poll's
+// page function builds the predicate with new Function, which a CSP
+// without 'unsafe-eval' refuses, while Runtime.evaluate is not subject to
+// the page's CSP.
+func WaitFor[T any](ctx context.Context, expression string) (T, error) {
+	wrapped := "(() => { const v = (" + expression + "); return v === undefined || v === false ? null : v; })()"
+	for {
+		raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](wrapped))
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		if len(raw) > 0 && string(raw) != "null" {
+			var v T
+			err := json.Unmarshal(raw, &v)
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			var zero T
+			return zero, fmt.Errorf("waiting for %s: %w", expression, context.Cause(ctx))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // syncBuffer collects the browser's output, which arrives from another
