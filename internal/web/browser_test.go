@@ -100,7 +100,7 @@ func (f *fakeAPI) login(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"idToken": f.idToken, "refreshToken": "r1", "idTokenExpiresAt": time.Now().Add(time.Hour)})
 		f.mu.Unlock()
 	default:
-		writeError(w, http.StatusUnauthorized, "unauthenticated", "Wrong email or password")
+		writeError(w, http.StatusUnauthorized, "unauthorized", "Invalid email or password")
 	}
 }
 
@@ -108,7 +108,7 @@ func (f *fakeAPI) authorized(w http.ResponseWriter, r *http.Request) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.idToken == "" || r.Header.Get("Authorization") != "Bearer "+f.idToken {
-		writeError(w, http.StatusUnauthorized, "unauthenticated", "No valid ID token")
+		writeError(w, http.StatusUnauthorized, "unauthorized", "No valid ID token")
 		return false
 	}
 	return true
@@ -385,8 +385,8 @@ func pageInBrowser(t *testing.T, ctx context.Context, toJSON bool) {
 		t.Errorf("adding a passkey before signing in: %+v", s)
 	}
 	fill(t, ctx, "ada@example.com", "wrong")
-	if s := act(t, ctx, "#login", "login"); s.State != "error" || s.Code != "unauthenticated" ||
-		s.Text != "Signing in failed: 401 unauthenticated: Wrong email or password" {
+	if s := act(t, ctx, "#login", "login"); s.State != "error" || s.Code != "unauthorized" ||
+		s.Text != "Signing in failed: 401 unauthorized: Invalid email or password" {
 		t.Errorf("a wrong password: %+v", s)
 	}
 	fill(t, ctx, "mfa@example.com", "correct horse")
