@@ -319,8 +319,10 @@ func loadOpenAPI(t testing.TB) *openapiSpec {
 			openapiErr = fmt.Errorf("router: %w", err)
 			return
 		}
-		// The reference page is text/html, which kin-openapi has no decoder for.
+		// The reference page and the passkey page are text/html and
+		// text/javascript, which kin-openapi has no decoders for.
 		openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.FileBodyDecoder)
+		openapi3filter.RegisterBodyDecoder("text/javascript", openapi3filter.FileBodyDecoder)
 		openapiLoaded = &openapiSpec{doc: doc, router: router, opts: &openapi3filter.Options{
 			IncludeResponseStatus:             true, // an undocumented status fails
 			RejectWhenRequestBodyNotSpecified: true,

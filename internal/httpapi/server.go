@@ -19,6 +19,7 @@ import (
 	"github.com/tessera-id/tessera/internal/apiclient"
 	"github.com/tessera-id/tessera/internal/ratelimit"
 	"github.com/tessera-id/tessera/internal/verify"
+	"github.com/tessera-id/tessera/internal/web"
 )
 
 // Server holds what the handlers need. Build it with New.
@@ -78,6 +79,7 @@ func (s *Server) routes() {
 	// The accounts API (end users, ID-token bearer).
 	s.accountRoutes()
 	s.openapiRoutes()
+	web.Routes(s.handle) // the minimal passkey page, until the hosted pages exist
 
 	// Anything else: JSON 404, never the mux's plain-text page.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
