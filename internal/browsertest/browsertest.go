@@ -218,3 +218,51 @@ func (b *syncBuffer) tail(n int) string {
 	}
 	return string(s)
 }
+
+// Status is what a page's #status element says: the step that ran
+// (data-step), how it ended (data-state: ok or error), the API's error code
+// or the browser's error name (data-code), and the text a person reads.
+type Status struct {
+	Step  string `json:"step"`
+	State string `json:"state"`
+	Code  string `json:"code"`
+	Text  string `json:"text"`
+}
+
+// Await waits until #status reports that step has ended.
+func Await(t testing.TB, ctx context.Context, step string) Status {
+	t.Helper()
+	s, err := WaitFor[Status](ctx, `(() => {
+		const s = document.getElementById("status");
+		if (s.dataset.step !== "`+step+`" || s.dataset.state === "busy") return null;
+		return {step: s.dataset.step, state: s.dataset.state, code: s.dataset.code || "", text: s.textContent};
+	})()`)
+	if err != nil {
+		t.Fatalf("waiting for the step %s: %v", step, err)
+	}
+	return s
+}
+
+// Act clears #status, clicks the element of selector as a person would and
+// waits for step to end.
+func Act(t testing.TB, ctx context.Context, selector, step string) Status {
+	t.Helper()
+	if err := chromedp.Do(ctx,
+		chromedp.Evaluate[chromedp.Void](`(() => { const s = document.getElementById("status"); s.dataset.step = ""; s.dataset.state = ""; })()`),
+		chromedp.Click(chromedp.CSS(selector)),
+	); err != nil {
+		t.Fatalf("click %s: %v", selector, err)
+	}
+	return Await(t, ctx, step)
+}
+
+// Fill types an email and a password into the page's sign-in form.
+func Fill(t testing.TB, ctx context.Context, email, password string) {
+	t.Helper()
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("email"), email),
+		chromedp.SetValue(chromedp.ID("password"), password),
+	); err != nil {
+		t.Fatal(err)
+	}
+}
