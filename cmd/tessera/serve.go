@@ -151,6 +151,15 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// passkeyOrigin is where a browser must open Tessera's pages for passkeys
+// to work: the first WebAuthn origin.
+func passkeyOrigin(cfg *config.Config) string {
+	if len(cfg.WebAuthnOrigins) > 0 {
+		return cfg.WebAuthnOrigins[0]
+	}
+	return "http://localhost:8080"
+}
+
 // printWelcome tells a newcomer how to make a first call. On a brand-new
 // SQLite database it also creates a first API client, so the very first
 // start is enough to try the API; the token is shown this once only.
@@ -194,7 +203,8 @@ Then validate it with the verificationId and the code:
 
 End users (registration, logins, MFA, account security) use the accounts
 API under /auth and /api/v1: see the README, and %[1]s/docs.
+Try passkeys in a browser: %[3]s/ui/passkeys
 
-`, baseURL, token)
+`, baseURL, token, passkeyOrigin(cfg))
 	return nil
 }
