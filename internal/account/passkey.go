@@ -54,6 +54,9 @@ type PasskeyView struct {
 	BackedUp       bool      `json:"backedUp"`
 	Transports     []string  `json:"transports"`
 	CloneWarning   bool      `json:"cloneWarning"`
+	// RecoveryCodes is set when this passkey turned MFA on: ten
+	// single-use codes, shown this once, for the day the device is lost.
+	RecoveryCodes []string `json:"recoveryCodes,omitempty"`
 }
 
 func viewPasskey(p *tessera.Passkey) PasskeyView {
@@ -208,6 +211,7 @@ func (s *Service) FinishPasskeyEnrolment(ctx context.Context, u *tessera.User, s
 	if err != nil {
 		return nil, err
 	}
+	mfaBefore := policy.Of(u, 0).MFA()
 	cred, err := wa.CreateCredential(passkeyUser{u, keys}, session, parsed)
 	if err != nil {
 		return nil, refused(err)
@@ -251,6 +255,13 @@ func (s *Service) FinishPasskeyEnrolment(ctx context.Context, u *tessera.User, s
 	}
 	s.audit(ctx, tessera.AuditPasskeyAdded, u, meta, name)
 	v := viewPasskey(p)
+	if !mfaBefore {
+		// With a passkey, a password login takes a second factor: without
+		// recovery codes, losing the device would lock the user out.
+		if v.RecoveryCodes, err = s.NewRecoveryCodes(ctx, u); err != nil {
+			return nil, err
+		}
+	}
 	return &v, nil
 }
 

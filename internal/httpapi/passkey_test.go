@@ -60,6 +60,10 @@ func TestPasskeyEnrolAndLogInAlone(t *testing.T) {
 		if added.str("name") != "Laptop" || added.str("id") == "" || added.body["cloneWarning"] != false {
 			t.Fatalf("added %s", added.raw)
 		}
+		// The first passkey turns MFA on: recovery codes come with it.
+		if codes, _ := added.body["recoveryCodes"].([]any); len(codes) != 10 {
+			t.Fatalf("no recovery codes with the first passkey: %s", added.raw)
+		}
 		noticeTo(t, e, u.email, "passkey was added")
 		list := u.call("GET", "/auth/passkeys", nil).want(t, 200).body["passkeys"].([]any)
 		if len(list) != 1 || list[0].(map[string]any)["id"] != added.str("id") {
