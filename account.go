@@ -30,8 +30,10 @@ type User struct {
 	PasswordHash    string // argon2id, PHC string format with its parameters
 	PasswordChanged time.Time
 	// PasskeysAt is when the user's first passkey was added; zero without
-	// passkeys.
-	PasskeysAt time.Time
+	// passkeys. PasskeyUsable is whether one of them is not marked as
+	// cloned: only those can prove anything.
+	PasskeysAt    time.Time
+	PasskeyUsable bool
 	// PasswordRecoveredVia is the channel ("email", "sms") whose recovery
 	// token set the current password; "" when the user chose it with the
 	// old one. That channel already proved the password step, so it
@@ -53,7 +55,7 @@ type User struct {
 // TOTPEnrolled reports whether an authenticator app is enrolled.
 func (u *User) TOTPEnrolled() bool { return !u.TOTPVerifiedAt.IsZero() }
 
-// HasPasskeys reports whether the user has a passkey.
+// HasPasskeys reports whether the user has a passkey, usable or not.
 func (u *User) HasPasskeys() bool { return !u.PasskeysAt.IsZero() }
 
 // SMSFactorOn reports whether texted codes are a second factor.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -175,9 +176,8 @@ func (s *Service) BeginPasskeyEnrolment(ctx context.Context, u *tessera.User, se
 }
 
 // FinishPasskeyEnrolment checks the browser's attestation response for
-// flow processingID and adds the passkey. The session proved the passkey
-// just now, so it reaches AAL 2 (its auth time stays); other sessions
-// live on (a new passkey takes nothing from anyone), and a notice goes out.
+// flow processingID and adds the passkey; other sessions live on (a new
+// passkey takes nothing from anyone), and a notice goes out.
 func (s *Service) FinishPasskeyEnrolment(ctx context.Context, u *tessera.User, sess *tessera.Session, processingID, name string, credential json.RawMessage, meta Meta) (*PasskeyView, error) {
 	wa, err := s.relyingParty()
 	if err != nil {
@@ -224,6 +224,9 @@ func (s *Service) FinishPasskeyEnrolment(ctx context.Context, u *tessera.User, s
 			return nil, tessera.Errorf(tessera.ECONFLICT, "This passkey is added already")
 		}
 	}
+	if len(keys) >= maxPasskeys { // again: enrolments begun earlier may have finished since
+		return nil, tessera.Errorf(tessera.ECONFLICT, "This account has %d passkeys, the most it may: remove one first", maxPasskeys)
+	}
 	now := s.now()
 	if name == "" {
 		name = "Passkey " + now.Format("2006-01-02")
@@ -238,11 +241,10 @@ func (s *Service) FinishPasskeyEnrolment(ctx context.Context, u *tessera.User, s
 		if err := t.store.UseFlow(ctx, f.ID, now); err != nil {
 			return err
 		}
+		// The session is not lifted to this passkey's assurance: whoever
+		// adds a passkey of their own must not thereby count as having
+		// used one (to remove the owner's, say). Logging in with it does.
 		if err := t.store.SavePasskeys(ctx, u.ID, keys, append(slices.Clone(keys), p), now); err != nil {
-			return err
-		}
-		aal, amr := assurance(append(slices.Clone(sess.AMR), policy.Passkey, policy.UserVerified))
-		if err := t.store.SetSessionAuth(ctx, sess.ID, aal, amr, sess.AuthTime, now); err != nil {
 			return err
 		}
 		return s.notifyOn(ctx, t.engine, u, u.Email, "a passkey was added", "The passkey \""+name+"\" was added to your account.")
@@ -267,11 +269,15 @@ func (s *Service) FinishPasskeyEnrolment(ctx context.Context, u *tessera.User, s
 
 func passkeyName(name string) (string, error) {
 	name = strings.TrimSpace(name)
-	if utf8.RuneCountInString(name) > 64 || printable(name, 256) != name {
+	if utf8.RuneCountInString(name) > 64 || printable(name, 256) != name || strings.IndexFunc(name, isFormat) >= 0 {
 		return "", tessera.Invalid(tessera.FieldError{Path: "name", Error: "must be at most 64 printable characters"})
 	}
 	return name, nil
 }
+
+// isFormat reports invisible formatting characters (bidi overrides, zero
+// widths): a name shown in emails must read as it is.
+func isFormat(r rune) bool { return unicode.Is(unicode.Cf, r) }
 
 // Passkeys lists the user's passkeys.
 func (s *Service) Passkeys(ctx context.Context, u *tessera.User) ([]PasskeyView, error) {
@@ -337,7 +343,13 @@ func (s *Service) DeletePasskey(ctx context.Context, u *tessera.User, sess *tess
 		return err
 	}
 	gone, _, err := s.changePasskey(ctx, u, id, func(keys []*tessera.Passkey, i int) ([]*tessera.Passkey, error) {
-		if u.PasswordHash == "" && len(keys) == 1 {
+		usable := 0
+		for j, k := range keys {
+			if j != i && !k.CloneWarning {
+				usable++
+			}
+		}
+		if u.PasswordHash == "" && usable == 0 {
 			return nil, tessera.Errorf(tessera.ECONFLICT, "This is the last way you can log in: add another passkey (or a password) first")
 		}
 		return slices.Delete(slices.Clone(keys), i, i+1), nil
@@ -406,12 +418,15 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, processingID string, c
 	if _, err := uuid.Parse(processingID); err != nil {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "processingId", Error: "must be the processingId POST /auth/passkeys/login/begin returned"})
 	}
+	if f, err := s.Store.Flow(ctx, processingID); err != nil || f.Type != tessera.FlowPasskeyLogin {
+		if err != nil && tessera.ErrorCode(err) != tessera.ENOTFOUND {
+			return nil, err
+		}
+		return nil, flowGone() // and no attempt taken from a flow of another kind
+	}
 	f, err := s.reserveAttempt(ctx, processingID)
 	if err != nil {
 		return nil, err
-	}
-	if f.Type != tessera.FlowPasskeyLogin {
-		return nil, flowGone()
 	}
 	session, err := sessionOf(f)
 	if err != nil {

@@ -239,8 +239,9 @@ func TestPasskeyRemoval(t *testing.T) {
 	a := webauthntest.New(passkeyOrigin)
 	id := addPasskey(t, u, a).want(t, 200).str("id")
 
-	// The enrolling session used the passkey: it may remove the password
+	// A session that logged in with the passkey may remove the password
 	// (passkeys only from then on), but not the last passkey.
+	u.take(passkeyLogin(t, e, a).want(t, 200))
 	u.call("DELETE", "/auth/password", nil).want(t, 200)
 	noticeTo(t, e, u.email, "password was removed")
 	u.login(t).want(t, 401)

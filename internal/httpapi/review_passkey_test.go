@@ -192,7 +192,10 @@ func TestReview2PasskeyCapBypassedByOpenFlows(t *testing.T) {
 	e := newEnv(t, stores[0].open(t))
 	u := register(t, e, "cap@example.com")
 	e.deliver()
-	for i := 0; i < 19; i++ {
+	first := webauthntest.New(passkeyOrigin)
+	addPasskey(t, u, first).want(t, 200)
+	u.take(passkeyLogin(t, e, first).want(t, 200)) // with MFA on, a session at AAL 2
+	for i := 1; i < 19; i++ {
 		addPasskey(t, u, webauthntest.New(passkeyOrigin)).want(t, 200)
 	}
 	var begins []*response

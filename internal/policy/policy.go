@@ -40,7 +40,10 @@ const DefaultPrivilegedMaxAge = 10 * time.Minute
 // Factors is what a user has enrolled, as the policy sees it. Of builds it
 // from the account; nothing else decides whether MFA is on.
 type Factors struct {
-	Passkey       bool // the user has a passkey
+	// Passkeys: the user has passkeys (MFA is on); Passkey: one of them is
+	// usable (not marked as cloned), so it can complete a login.
+	Passkeys      bool
+	Passkey       bool
 	TOTP          bool // an authenticator app is enrolled
 	SMS           bool // the user turned texted codes on as a second factor
 	RecoveryCodes bool // unused recovery codes are left
@@ -48,11 +51,11 @@ type Factors struct {
 
 // Of returns the factors of u, who has recoveryCodesLeft unused codes.
 func Of(u *tessera.User, recoveryCodesLeft int) Factors {
-	return Factors{Passkey: u.HasPasskeys(), TOTP: u.TOTPEnrolled(), SMS: u.SMSFactorOn(), RecoveryCodes: recoveryCodesLeft > 0}
+	return Factors{Passkeys: u.HasPasskeys(), Passkey: u.PasskeyUsable, TOTP: u.TOTPEnrolled(), SMS: u.SMSFactorOn(), RecoveryCodes: recoveryCodesLeft > 0}
 }
 
 // MFA reports whether logging in takes a second factor.
-func (f Factors) MFA() bool { return f.Passkey || f.TOTP || f.SMS }
+func (f Factors) MFA() bool { return f.Passkeys || f.Passkey || f.TOTP || f.SMS }
 
 // FullAAL is the assurance level the user set up: 2 with MFA on, else 1.
 // Privileged actions need it.
@@ -102,7 +105,7 @@ func SecondFactors(f Factors, proven []string) []string {
 	for _, m := range []struct {
 		method string
 		has    bool
-	}{{Passkey, f.Passkey}, {TOTP, f.TOTP}, {SMS, f.SMS && !f.Passkey}, {RecoveryCode, f.RecoveryCodes}} {
+	}{{Passkey, f.Passkey}, {TOTP, f.TOTP}, {SMS, f.SMS && !f.Passkeys && !f.Passkey}, {RecoveryCode, f.RecoveryCodes}} {
 		if m.has && !slices.Contains(proven, m.method) {
 			out = append(out, m.method)
 		}
@@ -182,7 +185,7 @@ func MayRemove(s Session, method string) error {
 // what turning MFA off removes, so what the session must match.
 func Strongest(f Factors) string {
 	switch {
-	case f.Passkey:
+	case f.Passkeys || f.Passkey:
 		return Passkey
 	case f.TOTP:
 		return TOTP

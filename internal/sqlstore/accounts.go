@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +21,7 @@ var _ tessera.AccountStore = (*DB)(nil)
 // rows; users itself holds none of them.
 const userSelect = `SELECT u.id, COALESCE(e.identifier, ''), e.verified_at, COALESCE(p.identifier, ''), COALESCE(p.country, ''), p.verified_at,
 	COALESCE(pw.secret, ''), pw.created_at, u.status, t.verified_at, u.last_login_at, u.last_login_device, u.failed_logins, u.locked_until,
-	u.created_at, p.second_factor_at, u.anti_phishing_sealed, COALESCE(pw.identifier, ''), pk.second_factor_at
+	u.created_at, p.second_factor_at, u.anti_phishing_sealed, COALESCE(pw.identifier, ''), pk.verified_at, pk.second_factor_at
 	FROM users u
 	LEFT JOIN credentials e ON e.user_id = u.id AND e.kind = 'email'
 	LEFT JOIN credentials pw ON pw.user_id = u.id AND pw.kind = 'password'
@@ -30,11 +31,11 @@ const userSelect = `SELECT u.id, COALESCE(e.identifier, ''), e.verified_at, COAL
 
 func scanUser(row scanner) (*tessera.User, error) {
 	var u tessera.User
-	var emailVerified, phoneVerified, pwChanged, totpVerified, lastLogin, smsMFA, passkeys sql.NullInt64
+	var emailVerified, phoneVerified, pwChanged, totpVerified, lastLogin, smsMFA, passkeys, passkeyUsable sql.NullInt64
 	var locked, created int64
 	var status string
 	err := row.Scan(&u.ID, &u.Email, &emailVerified, &u.Phone, &u.PhoneCountry, &phoneVerified, &u.PasswordHash, &pwChanged,
-		&status, &totpVerified, &lastLogin, &u.LastLoginDevice, &u.FailedLogins, &locked, &created, &smsMFA, &u.AntiPhishingSealed, &u.PasswordRecoveredVia, &passkeys)
+		&status, &totpVerified, &lastLogin, &u.LastLoginDevice, &u.FailedLogins, &locked, &created, &smsMFA, &u.AntiPhishingSealed, &u.PasswordRecoveredVia, &passkeys, &passkeyUsable)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound()
 	}
@@ -44,6 +45,7 @@ func scanUser(row scanner) (*tessera.User, error) {
 	u.Status = tessera.UserStatus(status)
 	u.EmailVerifiedAt, u.PhoneVerifiedAt, u.TOTPVerifiedAt, u.LastLoginAt = fromNullMS(emailVerified), fromNullMS(phoneVerified), fromNullMS(totpVerified), fromNullMS(lastLogin)
 	u.PasswordChanged, u.CreatedAt, u.SMSMFAAt, u.PasskeysAt = fromNullMS(pwChanged), fromMS(created), fromNullMS(smsMFA), fromNullMS(passkeys)
+	u.PasskeyUsable = passkeyUsable.Valid
 	if locked > 0 {
 		u.LockedUntil = fromMS(locked)
 	}
@@ -428,7 +430,11 @@ func (db *DB) Passkeys(ctx context.Context, userID string) ([]*tessera.Passkey, 
 
 // SavePasskeys rewrites the user's passkeys if the row still holds prev:
 // one conditional statement, so two parallel changes (or two logins
-// moving the sign counter) cannot both win.
+// moving the sign counter) cannot both win. The row is a second factor
+// while one passkey is usable (not marked as cloned). A removal never
+// leaves an account with neither a password nor a usable passkey: the
+// user's row is locked first, so a parallel RemovePassword waits and then
+// sees this.
 func (db *DB) SavePasskeys(ctx context.Context, userID string, prev, next []*tessera.Passkey, now time.Time) error {
 	before, err := passkeysJSON(prev)
 	if err != nil {
@@ -438,7 +444,21 @@ func (db *DB) SavePasskeys(ctx context.Context, userID string, prev, next []*tes
 	if err != nil {
 		return err
 	}
-	err = db.writeOp(ctx, false, func(r runner) error {
+	usable := slices.ContainsFunc(next, func(p *tessera.Passkey) bool { return !p.CloneWarning })
+	err = db.writeOp(ctx, true, func(r runner) error {
+		if err := db.lockUser(ctx, r, userID); err != nil {
+			return err
+		}
+		if !usable && len(next) < len(prev) { // a removal (a clone warning removes nothing)
+			var password int
+			if err := r.queryRow(ctx, `SELECT COUNT(*) FROM credentials WHERE user_id = ? AND kind = 'password'`, userID).Scan(&password); err != nil {
+				return err
+			}
+			if password == 0 {
+				return tessera.Errorf(tessera.ECONFLICT, "This is the last way the account logs in: add another passkey (or a password) first")
+			}
+		}
+		factorAt := nullMS(now)
 		switch {
 		case len(prev) == 0 && len(next) == 0:
 			return nil
@@ -446,15 +466,32 @@ func (db *DB) SavePasskeys(ctx context.Context, userID string, prev, next []*tes
 			// Passkeys are a second factor from the first one on.
 			return oneRow(r.exec(ctx, `INSERT INTO credentials (user_id, kind, identifier, identifier_key, country, secret, verified_at,
 				second_factor_at, created_at, last_used_at, data) VALUES (?, 'passkeys', '', '', '', '', ?, ?, ?, NULL, ?) ON CONFLICT DO NOTHING`,
-				userID, ms(now), ms(now), ms(now), after))
+				userID, ms(now), factorAt, ms(now), after))
 		case len(next) == 0:
 			return oneRow(r.exec(ctx, `DELETE FROM credentials WHERE user_id = ? AND kind = 'passkeys' AND data = ?`, userID, before))
 		}
-		return oneRow(r.exec(ctx, `UPDATE credentials SET data = ?, last_used_at = ? WHERE user_id = ? AND kind = 'passkeys' AND data = ?`,
-			after, nullMS(lastUse(next)), userID, before))
+		if !usable {
+			factorAt = sql.NullInt64{}
+		}
+		return oneRow(r.exec(ctx, `UPDATE credentials SET data = ?, last_used_at = ?,
+			second_factor_at = CASE WHEN ? THEN COALESCE(second_factor_at, ?) ELSE NULL END
+			WHERE user_id = ? AND kind = 'passkeys' AND data = ?`,
+			after, nullMS(lastUse(next)), usable, factorAt, userID, before))
 	})
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return tessera.Errorf(tessera.ECONFLICT, "The passkeys changed meanwhile: try again")
+	}
+	return err
+}
+
+// lockUser locks the user's row for the rest of the transaction (on
+// PostgreSQL; SQLite writes one at a time), so that changes that each
+// check another credential cannot both pass on stale reads.
+func (db *DB) lockUser(ctx context.Context, r runner, userID string) error {
+	var id string
+	err := r.queryRow(ctx, `SELECT id FROM users WHERE id = ? `+db.dialect.forUpdate, userID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return notFound()
 	}
 	return err
 }
@@ -477,11 +514,23 @@ func lastUse(list []*tessera.Passkey) time.Time {
 	return last
 }
 
-// RemovePassword removes the password credential.
+// RemovePassword removes the password credential, only while a usable
+// passkey remains (ECONFLICT otherwise), under the user's row lock (see
+// SavePasskeys).
 func (db *DB) RemovePassword(ctx context.Context, userID string) error {
-	return db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `DELETE FROM credentials WHERE user_id = ? AND kind = 'password'`, userID))
+	noUser := false
+	err := db.writeOp(ctx, true, func(r runner) error {
+		if err := db.lockUser(ctx, r, userID); err != nil {
+			noUser = tessera.ErrorCode(err) == tessera.ENOTFOUND
+			return err
+		}
+		return oneRow(r.exec(ctx, `DELETE FROM credentials WHERE user_id = ? AND kind = 'password'
+			AND EXISTS (SELECT 1 FROM credentials p WHERE p.user_id = ? AND p.kind = 'passkeys' AND p.second_factor_at IS NOT NULL)`, userID, userID))
 	})
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND && !noUser {
+		return tessera.Errorf(tessera.ECONFLICT, "The password is the only way the account logs in, or there is none: add a passkey first")
+	}
+	return err
 }
 
 // ---- sessions and refresh tokens ----

@@ -44,6 +44,7 @@ func OpenPostgres(ctx context.Context, dsn string, maxConns int) (*DB, error) {
 			name:        "postgres",
 			placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
 			skipLocked:  "FOR UPDATE SKIP LOCKED",
+			forUpdate:   "FOR UPDATE",
 		},
 	}}
 	return store, nil

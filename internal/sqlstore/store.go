@@ -56,6 +56,9 @@ type dialect struct {
 	// skipLocked is appended to the claim subquery where rows can be
 	// locked, so two instances never claim the same message.
 	skipLocked string
+	// forUpdate locks the rows a SELECT reads until the transaction ends,
+	// where rows can be locked (SQLite has one writer at a time anyway).
+	forUpdate string
 }
 
 // Close closes the database, after the writes already queued. Closing

@@ -43,6 +43,7 @@ func RunAccounts(t *testing.T, open func(t *testing.T) tessera.AccountStore) {
 		{"PendingRegistrations", testPendingRegistrations},
 		{"SessionAuth", testSessionAuth},
 		{"InTx", testInTx},
+		{"Passkeys", testPasskeys},
 		{"SigningKeys", testSigningKeys},
 		{"AuditAppendAndList", testAuditAppendAndList},
 		{"AuditFilters", testAuditFilters},
@@ -1464,5 +1465,55 @@ func testAuditPrune(t *testing.T, s tessera.AccountStore) {
 	es := listAudit(t, s, tessera.AuditFilter{})
 	if n != 1 || len(es) != 1 || es[0].Kind != tessera.AuditLogout {
 		t.Fatalf("pruned %d, left %+v; want the old event gone and the recent one kept", n, es)
+	}
+}
+
+// testPasskeys: a user's passkeys change by compare-and-set; the user view
+// tells whether any exist and whether one is usable; neither a removal
+// nor RemovePassword leaves an account with no way to log in.
+func testPasskeys(t *testing.T, s tessera.AccountStore) {
+	must(t, s.CreateUser(ctx(), newUser("u1", "pk@example.com")))
+	if got, err := s.Passkeys(ctx(), "u1"); err != nil || len(got) != 0 {
+		t.Fatalf("passkeys of a new user: %v, %v", got, err)
+	}
+	a := &tessera.Passkey{ID: []byte("key-a"), Name: "A", PublicKey: []byte{1, 2}, SignCount: 1, Transports: []string{"internal"}, CreatedAt: t0}
+	b := &tessera.Passkey{ID: []byte("key-b"), Name: "B", PublicKey: []byte{3}, CreatedAt: t0}
+	must(t, s.SavePasskeys(ctx(), "u1", nil, []*tessera.Passkey{a}, t0))
+	wantCode(t, s.SavePasskeys(ctx(), "u1", nil, []*tessera.Passkey{b}, t0), tessera.ECONFLICT) // not what is stored
+	got, err := s.Passkeys(ctx(), "u1")
+	must(t, err)
+	if len(got) != 1 || string(got[0].ID) != "key-a" || got[0].SignCount != 1 || !slices.Equal(got[0].Transports, []string{"internal"}) {
+		t.Fatalf("read back %+v", got)
+	}
+	if u := getUser(t, s, "u1"); !u.HasPasskeys() || !u.PasskeyUsable || !u.PasskeysAt.Equal(t0) {
+		t.Fatalf("user view after a passkey: %+v", u)
+	}
+	both := []*tessera.Passkey{a, b}
+	must(t, s.SavePasskeys(ctx(), "u1", got, both, t0.Add(time.Minute)))
+
+	// Passwordless: the password goes while a usable passkey stays.
+	must(t, s.RemovePassword(ctx(), "u1"))
+	if u := getUser(t, s, "u1"); u.PasswordHash != "" {
+		t.Fatalf("the password stayed: %+v", u)
+	}
+	wantCode(t, s.RemovePassword(ctx(), "u1"), tessera.ECONFLICT) // none left to remove
+	// One passkey may go, not the last usable one.
+	must(t, s.SavePasskeys(ctx(), "u1", both, []*tessera.Passkey{a}, t0))
+	wantCode(t, s.SavePasskeys(ctx(), "u1", []*tessera.Passkey{a}, nil, t0), tessera.ECONFLICT)
+	// A clone warning keeps the row, but no usable passkey is left.
+	cloned := *a
+	cloned.CloneWarning = true
+	must(t, s.SavePasskeys(ctx(), "u1", []*tessera.Passkey{a}, []*tessera.Passkey{&cloned}, t0))
+	if u := getUser(t, s, "u1"); !u.HasPasskeys() || u.PasskeyUsable {
+		t.Fatalf("user view after a clone warning: %+v", u)
+	}
+
+	// With a password, the last passkey may go.
+	must(t, s.CreateUser(ctx(), newUser("u2", "pk2@example.com")))
+	must(t, s.SavePasskeys(ctx(), "u2", nil, []*tessera.Passkey{b}, t0))
+	wantCode(t, s.RemovePassword(ctx(), "nobody"), tessera.ENOTFOUND)
+	must(t, s.SavePasskeys(ctx(), "u2", []*tessera.Passkey{b}, nil, t0))
+	if u := getUser(t, s, "u2"); u.HasPasskeys() {
+		t.Fatalf("passkeys left: %+v", u)
 	}
 }
