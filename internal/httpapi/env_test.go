@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -99,13 +98,6 @@ func newEnv(t *testing.T, store app.Storage) *env { return newEnvWith(t, store, 
 // newEnvWith is newEnv with a hook to adjust the app's options.
 func newEnvWith(t *testing.T, store app.Storage, adjust func(*app.Options)) *env {
 	t.Helper()
-	return newEnvOn(t, store, nil, adjust)
-}
-
-// newEnvOn is newEnvWith serving on ln (nil: a new loopback port), for a
-// test that must know the server's address before the app is made.
-func newEnvOn(t *testing.T, store app.Storage, ln net.Listener, adjust func(*app.Options)) *env {
-	t.Helper()
 	key := func() []byte { b := make([]byte, 32); rand.Read(b); return b }
 	keys, err := secret.NewKeyring(key(), []secret.Key{{ID: "k1", Key: key()}}, nil)
 	if err != nil {
@@ -136,12 +128,7 @@ func newEnvOn(t *testing.T, store app.Storage, ln net.Listener, adjust func(*app
 	t.Cleanup(func() {
 		e.violations.Range(func(_, msg any) bool { t.Errorf("%s", msg); return true })
 	})
-	e.srv = httptest.NewUnstartedServer(e.checkedAgainst(spec, e.app.HTTP))
-	if ln != nil {
-		e.srv.Listener.Close()
-		e.srv.Listener = ln
-	}
-	e.srv.Start()
+	e.srv = httptest.NewServer(e.checkedAgainst(spec, e.app.HTTP))
 	t.Cleanup(e.srv.Close)
 	e.token = e.newClient("test-client")
 	return e
