@@ -195,15 +195,15 @@ func Strongest(f Factors) string {
 	return ""
 }
 
-// RecoveryAAL is the most a recovery grants. Password recovery and key
-// recovery prove the mailbox or the phone, not the second factor, so
-// neither hands out a session: a user with MFA on logs in afterwards and
-// passes SecondFactors like anyone else.
-const RecoveryAAL = 1
+// What a recovery grants: nothing but the change. Password recovery and
+// key recovery prove the mailbox or the phone, not the second factor, so
+// neither hands out a session (account.ResetPassword and RecoverKey
+// return no tokens): a user with MFA on logs in afterwards and passes
+// SecondFactors like anyone else, and PasswordProves keeps the channel
+// that recovered the password from passing as the second factor.
 
 // AAL is the assurance level reached by the methods in amr: 2 once a
-// second factor joined the password (a channel that only recovered the
-// password does not count: SecondFactors never offers it again). An emailed code is never one (see
+// second factor joined the password. An emailed code is never one (see
 // SecondFactors): it proves the address, as at registration.
 func AAL(amr []string) int {
 	for _, m := range amr {
