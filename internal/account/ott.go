@@ -132,8 +132,7 @@ func (s *Service) SendPasswordRecovery(ctx context.Context, email, dest, label s
 // ResetPassword consumes the token of recovery flow processingID: the
 // password changes, every session ends and a notice goes out, in one
 // transaction. It grants no session (see policy, "What a recovery
-// grants"): the user logs
-// in afterwards, second factor included.
+// grants"): the user logs in afterwards, second factor included.
 //
 // Every answer is the same for an account that exists and one that does
 // not: each flow counts its attempts (five), every flow of the address
