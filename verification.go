@@ -79,9 +79,11 @@ type Message struct {
 	Status        MessageStatus
 	Attempts      int
 	NextAttemptAt time.Time
-	// LockedUntil is the end of the lease of the worker sending it. A new
-	// message is created leased to its own instance's worker, which gets it
-	// in memory; other workers take it only if that lease runs out.
+	// LockedUntil is set by the engine on a message it hands to its own
+	// instance's worker in memory. The store keeps leases on the database's
+	// clock and with a holder (see Store.ClaimMessages): a message nobody
+	// has claimed yet may be claimed by any worker, so one the local worker
+	// could not take (its queue was full, the process died) waits no lease.
 	LockedUntil time.Time
 	LastError   string
 	CreatedAt   time.Time
@@ -185,16 +187,30 @@ type Store interface {
 	// RevokeClient revokes a client by id or name; ENOTFOUND if none.
 	RevokeClient(ctx context.Context, idOrName string, now time.Time) error
 
-	// ClaimMessages leases up to limit pending messages that are due at now
-	// to the caller until now+lease, so no other worker or instance takes
-	// them meanwhile.
-	ClaimMessages(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*Message, error)
-	// MarkMessagesSent marks messages sent and erases their bodies.
+	// ClaimMessages leases to holder (a worker's name) up to limit pending
+	// messages of channel that are due at now and that nobody holds: not
+	// claimed since they were queued or last tried, or whose holder's lease
+	// ran out. The lease ends lease after the database's clock (PostgreSQL's
+	// now; SQLite, one process, has the instance's own), never the
+	// caller's, so instances with skewed clocks agree on it; now is only
+	// compared with the messages' next attempt times.
+	ClaimMessages(ctx context.Context, channel Channel, holder string, now time.Time, lease time.Duration, limit int) ([]*Message, error)
+	// ClaimMessage claims the message id as ClaimMessages would (one handed
+	// over in memory); ENOTFOUND when it is not claimable.
+	ClaimMessage(ctx context.Context, id, holder string, now time.Time, lease time.Duration) (*Message, error)
+	// RenewLease extends holder's lease on pending message id to lease
+	// after the database's clock; ENOTFOUND when holder no longer holds it
+	// (another worker claimed it after the lease ran out, or it is done).
+	RenewLease(ctx context.Context, id, holder string, lease time.Duration) error
+	// MarkMessagesSent marks messages sent and erases their bodies,
+	// whoever holds them: a provider accepted them.
 	MarkMessagesSent(ctx context.Context, ids []string, now time.Time) error
-	// RetryMessage records a failed attempt and when to try again.
-	RetryMessage(ctx context.Context, id string, attempts int, next time.Time, lastErr string) error
-	// FailMessage gives a message up for good, erasing its body.
-	FailMessage(ctx context.Context, id string, attempts int, lastErr string) error
+	// RetryMessage records holder's failed attempt and when to try again,
+	// releasing the message; ENOTFOUND when holder does not hold it.
+	RetryMessage(ctx context.Context, id, holder string, attempts int, next time.Time, lastErr string) error
+	// FailMessage gives a message of holder up for good, erasing its body;
+	// ENOTFOUND when holder does not hold it.
+	FailMessage(ctx context.Context, id, holder string, attempts int, lastErr string) error
 	// MessageForVerification returns the newest message of a verification;
 	// ENOTFOUND if none.
 	MessageForVerification(ctx context.Context, owner, verificationID string) (*Message, error)

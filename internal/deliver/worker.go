@@ -8,6 +8,8 @@ package deliver
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tessera-id/tessera"
@@ -39,6 +42,14 @@ func IsPermanent(err error) bool {
 }
 
 // Worker delivers outbox messages. Set the fields, then call Run.
+//
+// Each channel has a lane of its own (a queue, a goroutine in Run), so a
+// slow provider on one channel never delays another. Every message is
+// claimed on its own under a lease named after this worker (Holder) and
+// measured on the database's clock; while its send runs a heartbeat renews
+// the lease, and a send whose lease turns out lost is abandoned and its
+// outcome not recorded as a failure, so two workers never both own a
+// message.
 type Worker struct {
 	Store   tessera.Store
 	Keys    *secret.Keyring
@@ -46,11 +57,18 @@ type Worker struct {
 	Now     func() time.Time
 	Log     *slog.Logger
 
-	// Lease is how long a claimed message is reserved for this worker; if
-	// the process dies, another worker takes it after that.
+	// Holder names this worker in the leases it takes; unique per worker.
+	Holder string
+	// Lease is how long a claimed message is reserved for this worker
+	// without renewal; if the process dies, another worker takes it after
+	// that. A send in progress renews it every Lease/3.
 	Lease time.Duration
-	// Batch is how many messages one claim takes.
+	// Batch is how many messages of a channel one claim takes.
 	Batch int
+	// QueueSize bounds each channel's in-memory queue of messages handed
+	// over by this instance's engine; when it is full a message is not
+	// queued and waits in the table for the next claim (of any instance).
+	QueueSize int
 	// Poll is how often the worker looks for due messages without being
 	// notified (retries, other instances' crashes).
 	Poll time.Duration
@@ -66,53 +84,127 @@ type Worker struct {
 	// Observe, when set, hears each attempt's result: sent, retry, failed.
 	Observe func(channel tessera.Channel, sender, result string)
 
-	wake chan struct{}
+	mu       sync.Mutex
+	lanes    map[tessera.Channel]*lane
+	overflow int // messages not queued because their lane's queue was full
+}
 
-	mu        sync.Mutex
-	queue     []*tessera.Message // handed over in memory by this instance's engine
-	lastClaim time.Time
+// lane is one channel's queue and state.
+type lane struct {
+	channel   tessera.Channel
+	queue     chan *tessera.Message // handed over in memory by this instance's engine
+	wake      chan struct{}
+	lastClaim time.Time // touched only by the lane's own loop
 }
 
 // NewWorker returns a worker with sensible defaults.
 func NewWorker(store tessera.Store, keys *secret.Keyring, senders map[tessera.Channel]tessera.Sender, log *slog.Logger) *Worker {
+	var id [12]byte
+	if _, err := crand.Read(id[:]); err != nil {
+		panic(err)
+	}
 	return &Worker{
 		Store: store, Keys: keys, Senders: senders, Now: time.Now, Log: log,
-		Lease: time.Minute, Batch: 100, Poll: time.Second, MaxAttempts: 8,
+		Holder: hex.EncodeToString(id[:]),
+		Lease:  time.Minute, Batch: 10, QueueSize: 256, Poll: time.Second, MaxAttempts: 8,
 		Backoff: 2 * time.Second, MaxBackoff: 10 * time.Minute, SendTimeout: 30 * time.Second,
-		wake: make(chan struct{}, 1),
 	}
 }
 
-// Enqueue hands the worker a message this instance just committed, leased
-// to it (see tessera.Message.LockedUntil), so it is sent without another
-// trip to the database. If the process dies first, the lease runs out and
-// any instance's worker sends it.
-func (w *Worker) Enqueue(m *tessera.Message) {
-	w.mu.Lock()
-	w.queue = append(w.queue, m)
-	w.mu.Unlock()
-	w.Notify()
+// channels are the channels with a lane: every channel with a sender, and
+// the built-in ones (whose messages fail at once without a sender).
+func (w *Worker) channels() []tessera.Channel {
+	chs := []tessera.Channel{tessera.ChannelEmail, tessera.ChannelSMS}
+	for ch := range w.Senders {
+		if !slices.Contains(chs, ch) {
+			chs = append(chs, ch)
+		}
+	}
+	slices.Sort(chs)
+	return chs
 }
 
-// Notify wakes the worker. It never blocks.
-func (w *Worker) Notify() {
+// lane returns the lane of ch, created on first use; nil for a channel
+// without one.
+func (w *Worker) lane(ch tessera.Channel) *lane {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.lanes == nil {
+		w.lanes = map[tessera.Channel]*lane{}
+		for _, c := range w.channels() {
+			w.lanes[c] = &lane{channel: c, queue: make(chan *tessera.Message, max(w.QueueSize, 1)), wake: make(chan struct{}, 1)}
+		}
+	}
+	return w.lanes[ch]
+}
+
+// Enqueue hands the worker a message this instance just committed, so it
+// is sent without waiting for a poll. It never blocks: when the channel's
+// queue is full the message stays in the table, unclaimed, and the next
+// claim of any worker takes it. If the process dies first, the same.
+func (w *Worker) Enqueue(m *tessera.Message) {
+	l := w.lane(m.Channel)
+	if l == nil {
+		return // no lane: it waits in the table (and fails there) like any other
+	}
 	select {
-	case w.wake <- struct{}{}:
+	case l.queue <- m:
+	default:
+		w.mu.Lock()
+		w.overflow++
+		w.mu.Unlock()
+	}
+	notify(l)
+}
+
+// Queued returns how many messages wait in the in-memory queues and how
+// many were left to the table because a queue was full.
+func (w *Worker) Queued() (queued, overflow int) {
+	for _, ch := range w.channels() {
+		queued += len(w.lane(ch).queue)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return queued, w.overflow
+}
+
+// Notify wakes every lane. It never blocks.
+func (w *Worker) Notify() {
+	for _, ch := range w.channels() {
+		notify(w.lane(ch))
+	}
+}
+
+func notify(l *lane) {
+	select {
+	case l.wake <- struct{}{}:
 	default:
 	}
 }
 
-// Run delivers messages until ctx ends. A batch in flight when ctx ends is
-// finished, so no message is left half-sent (its lease would hand it on
-// anyway).
+// Run delivers messages until ctx ends, one goroutine per channel. A
+// message in flight when ctx ends is finished, so none is left half-sent.
 func (w *Worker) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, ch := range w.channels() {
+		l := w.lane(ch)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.runLane(ctx, l)
+		}()
+	}
+	wg.Wait()
+}
+
+func (w *Worker) runLane(ctx context.Context, l *lane) {
 	ticker := time.NewTicker(w.Poll)
 	defer ticker.Stop()
 	for {
 		for {
-			n, err := w.DeliverDue(context.WithoutCancel(ctx))
+			n, err := w.deliverLane(context.WithoutCancel(ctx), l)
 			if err != nil {
-				w.Log.Error("outbox: deliver", "err", err)
+				w.Log.Error("outbox: deliver", "channel", l.channel, "err", err)
 				break
 			}
 			if n == 0 || ctx.Err() != nil {
@@ -122,59 +214,146 @@ func (w *Worker) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-w.wake:
+		case <-l.wake:
 		case <-ticker.C:
 		}
 	}
 }
 
-// DeliverDue takes one batch (messages handed over in memory first, then
-// due ones claimed from the store) and tries each once. It returns how
-// many it tried.
+// DeliverDue runs one round of every channel's lane, one after the other:
+// the messages handed over in memory (up to Batch), then due ones claimed
+// from the store, each tried once. It returns how many it tried.
 func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
-	now := w.Now()
-	w.mu.Lock()
-	n := min(len(w.queue), w.Batch)
-	msgs := append([]*tessera.Message(nil), w.queue[:n]...)
-	w.queue = w.queue[n:]
-	// Under steady load the queue is never empty; still look in the store
-	// every Poll for retries and for messages of instances that died.
-	claim := len(msgs) < w.Batch && (n == 0 || now.Sub(w.lastClaim) >= w.Poll)
-	if claim {
-		w.lastClaim = now
-	}
-	w.mu.Unlock()
-	if claim {
-		claimed, err := w.Store.ClaimMessages(ctx, now, w.Lease, w.Batch-len(msgs))
+	total := 0
+	var errs []error
+	for _, ch := range w.channels() {
+		n, err := w.deliverLane(ctx, w.lane(ch))
+		total += n
 		if err != nil {
-			return 0, fmt.Errorf("claim: %w", err)
-		}
-		for _, m := range claimed {
-			// A handed-over message whose lease ran out while it waited in
-			// the queue is claimed too; send it once.
-			if !slices.ContainsFunc(msgs, func(q *tessera.Message) bool { return q.ID == m.ID }) {
-				msgs = append(msgs, m)
-			}
+			errs = append(errs, err)
 		}
 	}
-	for _, m := range msgs {
-		err := w.send(ctx, m)
-		if err == nil {
-			w.observe(m.Channel, "sent")
-			// Marked at once, not after the batch: a slow provider must not
-			// let the lease run out on messages already delivered.
-			if err := w.Store.MarkMessagesSent(ctx, []string{m.ID}, w.Now()); err != nil {
-				// The provider has it; the lease will hand it out again,
-				// which is the "at least once" of at-least-once delivery.
-				w.Log.Error("outbox: mark sent", "message", m.ID, "err", err)
+	return total, errors.Join(errs...)
+}
+
+// deliverLane runs one round of a lane. A failed claim loses nothing: the
+// in-memory queue is untouched by it, and what it would have claimed stays
+// claimable in the table.
+func (w *Worker) deliverLane(ctx context.Context, l *lane) (int, error) {
+	now := w.Now()
+	tried := 0
+	for tried < w.Batch {
+		var m *tessera.Message
+		select {
+		case m = <-l.queue:
+		default:
+		}
+		if m == nil {
+			break
+		}
+		claimed, err := w.Store.ClaimMessage(ctx, m.ID, w.Holder, now, w.Lease)
+		if err != nil {
+			if tessera.ErrorCode(err) != tessera.ENOTFOUND {
+				// The table still has it, unclaimed: the next claim takes it.
+				w.Log.Warn("outbox: claim handed-over message", "message", m.ID, "err", err)
 			}
-			continue
+			continue // another worker has it, or it is done
 		}
-		if err := w.recordFailure(ctx, m, err); err != nil {
-			w.Log.Error("outbox: record failure", "message", m.ID, "err", err)
-		}
+		tried++
+		w.deliver(ctx, claimed)
 	}
-	return len(msgs), nil
+	// Under steady load the queue is never empty; still look in the store
+	// every Poll for retries, overflow and messages of instances that died.
+	if tried >= w.Batch && now.Sub(l.lastClaim) < w.Poll {
+		return tried, nil
+	}
+	l.lastClaim = now
+	claimed, err := w.Store.ClaimMessages(ctx, l.channel, w.Holder, now, w.Lease, w.Batch)
+	if err != nil {
+		return tried, fmt.Errorf("claim %s: %w", l.channel, err)
+	}
+	for i, m := range claimed {
+		// Claimed together, sent one by one: each is claimed again (its
+		// lease restarted) just before its send, and skipped if another
+		// worker took it after its lease ran out meanwhile.
+		if i > 0 {
+			if err := w.Store.RenewLease(ctx, m.ID, w.Holder, w.Lease); err != nil {
+				if tessera.ErrorCode(err) != tessera.ENOTFOUND {
+					w.Log.Warn("outbox: renew lease", "message", m.ID, "err", err)
+				}
+				continue
+			}
+		}
+		tried++
+		w.deliver(ctx, m)
+	}
+	return tried, nil
+}
+
+// deliver sends a message this worker holds and records the outcome.
+func (w *Worker) deliver(ctx context.Context, m *tessera.Message) {
+	err, lost := w.sendHeld(ctx, m)
+	if err == nil {
+		w.observe(m.Channel, "sent")
+		// The provider has it: recorded even if the lease was lost, so
+		// nobody sends it a third time.
+		if err := w.Store.MarkMessagesSent(ctx, []string{m.ID}, w.Now()); err != nil {
+			// The lease will hand it out again, which is the "at least
+			// once" of at-least-once delivery.
+			w.Log.Error("outbox: mark sent", "message", m.ID, "err", err)
+		}
+		return
+	}
+	if lost {
+		// Another worker owns the message now; its outcome is its own.
+		w.Log.Warn("outbox: lease lost during send; abandoned", "message", m.ID, "channel", m.Channel, "err", err)
+		return
+	}
+	if err := w.recordFailure(ctx, m, err); err != nil {
+		w.Log.Error("outbox: record failure", "message", m.ID, "err", err)
+	}
+}
+
+// sendHeld sends m while a heartbeat renews its lease every Lease/3. If a
+// renewal finds the lease lost, or renewals fail until the lease may have
+// run out, the send is cancelled and lost is true.
+func (w *Worker) sendHeld(ctx context.Context, m *tessera.Message) (err error, lost bool) {
+	sendCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var lostFlag atomic.Bool
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		every := max(w.Lease/3, time.Millisecond)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		held := time.Now() // monotonic: when the lease was last known renewed
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			err := w.Store.RenewLease(ctx, m.ID, w.Holder, w.Lease)
+			switch {
+			case err == nil:
+				held = time.Now()
+				continue
+			case tessera.ErrorCode(err) == tessera.ENOTFOUND:
+			case time.Since(held) < w.Lease-every:
+				w.Log.Warn("outbox: renew lease", "message", m.ID, "err", err)
+				continue
+			}
+			lostFlag.Store(true)
+			cancel()
+			return
+		}
+	}()
+	err = w.send(sendCtx, m)
+	close(done)
+	<-stopped
+	return err, lostFlag.Load()
 }
 
 func (w *Worker) observe(ch tessera.Channel, result string) {
@@ -212,7 +391,7 @@ func (w *Worker) recordFailure(ctx context.Context, m *tessera.Message, sendErr 
 	if IsPermanent(sendErr) || attempts >= w.MaxAttempts {
 		w.observe(m.Channel, "failed")
 		w.Log.Warn("outbox: message failed", "message", m.ID, "channel", m.Channel, "attempts", attempts, "err", msg)
-		return w.Store.FailMessage(ctx, m.ID, attempts, msg)
+		return w.Store.FailMessage(ctx, m.ID, w.Holder, attempts, msg)
 	}
 	delay := w.Backoff << (attempts - 1)
 	if delay > w.MaxBackoff || delay <= 0 {
@@ -221,5 +400,5 @@ func (w *Worker) recordFailure(ctx context.Context, m *tessera.Message, sendErr 
 	delay += time.Duration(rand.Int64N(int64(delay)/5 + 1)) // jitter, so retries of many messages spread out
 	w.observe(m.Channel, "retry")
 	w.Log.Info("outbox: will retry", "message", m.ID, "channel", m.Channel, "attempts", attempts, "in", delay.String(), "err", msg)
-	return w.Store.RetryMessage(ctx, m.ID, attempts, w.Now().Add(delay), msg)
+	return w.Store.RetryMessage(ctx, m.ID, w.Holder, attempts, w.Now().Add(delay), msg)
 }

@@ -339,29 +339,19 @@ func TestFailsAfterMaxAttempts(t *testing.T) {
 	})
 }
 
-func TestCrashedInstanceMessageSentAfterLease(t *testing.T) {
+func TestCrashedInstanceMessageSentAtOnce(t *testing.T) {
 	eachStore(t, func(t *testing.T, db *sqlstore.DB) {
 		f := newFixture(t, db)
-		// Instance A commits the message leased to its worker, then dies
-		// before the in-memory handoff is sent.
-		const lease = time.Minute
+		// Instance A commits the message for its worker, then dies before
+		// the in-memory handoff is claimed: nobody holds the message, so
+		// worker B's next claim takes it, without waiting for a lease.
 		f.engine.Deliver = func(*tessera.Message) {}
-		f.engine.DeliveryLease = lease
+		f.engine.DeliveryLease = time.Minute
 		vid := f.initiate(t, tessera.MethodEmail, "erin@example.com")
 
 		b := f.newWorker(db, map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: f.sender})
-		for _, now := range []time.Time{t0, t0.Add(lease / 2), t0.Add(lease - time.Millisecond)} {
-			f.now = now
-			if n := deliverDue(t, b); n != 0 {
-				t.Fatalf("worker B at +%v tried %d messages while A's lease holds, want 0", now.Sub(t0), n)
-			}
-		}
-		wantSends(t, f.sender, 0, 0)
-		wantStatus(t, f.message(t, vid), tessera.MessagePending)
-
-		f.now = t0.Add(lease)
 		if n := deliverDue(t, b); n != 1 {
-			t.Fatalf("worker B after the lease tried %d messages, want 1", n)
+			t.Fatalf("worker B tried %d messages, want 1", n)
 		}
 		wantSends(t, f.sender, 1, 1)
 		if got := f.sender.deliveredCopy()[0]; got.To != "erin@example.com" || !strings.Contains(got.Content.Body, code) {
@@ -369,9 +359,35 @@ func TestCrashedInstanceMessageSentAfterLease(t *testing.T) {
 		}
 		wantStatus(t, f.message(t, vid), tessera.MessageSent)
 
-		f.now = t0.Add(10 * lease)
+		f.now = t0.Add(time.Hour)
 		deliverDue(t, b)
 		wantSends(t, f.sender, 1, 1)
+	})
+}
+
+func TestCrashedWorkerMessageSentAfterLease(t *testing.T) {
+	eachStore(t, func(t *testing.T, db *sqlstore.DB) {
+		f := newFixture(t, db)
+		vid := f.initiate(t, tessera.MethodEmail, "erin@example.com")
+		// Worker A claims the message and dies mid-send: its lease, on the
+		// database's clock, holds the message from B until it runs out.
+		const lease = 400 * time.Millisecond
+		claimed, err := db.ClaimMessages(context.Background(), tessera.ChannelEmail, "dead-worker", f.now, lease, 10)
+		if err != nil || len(claimed) != 1 {
+			t.Fatalf("claim: %v, %v", claimed, err)
+		}
+		start := time.Now()
+		b := f.newWorker(db, map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: f.sender})
+		f.now = t0.Add(24 * time.Hour) // B's own clock does not end A's lease
+		if n := deliverDue(t, b); n != 0 && time.Since(start) < lease {
+			t.Fatalf("worker B tried %d messages while A's lease held, want 0", n)
+		}
+		time.Sleep(time.Until(start.Add(lease + 100*time.Millisecond)))
+		if n := deliverDue(t, b); n != 1 {
+			t.Fatalf("worker B after the lease tried %d messages, want 1", n)
+		}
+		wantSends(t, f.sender, 1, 1)
+		wantStatus(t, f.message(t, vid), tessera.MessageSent)
 	})
 }
 
@@ -381,8 +397,8 @@ type claimCounter struct {
 	claimed int
 }
 
-func (c *claimCounter) ClaimMessages(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*tessera.Message, error) {
-	msgs, err := c.Store.ClaimMessages(ctx, now, lease, limit)
+func (c *claimCounter) ClaimMessages(ctx context.Context, ch tessera.Channel, holder string, now time.Time, lease time.Duration, limit int) ([]*tessera.Message, error) {
+	msgs, err := c.Store.ClaimMessages(ctx, ch, holder, now, lease, limit)
 	c.claimed += len(msgs)
 	return msgs, err
 }

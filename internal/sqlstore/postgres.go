@@ -45,6 +45,7 @@ func OpenPostgres(ctx context.Context, dsn string, maxConns int) (*DB, error) {
 			placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
 			skipLocked:  "FOR UPDATE SKIP LOCKED",
 			forUpdate:   "FOR UPDATE",
+			nowMS:       "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
 		},
 	}}
 	return store, nil

@@ -59,6 +59,22 @@ type dialect struct {
 	// forUpdate locks the rows a SELECT reads until the transaction ends,
 	// where rows can be locked (SQLite has one writer at a time anyway).
 	forUpdate string
+	// nowMS is the database's clock in Unix milliseconds, as SQL; outbox
+	// leases are measured on it, so instances whose clocks disagree still
+	// agree on when a lease ends. Empty means SQLite's expression.
+	nowMS string
+}
+
+// sqliteNowMS is SQLite's clock in Unix milliseconds. SQLite runs in one
+// process, so this is that instance's own clock.
+const sqliteNowMS = `CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)`
+
+// dbNow is the SQL for the database's clock in Unix milliseconds.
+func (db *DB) dbNow() string {
+	if db.dialect.nowMS != "" {
+		return db.dialect.nowMS
+	}
+	return sqliteNowMS
 }
 
 // Close closes the database, after the writes already queued. Closing
@@ -475,16 +491,24 @@ func scanMessage(row scanner) (*tessera.Message, error) {
 	return &m, nil
 }
 
-// ClaimMessages leases due messages in one statement. On PostgreSQL the
-// subquery skips rows another instance is claiming at the same moment.
-func (db *DB) ClaimMessages(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*tessera.Message, error) {
+// claimable is the condition under which a worker may claim a pending
+// message at now (the caller's clock, for next_attempt_at): nobody holds it,
+// or its holder's lease ran out on the database's clock.
+func (db *DB) claimable() string {
+	return `status = 'pending' AND next_attempt_at <= ? AND (lease_holder = '' OR locked_until <= ` + db.dbNow() + `)`
+}
+
+// ClaimMessages leases due messages of a channel in one statement. On
+// PostgreSQL the subquery skips rows another instance is claiming at the
+// same moment.
+func (db *DB) ClaimMessages(ctx context.Context, channel tessera.Channel, holder string, now time.Time, lease time.Duration, limit int) ([]*tessera.Message, error) {
 	var out []*tessera.Message
 	err := db.writeOp(ctx, false, func(r runner) error {
 		out = nil
-		rows, err := r.query(ctx, `UPDATE outbox SET locked_until = ?
-			WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? AND locked_until <= ?
+		rows, err := r.query(ctx, `UPDATE outbox SET lease_holder = ?, locked_until = `+db.dbNow()+` + ?
+			WHERE id IN (SELECT id FROM outbox WHERE channel = ? AND `+db.claimable()+`
 				ORDER BY next_attempt_at LIMIT ? `+db.dialect.skipLocked+`)
-			RETURNING `+messageColumns, ms(now.Add(lease)), ms(now), ms(now), limit)
+			RETURNING `+messageColumns, holder, lease.Milliseconds(), string(channel), ms(now), limit)
 		if err != nil {
 			return err
 		}
@@ -501,16 +525,37 @@ func (db *DB) ClaimMessages(ctx context.Context, now time.Time, lease time.Durat
 	return out, err
 }
 
+// ClaimMessage claims one message by id, as ClaimMessages would.
+func (db *DB) ClaimMessage(ctx context.Context, id, holder string, now time.Time, lease time.Duration) (*tessera.Message, error) {
+	var m *tessera.Message
+	err := db.writeOp(ctx, false, func(r runner) error {
+		var err error
+		m, err = scanMessage(r.queryRow(ctx, `UPDATE outbox SET lease_holder = ?, locked_until = `+db.dbNow()+` + ?
+			WHERE id = ? AND `+db.claimable()+` RETURNING `+messageColumns, holder, lease.Milliseconds(), id, ms(now)))
+		return err
+	})
+	return m, err
+}
+
+// RenewLease extends holder's lease, only while it holds the message.
+func (db *DB) RenewLease(ctx context.Context, id, holder string, lease time.Duration) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE outbox SET locked_until = `+db.dbNow()+` + ?
+			WHERE id = ? AND status = 'pending' AND lease_holder = ?`, lease.Milliseconds(), id, holder))
+	})
+}
+
 // MarkMessagesSent marks messages sent and erases their bodies. It need
 // not be all or nothing: a message it fails to mark is simply sent again,
-// which at-least-once delivery allows.
+// which at-least-once delivery allows. It does not ask who holds the
+// message: once a provider accepted it, it is sent, whoever sent it.
 func (db *DB) MarkMessagesSent(ctx context.Context, ids []string, now time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	return db.writeOp(ctx, false, func(r runner) error {
 		for _, id := range ids {
-			if _, err := r.exec(ctx, `UPDATE outbox SET status = 'sent', sealed = NULL, sent_at = ?, locked_until = 0 WHERE id = ?`, ms(now), id); err != nil {
+			if _, err := r.exec(ctx, `UPDATE outbox SET status = 'sent', sealed = NULL, sent_at = ?, locked_until = 0, lease_holder = '' WHERE id = ?`, ms(now), id); err != nil {
 				return err
 			}
 		}
@@ -518,19 +563,21 @@ func (db *DB) MarkMessagesSent(ctx context.Context, ids []string, now time.Time)
 	})
 }
 
-// RetryMessage records a failed attempt and when to try again.
-func (db *DB) RetryMessage(ctx context.Context, id string, attempts int, next time.Time, lastErr string) error {
+// RetryMessage records a failed attempt of holder and when to try again.
+func (db *DB) RetryMessage(ctx context.Context, id, holder string, attempts int, next time.Time, lastErr string) error {
 	return db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, locked_until = 0 WHERE id = ? AND status = 'pending'`,
-			attempts, ms(next), lastErr, id))
+		return oneRow(r.exec(ctx, `UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, locked_until = 0, lease_holder = ''
+			WHERE id = ? AND status = 'pending' AND lease_holder = ?`,
+			attempts, ms(next), lastErr, id, holder))
 	})
 }
 
-// FailMessage gives a message up and erases its body.
-func (db *DB) FailMessage(ctx context.Context, id string, attempts int, lastErr string) error {
+// FailMessage gives a message of holder up and erases its body.
+func (db *DB) FailMessage(ctx context.Context, id, holder string, attempts int, lastErr string) error {
 	return db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `UPDATE outbox SET status = 'failed', sealed = NULL, attempts = ?, last_error = ?, locked_until = 0 WHERE id = ? AND status = 'pending'`,
-			attempts, lastErr, id))
+		return oneRow(r.exec(ctx, `UPDATE outbox SET status = 'failed', sealed = NULL, attempts = ?, last_error = ?, locked_until = 0, lease_holder = ''
+			WHERE id = ? AND status = 'pending' AND lease_holder = ?`,
+			attempts, lastErr, id, holder))
 	})
 }
 

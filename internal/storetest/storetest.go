@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) tessera.Store) {
 		{"Clients", testClients},
 		{"OutboxClaimLeaseAndSend", testOutbox},
 		{"OutboxParallelClaimsNeverOverlap", testOutboxParallelClaims},
+		{"OutboxLeaseOnDatabaseClock", testOutboxLeaseOnDatabaseClock},
 		{"DeleteStale", testDeleteStale},
 	}
 	for _, tc := range tests {
@@ -327,32 +328,46 @@ func testClients(t *testing.T, s tessera.Store) {
 }
 
 func testOutbox(t *testing.T, s tessera.Store) {
+	email := tessera.ChannelEmail
 	for i := 0; i < 3; i++ {
 		v := newVerification("c1", fmt.Sprint("v", i))
 		m := newMessage("c1", v.ID, fmt.Sprint("m", i))
 		m.NextAttemptAt = t0.Add(time.Duration(i) * time.Second)
+		// A lease set by the engine for its own worker does not keep a
+		// message nobody claimed from the others.
+		m.LockedUntil = time.Now().Add(time.Hour)
 		must(t, s.CreateVerification(ctx(), v, m))
 	}
-	// m2 is not due yet at t0+1s.
-	got, err := s.ClaimMessages(ctx(), t0.Add(time.Second), time.Minute, 10)
+	sms := newVerification("c1", "v-sms")
+	smsMsg := newMessage("c1", sms.ID, "m-sms")
+	smsMsg.Channel = tessera.ChannelSMS
+	must(t, s.CreateVerification(ctx(), sms, smsMsg))
+	// m2 is not due yet at t0+1s; m-sms is on another channel.
+	got, err := s.ClaimMessages(ctx(), email, "w1", t0.Add(time.Second), time.Minute, 10)
 	must(t, err)
 	if len(got) != 2 {
-		t.Fatalf("claimed %d messages, want the 2 that are due", len(got))
+		t.Fatalf("claimed %v, want the 2 email messages that are due", ids(got))
 	}
-	// Leased: nobody else gets them until the lease ends.
-	again, err := s.ClaimMessages(ctx(), t0.Add(2*time.Second), time.Minute, 10)
+	// Held: nobody else gets them while the lease lasts, and renewals by
+	// another worker fail.
+	again, err := s.ClaimMessages(ctx(), email, "w2", t0.Add(2*time.Second), time.Minute, 10)
 	must(t, err)
 	if len(again) != 1 || again[0].ID != "m2" {
 		t.Fatalf("claimed %v while m0 and m1 were leased", ids(again))
 	}
-	// A lease that runs out (the worker crashed) hands the message on.
-	expired, err := s.ClaimMessages(ctx(), t0.Add(2*time.Minute), time.Minute, 10)
+	_, err = s.ClaimMessage(ctx(), "m0", "w2", t0.Add(time.Hour), time.Minute)
+	wantCode(t, err, tessera.ENOTFOUND)
+	wantCode(t, s.RenewLease(ctx(), "m0", "w2", time.Minute), tessera.ENOTFOUND)
+	must(t, s.RenewLease(ctx(), "m0", "w1", time.Minute))
+	smsGot, err := s.ClaimMessage(ctx(), "m-sms", "w1", t0, time.Minute)
 	must(t, err)
-	if len(expired) != 3 {
-		t.Fatalf("after the leases ran out claimed %v, want all three", ids(expired))
+	if smsGot.ID != "m-sms" || smsGot.Channel != tessera.ChannelSMS {
+		t.Fatalf("claimed by id %+v", smsGot)
 	}
+
 	must(t, s.MarkMessagesSent(ctx(), []string{"m0", "m1"}, t0))
-	must(t, s.RetryMessage(ctx(), "m2", 1, t0.Add(time.Hour), "smtp: 451 try later"))
+	wantCode(t, s.RetryMessage(ctx(), "m2", "w1", 1, t0.Add(time.Hour), "x"), tessera.ENOTFOUND) // w2 holds it
+	must(t, s.RetryMessage(ctx(), "m2", "w2", 1, t0.Add(time.Hour), "smtp: 451 try later"))
 	m, err := s.MessageForVerification(ctx(), "c1", "v0")
 	must(t, err)
 	if m.Status != tessera.MessageSent || m.Sealed != nil || m.SentAt.IsZero() {
@@ -363,18 +378,56 @@ func testOutbox(t *testing.T, s tessera.Store) {
 	if m.Status != tessera.MessagePending || m.Attempts != 1 || m.LastError != "smtp: 451 try later" || !m.NextAttemptAt.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("retried message stored as %+v", m)
 	}
-	none, err := s.ClaimMessages(ctx(), t0.Add(30*time.Minute), time.Minute, 10)
+	none, err := s.ClaimMessages(ctx(), email, "w1", t0.Add(30*time.Minute), time.Minute, 10)
 	must(t, err)
 	if len(none) != 0 {
 		t.Fatalf("claimed %v before they were due", ids(none))
 	}
-	must(t, s.FailMessage(ctx(), "m2", 2, "550 no such user"))
+	// Released by the retry, claimable by anyone once due.
+	m2, err := s.ClaimMessage(ctx(), "m2", "w1", t0.Add(time.Hour), time.Minute)
+	must(t, err)
+	if m2.Attempts != 1 {
+		t.Fatalf("claimed %+v, want attempts 1", m2)
+	}
+	must(t, s.FailMessage(ctx(), "m2", "w1", 2, "550 no such user"))
 	m, err = s.MessageForVerification(ctx(), "c1", "v2")
 	must(t, err)
 	if m.Status != tessera.MessageFailed || m.Sealed != nil || m.LastError != "550 no such user" {
 		t.Fatalf("failed message stored as %+v", m)
 	}
-	wantCode(t, s.RetryMessage(ctx(), "m2", 3, t0, "x"), tessera.ENOTFOUND)
+	wantCode(t, s.RetryMessage(ctx(), "m2", "w1", 3, t0, "x"), tessera.ENOTFOUND)
+	wantCode(t, s.RenewLease(ctx(), "m2", "w1", time.Minute), tessera.ENOTFOUND)
+}
+
+// testOutboxLeaseOnDatabaseClock: a held lease runs out on the database's
+// clock, whatever time the caller passes, and then another worker takes
+// the message and the first one's renewal and failure no longer count.
+func testOutboxLeaseOnDatabaseClock(t *testing.T, s tessera.Store) {
+	v := newVerification("c1", "v")
+	must(t, s.CreateVerification(ctx(), v, newMessage("c1", v.ID, "m")))
+	const lease = 300 * time.Millisecond
+	start := time.Now()
+	got, err := s.ClaimMessages(ctx(), tessera.ChannelEmail, "w1", t0, lease, 10)
+	must(t, err)
+	if len(got) != 1 {
+		t.Fatalf("claimed %v", ids(got))
+	}
+	// A caller's clock far ahead does not end the lease.
+	if again, err := s.ClaimMessages(ctx(), tessera.ChannelEmail, "w2", t0.Add(24*time.Hour), lease, 10); err != nil || len(again) != 0 {
+		t.Fatalf("claimed %v (%v) while the lease held", ids(again), err)
+	}
+	if time.Since(start) >= lease {
+		t.Skip("too slow to test a lease of", lease)
+	}
+	time.Sleep(lease + 100*time.Millisecond)
+	taken, err := s.ClaimMessages(ctx(), tessera.ChannelEmail, "w2", t0, time.Minute, 10)
+	must(t, err)
+	if len(taken) != 1 {
+		t.Fatalf("after the lease ran out claimed %v, want m", ids(taken))
+	}
+	wantCode(t, s.RenewLease(ctx(), "m", "w1", time.Minute), tessera.ENOTFOUND)
+	wantCode(t, s.FailMessage(ctx(), "m", "w1", 1, "x"), tessera.ENOTFOUND)
+	must(t, s.RenewLease(ctx(), "m", "w2", time.Minute))
 }
 
 // testOutboxParallelClaims has several workers claim at once: each message
@@ -393,7 +446,7 @@ func testOutboxParallelClaims(t *testing.T, s tessera.Store) {
 		go func() {
 			defer wg.Done()
 			for {
-				got, err := s.ClaimMessages(ctx(), t0, time.Minute, 7)
+				got, err := s.ClaimMessages(ctx(), tessera.ChannelEmail, fmt.Sprint("w", w), t0, time.Minute, 7)
 				if err != nil {
 					t.Error(err)
 					return

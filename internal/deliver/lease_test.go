@@ -1,0 +1,318 @@
+package deliver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/secret"
+	"github.com/tessera-id/tessera/internal/sqlstore"
+	"github.com/tessera-id/tessera/internal/storetest"
+	"github.com/tessera-id/tessera/internal/verify"
+)
+
+// leaseStores runs test on SQLite and PostgreSQL (when configured).
+func leaseStores(t *testing.T, test func(t *testing.T, db *sqlstore.DB)) {
+	for _, s := range []struct {
+		name string
+		open func(testing.TB) *sqlstore.DB
+	}{{"sqlite", storetest.OpenSQLite}, {"postgres", storetest.OpenPostgres}} {
+		t.Run(s.name, func(t *testing.T) { test(t, s.open(t)) })
+	}
+}
+
+// leaseKit is a real engine and real workers on one store, on the real
+// clock: leases are measured on the database's clock, so these tests wait.
+type leaseKit struct {
+	store  tessera.Store
+	keys   *secret.Keyring
+	engine *verify.Engine
+	n      int
+}
+
+func newLeaseKit(t *testing.T, store tessera.Store) *leaseKit {
+	keys, err := secret.NewKeyring(bytes.Repeat([]byte{7}, secret.KeySize), []secret.Key{{ID: "k1", Key: bytes.Repeat([]byte{8}, secret.KeySize)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &leaseKit{store: store, keys: keys, engine: &verify.Engine{Store: store, Keys: keys, Now: time.Now}}
+}
+
+func (k *leaseKit) worker(store tessera.Store, senders map[tessera.Channel]tessera.Sender) *Worker {
+	w := NewWorker(store, k.keys, senders, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w.Poll, w.SendTimeout = 50*time.Millisecond, 10*time.Second
+	return w
+}
+
+// initiate creates a verification (and its message) through the engine
+// and returns the message's recipient and verification id.
+func (k *leaseKit) initiate(t *testing.T, method tessera.Method) (to, vid string) {
+	t.Helper()
+	k.n++
+	to = fmt.Sprintf("+1415555%04d", 100+k.n)
+	if method == tessera.MethodEmail {
+		to = fmt.Sprintf("user%d@example.com", k.n)
+	}
+	out, err := k.engine.Initiate(context.Background(), "client-1", method, &verify.InitiateRequest{Consumer: to, Issuer: "Acme"})
+	if err != nil {
+		t.Fatalf("initiate %s: %v", to, err)
+	}
+	return to, out.Verification.ID
+}
+
+// waitSent waits until the messages of vids are all sent.
+func (k *leaseKit) waitSent(t *testing.T, vids []string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		pending := 0
+		for _, vid := range vids {
+			m, err := k.store.MessageForVerification(context.Background(), "client-1", vid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Status != tessera.MessageSent {
+				pending++
+			}
+		}
+		if pending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages not sent within %v", pending, len(vids), within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// run starts w until the test ends.
+func run(t *testing.T, w *Worker) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// TestSlowProviderTwoWorkersNeverSendTwice: Twilio takes longer than the
+// lease to answer each message; two workers (two instances) deliver the
+// same outbox. The heartbeat keeps each message with the worker sending
+// it, so Twilio accepts each exactly once.
+func TestSlowProviderTwoWorkersNeverSendTwice(t *testing.T) {
+	leaseStores(t, func(t *testing.T, db *sqlstore.DB) {
+		const count, lease, slow = 6, 300 * time.Millisecond, 700 * time.Millisecond
+		tw := newFakeTwilio(t)
+		tw.respond = func(int, twilioRequest) (int, string) { time.Sleep(slow); return 0, "" }
+		k := newLeaseKit(t, db)
+		var vids []string
+		for range count {
+			_, vid := k.initiate(t, tessera.MethodPhone)
+			vids = append(vids, vid)
+		}
+		for range 2 {
+			w := k.worker(db, map[tessera.Channel]tessera.Sender{tessera.ChannelSMS: tw.sender(t, nil)})
+			w.Lease = lease
+			run(t, w)
+		}
+		k.waitSent(t, vids, 15*time.Second)
+		time.Sleep(2 * lease) // a second send would start now if any worker still thought it owned one
+		tw.check()
+		seen := map[string]int{}
+		for _, r := range tw.acceptedRequests() {
+			seen[r.To]++
+		}
+		if len(seen) != count {
+			t.Errorf("Twilio accepted messages for %d numbers, want %d", len(seen), count)
+		}
+		for to, n := range seen {
+			if n != 1 {
+				t.Errorf("%s got %d messages, want 1", to, n)
+			}
+		}
+	})
+}
+
+// blockingSender holds every send until release is closed.
+type blockingSender struct {
+	release chan struct{}
+	started chan string
+}
+
+func (b *blockingSender) Send(ctx context.Context, m *tessera.Outgoing) error {
+	b.started <- m.To
+	select {
+	case <-b.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// recordingSender records when each message arrived.
+type recordingSender struct {
+	mu  sync.Mutex
+	got map[string]int
+}
+
+func (r *recordingSender) Send(_ context.Context, m *tessera.Outgoing) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.got == nil {
+		r.got = map[string]int{}
+	}
+	r.got[m.To]++
+	return nil
+}
+
+// TestSlowSMSNeverDelaysEmail: while an SMS send hangs, email codes queued
+// after it go out at once.
+func TestSlowSMSNeverDelaysEmail(t *testing.T) {
+	leaseStores(t, func(t *testing.T, db *sqlstore.DB) {
+		k := newLeaseKit(t, db)
+		sms := &blockingSender{release: make(chan struct{}), started: make(chan string, 10)}
+		email := &recordingSender{}
+		w := k.worker(db, map[tessera.Channel]tessera.Sender{tessera.ChannelSMS: sms, tessera.ChannelEmail: email})
+		k.engine.Deliver, k.engine.DeliveryLease = w.Enqueue, w.Lease
+		run(t, w)
+
+		_, smsVID := k.initiate(t, tessera.MethodPhone)
+		select {
+		case <-sms.started:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the SMS send did not start")
+		}
+		var vids []string
+		for range 3 {
+			_, vid := k.initiate(t, tessera.MethodEmail)
+			vids = append(vids, vid)
+		}
+		k.waitSent(t, vids, time.Second)
+		if m, _ := db.MessageForVerification(context.Background(), "client-1", smsVID); m.Status != tessera.MessagePending {
+			t.Fatalf("the SMS is %s while its send hangs", m.Status)
+		}
+		close(sms.release)
+		k.waitSent(t, []string{smsVID}, 5*time.Second)
+	})
+}
+
+// claimOutage fails every claim while down is set: a database blip as the
+// worker sees it. Everything else goes to the store.
+type claimOutage struct {
+	tessera.Store
+	down     atomic.Bool
+	refusals atomic.Int64
+}
+
+var errBlip = errors.New("connection reset by peer")
+
+func (c *claimOutage) ClaimMessages(ctx context.Context, ch tessera.Channel, holder string, now time.Time, lease time.Duration, limit int) ([]*tessera.Message, error) {
+	if c.down.Load() {
+		c.refusals.Add(1)
+		return nil, errBlip
+	}
+	return c.Store.ClaimMessages(ctx, ch, holder, now, lease, limit)
+}
+
+func (c *claimOutage) ClaimMessage(ctx context.Context, id, holder string, now time.Time, lease time.Duration) (*tessera.Message, error) {
+	if c.down.Load() {
+		c.refusals.Add(1)
+		return nil, errBlip
+	}
+	return c.Store.ClaimMessage(ctx, id, holder, now, lease)
+}
+
+// TestFailedClaimKeepsTheBatch: messages acknowledged just before the
+// claims fail go out as soon as the claims work again, not a lease later.
+func TestFailedClaimKeepsTheBatch(t *testing.T) {
+	leaseStores(t, func(t *testing.T, db *sqlstore.DB) {
+		k := newLeaseKit(t, db)
+		store := &claimOutage{Store: db}
+		email := &recordingSender{}
+		w := k.worker(store, map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: email, tessera.ChannelSMS: email})
+		w.Lease = time.Minute
+		k.engine.Deliver, k.engine.DeliveryLease = w.Enqueue, w.Lease
+		store.down.Store(true)
+		run(t, w)
+		var vids []string
+		for i := range 6 {
+			method := tessera.MethodEmail
+			if i%2 == 1 {
+				method = tessera.MethodPhone
+			}
+			_, vid := k.initiate(t, method)
+			vids = append(vids, vid)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for store.refusals.Load() < 8 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if store.refusals.Load() == 0 {
+			t.Fatal("no claim was refused: the test tests nothing")
+		}
+		store.down.Store(false)
+		k.waitSent(t, vids, 2*time.Second) // the lease is a minute
+		email.mu.Lock()
+		defer email.mu.Unlock()
+		if len(email.got) != 6 {
+			t.Errorf("delivered to %d recipients, want 6", len(email.got))
+		}
+		for to, n := range email.got {
+			if n != 1 {
+				t.Errorf("%s got %d messages, want 1", to, n)
+			}
+		}
+	})
+}
+
+// TestQueueBoundedUnderBurst: a burst larger than the queue never blocks
+// the requests; what does not fit waits in the table and goes out at the
+// next claims, each message once.
+func TestQueueBoundedUnderBurst(t *testing.T) {
+	leaseStores(t, func(t *testing.T, db *sqlstore.DB) {
+		const burst, size = 60, 8
+		k := newLeaseKit(t, db)
+		email := &recordingSender{}
+		w := k.worker(db, map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: email})
+		w.QueueSize, w.Lease = size, time.Minute
+		k.engine.Deliver, k.engine.DeliveryLease = w.Enqueue, w.Lease
+		var vids []string
+		start := time.Now()
+		for range burst {
+			_, vid := k.initiate(t, tessera.MethodEmail)
+			vids = append(vids, vid)
+		}
+		queued, overflow := w.Queued()
+		if queued > size || queued+overflow != burst {
+			t.Fatalf("queued %d, left to the table %d; want at most %d queued, %d in all", queued, overflow, size, burst)
+		}
+		t.Logf("burst of %d handed over in %v: %d queued, %d left to the table", burst, time.Since(start), queued, overflow)
+		for round := 0; ; round++ {
+			n, err := w.DeliverDue(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+			if round > burst {
+				t.Fatal("the outbox does not drain")
+			}
+		}
+		k.waitSent(t, vids, time.Second)
+		if len(email.got) != burst {
+			t.Errorf("delivered to %d recipients, want %d", len(email.got), burst)
+		}
+		for to, n := range email.got {
+			if n != 1 {
+				t.Errorf("%s got %d messages, want 1", to, n)
+			}
+		}
+	})
+}
