@@ -34,6 +34,7 @@ import (
 type Storage interface {
 	tessera.Store
 	tessera.AccountStore
+	tessera.IdempotencyStore
 	// Ready reports whether the database answers and is migrated.
 	Ready(ctx context.Context) error
 	// OutboxDepth counts the messages waiting to be sent.
@@ -201,6 +202,7 @@ func New(o Options) *App {
 		Engine: a.Engine, Clients: a.Clients, Accounts: a.Accounts, Store: o.Store, Log: o.Log,
 		Ready: o.Store.Ready, Metrics: a.Metrics.Handler(), Observe: a.Metrics.ObserveRequest,
 		Limiter: o.Limiter, LimitIP: limits.IP, LimitClient: limits.Client, TrustedProxies: o.TrustedProxies,
+		Idempotency: o.Store, Keys: o.Keys, Now: o.Now,
 	})
 	return a
 }

@@ -18,7 +18,7 @@ func (s *Server) accountRoutes() {
 	s.handle("POST /auth/login", s.limitIP(s.handleLogin))
 	s.handle("POST /auth/login/mfa", s.limitIP(s.handleLoginMFA))
 	s.handle("POST /auth/login/refresh", s.limitIP(s.handleRefresh))
-	s.handle("POST /api/v1/token/login", s.limitIP(s.handleLoginToken))
+	s.handle("POST /api/v1/token/login", s.limitIP(s.idempotent(scopeIP, s.handleLoginToken)))
 	s.handle("GET /.well-known/jwks.json", s.handleJWKS)
 
 	s.handle("GET /auth/me", s.requireUser(s.handleMe))
@@ -32,7 +32,7 @@ func (s *Server) accountRoutes() {
 	s.handle("POST /auth/otp/methods/sms", s.requirePrivileged(policy.EnrolFactor, s.handleAddPhone))
 	s.handle("POST /auth/otp/methods/totp", s.requirePrivileged(policy.EnrolFactor, s.handleCreateTOTP))
 	s.handle("DELETE /auth/otp/methods/totp", s.requirePrivileged(policy.RemoveFactor, s.handleDeleteTOTP))
-	s.handle("GET /auth/otp/code", s.requirePrivileged(policy.EnrolFactor, s.handleSendCode))
+	s.handle("GET /auth/otp/code", s.requirePrivileged(policy.EnrolFactor, s.idempotent(scopeUser, s.handleSendCode)))
 	s.handle("POST /auth/otp/code", s.requirePrivileged(policy.EnrolFactor, s.handleVerifyChannel))
 	s.handle("POST /auth/mfa/recovery-codes", s.requirePrivileged(policy.RegenerateRecoveryCodes, s.handleRecoveryCodes))
 	s.ottRoutes()

@@ -27,6 +27,8 @@ var statusOf = map[string]int{
 	tessera.EBADMETHOD:    http.StatusMethodNotAllowed,
 	tessera.ENOTACCEPT:    http.StatusNotAcceptable,
 	tessera.ECONFLICT:     http.StatusConflict,
+	tessera.EINPROGRESS:   http.StatusConflict,
+	tessera.EIDEMMISMATCH: http.StatusUnprocessableEntity,
 	tessera.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	tessera.EMEDIATYPE:    http.StatusUnsupportedMediaType,
 	tessera.ETOOMANY:      http.StatusTooManyRequests,

@@ -11,28 +11,28 @@ import (
 // one-time-token-flows.txt: each /api/v1/token/... call sends a one-time
 // token, and the matching /api/v1/... call consumes it.
 func (s *Server) ottRoutes() {
-	s.handle("POST /api/v1/token/password/recovery", s.limitIP(s.handlePasswordRecoveryToken))
+	s.handle("POST /api/v1/token/password/recovery", s.limitIP(s.idempotent(scopeIP, s.handlePasswordRecoveryToken)))
 	s.handle("POST /api/v1/password/recovery", s.limitIP(s.handlePasswordRecovery))
 
-	s.handle("POST /api/v1/token/userKeys/recovery/verification", s.limitIP(s.handleKeyRecoveryVerificationToken))
-	s.handle("POST /api/v1/token/userKeys/recovery/newKey", s.limitIP(s.handleKeyRecoveryNewKeyToken))
+	s.handle("POST /api/v1/token/userKeys/recovery/verification", s.limitIP(s.idempotent(scopeIP, s.handleKeyRecoveryVerificationToken)))
+	s.handle("POST /api/v1/token/userKeys/recovery/newKey", s.limitIP(s.idempotent(scopeIP, s.handleKeyRecoveryNewKeyToken)))
 	s.handle("POST /api/v1/userKeys/recovery", s.limitIP(s.handleKeyRecovery))
 
-	s.handle("POST /api/v1/token/userKeys/adding/email", s.requirePrivileged(policy.AddKey, s.handleKeyAddingToken(account.DestinationEmail, "newEmail")))
-	s.handle("POST /api/v1/token/userKeys/adding/phoneNumber", s.requirePrivileged(policy.AddKey, s.handleKeyAddingToken(account.DestinationPhone, "newPhoneNumber")))
+	s.handle("POST /api/v1/token/userKeys/adding/email", s.requirePrivileged(policy.AddKey, s.idempotent(scopeUser, s.handleKeyAddingToken(account.DestinationEmail, "newEmail"))))
+	s.handle("POST /api/v1/token/userKeys/adding/phoneNumber", s.requirePrivileged(policy.AddKey, s.idempotent(scopeUser, s.handleKeyAddingToken(account.DestinationPhone, "newPhoneNumber"))))
 	s.handle("POST /api/v1/userKeys/adding", s.requirePrivileged(policy.AddKey, s.handleKeyAdding))
-	s.handle("POST /api/v1/token/userKeys/changing", s.requirePrivileged(policy.ChangeKey, s.handleKeyChangingToken))
-	s.handle("POST /api/v1/token/userKeys/changing/newKey", s.requirePrivileged(policy.ChangeKey, s.handleKeyChangingNewKeyToken))
+	s.handle("POST /api/v1/token/userKeys/changing", s.requirePrivileged(policy.ChangeKey, s.idempotent(scopeUser, s.handleKeyChangingToken)))
+	s.handle("POST /api/v1/token/userKeys/changing/newKey", s.requirePrivileged(policy.ChangeKey, s.idempotent(scopeUser, s.handleKeyChangingNewKeyToken)))
 	s.handle("POST /api/v1/userKeys/changing", s.requirePrivileged(policy.ChangeKey, s.handleKeyChanging))
-	s.handle("POST /api/v1/token/userKeys/removing", s.requirePrivileged(policy.RemoveKey, s.handleKeyRemovingToken))
+	s.handle("POST /api/v1/token/userKeys/removing", s.requirePrivileged(policy.RemoveKey, s.idempotent(scopeUser, s.handleKeyRemovingToken)))
 	s.handle("POST /api/v1/userKeys/removing", s.requirePrivileged(policy.RemoveKey, s.handleKeyRemoving))
 
-	s.handle("POST /api/v1/token/antiPhishing/adding", s.requirePrivileged(policy.ChangeAntiPhishing, s.handleAntiPhishingToken(false)))
-	s.handle("POST /api/v1/token/antiPhishing/changing", s.requirePrivileged(policy.ChangeAntiPhishing, s.handleAntiPhishingToken(true)))
+	s.handle("POST /api/v1/token/antiPhishing/adding", s.requirePrivileged(policy.ChangeAntiPhishing, s.idempotent(scopeUser, s.handleAntiPhishingToken(false))))
+	s.handle("POST /api/v1/token/antiPhishing/changing", s.requirePrivileged(policy.ChangeAntiPhishing, s.idempotent(scopeUser, s.handleAntiPhishingToken(true))))
 	s.handle("POST /api/v1/antiPhishing/adding", s.requirePrivileged(policy.ChangeAntiPhishing, s.handleAntiPhishing(false)))
 	s.handle("POST /api/v1/antiPhishing/changing", s.requirePrivileged(policy.ChangeAntiPhishing, s.handleAntiPhishing(true)))
 
-	s.handle("POST /api/v1/token/mfa/disabling", s.requirePrivileged(policy.DisableMFA, s.handleMFADisablingToken))
+	s.handle("POST /api/v1/token/mfa/disabling", s.requirePrivileged(policy.DisableMFA, s.idempotent(scopeUser, s.handleMFADisablingToken)))
 	s.handle("POST /api/v1/mfa/disabling", s.requirePrivileged(policy.DisableMFA, s.handleMFADisabling))
 }
 

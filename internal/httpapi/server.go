@@ -18,6 +18,7 @@ import (
 	"github.com/tessera-id/tessera/internal/account"
 	"github.com/tessera-id/tessera/internal/apiclient"
 	"github.com/tessera-id/tessera/internal/ratelimit"
+	"github.com/tessera-id/tessera/internal/secret"
 	"github.com/tessera-id/tessera/internal/verify"
 	"github.com/tessera-id/tessera/internal/web"
 )
@@ -53,6 +54,12 @@ type Options struct {
 	LimitClient ratelimit.Limit
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+
+	// Idempotency keeps Idempotency-Key records, answers sealed with Keys
+	// and expiring on Now; without both the header is ignored.
+	Idempotency tessera.IdempotencyStore
+	Keys        *secret.Keyring
+	Now         func() time.Time
 }
 
 // New returns a server with every route registered.
@@ -70,11 +77,11 @@ func (s *Server) routes() {
 	}
 
 	// The verification API (service to service, API-client bearer token).
-	s.handle("POST /methods/{method}/actions/initiate", s.requireClient(s.handleInitiate))
+	s.handle("POST /methods/{method}/actions/initiate", s.requireClient(s.idempotent(scopeClient, s.handleInitiate)))
 	s.handle("POST /methods/{method}/verifiers/{id}/actions/validate", s.requireClient(s.handleValidate))
 	s.handle("GET /methods/{method}/verifiers/{id}", s.requireClient(s.handleGetVerification))
 	s.handle("DELETE /methods/{method}/verifiers/{id}", s.requireClient(s.handleDeleteVerification))
-	s.handle("POST /methods/{method}/verifiers/{id}/actions/resend", s.requireClient(s.handleResend))
+	s.handle("POST /methods/{method}/verifiers/{id}/actions/resend", s.requireClient(s.idempotent(scopeClient, s.handleResend)))
 
 	// The accounts API (end users, ID-token bearer).
 	s.accountRoutes()

@@ -611,6 +611,8 @@ func (db *DB) DeleteStale(ctx context.Context, before time.Time) (int64, error) 
 		{`DELETE FROM flows WHERE expires_at < ?`, []any{b}},
 		{`DELETE FROM send_limits WHERE last_at < ? AND window_start < ?`, []any{b, b}},
 		{`DELETE FROM recovery_codes WHERE used_at < ?`, []any{b}},
+		// Idempotency keys past their 24 h, answered or not.
+		{`DELETE FROM idempotency_keys WHERE expires_at < ?`, []any{b}},
 	} {
 		err := db.writeOp(ctx, false, func(r runner) error {
 			res, err := r.exec(ctx, stmt.query, stmt.args...)

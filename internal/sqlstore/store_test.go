@@ -57,3 +57,11 @@ func TestMigrationsAreIdempotent(t *testing.T) {
 		db.Close()
 	}
 }
+
+func TestSQLiteIdempotency(t *testing.T) {
+	storetest.RunIdempotency(t, func(t *testing.T) storetest.IdempotencyStore { return storetest.OpenSQLite(t) })
+}
+
+func TestPostgresIdempotency(t *testing.T) {
+	storetest.RunIdempotency(t, func(t *testing.T) storetest.IdempotencyStore { return storetest.OpenPostgres(t) })
+}
