@@ -290,7 +290,7 @@ func TestConfigMasksSecrets(t *testing.T) {
 }
 
 func TestEveryCommandHasHelp(t *testing.T) {
-	for _, c := range []string{"serve", "client", "user", "keys", "migrate", "config"} {
+	for _, c := range []string{"serve", "client", "user", "keys", "migrate", "config", "template"} {
 		out, err := command(t.TempDir(), []string{c, "--help"}).CombinedOutput()
 		if err != nil || !strings.HasPrefix(string(out), "Usage:") {
 			t.Errorf("tessera %s --help: %v\n%s", c, err, out)
