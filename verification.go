@@ -120,6 +120,32 @@ type Client struct {
 	RevokedAt time.Time
 }
 
+// MessageTemplate is a message an operator registered (`tessera template
+// add`), named by ID and Locale. A request names it instead of sending its
+// own text; Body holds the {{{CODE}}} placeholder.
+type MessageTemplate struct {
+	ID        string
+	Locale    string // a BCP 47 tag such as "en" or "pt-BR"
+	Subject   string // email only; empty for the default subject
+	Body      string
+	CreatedAt time.Time
+}
+
+// SendingPolicy limits what an API client may put in its messages. A
+// client without one may send any text from any fromEmail, as the
+// blueprint allows; one with a policy may use only the fromEmail
+// addresses and domains in FromAllow (none: only the server's own
+// sender) and, when TemplatesOnly, only registered templates.
+type SendingPolicy struct {
+	ClientID string
+	// FromAllow holds lower-case addresses ("codes@example.com") and
+	// domains ("example.com"); a domain allows every address at exactly
+	// that domain.
+	FromAllow     []string
+	TemplatesOnly bool
+	UpdatedAt     time.Time
+}
+
 // Store keeps Tessera's state. Each method is one statement or one
 // transaction, so parallel requests and several instances can never both
 // win a race. Methods return *Error with ENOTFOUND, ECONFLICT, ELOCKED or
@@ -186,6 +212,24 @@ type Store interface {
 	Clients(ctx context.Context) ([]*Client, error)
 	// RevokeClient revokes a client by id or name; ENOTFOUND if none.
 	RevokeClient(ctx context.Context, idOrName string, now time.Time) error
+
+	// PutTemplate stores t, replacing the template with the same (ID,
+	// Locale).
+	PutTemplate(ctx context.Context, t *MessageTemplate) error
+	// Template returns the template id in locale; ENOTFOUND if none.
+	Template(ctx context.Context, id, locale string) (*MessageTemplate, error)
+	// Templates lists every template by id and locale.
+	Templates(ctx context.Context) ([]*MessageTemplate, error)
+	// DeleteTemplate removes a template; ENOTFOUND if none.
+	DeleteTemplate(ctx context.Context, id, locale string) error
+	// SetSendingPolicy stores p for p.ClientID, replacing its policy;
+	// ENOTFOUND if there is no such client.
+	SetSendingPolicy(ctx context.Context, p *SendingPolicy) error
+	// SendingPolicy returns the policy of a client; ENOTFOUND when it has
+	// none (and may send anything).
+	SendingPolicy(ctx context.Context, clientID string) (*SendingPolicy, error)
+	// DeleteSendingPolicy removes a client's policy; ENOTFOUND if none.
+	DeleteSendingPolicy(ctx context.Context, clientID string) error
 
 	// ClaimMessages leases to holder (a worker's name) up to limit pending
 	// messages of channel that are due at now and that nobody holds: not

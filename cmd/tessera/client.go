@@ -16,12 +16,17 @@ import (
 const clientUsage = `Usage:
   tessera client create NAME     create an API client; its bearer token is the last line printed
   tessera client list            list API clients
-  tessera client revoke NAME|ID  revoke an API client (its token stops working)`
+  tessera client revoke NAME|ID  revoke an API client (its token stops working)
+  tessera client policy NAME|ID [--from-email A]... [--from-domain D]... [--templates-only] [--clear]
+                                 show or set what the client may send (tessera client policy --help)`
 
 // clientCommand manages API clients in the configured database.
-func clientCommand(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func clientCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("a client command is required\n%s", clientUsage)
+	}
+	if args[0] == "policy" {
+		return clientPolicyCommand(ctx, args[1:], getenv, stdout, stderr)
 	}
 	want := map[string]int{"create": 2, "list": 1, "revoke": 2}[args[0]]
 	if want == 0 {

@@ -4,6 +4,8 @@
 //	tessera client create NAME     create an API client and print its token
 //	tessera client list            list API clients
 //	tessera client revoke NAME|ID  revoke an API client
+//	tessera client policy NAME|ID  show or set a client's sending policy
+//	tessera template add|list|remove  registered message templates
 //	tessera user create EMAIL      create an end-user account
 //	tessera keys rotate|list       manage ID-token signing keys
 //	tessera migrate                apply database migrations and exit
@@ -32,6 +34,8 @@ Usage:
   tessera client create NAME     create an API client; its bearer token is the last line printed
   tessera client list            list API clients
   tessera client revoke NAME|ID  revoke an API client
+  tessera client policy NAME|ID [flags]  show or set what a client may send (fromEmail, templates only)
+  tessera template add|list|remove       registered message templates (tessera template --help)
   tessera user create EMAIL [--verified]  create an end-user account (password on standard input)
   tessera keys rotate            add a new ID-token signing key
   tessera keys list              list ID-token signing keys
@@ -91,7 +95,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "serve":
 		return serve(ctx, getenv, stdout, stderr)
 	case "client":
-		return clientCommand(ctx, args[1:], getenv, stdout)
+		return clientCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "template":
+		return templateCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "user":
 		return userCommand(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "keys":
@@ -131,9 +137,10 @@ answers and is migrated, GET /metrics has Prometheus figures.
 SIGTERM or Ctrl-C drain requests in flight (TESSERA_SHUTDOWN_TIMEOUT).
 Configuration: tessera help (environment variables) and README.md.
 `,
-	"client": clientUsage + "\n",
-	"user":   userUsage + "\n",
-	"keys":   userUsage + "\n",
+	"client":   clientUsage + "\n",
+	"template": templateUsage + "\n",
+	"user":     userUsage + "\n",
+	"keys":     userUsage + "\n",
 	"migrate": `Usage: tessera migrate
 
 Applies the database migrations this binary carries and prints the schema

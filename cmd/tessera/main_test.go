@@ -290,7 +290,7 @@ func TestConfigMasksSecrets(t *testing.T) {
 }
 
 func TestEveryCommandHasHelp(t *testing.T) {
-	for _, c := range []string{"serve", "client", "user", "keys", "migrate", "config"} {
+	for _, c := range []string{"serve", "client", "user", "keys", "migrate", "config", "template"} {
 		out, err := command(t.TempDir(), []string{c, "--help"}).CombinedOutput()
 		if err != nil || !strings.HasPrefix(string(out), "Usage:") {
 			t.Errorf("tessera %s --help: %v\n%s", c, err, out)
@@ -319,5 +319,48 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	_, err = io.ReadAll(conn)
 	if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Fatal("the server kept a half-sent request open for 20 s")
+	}
+}
+
+// TestTemplateAndPolicyCommands registers a template and limits a client to
+// it with the commands, as an operator would; the running server then
+// refuses the client's free text and sends the template.
+func TestTemplateAndPolicyCommands(t *testing.T) {
+	dir := t.TempDir()
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := command(dir, args).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tessera %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	lines := strings.Split(strings.TrimSpace(run("client", "create", "shop")), "\n")
+	token := lines[len(lines)-1]
+	if out, err := command(dir, []string{"template", "add", "login", "--body", "no placeholder"}).CombinedOutput(); err == nil || !strings.Contains(string(out), "{{{CODE}}}") {
+		t.Fatalf("a body without {{{CODE}}} was accepted: %v\n%s", err, out)
+	}
+	run("template", "add", "login", "--subject", "Acme code", "--body", "Acme code: {{{CODE}}}")
+	if out := run("template", "list"); !strings.Contains(out, "login") || !strings.Contains(out, "Acme code: {{{CODE}}}") {
+		t.Fatalf("template list printed:\n%s", out)
+	}
+	if out := run("client", "policy", "shop", "--from-domain", "acme.example", "--templates-only"); !strings.Contains(out, "acme.example") || !strings.Contains(out, "templates only") {
+		t.Fatalf("client policy printed:\n%s", out)
+	}
+	if out, _ := command(dir, []string{"client", "policy", "--help"}).CombinedOutput(); !strings.HasPrefix(string(out), "Usage:") {
+		t.Fatalf("client policy --help printed:\n%s", out)
+	}
+
+	s := startServer(t, dir)
+	status, body := s.post(t, "/methods/email/actions/initiate", token, `{"consumer":"a@example.com","template":{"body":"Call us: {{{CODE}}}"}}`)
+	if status != 403 || body["code"] != "forbidden" {
+		t.Fatalf("free text answered %d %v, want 403 forbidden", status, body)
+	}
+	if status, body = s.post(t, "/methods/email/actions/initiate", token, `{"consumer":"a@example.com","template":{"id":"login","fromEmail":"codes@acme.example"}}`); status != 200 {
+		t.Fatalf("the registered template answered %d %v", status, body)
+	}
+	run("client", "policy", "shop", "--clear")
+	if status, body = s.post(t, "/methods/email/actions/initiate", token, `{"consumer":"a@example.com","template":{"body":"Anything: {{{CODE}}}"}}`); status != 200 {
+		t.Fatalf("after --clear free text answered %d %v", status, body)
 	}
 }

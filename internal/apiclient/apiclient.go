@@ -18,6 +18,7 @@ import (
 
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/secret"
+	"github.com/tessera-id/tessera/internal/verify"
 )
 
 // tokenPrefix makes Tessera tokens recognisable, for example to secret
@@ -117,6 +118,66 @@ func checkName(name string) error {
 		if !(unicode.IsLetter(c) || unicode.IsDigit(c) || strings.ContainsRune("-_.", c)) {
 			return fmt.Errorf("may contain letters, digits, '-', '_' and '.' only, not %q", c)
 		}
+	}
+	return nil
+}
+
+// Find returns the client with that id or name; ENOTFOUND if none.
+func (r *Registry) Find(ctx context.Context, idOrName string) (*tessera.Client, error) {
+	clients, err := r.Store.Clients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range clients {
+		if c.ID == idOrName || c.Name == idOrName {
+			return c, nil
+		}
+	}
+	return nil, tessera.Errorf(tessera.ENOTFOUND, "No API client %q", idOrName)
+}
+
+// SetPolicy gives a client (by id or name) a sending policy: the fromEmail
+// addresses and domains it may use, and whether it may send registered
+// templates only. The engine applies it to the next initiate, on every
+// instance (it is read per request, not cached).
+func (r *Registry) SetPolicy(ctx context.Context, idOrName string, fromAllow []string, templatesOnly bool) (*tessera.SendingPolicy, error) {
+	c, err := r.Find(ctx, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	allow, err := verify.NormalizeFromAllow(fromAllow)
+	if err != nil {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "fromAllow", Error: err.Error()})
+	}
+	p := &tessera.SendingPolicy{ClientID: c.ID, FromAllow: allow, TemplatesOnly: templatesOnly, UpdatedAt: r.Now().UTC()}
+	if err := r.Store.SetSendingPolicy(ctx, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Policy returns a client's sending policy, nil when it has none.
+func (r *Registry) Policy(ctx context.Context, idOrName string) (*tessera.Client, *tessera.SendingPolicy, error) {
+	c, err := r.Find(ctx, idOrName)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := r.Store.SendingPolicy(ctx, c.ID)
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		return c, nil, nil
+	}
+	return c, p, err
+}
+
+// ClearPolicy removes a client's sending policy: it may send anything
+// again. A client without one is not an error.
+func (r *Registry) ClearPolicy(ctx context.Context, idOrName string) error {
+	c, err := r.Find(ctx, idOrName)
+	if err != nil {
+		return err
+	}
+	if err := r.Store.DeleteSendingPolicy(ctx, c.ID); tessera.ErrorCode(err) != tessera.ENOTFOUND {
+		return err
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ package ratelimit
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"strconv"
 	"strings"
@@ -145,16 +146,27 @@ func (m *Memory) Allow(_ context.Context, key string, l Limit) (Result, error) {
 }
 
 // Redis is a Limiter shared by every instance using the same Redis.
+//
+// Its keys name no person: a limit's key holds email addresses, phone
+// numbers, IP addresses and user ids, and Redis is often shared, dumped
+// and inspected, so the key is stored as an HMAC under the server key,
+// after the kind of limit ("dest-hour", "ip", …) and the operator's
+// prefix: "tessera:rate:dest-hour:<HMAC>". Every instance has the same
+// server key, so they count on the same keys.
 type Redis struct {
 	limiter *redis_rate.Limiter
-	prefix  string
+	hash    func(parts ...string) []byte
 }
 
 var _ Limiter = (*Redis)(nil)
 
 // NewRedis returns a limiter on the Redis at url ("redis://host:6379/0"),
-// keys prefixed with prefix. It checks the server answers.
-func NewRedis(ctx context.Context, url, prefix string) (*Redis, *redis.Client, error) {
+// every key starting with prefix and hashed with hash (the server's
+// Keyring.Hash). It checks the server answers.
+func NewRedis(ctx context.Context, url, prefix string, hash func(parts ...string) []byte) (*Redis, *redis.Client, error) {
+	if hash == nil {
+		return nil, nil, fmt.Errorf("redis: no key to hash limit keys with")
+	}
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, nil, fmt.Errorf("redis url: %w", err)
@@ -164,7 +176,18 @@ func NewRedis(ctx context.Context, url, prefix string) (*Redis, *redis.Client, e
 		client.Close()
 		return nil, nil, fmt.Errorf("redis: %w", err)
 	}
-	return &Redis{limiter: redis_rate.NewLimiter(client), prefix: prefix}, client, nil
+	return &Redis{limiter: redis_rate.NewLimiter(prefixed{client, prefix}), hash: hash}, client, nil
+}
+
+// RedisKey is what key is stored as, after the prefix and redis_rate's
+// "rate:": its kind (the text before the first ':', a fixed word) and the
+// HMAC of the whole key.
+func (r *Redis) RedisKey(key string) string {
+	kind, _, _ := strings.Cut(key, ":")
+	if len(kind) > 32 {
+		kind = "key"
+	}
+	return kind + ":" + base64.RawURLEncoding.EncodeToString(r.hash("ratelimit", key)[:18])
 }
 
 // Allow counts an event in Redis (GCRA in a Lua script, atomic across
@@ -173,7 +196,7 @@ func (r *Redis) Allow(ctx context.Context, key string, l Limit) (Result, error) 
 	if l.Off() {
 		return Result{Allowed: true}, nil
 	}
-	res, err := r.limiter.Allow(ctx, r.prefix+key, redis_rate.Limit{Rate: l.Rate, Period: l.Period, Burst: l.Burst})
+	res, err := r.limiter.Allow(ctx, r.RedisKey(key), redis_rate.Limit{Rate: l.Rate, Period: l.Period, Burst: l.Burst})
 	if err != nil {
 		return Result{}, fmt.Errorf("redis rate limit: %w", err)
 	}
@@ -182,4 +205,40 @@ func (r *Redis) Allow(ctx context.Context, key string, l Limit) (Result, error) 
 		out.RetryAfter = res.RetryAfter
 	}
 	return out, nil
+}
+
+// prefixed puts prefix before every key redis_rate uses, which itself
+// only adds "rate:", so TESSERA_REDIS_PREFIX is a true prefix of every
+// key Tessera writes.
+type prefixed struct {
+	*redis.Client
+	prefix string
+}
+
+func (p prefixed) keys(keys []string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = p.prefix + k
+	}
+	return out
+}
+
+func (p prefixed) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return p.Client.Eval(ctx, script, p.keys(keys), args...)
+}
+
+func (p prefixed) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return p.Client.EvalSha(ctx, sha1, p.keys(keys), args...)
+}
+
+func (p prefixed) EvalRO(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return p.Client.EvalRO(ctx, script, p.keys(keys), args...)
+}
+
+func (p prefixed) EvalShaRO(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return p.Client.EvalShaRO(ctx, sha1, p.keys(keys), args...)
+}
+
+func (p prefixed) Del(ctx context.Context, keys ...string) *redis.IntCmd {
+	return p.Client.Del(ctx, p.keys(keys)...)
 }

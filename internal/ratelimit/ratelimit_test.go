@@ -2,9 +2,12 @@ package ratelimit
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,7 +27,7 @@ func backends(t *testing.T) map[string]Limiter {
 	}
 	b := make([]byte, 6)
 	rand.Read(b)
-	r, client, err := NewRedis(context.Background(), url, "test:"+hex.EncodeToString(b)+":")
+	r, client, err := NewRedis(context.Background(), url, "test:"+hex.EncodeToString(b)+":", testHash)
 	if err != nil {
 		t.Fatalf("redis from TESSERA_TEST_REDIS_URL: %v", err)
 	}
@@ -112,4 +115,66 @@ func TestParse(t *testing.T) {
 	if !(Limit{}).Off() {
 		t.Error("the zero limit is not off")
 	}
+}
+
+// testHash stands in for the server's Keyring.Hash.
+func testHash(parts ...string) []byte {
+	m := hmac.New(sha256.New, []byte("test server key"))
+	for _, p := range parts {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	return m.Sum(nil)
+}
+
+// TestRedisKeysNameNoOneAndStartWithThePrefix counts events on keys that
+// hold an email address, a phone number and an IP address, then scans
+// Redis: every key Tessera wrote starts with the prefix and holds none of
+// them.
+func TestRedisKeysNameNoOneAndStartWithThePrefix(t *testing.T) {
+	url := os.Getenv("TESSERA_TEST_REDIS_URL")
+	if url == "" {
+		if os.Getenv("TESSERA_TEST_REQUIRE_SERVERS") != "" {
+			t.Fatal("TESSERA_TEST_REQUIRE_SERVERS is set but TESSERA_TEST_REDIS_URL is not")
+		}
+		t.Skip("TESSERA_TEST_REDIS_URL is not set")
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	tag := hex.EncodeToString(b)
+	prefix := "tessera-" + tag + ":"
+	r, client, err := NewRedis(context.Background(), url, prefix, testHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	private := []string{"alice." + tag + "@example.com", "+1415555" + tag[:4], "192.0.2." + tag[:2]}
+	limit := Limit{Rate: 5, Period: time.Hour, Burst: 5}
+	for _, key := range []string{"dest-hour:owner:" + private[0], "sms-country:owner:" + private[1], "ip:" + private[2]} {
+		if res, err := r.Allow(context.Background(), key, limit); err != nil || !res.Allowed {
+			t.Fatalf("Allow(%q): %+v %v", key, res, err)
+		}
+	}
+	keys, err := client.Keys(context.Background(), "*"+tag+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := client.Keys(context.Background(), prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 3 {
+		t.Fatalf("%d keys start with %q, want 3: %q (keys naming the test: %q)", len(all), prefix, all, keys)
+	}
+	for _, k := range append(keys, all...) {
+		if !strings.HasPrefix(k, prefix+"rate:") {
+			t.Errorf("key %q does not start with the prefix %q", k, prefix)
+		}
+		for _, p := range private {
+			if strings.Contains(k, p) {
+				t.Errorf("key %q holds %q", k, p)
+			}
+		}
+	}
+	client.Del(context.Background(), all...)
 }

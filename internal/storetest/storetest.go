@@ -35,6 +35,8 @@ func Run(t *testing.T, open func(t *testing.T) tessera.Store) {
 		{"TOTPSecrets", testTOTPSecrets},
 		{"TOTPStepParallel", testTOTPStepParallel},
 		{"Clients", testClients},
+		{"Templates", testTemplates},
+		{"SendingPolicies", testSendingPolicies},
 		{"OutboxClaimLeaseAndSend", testOutbox},
 		{"OutboxParallelClaimsNeverOverlap", testOutboxParallelClaims},
 		{"OutboxLeaseOnDatabaseClock", testOutboxLeaseOnDatabaseClock},

@@ -233,6 +233,11 @@ type InitiateRequest struct {
 
 // Template shapes the message that carries the code.
 type Template struct {
+	// ID names a registered template (tessera template add) whose subject
+	// and body are used instead of Body and Subject, in Locale (falling
+	// back to its language, then to DefaultLocale).
+	ID        string `json:"id"`
+	Locale    string `json:"locale"`
 	Body      string `json:"body"`
 	Subject   string `json:"subject"`
 	FromEmail string `json:"fromEmail"`
@@ -382,6 +387,10 @@ func (e *Engine) initiate(ctx context.Context, owner string, method tessera.Meth
 		return out, nil
 	}
 
+	tpl, err := e.applySendingPolicy(ctx, owner, method, &req.Template)
+	if err != nil {
+		return nil, err
+	}
 	if err := e.checkSend(ctx, owner, req.Subject, method, consumer); err != nil {
 		return nil, err
 	}
@@ -391,7 +400,7 @@ func (e *Engine) initiate(ctx context.Context, owner string, method tessera.Meth
 		}
 	}
 	v.CodeHash = e.codeHash(owner, id, req.Binding, code)
-	content := messageContent(method, &req.Template, req.Issuer, code, id)
+	content := messageContent(method, tpl, req.Issuer, code, id)
 	plain, err := json.Marshal(content)
 	if err != nil {
 		return nil, err
@@ -776,6 +785,26 @@ func normalizeConsumer(m tessera.Method, consumer string) (string, error) {
 // checkTemplate validates the parts of a template a method uses.
 func checkTemplate(m tessera.Method, t *Template) []tessera.FieldError {
 	var bad []tessera.FieldError
+	if t.ID != "" {
+		if err := CheckTemplateID(t.ID); err != nil {
+			bad = append(bad, tessera.FieldError{Path: "template.id", Error: err.Error()})
+		}
+		if t.Body != "" {
+			bad = append(bad, tessera.FieldError{Path: "template.body", Error: "must not be given with template.id"})
+		}
+		if t.Subject != "" {
+			bad = append(bad, tessera.FieldError{Path: "template.subject", Error: "must not be given with template.id"})
+		}
+	}
+	if t.Locale != "" {
+		if t.ID == "" {
+			bad = append(bad, tessera.FieldError{Path: "template.locale", Error: "needs template.id"})
+		} else if l, err := CanonicalLocale(t.Locale); err != nil {
+			bad = append(bad, tessera.FieldError{Path: "template.locale", Error: err.Error()})
+		} else {
+			t.Locale = l
+		}
+	}
 	if t.Body != "" {
 		if err := checkText(t.Body, 10<<10, true); err != nil {
 			bad = append(bad, tessera.FieldError{Path: "template.body", Error: err.Error()})
