@@ -5,14 +5,21 @@
 package tessera
 
 import (
+	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 )
 
 // Error codes. The HTTP layer maps each to one status code in one place;
 // everything else only picks a code.
 const (
-	EINTERNAL     = "internal"                  // a bug or an unreachable dependency; details are logged, never shown
+	EINTERNAL     = "internal"                  // a bug; details are logged, never shown
+	EUNAVAILABLE  = "unavailable"               // the database (or another dependency) did not answer in time or refused: retry later
 	EMALFORMED    = "malformed"                 // the body is not parseable JSON
 	EINVALID      = "invalid"                   // a field is missing, of the wrong type or has a wrong value
 	ENOTFOUND     = "not_found"                 // the thing does not exist or belongs to someone else
@@ -47,7 +54,8 @@ type Error struct {
 	// Data carries a body the caller should see with the error, such as the
 	// verification whose code was wrong.
 	Data any
-	// RetryAfter is set with ETOOMANY, in whole seconds.
+	// RetryAfter is set with ETOOMANY, in whole seconds (EUNAVAILABLE
+	// gets a default).
 	RetryAfter int
 }
 
@@ -70,7 +78,8 @@ func Invalid(details ...FieldError) *Error {
 }
 
 // ErrorCode returns "" for nil, the code of err if it is (or wraps) an
-// *Error, and EINTERNAL otherwise.
+// *Error, EUNAVAILABLE if it says a dependency is unreachable (see
+// Unavailable), and EINTERNAL otherwise.
 func ErrorCode(err error) string {
 	if err == nil {
 		return ""
@@ -78,6 +87,9 @@ func ErrorCode(err error) string {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Code
+	}
+	if Unavailable(err) {
+		return EUNAVAILABLE
 	}
 	return EINTERNAL
 }
@@ -89,5 +101,45 @@ func ErrorMessage(err error) string {
 	if errors.As(err, &e) {
 		return e.Message
 	}
+	if Unavailable(err) {
+		return UnavailableMessage
+	}
 	return "Internal error"
+}
+
+// UnavailableMessage is what a caller is told when the database did not
+// answer in time or refused.
+const UnavailableMessage = "Service temporarily unavailable: the database did not answer in time; retry shortly"
+
+// Unavailable reports whether err says the database (or another
+// dependency) could not be reached or did not answer within the request's
+// deadline, rather than that something is wrong with the request or the
+// code: the request's deadline ran out, a connection was refused, reset or
+// timed out, or PostgreSQL refused for a passing reason. It is the one
+// place that classifies such errors; ErrorCode maps them to EUNAVAILABLE.
+// A context cancelled by a caller who hung up is not among them.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true // dial failures, timeouts, resets
+	}
+	// PostgreSQL's errors carry an SQLSTATE (pgconn.PgError has SQLState):
+	// class 08 is a connection exception; 57014 a statement cancelled by
+	// statement_timeout; 57P01-57P03 a server shutting down, crashed or
+	// starting (a failover); 53300 too many connections.
+	var st interface{ SQLState() string }
+	if errors.As(err, &st) {
+		code := st.SQLState()
+		return strings.HasPrefix(code, "08") || code == "57014" || code == "57P01" || code == "57P02" ||
+			code == "57P03" || code == "53300"
+	}
+	return false
 }

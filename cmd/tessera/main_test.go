@@ -282,7 +282,8 @@ func TestConfigMasksSecrets(t *testing.T) {
 			t.Fatalf("tessera config printed the secret %q:\n%s", secret, out)
 		}
 	}
-	for _, want := range []string{"TESSERA_TWILIO_AUTH_TOKEN", "******** (set)", "postgres://app:xxxxx@db.example:5432/tessera", "TESSERA_SMS_SENDER                    twilio"} {
+	for _, want := range []string{"TESSERA_TWILIO_AUTH_TOKEN", "******** (set)", "postgres://app:xxxxx@db.example:5432/tessera", "TESSERA_SMS_SENDER                    twilio",
+		"TESSERA_DB_TIMEOUT                    5s"} {
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("tessera config lacks %q:\n%s", want, out)
 		}

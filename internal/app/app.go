@@ -59,6 +59,9 @@ type Options struct {
 	OutboxLease       time.Duration
 	OutboxMaxAttempts int
 	ResendCooldown    time.Duration
+	// DBTimeout bounds each request's work; when it runs out the request
+	// answers 503 unavailable (httpapi.Options.DBTimeout). Zero: no bound.
+	DBTimeout time.Duration
 
 	// SenderNames names each channel's sender, for metrics.
 	SenderNames map[tessera.Channel]string
@@ -203,6 +206,7 @@ func New(o Options) *App {
 		Ready: o.Store.Ready, Metrics: a.Metrics.Handler(), Observe: a.Metrics.ObserveRequest,
 		Limiter: o.Limiter, LimitIP: limits.IP, LimitClient: limits.Client, TrustedProxies: o.TrustedProxies,
 		Idempotency: o.Store, Keys: o.Keys, Now: o.Now,
+		DBTimeout: o.DBTimeout,
 	})
 	return a
 }
@@ -279,7 +283,7 @@ func (a *App) Sweep(ctx context.Context) (int64, error) {
 // OpenStore opens the store the configuration names.
 func OpenStore(ctx context.Context, cfg *config.Config) (*sqlstore.DB, error) {
 	if cfg.UsesPostgres() {
-		return sqlstore.OpenPostgres(ctx, cfg.DatabaseURL, cfg.PostgresConns)
+		return sqlstore.OpenPostgresTimeout(ctx, cfg.DatabaseURL, cfg.PostgresConns, cfg.DBTimeout)
 	}
 	return sqlstore.OpenSQLite(ctx, cfg.SQLitePath(), cfg.SQLiteFullSync)
 }

@@ -28,6 +28,7 @@ type Config struct {
 	DatabaseURL     string        // TESSERA_DATABASE_URL: postgres://… selects PostgreSQL; empty means SQLite in DataDir
 	SQLiteFullSync  bool          // TESSERA_SQLITE_SYNC=full: fsync every commit
 	PostgresConns   int           // TESSERA_POSTGRES_MAX_CONNS
+	DBTimeout       time.Duration // TESSERA_DB_TIMEOUT: deadline of a request's database work (and PostgreSQL connect and statement timeouts)
 	LogFormat       string        // TESSERA_LOG_FORMAT: text or json
 	LogLevel        string        // TESSERA_LOG_LEVEL: debug, info, warn, error
 	ShutdownTimeout time.Duration // TESSERA_SHUTDOWN_TIMEOUT: how long SIGTERM waits for requests in flight
@@ -111,6 +112,8 @@ type Webhook struct {
 const (
 	DefaultAddr    = "127.0.0.1:8080"
 	DefaultDataDir = "tessera-data"
+	// DefaultDBTimeout is TESSERA_DB_TIMEOUT's default.
+	DefaultDBTimeout = 5 * time.Second
 )
 
 // SQLitePath is where the SQLite database lives.
@@ -166,6 +169,12 @@ func Load(getenv func(string) string) (*Config, error) {
 		bad("TESSERA_POSTGRES_MAX_CONNS: must be a positive whole number")
 	}
 	c.ShutdownTimeout = duration(get("TESSERA_SHUTDOWN_TIMEOUT", "15s"), "TESSERA_SHUTDOWN_TIMEOUT", bad)
+	c.DBTimeout = duration(get("TESSERA_DB_TIMEOUT", DefaultDBTimeout.String()), "TESSERA_DB_TIMEOUT", bad)
+	// Below a second a busy but healthy database would answer 503; above
+	// the server's 30 s write timeout the client would get no answer.
+	if c.DBTimeout > 0 && (c.DBTimeout < time.Second || c.DBTimeout > 25*time.Second) {
+		bad("TESSERA_DB_TIMEOUT: must be between 1s and 25s, not %s", c.DBTimeout)
+	}
 	c.ServiceName = get("TESSERA_SERVICE_NAME", "Tessera")
 	c.TokenIssuer = get("TESSERA_TOKEN_ISSUER", "tessera")
 	c.TokenAudience = get("TESSERA_TOKEN_AUDIENCE", "tessera")
@@ -444,6 +453,7 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_DATABASE_URL", db},
 		{"TESSERA_SQLITE_SYNC", map[bool]string{false: "normal", true: "full"}[c.SQLiteFullSync]},
 		{"TESSERA_POSTGRES_MAX_CONNS", strconv.Itoa(c.PostgresConns)},
+		{"TESSERA_DB_TIMEOUT", c.DBTimeout.String()},
 		{"TESSERA_HMAC_KEY", mask("set")},
 		{"TESSERA_ENCRYPTION_KEYS", "key ids " + strings.Join(ids, ",") + " (keys masked; the first encrypts)"},
 		{"TESSERA_LOG_FORMAT", c.LogFormat},

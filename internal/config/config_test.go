@@ -58,7 +58,7 @@ func TestLoadGeneratesKeysOnce(t *testing.T) {
 	// The defaults.
 	if c.Addr != DefaultAddr || c.DataDir != dir || c.DatabaseURL != "" || c.UsesPostgres() ||
 		c.SQLiteFullSync || c.PostgresConns != 16 || c.LogFormat != "text" || c.LogLevel != "info" ||
-		c.ShutdownTimeout != 15*time.Second || c.Retention != 24*time.Hour {
+		c.ShutdownTimeout != 15*time.Second || c.Retention != 24*time.Hour || c.DBTimeout != 5*time.Second {
 		t.Errorf("defaults: %+v", c)
 	}
 	if c.SQLitePath() != filepath.Join(dir, "tessera.db") {
@@ -113,6 +113,7 @@ func TestLoadValues(t *testing.T) {
 		"TESSERA_LOG_FORMAT":         "json",
 		"TESSERA_LOG_LEVEL":          "debug",
 		"TESSERA_SHUTDOWN_TIMEOUT":   "30s",
+		"TESSERA_DB_TIMEOUT":         "2500ms",
 		"TESSERA_RETENTION":          "72h",
 		"TESSERA_HMAC_KEY":           b64(1),
 		"TESSERA_ENCRYPTION_KEYS":    "new:" + b64(3) + ",old:" + b64(2),
@@ -121,7 +122,7 @@ func TestLoadValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != ":9000" || !c.UsesPostgres() || !c.SQLiteFullSync || c.PostgresConns != 4 || c.LogFormat != "json" ||
-		c.LogLevel != "debug" || c.ShutdownTimeout != 30*time.Second || c.Retention != 72*time.Hour {
+		c.LogLevel != "debug" || c.ShutdownTimeout != 30*time.Second || c.Retention != 72*time.Hour || c.DBTimeout != 2500*time.Millisecond {
 		t.Errorf("config: %+v", c)
 	}
 	if c.KeysGenerated {
@@ -245,6 +246,9 @@ func TestLoadBadValues(t *testing.T) {
 		{name: "max conns trailing junk", vars: map[string]string{"TESSERA_POSTGRES_MAX_CONNS": "16x"}, want: []string{"TESSERA_POSTGRES_MAX_CONNS"}},
 		{name: "max conns two numbers", vars: map[string]string{"TESSERA_POSTGRES_MAX_CONNS": "8 16"}, want: []string{"TESSERA_POSTGRES_MAX_CONNS"}},
 		{name: "shutdown timeout", vars: map[string]string{"TESSERA_SHUTDOWN_TIMEOUT": "abc"}, want: []string{"TESSERA_SHUTDOWN_TIMEOUT"}},
+		{name: "db timeout word", vars: map[string]string{"TESSERA_DB_TIMEOUT": "soon"}, want: []string{"TESSERA_DB_TIMEOUT"}},
+		{name: "db timeout too short", vars: map[string]string{"TESSERA_DB_TIMEOUT": "100ms"}, want: []string{"TESSERA_DB_TIMEOUT"}},
+		{name: "db timeout past the write timeout", vars: map[string]string{"TESSERA_DB_TIMEOUT": "1m"}, want: []string{"TESSERA_DB_TIMEOUT"}},
 		{name: "shutdown timeout without unit", vars: map[string]string{"TESSERA_SHUTDOWN_TIMEOUT": "15"}, want: []string{"TESSERA_SHUTDOWN_TIMEOUT"}},
 		{name: "negative retention", vars: map[string]string{"TESSERA_RETENTION": "-1h"}, want: []string{"TESSERA_RETENTION"}},
 		{name: "zero retention", vars: map[string]string{"TESSERA_RETENTION": "0s"}, want: []string{"TESSERA_RETENTION"}},

@@ -32,8 +32,13 @@ var statusOf = map[string]int{
 	tessera.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	tessera.EMEDIATYPE:    http.StatusUnsupportedMediaType,
 	tessera.ETOOMANY:      http.StatusTooManyRequests,
+	tessera.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	tessera.EINTERNAL:     http.StatusInternalServerError,
 }
+
+// unavailableRetryAfter is the Retry-After of a 503, in seconds: about the
+// time a pool needs to reconnect once the database answers again.
+const unavailableRetryAfter = 2
 
 // errorBody is the JSON shape of every error:
 // {"status":422,"error":"Invalid request","code":"invalid","details":[...]}.
@@ -57,6 +62,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if code == tessera.EINTERNAL {
 		s.Log.ErrorContext(r.Context(), "internal error", "err", err, "request_id", requestID(r.Context()), "route", r.Pattern)
 		body.Error = "Internal error"
+	} else if code == tessera.EUNAVAILABLE {
+		s.Log.WarnContext(r.Context(), "database unavailable", "err", err, "request_id", requestID(r.Context()), "route", r.Pattern)
+		retry := unavailableRetryAfter
+		if e := (*tessera.Error)(nil); errors.As(err, &e) && e.RetryAfter > 0 {
+			retry = e.RetryAfter
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
 	} else if e := (*tessera.Error)(nil); errors.As(err, &e) {
 		body.Details = e.Details
 		if v, ok := e.Data.(*tessera.Verification); ok {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,6 +61,10 @@ type Options struct {
 	Idempotency tessera.IdempotencyStore
 	Keys        *secret.Keyring
 	Now         func() time.Time
+	// DBTimeout bounds each request's work (its database work above all):
+	// when it runs out the request answers 503 unavailable with
+	// Retry-After instead of waiting out a silent database. Zero: no bound.
+	DBTimeout time.Duration
 }
 
 // New returns a server with every route registered.
@@ -127,6 +132,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+	if s.DBTimeout > 0 {
+		// One deadline for the whole request, so the answer comes within
+		// it however many statements the request runs.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.DBTimeout)
+		defer cancel()
+	}
 	r = r.WithContext(context.WithValue(ctx, clientIPKey{}, clientIP(r, s.TrustedProxies)))
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	defer func() {
@@ -207,6 +219,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	err := ready(ctx)
 	if err != nil {
 		s.Log.Warn("readyz: not ready", "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": http.StatusServiceUnavailable, "error": "Not ready: database unreachable or not migrated", "code": "unavailable"})
 		return
 	}

@@ -57,6 +57,12 @@ func applyMigration(ctx context.Context, db *sql.DB, version int, body, lock str
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	if lock != "" {
+		// PostgreSQL (the only dialect with a lock): a migration, and the
+		// wait for another instance's, may take longer than the pool's
+		// statement_timeout.
+		if _, err := tx.ExecContext(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, lock); err != nil {
 			return err
 		}

@@ -614,7 +614,16 @@ func (db *DB) DeleteStale(ctx context.Context, before time.Time) (int64, error) 
 		// Idempotency keys past their 24 h, answered or not.
 		{`DELETE FROM idempotency_keys WHERE expires_at < ?`, []any{b}},
 	} {
-		err := db.writeOp(ctx, false, func(r runner) error {
+		// On PostgreSQL each delete gets a transaction of its own that
+		// lifts the pool's statement_timeout (a request's bound): a large
+		// backlog may take longer.
+		long := db.dialect.name == "postgres"
+		err := db.writeOp(ctx, long, func(r runner) error {
+			if long {
+				if _, err := r.exec(ctx, `SET LOCAL statement_timeout = '5min'`); err != nil {
+					return err
+				}
+			}
 			res, err := r.exec(ctx, stmt.query, stmt.args...)
 			if err != nil {
 				return err
