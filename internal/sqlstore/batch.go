@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // batcher is SQLite's group commit. SQLite has one writer at a time and
@@ -34,7 +35,18 @@ type writeOp struct {
 	fn    func(r runner) error
 	err   error
 	done  chan struct{}
+	// state moves once from opQueued, to opRunning when the loop starts
+	// the op or to opWithdrawn when its caller gives up first: whoever
+	// wins the swap decides, so an op either runs with its caller waiting
+	// for the outcome or never runs at all.
+	state atomic.Int32
 }
+
+const (
+	opQueued int32 = iota
+	opRunning
+	opWithdrawn
+)
 
 func newBatcher(ctx context.Context, pool *sql.DB) (*batcher, error) {
 	conn, err := pool.Conn(ctx)
@@ -61,8 +73,19 @@ func (b *batcher) do(ctx context.Context, multi bool, fn func(r runner) error) e
 		b.mu.RUnlock()
 		return ctx.Err()
 	}
-	// Once queued, the op runs; wait for its outcome even if ctx ends, so
-	// the caller never reports failure for a change that committed.
+	select {
+	case <-op.done:
+		return op.err
+	case <-ctx.Done():
+	}
+	// The deadline ran out while the op waited its turn (a long batch, a
+	// disk that stalls, another process holding the write lock): withdraw
+	// it, unless the loop has started it, in which case wait for its
+	// outcome, so the caller never reports failure for a change that
+	// committed.
+	if op.state.CompareAndSwap(opQueued, opWithdrawn) {
+		return ctx.Err()
+	}
 	<-op.done
 	return op.err
 }
@@ -125,7 +148,10 @@ func (b *batcher) run(batch []*writeOp) {
 		// interrupted by a cancelled context would roll back the whole
 		// shared transaction.
 		if err := op.ctx.Err(); err != nil {
-			op.err = err
+			op.state.CompareAndSwap(opQueued, opWithdrawn)
+		}
+		if !op.state.CompareAndSwap(opQueued, opRunning) {
+			op.err = context.Cause(op.ctx)
 			failed++
 			continue
 		}
