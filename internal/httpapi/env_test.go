@@ -42,10 +42,13 @@ var stores = []struct {
 	{"postgres", func(t testing.TB) app.Storage { return storetest.OpenPostgres(t) }},
 }
 
-// onEachStore runs fn once per store.
+// onEachStore runs fn once per store, the stores side by side: each run
+// has an env of its own, and PostgreSQL's round trips leave the CPU to
+// SQLite's run meanwhile.
 func onEachStore(t *testing.T, fn func(t *testing.T, e *env)) {
 	for _, s := range stores {
 		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
 			fn(t, newEnv(t, s.open(t)))
 		})
 	}
