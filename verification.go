@@ -88,6 +88,43 @@ type Message struct {
 	LastError   string
 	CreatedAt   time.Time
 	SentAt      time.Time
+
+	// What the provider reported after accepting it (DeliveryStore).
+	ProviderID     string         // the provider's id of the message (Twilio's SID); "" until known
+	DeliveryStatus DeliveryStatus // "" until a final report
+	ProviderError  string         // the provider's error code, if any
+	DeliveredAt    time.Time      // when it was reported delivered
+	ConvertedAt    time.Time      // when its verification was validated after delivery
+}
+
+// DeliveryStatus is the final state a provider reported for a message it
+// accepted.
+type DeliveryStatus string
+
+// The delivery states a provider reports; "" means none reported yet.
+const (
+	DeliveryDelivered   DeliveryStatus = "delivered"   // reached the handset
+	DeliveryUndelivered DeliveryStatus = "undelivered" // the carrier could not deliver it
+	DeliveryFailed      DeliveryStatus = "failed"      // the provider could not send it
+)
+
+// DeliveryStore keeps what providers report about messages after they
+// accepted them. A store may implement it besides Store.
+type DeliveryStore interface {
+	// SetProviderID records the provider's id of message id; ENOTFOUND if
+	// there is no such message.
+	SetProviderID(ctx context.Context, id, providerID string) error
+	// RecordDelivery records a provider's final report on message id:
+	// status, its error code and, for delivered, at. providerID, when not
+	// empty, must match the id recorded (or none recorded yet, and it is
+	// recorded). A delivered message stays delivered. ENOTFOUND when there
+	// is no such message, the provider id differs or it was delivered
+	// already.
+	RecordDelivery(ctx context.Context, id, providerID string, status DeliveryStatus, providerError string, at time.Time) error
+	// RecordConversion marks the delivered message of a verification
+	// converted at now, once, and returns it; ENOTFOUND when it has no
+	// delivered message or it was converted already.
+	RecordConversion(ctx context.Context, owner, verificationID string, now time.Time) (*Message, error)
 }
 
 // MessageContent is what a sender delivers.

@@ -2,12 +2,16 @@ package deliver
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -31,6 +35,21 @@ type TwilioConfig struct {
 	BaseURL string
 	// HTTPClient defaults to a client with a 30-second timeout.
 	HTTPClient *http.Client
+	// StatusCallback, when set, is the URL Twilio reports delivery to
+	// (TESSERA_PUBLIC_URL + /webhooks/twilio/status); each message adds
+	// ?message=<outbox id> to it.
+	StatusCallback string
+	// Deliveries, when set, records each accepted message's SID.
+	Deliveries tessera.DeliveryStore
+}
+
+// TwilioStatusPath is where Twilio's status callbacks arrive.
+const TwilioStatusPath = "/webhooks/twilio/status"
+
+// TwilioStatusCallback is the StatusCallback URL for outbox message id
+// under callback (a TwilioConfig.StatusCallback).
+func TwilioStatusCallback(callback, id string) string {
+	return callback + "?" + url.Values{"message": {id}}.Encode()
 }
 
 // TwilioSender sends SMS through Twilio's Messages API.
@@ -43,6 +62,8 @@ type TwilioSender struct {
 	accountSID, token   string
 	from, messagingSSID string
 	client              *http.Client
+	callback            string
+	deliveries          tessera.DeliveryStore
 }
 
 // NewTwilioSender checks cfg and returns a sender.
@@ -69,6 +90,12 @@ func NewTwilioSender(cfg TwilioConfig) (*TwilioSender, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("twilio: base URL %q must be an http(s) URL", base)
 	}
+	if cfg.StatusCallback != "" {
+		cb, err := url.Parse(cfg.StatusCallback)
+		if err != nil || (cb.Scheme != "https" && cb.Scheme != "http") || cb.Host == "" || cb.RawQuery != "" || cb.Fragment != "" {
+			return nil, fmt.Errorf("twilio: status callback %q must be an http(s) URL without query", cfg.StatusCallback)
+		}
+	}
 	client := cfg.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
@@ -77,7 +104,7 @@ func NewTwilioSender(cfg TwilioConfig) (*TwilioSender, error) {
 		endpoint:   strings.TrimRight(base, "/") + "/2010-04-01/Accounts/" + url.PathEscape(cfg.AccountSID) + "/Messages.json",
 		accountSID: cfg.AccountSID, token: cfg.AuthToken,
 		from: cfg.From, messagingSSID: cfg.MessagingServiceSID,
-		client: client,
+		client: client, callback: cfg.StatusCallback, deliveries: cfg.Deliveries,
 	}, nil
 }
 
@@ -101,6 +128,9 @@ func (s *TwilioSender) Send(ctx context.Context, m *tessera.Outgoing) error {
 		form.Set("MessagingServiceSid", s.messagingSSID)
 	} else {
 		form.Set("From", s.from)
+	}
+	if s.callback != "" {
+		form.Set("StatusCallback", TwilioStatusCallback(s.callback, m.ID))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -127,6 +157,11 @@ func (s *TwilioSender) Send(ctx context.Context, m *tessera.Outgoing) error {
 			// Something answered success without creating a message (a
 			// proxy, a wrong base URL): try again rather than lose it.
 			return fmt.Errorf("twilio: HTTP %d without a message sid", resp.StatusCode)
+		}
+		if s.deliveries != nil {
+			// Best effort: Twilio has the message, and a status callback
+			// records the SID anyway if this does not.
+			_ = s.deliveries.SetProviderID(context.WithoutCancel(ctx), m.ID, ok.SID)
 		}
 		return nil
 	}
@@ -156,4 +191,40 @@ func (s *TwilioSender) Send(ctx context.Context, m *tessera.Outgoing) error {
 // and 429 (rate limited).
 func httpStatusPermanent(code int) bool {
 	return code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
+}
+
+// TwilioSignature computes X-Twilio-Signature as Twilio documents it: the
+// full URL Twilio requested, then each POST parameter's name and value
+// appended, sorted by name (and by value for a repeated name), signed with
+// HMAC-SHA1 under the auth token and encoded in base64.
+func TwilioSignature(authToken, fullURL string, params url.Values) string {
+	names := make([]string, 0, len(params))
+	for k := range params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString(fullURL)
+	for _, k := range names {
+		vs := append([]string(nil), params[k]...)
+		sort.Strings(vs)
+		for _, v := range vs {
+			b.WriteString(k)
+			b.WriteString(v)
+		}
+	}
+	mac := hmac.New(sha1.New, []byte(authToken))
+	mac.Write([]byte(b.String()))
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// VerifyTwilioSignature reports whether signature is Twilio's signature of
+// fullURL and params under authToken, comparing in constant time. An empty
+// token or signature never verifies.
+func VerifyTwilioSignature(authToken, fullURL string, params url.Values, signature string) bool {
+	if authToken == "" || signature == "" {
+		return false
+	}
+	want := TwilioSignature(authToken, fullURL, params)
+	return hmac.Equal([]byte(want), []byte(signature))
 }

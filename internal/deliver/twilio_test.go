@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +23,7 @@ const (
 
 // twilioRequest is one request the fake Twilio received, already checked.
 type twilioRequest struct {
-	To, Body, From, MessagingServiceSid string
+	To, Body, From, MessagingServiceSid, StatusCallback string
 }
 
 // fakeTwilio behaves like Twilio's Messages API: it checks every request
@@ -75,7 +76,7 @@ func (f *fakeTwilio) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	for k := range r.PostForm {
 		switch k {
-		case "To", "Body", "From", "MessagingServiceSid":
+		case "To", "Body", "From", "MessagingServiceSid", "StatusCallback":
 		default:
 			f.problem(w, "unexpected form field %q", k)
 			return
@@ -84,6 +85,13 @@ func (f *fakeTwilio) serve(w http.ResponseWriter, r *http.Request) {
 	req := twilioRequest{
 		To: r.PostForm.Get("To"), Body: r.PostForm.Get("Body"),
 		From: r.PostForm.Get("From"), MessagingServiceSid: r.PostForm.Get("MessagingServiceSid"),
+		StatusCallback: r.PostForm.Get("StatusCallback"),
+	}
+	if cb := req.StatusCallback; cb != "" {
+		if u, err := url.Parse(cb); err != nil || u.Scheme == "" || u.Host == "" {
+			f.problem(w, "StatusCallback %q is not an absolute URL", cb)
+			return
+		}
 	}
 	if req.To == "" || req.Body == "" {
 		f.problem(w, "To %q and Body %q are required", req.To, req.Body)
@@ -391,4 +399,89 @@ func TestTwilioSuccessBodyIsJSON(t *testing.T) {
 		t.Errorf("answer %d %+v", resp.StatusCode, got)
 	}
 	f.check()
+}
+
+// sidRecorder is a tessera.DeliveryStore that keeps the SIDs it is told.
+type sidRecorder struct {
+	tessera.DeliveryStore
+	mu   sync.Mutex
+	sids map[string]string
+}
+
+func (s *sidRecorder) SetProviderID(_ context.Context, id, sid string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sids[id] = sid
+	return nil
+}
+
+func TestTwilioStatusCallbackAndSID(t *testing.T) {
+	f := newFakeTwilio(t)
+	rec := &sidRecorder{sids: map[string]string{}}
+	s := f.sender(t, func(c *TwilioConfig) {
+		c.StatusCallback = "https://tessera.example" + TwilioStatusPath
+		c.Deliveries = rec
+	})
+	m := smsMessage("+14155550123", "Your code is 482913")
+	if err := s.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	f.check()
+	got := f.acceptedRequests()
+	want := "https://tessera.example/webhooks/twilio/status?message=" + m.ID
+	if len(got) != 1 || got[0].StatusCallback != want {
+		t.Fatalf("accepted %+v, want StatusCallback %q", got, want)
+	}
+	if sid := rec.sids[m.ID]; sid != fmt.Sprintf("SM%032x", 1) {
+		t.Errorf("recorded SID %q", sid)
+	}
+
+	// Without a public URL, no callback is asked for.
+	f2 := newFakeTwilio(t)
+	if err := f2.sender(t, nil).Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if got := f2.acceptedRequests(); len(got) != 1 || got[0].StatusCallback != "" {
+		t.Errorf("accepted %+v, want no StatusCallback", got)
+	}
+
+	for _, bad := range []string{"ftp://x/y", "https://x/y?a=1", "/relative"} {
+		if _, err := NewTwilioSender(TwilioConfig{AccountSID: twTestSID, AuthToken: twTestToken, From: twTestFrom, StatusCallback: bad}); err == nil {
+			t.Errorf("status callback %q accepted", bad)
+		}
+	}
+}
+
+// TestTwilioSignature checks the algorithm against the example of
+// Twilio's own request validators (auth token 12345).
+func TestTwilioSignature(t *testing.T) {
+	u := "https://mycompany.com/myapp.php?foo=1&bar=2"
+	params := url.Values{
+		"CallSid": {"CA1234567890ABCDE"}, "Caller": {"+14158675309"}, "Digits": {"1234"},
+		"From": {"+14158675309"}, "To": {"+18005551212"},
+	}
+	const want = "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+	if got := TwilioSignature("12345", u, params); got != want {
+		t.Fatalf("signature %q, want %q", got, want)
+	}
+	if !VerifyTwilioSignature("12345", u, params, want) {
+		t.Error("the documented signature does not verify")
+	}
+	tampered := url.Values{}
+	for k, v := range params {
+		tampered[k] = v
+	}
+	tampered.Set("Digits", "9999")
+	for name, ok := range map[string]bool{
+		"other token":  VerifyTwilioSignature("54321", u, params, want),
+		"other URL":    VerifyTwilioSignature("12345", u+"&x=1", params, want),
+		"other params": VerifyTwilioSignature("12345", u, tampered, want),
+		"no signature": VerifyTwilioSignature("12345", u, params, ""),
+		"no token":     VerifyTwilioSignature("", u, params, TwilioSignature("", u, params)),
+		"garbage":      VerifyTwilioSignature("12345", u, params, "not base64 at all"),
+	} {
+		if ok {
+			t.Errorf("%s: verified", name)
+		}
+	}
 }

@@ -473,14 +473,17 @@ func (db *DB) RevokeClient(ctx context.Context, idOrName string, now time.Time) 
 
 // ---- outbox ----
 
-const messageColumns = `id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, last_error, created_at, sent_at`
+const messageColumns = `id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, last_error, created_at, sent_at,
+	provider_id, delivery_status, provider_error, delivered_at, converted_at`
 
 func scanMessage(row scanner) (*tessera.Message, error) {
 	var m tessera.Message
 	var channel, status string
 	var next, created int64
-	var sent sql.NullInt64
-	if err := row.Scan(&m.ID, &m.Owner, &m.VerificationID, &channel, &m.To, &m.Sealed, &status, &m.Attempts, &next, &m.LastError, &created, &sent); err != nil {
+	var sent, delivered, converted sql.NullInt64
+	var dstatus string
+	if err := row.Scan(&m.ID, &m.Owner, &m.VerificationID, &channel, &m.To, &m.Sealed, &status, &m.Attempts, &next, &m.LastError, &created, &sent,
+		&m.ProviderID, &dstatus, &m.ProviderError, &delivered, &converted); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, notFound()
 		}
@@ -488,6 +491,7 @@ func scanMessage(row scanner) (*tessera.Message, error) {
 	}
 	m.Channel, m.Status = tessera.Channel(channel), tessera.MessageStatus(status)
 	m.NextAttemptAt, m.CreatedAt, m.SentAt = fromMS(next), fromMS(created), fromNullMS(sent)
+	m.DeliveryStatus, m.DeliveredAt, m.ConvertedAt = tessera.DeliveryStatus(dstatus), fromNullMS(delivered), fromNullMS(converted)
 	return &m, nil
 }
 
@@ -585,6 +589,45 @@ func (db *DB) FailMessage(ctx context.Context, id, holder string, attempts int, 
 func (db *DB) MessageForVerification(ctx context.Context, owner, verificationID string) (*tessera.Message, error) {
 	return scanMessage(db.reader().queryRow(ctx, `SELECT `+messageColumns+` FROM outbox
 		WHERE owner = ? AND verification_id = ? ORDER BY created_at DESC LIMIT 1`, owner, verificationID))
+}
+
+var _ tessera.DeliveryStore = (*DB)(nil)
+
+// SetProviderID records the provider's id of a message.
+func (db *DB) SetProviderID(ctx context.Context, id, providerID string) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE outbox SET provider_id = ? WHERE id = ?`, providerID, id))
+	})
+}
+
+// RecordDelivery records a provider's final report on a message. A report
+// may arrive before the provider id is recorded (the provider calls back
+// before the sender has read its answer): it then records the id too.
+func (db *DB) RecordDelivery(ctx context.Context, id, providerID string, status tessera.DeliveryStatus, providerError string, at time.Time) error {
+	var delivered any // NULL unless delivered
+	if status == tessera.DeliveryDelivered {
+		delivered = ms(at)
+	}
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE outbox SET delivery_status = ?, provider_error = ?, delivered_at = ?,
+			provider_id = CASE WHEN provider_id = '' THEN ? ELSE provider_id END
+			WHERE id = ? AND (? = '' OR provider_id = '' OR provider_id = ?) AND delivery_status <> 'delivered'`,
+			string(status), providerError, delivered, providerID, id, providerID, providerID))
+	})
+}
+
+// RecordConversion marks the delivered, unconverted message of a
+// verification converted, in one statement, so it counts once.
+func (db *DB) RecordConversion(ctx context.Context, owner, verificationID string, now time.Time) (*tessera.Message, error) {
+	var m *tessera.Message
+	err := db.writeOp(ctx, false, func(r runner) error {
+		var err error
+		m, err = scanMessage(r.queryRow(ctx, `UPDATE outbox SET converted_at = ?
+			WHERE owner = ? AND verification_id = ? AND delivery_status = 'delivered' AND converted_at IS NULL
+			RETURNING `+messageColumns, ms(now), owner, verificationID))
+		return err
+	})
+	return m, err
 }
 
 // ---- housekeeping ----
