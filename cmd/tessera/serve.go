@@ -47,7 +47,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	// Channels without a configured provider use the log sender, which
 	// writes each message to standard error.
-	senders, err := app.Senders(cfg, stderr)
+	senders, err := app.Senders(cfg, stderr, store)
 	if err != nil {
 		return err
 	}
@@ -71,6 +71,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		ServiceName: cfg.ServiceName, TokenIssuer: cfg.TokenIssuer, TokenAudience: cfg.TokenAudience, IDTokenTTL: cfg.IDTokenTTL,
 		RefreshGrace: cfg.RefreshGrace, PrivilegedMaxAge: cfg.PrivilegedMaxAge, NoNewDeviceNotices: !cfg.NewDeviceNotices,
 		WebAuthnRPID: cfg.WebAuthnRPID, WebAuthnRPName: cfg.WebAuthnRPName, WebAuthnOrigins: cfg.WebAuthnOrigins,
+		PublicURL: cfg.PublicURL, TwilioAuthToken: cfg.Twilio.AuthToken,
 	})
 	if err := a.Start(ctx); err != nil {
 		return err

@@ -37,7 +37,7 @@ func openApp(ctx context.Context, getenv func(string) string, stderr io.Writer) 
 		store.Close()
 		return nil, nil, err
 	}
-	senders, err := app.Senders(cfg, stderr)
+	senders, err := app.Senders(cfg, stderr, store)
 	if err != nil {
 		store.Close()
 		return nil, nil, err

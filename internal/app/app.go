@@ -92,6 +92,11 @@ type Options struct {
 	Limiter        ratelimit.Limiter
 	Limits         Limits
 	TrustedProxies []netip.Prefix
+
+	// PublicURL and TwilioAuthToken accept Twilio's status callbacks
+	// (POST /webhooks/twilio/status); without both the route is 404.
+	PublicURL       string
+	TwilioAuthToken string
 }
 
 // Limits are the rate limits of the service.
@@ -207,6 +212,7 @@ func New(o Options) *App {
 		Limiter: o.Limiter, LimitIP: limits.IP, LimitClient: limits.Client, TrustedProxies: o.TrustedProxies,
 		Idempotency: o.Store, Keys: o.Keys, Now: o.Now,
 		DBTimeout: o.DBTimeout,
+		PublicURL: o.PublicURL, TwilioAuthToken: o.TwilioAuthToken, ObserveConversion: a.Metrics.ObserveConversion, ObserveDeliveryReport: a.Metrics.ObserveDeliveryReport,
 	})
 	return a
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // Senders builds the sender of each channel from the configuration. The
-// log sender writes to logOut.
-func Senders(cfg *config.Config, logOut io.Writer) (map[tessera.Channel]tessera.Sender, error) {
+// log sender writes to logOut. deliveries, when not nil, records what
+// providers report (the Twilio sender's SIDs).
+func Senders(cfg *config.Config, logOut io.Writer, deliveries tessera.DeliveryStore) (map[tessera.Channel]tessera.Sender, error) {
 	var logSender *deliver.LogSender
 	var webhook *deliver.WebhookSender
 	get := func(kind string, ch tessera.Channel) (tessera.Sender, error) {
@@ -40,9 +41,14 @@ func Senders(cfg *config.Config, logOut io.Writer) (map[tessera.Channel]tessera.
 			}
 			return s, nil
 		case "twilio":
+			callback := ""
+			if cfg.PublicURL != "" {
+				callback = cfg.PublicURL + deliver.TwilioStatusPath
+			}
 			s, err := deliver.NewTwilioSender(deliver.TwilioConfig{
 				AccountSID: cfg.Twilio.AccountSID, AuthToken: cfg.Twilio.AuthToken, From: cfg.Twilio.From,
 				MessagingServiceSID: cfg.Twilio.MessagingServiceSID, BaseURL: cfg.Twilio.BaseURL,
+				StatusCallback: callback, Deliveries: deliveries,
 			})
 			if err != nil {
 				return nil, fmt.Errorf("TESSERA_TWILIO_*: %w", err)

@@ -70,6 +70,7 @@ type Config struct {
 	SMTP              SMTP          // TESSERA_SMTP_*
 	Twilio            Twilio        // TESSERA_TWILIO_*
 	Webhook           Webhook       // TESSERA_WEBHOOK_*
+	PublicURL         string        // TESSERA_PUBLIC_URL: where providers reach Tessera (Twilio status callbacks); no trailing slash
 	OutboxLease       time.Duration // TESSERA_OUTBOX_LEASE: how long a worker holds a message it is sending
 	OutboxMaxAttempts int           // TESSERA_OUTBOX_MAX_ATTEMPTS: tries before a message is given up
 	ResendCooldown    time.Duration // TESSERA_RESEND_COOLDOWN: wait between sends of the same code
@@ -282,6 +283,12 @@ func (c *Config) loadDelivery(getenv func(string) string, get func(name, def str
 		BaseURL: get("TESSERA_TWILIO_BASE_URL", "https://api.twilio.com"),
 	}
 	c.Webhook = Webhook{URL: get("TESSERA_WEBHOOK_URL", ""), Secret: secretOf("TESSERA_WEBHOOK_SECRET")}
+	if v := get("TESSERA_PUBLIC_URL", ""); v != "" {
+		if err := CheckPublicURL(v); err != nil {
+			bad("%v", err)
+		}
+		c.PublicURL = strings.TrimRight(v, "/")
+	}
 
 	needWebhook := false
 	switch c.EmailSender {
@@ -309,6 +316,19 @@ func (c *Config) loadDelivery(getenv func(string) string, get func(name, def str
 	if needWebhook && (c.Webhook.URL == "" || c.Webhook.Secret == "") {
 		bad("the webhook sender needs TESSERA_WEBHOOK_URL and TESSERA_WEBHOOK_SECRET (whsec_…)")
 	}
+}
+
+// CheckPublicURL checks TESSERA_PUBLIC_URL: an absolute https URL (http
+// only for localhost), without query or fragment, that providers can reach.
+func CheckPublicURL(v string) error {
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("TESSERA_PUBLIC_URL: %q must be an absolute URL such as https://tessera.example.com, without query", v)
+	}
+	if h := u.Hostname(); u.Scheme == "http" && h != "localhost" && h != "127.0.0.1" && h != "::1" {
+		return fmt.Errorf("TESSERA_PUBLIC_URL: %q must use https (http only for localhost)", v)
+	}
+	return nil
 }
 
 func positive(s, name string, bad func(string, ...any)) int {
@@ -485,6 +505,7 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_TWILIO_FROM", c.Twilio.From},
 		{"TESSERA_TWILIO_MESSAGING_SERVICE_SID", c.Twilio.MessagingServiceSID},
 		{"TESSERA_TWILIO_BASE_URL", c.Twilio.BaseURL},
+		{"TESSERA_PUBLIC_URL", c.PublicURL},
 		{"TESSERA_WEBHOOK_URL", c.Webhook.URL},
 		{"TESSERA_WEBHOOK_SECRET", mask(c.Webhook.Secret)},
 		{"TESSERA_OUTBOX_LEASE", c.OutboxLease.String()},

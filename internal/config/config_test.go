@@ -389,3 +389,43 @@ func TestCheckWebAuthn(t *testing.T) {
 		}
 	}
 }
+
+func TestPublicURL(t *testing.T) {
+	base := map[string]string{"TESSERA_DATA_DIR": t.TempDir()}
+	load := func(v string) (*Config, error) {
+		vars := map[string]string{"TESSERA_PUBLIC_URL": v}
+		for k, x := range base {
+			vars[k] = x
+		}
+		return Load(env(vars))
+	}
+	c, err := load("")
+	if err != nil || c.PublicURL != "" {
+		t.Fatalf("unset: %q, %v", c.PublicURL, err)
+	}
+	for in, want := range map[string]string{
+		"https://tessera.example.com/":     "https://tessera.example.com",
+		"https://tessera.example.com/base": "https://tessera.example.com/base",
+		"http://localhost:8080":            "http://localhost:8080",
+	} {
+		c, err := load(in)
+		if err != nil || c.PublicURL != want {
+			t.Errorf("%q: %q, %v; want %q", in, c.PublicURL, err, want)
+		}
+	}
+	for _, bad := range []string{"tessera.example.com", "ftp://tessera.example.com", "http://tessera.example.com", "https://tessera.example.com/?a=1", "https://u:p@tessera.example.com"} {
+		if _, err := load(bad); err == nil || !strings.Contains(err.Error(), "TESSERA_PUBLIC_URL") {
+			t.Errorf("%q: err %v, want one naming TESSERA_PUBLIC_URL", bad, err)
+		}
+	}
+	found := false
+	c, _ = load("https://tessera.example.com")
+	for _, s := range c.Settings() {
+		if s.Name == "TESSERA_PUBLIC_URL" && s.Value == "https://tessera.example.com" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("Settings does not show TESSERA_PUBLIC_URL")
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/account"
 	"github.com/tessera-id/tessera/internal/apiclient"
+	"github.com/tessera-id/tessera/internal/deliver"
 	"github.com/tessera-id/tessera/internal/ratelimit"
 	"github.com/tessera-id/tessera/internal/secret"
 	"github.com/tessera-id/tessera/internal/verify"
@@ -65,6 +66,17 @@ type Options struct {
 	// when it runs out the request answers 503 unavailable with
 	// Retry-After instead of waiting out a silent database. Zero: no bound.
 	DBTimeout time.Duration
+
+	// PublicURL and TwilioAuthToken verify Twilio's status callbacks
+	// (POST /webhooks/twilio/status); without both, and a Store that is a
+	// tessera.DeliveryStore, the route answers 404.
+	PublicURL       string
+	TwilioAuthToken string
+	// ObserveDeliveryReport, when set, hears each recorded final report
+	// (channel, status); ObserveConversion each verification validated
+	// after its message was delivered (channel).
+	ObserveDeliveryReport func(channel, status string)
+	ObserveConversion     func(channel string)
 }
 
 // New returns a server with every route registered.
@@ -87,6 +99,9 @@ func (s *Server) routes() {
 	s.handle("GET /methods/{method}/verifiers/{id}", s.requireClient(s.handleGetVerification))
 	s.handle("DELETE /methods/{method}/verifiers/{id}", s.requireClient(s.handleDeleteVerification))
 	s.handle("POST /methods/{method}/verifiers/{id}/actions/resend", s.requireClient(s.idempotent(scopeClient, s.handleResend)))
+
+	// Provider callbacks (signed by the provider, no token).
+	s.handle("POST "+deliver.TwilioStatusPath, s.handleTwilioStatus)
 
 	// The accounts API (end users, ID-token bearer).
 	s.accountRoutes()

@@ -26,6 +26,10 @@ type deliveryJSON struct {
 	Attempts  int                   `json:"attempts"`
 	LastError string                `json:"lastError,omitempty"`
 	SentAt    *time.Time            `json:"sentAt,omitempty"`
+	// What the provider reported afterwards (Twilio status callbacks).
+	DeliveryStatus tessera.DeliveryStatus `json:"deliveryStatus,omitempty"`
+	ProviderError  string                 `json:"providerError,omitempty"`
+	DeliveredAt    *time.Time             `json:"deliveredAt,omitempty"`
 }
 
 func verificationView(v *tessera.Verification) *verificationJSON {
@@ -89,11 +93,13 @@ func (s *Server) handleValidate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	v, err := s.Engine.Validate(r.Context(), clientFrom(r.Context()).ID, m, r.PathValue("id"), req.Code, req.RemoveSecret)
+	owner := clientFrom(r.Context()).ID
+	v, err := s.Engine.Validate(r.Context(), owner, m, r.PathValue("id"), req.Code, req.RemoveSecret)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	s.recordConversion(r, owner, v.ID)
 	writeJSON(w, http.StatusOK, dataJSON{Status: http.StatusOK, Data: verificationView(v)})
 }
 
@@ -121,6 +127,10 @@ func (s *Server) handleGetVerification(w http.ResponseWriter, r *http.Request) {
 		view.Delivery = &deliveryJSON{Status: msg.Status, Attempts: msg.Attempts, LastError: msg.LastError}
 		if !msg.SentAt.IsZero() {
 			view.Delivery.SentAt = &msg.SentAt
+		}
+		view.Delivery.DeliveryStatus, view.Delivery.ProviderError = msg.DeliveryStatus, msg.ProviderError
+		if !msg.DeliveredAt.IsZero() {
+			view.Delivery.DeliveredAt = &msg.DeliveredAt
 		}
 	} else if tessera.ErrorCode(err) != tessera.ENOTFOUND {
 		s.writeError(w, r, err)
@@ -158,4 +168,23 @@ func (s *Server) handleResend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, dataJSON{Status: http.StatusOK, Data: verificationView(v)})
+}
+
+// recordConversion notes that a verification whose message was reported
+// delivered was then validated: the code reached the person and was used.
+// The code is consumed already, so a failure here is logged, not answered.
+func (s *Server) recordConversion(r *http.Request, owner, id string) {
+	store, ok := s.Store.(tessera.DeliveryStore)
+	if !ok {
+		return
+	}
+	msg, err := store.RecordConversion(r.Context(), owner, id, s.now())
+	switch {
+	case err == nil:
+		if s.ObserveConversion != nil {
+			s.ObserveConversion(string(msg.Channel))
+		}
+	case tessera.ErrorCode(err) != tessera.ENOTFOUND: // ENOTFOUND: not delivered (yet), or no message
+		s.Log.Warn("record conversion", "verification", id, "err", err)
+	}
 }

@@ -25,6 +25,8 @@ type Metrics struct {
 	deliveries    *prometheus.CounterVec
 	logins        *prometheus.CounterVec
 	rateLimited   *prometheus.CounterVec
+	reports       *prometheus.CounterVec
+	conversions   *prometheus.CounterVec
 }
 
 // New registers Tessera's collectors and the Go runtime's.
@@ -50,8 +52,14 @@ func New() *Metrics {
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tessera_rate_limited_total", Help: "Requests refused by a rate limit or cooldown (429), by route pattern.",
 		}, []string{"route"}),
+		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tessera_delivery_reports_total", Help: "Final delivery reports of providers (status callbacks) by channel and status: delivered, undelivered, failed.",
+		}, []string{"channel", "status"}),
+		conversions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tessera_verification_conversions_total", Help: "Verifications validated after their message was reported delivered, by channel.",
+		}, []string{"channel"}),
 	}
-	m.Registry.MustRegister(m.requests, m.latency, m.verifications, m.deliveries, m.logins, m.rateLimited,
+	m.Registry.MustRegister(m.requests, m.latency, m.verifications, m.deliveries, m.logins, m.rateLimited, m.reports, m.conversions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -73,6 +81,15 @@ func (m *Metrics) ObserveRequest(route, method string, status int, d time.Durati
 		m.rateLimited.WithLabelValues(route).Inc()
 	}
 }
+
+// ObserveDeliveryReport records a provider's final report on a message.
+func (m *Metrics) ObserveDeliveryReport(channel, status string) {
+	m.reports.WithLabelValues(channel, status).Inc()
+}
+
+// ObserveConversion records a verification validated after its message
+// was delivered.
+func (m *Metrics) ObserveConversion(channel string) { m.conversions.WithLabelValues(channel).Inc() }
 
 // ObserveVerification records a verification outcome.
 func (m *Metrics) ObserveVerification(method, result string) {
