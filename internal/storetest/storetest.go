@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) tessera.Store) {
 		{"OutboxParallelClaimsNeverOverlap", testOutboxParallelClaims},
 		{"OutboxLeaseOnDatabaseClock", testOutboxLeaseOnDatabaseClock},
 		{"DeleteStale", testDeleteStale},
+		{"DeliveryReports", testDeliveryReports},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -668,4 +669,60 @@ func ids(ms []*tessera.Message) []string {
 		out[i] = m.ID
 	}
 	return out
+}
+
+// testDeliveryReports: provider reports move a message's delivery state;
+// a report for another SID changes nothing, a delivery is never undone, and
+// a conversion is recorded once, only after delivery.
+func testDeliveryReports(t *testing.T, st tessera.Store) {
+	s, ok := st.(tessera.DeliveryStore)
+	if !ok {
+		t.Skip("not a DeliveryStore")
+	}
+	v := newVerification("c1", "v-report")
+	m := newMessage("c1", v.ID, "m-report")
+	m.Channel = tessera.ChannelSMS
+	must(t, st.CreateVerification(ctx(), v, m))
+	get := func() *tessera.Message {
+		t.Helper()
+		got, err := st.MessageForVerification(ctx(), "c1", v.ID)
+		must(t, err)
+		return got
+	}
+	wantCode(t, s.SetProviderID(ctx(), "nope", "SM1"), tessera.ENOTFOUND)
+	_, err := s.RecordConversion(ctx(), "c1", v.ID, t0)
+	wantCode(t, err, tessera.ENOTFOUND) // not delivered
+	must(t, s.SetProviderID(ctx(), m.ID, "SM1"))
+	wantCode(t, s.RecordDelivery(ctx(), m.ID, "SM2", tessera.DeliveryFailed, "30007", t0), tessera.ENOTFOUND)
+	wantCode(t, s.RecordDelivery(ctx(), "nope", "SM1", tessera.DeliveryFailed, "30007", t0), tessera.ENOTFOUND)
+	if got := get(); got.ProviderID != "SM1" || got.DeliveryStatus != "" || got.ProviderError != "" {
+		t.Fatalf("after foreign reports: %+v", got)
+	}
+	must(t, s.RecordDelivery(ctx(), m.ID, "SM1", tessera.DeliveryUndelivered, "30003", t0))
+	if got := get(); got.DeliveryStatus != tessera.DeliveryUndelivered || got.ProviderError != "30003" || !got.DeliveredAt.IsZero() {
+		t.Fatalf("after undelivered: %+v", got)
+	}
+	must(t, s.RecordDelivery(ctx(), m.ID, "SM1", tessera.DeliveryDelivered, "", t0.Add(time.Second)))
+	wantCode(t, s.RecordDelivery(ctx(), m.ID, "SM1", tessera.DeliveryFailed, "30008", t0.Add(2*time.Second)), tessera.ENOTFOUND)
+	if got := get(); got.DeliveryStatus != tessera.DeliveryDelivered || got.ProviderError != "" || !got.DeliveredAt.Equal(t0.Add(time.Second)) {
+		t.Fatalf("after delivered: %+v", got)
+	}
+	conv, err := s.RecordConversion(ctx(), "c1", v.ID, t0.Add(time.Minute))
+	must(t, err)
+	if conv.ID != m.ID || conv.Channel != tessera.ChannelSMS || !conv.ConvertedAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("conversion %+v", conv)
+	}
+	_, err = s.RecordConversion(ctx(), "c1", v.ID, t0.Add(2*time.Minute))
+	wantCode(t, err, tessera.ENOTFOUND) // once
+
+	// A report that arrives before the SID was recorded records it.
+	v2 := newVerification("c1", "v-report2")
+	m2 := newMessage("c1", v2.ID, "m-report2")
+	must(t, st.CreateVerification(ctx(), v2, m2))
+	must(t, s.RecordDelivery(ctx(), m2.ID, "SM9", tessera.DeliveryFailed, "30006", t0))
+	got, err := st.MessageForVerification(ctx(), "c1", v2.ID)
+	must(t, err)
+	if got.ProviderID != "SM9" || got.DeliveryStatus != tessera.DeliveryFailed || got.ProviderError != "30006" {
+		t.Fatalf("early report: %+v", got)
+	}
 }
