@@ -98,6 +98,8 @@ type Options struct {
 type Limits struct {
 	IP, Client, DestinationHour, DestinationDay, SMSCountry ratelimit.Limit
 	SMSCountries                                            map[string]bool
+	// SMSNumberTypes: nil means verify.DefaultSMSNumberTypes.
+	SMSNumberTypes map[string]bool
 }
 
 // withDefaults fills the limits not set.
@@ -160,6 +162,7 @@ func New(o Options) *App {
 		Limits: verify.SendLimits{
 			PerDestinationHour: limits.DestinationHour, PerDestinationDay: limits.DestinationDay,
 			PerCountry: limits.SMSCountry, SMSCountries: limits.SMSCountries,
+			SMSNumberTypes: limits.SMSNumberTypes,
 		},
 		Store: o.Store, Keys: o.Keys, Now: o.Now,
 		Deliver: a.Worker.Enqueue, DeliveryLease: a.Worker.Lease, ResendCooldown: o.ResendCooldown,

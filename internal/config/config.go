@@ -19,6 +19,7 @@ import (
 
 	"github.com/tessera-id/tessera/internal/ratelimit"
 	"github.com/tessera-id/tessera/internal/secret"
+	"github.com/tessera-id/tessera/internal/verify"
 )
 
 // Config is the effective configuration.
@@ -63,6 +64,7 @@ type Config struct {
 	LimitDestDay    ratelimit.Limit // TESSERA_LIMIT_DESTINATION_DAILY
 	LimitSMSCountry ratelimit.Limit // TESSERA_LIMIT_SMS_COUNTRY: SMS to one country calling code
 	SMSCountries    map[string]bool // TESSERA_SMS_ALLOWED_COUNTRIES: empty means all
+	SMSNumberTypes  map[string]bool // TESSERA_SMS_NUMBER_TYPES: the phone number types SMS go to
 
 	// Delivery.
 	EmailSender       string        // TESSERA_EMAIL_SENDER: log, smtp or webhook
@@ -249,6 +251,11 @@ func (c *Config) loadLimits(getenv func(string) string, get func(name, def strin
 		}
 		c.SMSCountries[cc] = true
 	}
+	types, err := verify.ParseNumberTypes(get("TESSERA_SMS_NUMBER_TYPES", verify.DefaultSMSNumberTypes))
+	if err != nil {
+		bad("TESSERA_SMS_NUMBER_TYPES: %v", err)
+	}
+	c.SMSNumberTypes = types
 }
 
 // Default limits.
@@ -499,6 +506,7 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_LIMIT_DESTINATION_DAILY", c.LimitDestDay.String()},
 		{"TESSERA_LIMIT_SMS_COUNTRY", c.LimitSMSCountry.String()},
 		{"TESSERA_SMS_ALLOWED_COUNTRIES", countries(c.SMSCountries)},
+		{"TESSERA_SMS_NUMBER_TYPES", verify.FormatNumberTypes(c.SMSNumberTypes)},
 	}
 }
 

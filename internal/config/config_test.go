@@ -260,6 +260,8 @@ func TestLoadBadValues(t *testing.T) {
 		{name: "smtp port", vars: map[string]string{"TESSERA_SMTP_PORT": "x"}, want: []string{"TESSERA_SMTP_PORT"}},
 		{name: "outbox lease", vars: map[string]string{"TESSERA_OUTBOX_LEASE": "soon"}, want: []string{"TESSERA_OUTBOX_LEASE"}},
 		{name: "outbox attempts", vars: map[string]string{"TESSERA_OUTBOX_MAX_ATTEMPTS": "0"}, want: []string{"TESSERA_OUTBOX_MAX_ATTEMPTS"}},
+		{name: "sms number type unknown", vars: map[string]string{"TESSERA_SMS_NUMBER_TYPES": "mobile,cellular"}, want: []string{"TESSERA_SMS_NUMBER_TYPES", "cellular"}},
+		{name: "sms number types empty", vars: map[string]string{"TESSERA_SMS_NUMBER_TYPES": " , "}, want: []string{"TESSERA_SMS_NUMBER_TYPES"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -386,6 +388,32 @@ func TestCheckWebAuthn(t *testing.T) {
 		}
 		if err != nil && !strings.Contains(err.Error(), "TESSERA_WEBAUTHN_") {
 			t.Errorf("the error does not name the setting: %v", err)
+		}
+	}
+}
+
+func TestSMSNumberTypes(t *testing.T) {
+	for _, tc := range []struct{ value, want string }{
+		{"", "fixed_line_or_mobile,mobile"}, // the default
+		{"MOBILE, voip", "mobile,voip"},
+		{"all", "all"},
+	} {
+		vars := map[string]string{"TESSERA_DATA_DIR": t.TempDir()}
+		if tc.value != "" {
+			vars["TESSERA_SMS_NUMBER_TYPES"] = tc.value
+		}
+		c, err := Load(env(vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var shown string
+		for _, s := range c.Settings() {
+			if s.Name == "TESSERA_SMS_NUMBER_TYPES" {
+				shown = s.Value
+			}
+		}
+		if shown != tc.want {
+			t.Errorf("TESSERA_SMS_NUMBER_TYPES=%q shows %q, want %q", tc.value, shown, tc.want)
 		}
 	}
 }

@@ -72,6 +72,9 @@ type SendLimits struct {
 	// SMSCountries, when not empty, are the only regions (ISO 3166-1
 	// alpha-2) SMS go to.
 	SMSCountries map[string]bool
+	// SMSNumberTypes are the number types SMS go to (NumberType names;
+	// nil: DefaultSMSNumberTypes). See CheckSMSNumber.
+	SMSNumberTypes map[string]bool
 }
 
 // SubjectShare: one subject may use at most 1/SubjectShare of a send
@@ -106,6 +109,11 @@ func (e *Engine) checkSend(ctx context.Context, owner, subject string, method te
 	if method == tessera.MethodPhone && len(e.Limits.SMSCountries) > 0 {
 		if region := RegionOf(consumer); !e.Limits.SMSCountries[region] {
 			return tessera.Invalid(tessera.FieldError{Path: "consumer", Error: "SMS to this country (" + region + ") are not enabled on this server"})
+		}
+	}
+	if method == tessera.MethodPhone {
+		if err := e.CheckSMSNumber(consumer); err != nil {
+			return tessera.Invalid(tessera.FieldError{Path: "consumer", Error: err.Error()})
 		}
 	}
 	if e.Limiter == nil {
