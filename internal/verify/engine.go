@@ -58,6 +58,9 @@ type Engine struct {
 	// Limiter and Limits hold the send limits (nil Limiter: none).
 	Limiter ratelimit.Limiter
 	Limits  SendLimits
+	// Breaker, when set, refuses SMS to prefixes whose codes are not used
+	// (SMS pumping); see Breaker.
+	Breaker *Breaker
 }
 
 // SendLimits bound the messages Tessera sends, whoever asks.
@@ -117,7 +120,7 @@ func (e *Engine) checkSend(ctx context.Context, owner, subject string, method te
 		}
 	}
 	if e.Limiter == nil {
-		return nil
+		return e.checkBreaker(method, consumer)
 	}
 	dest := limitConsumer(method, consumer)
 	var country string
@@ -161,7 +164,23 @@ func (e *Engine) checkSend(ctx context.Context, owner, subject string, method te
 				RetryAfter: int((res.RetryAfter + time.Second - 1) / time.Second)}
 		}
 	}
-	return nil
+	return e.checkBreaker(method, consumer)
+}
+
+// checkBreaker asks the SMS pumping breaker, last: a send the limits
+// refuse is not counted as a send.
+func (e *Engine) checkBreaker(method tessera.Method, consumer string) error {
+	if method != tessera.MethodPhone || e.Breaker == nil {
+		return nil
+	}
+	now := e.now()
+	trip := e.Breaker.Send(consumer, now)
+	if trip == nil {
+		return nil
+	}
+	return &tessera.Error{Code: tessera.ETOOMANY,
+		Message:    "Text messages to numbers starting " + trip.Prefix + " are suspended: too few of the codes sent there were used. Try again later",
+		RetryAfter: int((trip.Until.Sub(now) + time.Second - 1) / time.Second)}
 }
 
 // limitConsumer is how a consumer is named in limit keys. An email keeps
@@ -572,6 +591,9 @@ func (e *Engine) ValidateBound(ctx context.Context, owner string, method tessera
 	switch tessera.ErrorCode(err) {
 	case "":
 		e.observe(method, "validated")
+		if method == tessera.MethodPhone && e.Breaker != nil && v != nil {
+			e.Breaker.Validated(v.Consumer, e.now())
+		}
 	case tessera.EINVALIDCODE:
 		e.observe(method, "failed")
 	case tessera.ELOCKED:
