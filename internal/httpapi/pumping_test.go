@@ -1,9 +1,11 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nyaruka/phonenumbers"
 
@@ -77,4 +79,37 @@ func TestSMSNumberTypesConfigurable(t *testing.T) {
 	if p, msg := r.detail(); p != "consumer" || !strings.Contains(msg, "mobile") {
 		t.Fatalf("a mobile number with only landlines allowed: %s", r.raw)
 	}
+}
+
+func TestPumpingBreakerTripsOnALowConversionPrefix(t *testing.T) {
+	e := newEnvWith(t, stores[0].open(t), func(o *app.Options) {
+		o.Limits.SMSBreaker = &verify.Breaker{MinSends: 10, MinConversion: 0.3, Window: time.Hour}
+	})
+	initiate := func(n string) *response {
+		return e.do("POST", "/methods/phone/actions/initiate", map[string]any{"consumer": n})
+	}
+	// A healthy prefix: every code is typed.
+	for i := 0; i < 20; i++ {
+		n := fmt.Sprintf("+1415555%04d", i)
+		id := initiate(n).want(t, 200).str("verificationId")
+		e.do("POST", "/methods/phone/verifiers/"+id+"/actions/validate", map[string]any{"code": e.codeFor(n)}).want(t, 200)
+	}
+	// A pumped prefix: codes nobody types.
+	for i := 0; i < 10; i++ {
+		initiate(fmt.Sprintf("+1212555%04d", i)).want(t, 200)
+	}
+	e.deliver()
+	r := initiate("+12125559999").want(t, 429)
+	if r.str("code") != "too_many" || r.header.Get("Retry-After") != "3600" || !strings.Contains(r.str("error"), "+1 2125") {
+		t.Fatalf("the tripped prefix answered %s (Retry-After %q)", r.raw, r.header.Get("Retry-After"))
+	}
+	n := "+14155559999"
+	id := initiate(n).want(t, 200).str("verificationId")
+	e.do("POST", "/methods/phone/verifiers/"+id+"/actions/validate", map[string]any{"code": e.codeFor(n)}).want(t, 200)
+	if m := scrape(t, e); !strings.Contains(m, `tessera_sms_breaker_trips_total{country="+1",level="prefix"} 1`) {
+		t.Fatal("no trip in the metrics")
+	}
+	// It recovers after the window.
+	e.clock.Advance(time.Hour)
+	initiate("+12125559999").want(t, 200)
 }
