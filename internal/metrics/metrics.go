@@ -25,6 +25,7 @@ type Metrics struct {
 	deliveries    *prometheus.CounterVec
 	logins        *prometheus.CounterVec
 	rateLimited   *prometheus.CounterVec
+	breakerTrips  *prometheus.CounterVec
 }
 
 // New registers Tessera's collectors and the Go runtime's.
@@ -50,8 +51,11 @@ func New() *Metrics {
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tessera_rate_limited_total", Help: "Requests refused by a rate limit or cooldown (429), by route pattern.",
 		}, []string{"route"}),
+		breakerTrips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tessera_sms_breaker_trips_total", Help: "Trips of the SMS pumping breaker, by country calling code and level: prefix or country.",
+		}, []string{"country", "level"}),
 	}
-	m.Registry.MustRegister(m.requests, m.latency, m.verifications, m.deliveries, m.logins, m.rateLimited,
+	m.Registry.MustRegister(m.requests, m.latency, m.verifications, m.deliveries, m.logins, m.rateLimited, m.breakerTrips,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -105,4 +109,10 @@ func (m *Metrics) WatchOutbox(depth func(ctx context.Context) (int, error)) {
 // WatchDB publishes a connection pool's figures (open, in use, waits…).
 func (m *Metrics) WatchDB(name string, db *sql.DB) {
 	m.Registry.MustRegister(collectors.NewDBStatsCollector(db, name))
+}
+
+// ObserveBreakerTrip counts a trip of the SMS pumping breaker; country is
+// the calling code ("+44"), level "prefix" or "country".
+func (m *Metrics) ObserveBreakerTrip(country, level string) {
+	m.breakerTrips.WithLabelValues(country, level).Inc()
 }
