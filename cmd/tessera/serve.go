@@ -64,7 +64,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	a := app.New(app.Options{
 		Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
 		Limits: app.Limits{IP: cfg.LimitIP, Client: cfg.LimitClient, DestinationHour: cfg.LimitDestHour, DestinationDay: cfg.LimitDestDay,
-			SMSCountry: cfg.LimitSMSCountry, SMSCountries: cfg.SMSCountries},
+			SMSCountry: cfg.LimitSMSCountry, SMSCountries: cfg.SMSCountries, SMSNumberTypes: cfg.SMSNumberTypes, SMSBreaker: cfg.SMSBreaker},
 		Store: store, Keys: keys, Log: log, Senders: senders, Retention: cfg.Retention, AuditRetention: cfg.AuditRetention,
 		SenderNames: map[tessera.Channel]string{tessera.ChannelEmail: cfg.EmailSender, tessera.ChannelSMS: cfg.SMSSender},
 		OutboxLease: cfg.OutboxLease, OutboxMaxAttempts: cfg.OutboxMaxAttempts, ResendCooldown: cfg.ResendCooldown, DBTimeout: cfg.DBTimeout,

@@ -50,6 +50,11 @@ func (s *Service) AddPhone(ctx context.Context, u *tessera.User, phone, country 
 		return nil, tessera.Invalid(tessera.FieldError{Path: "phone", Error: "is not a valid phone number for " + country})
 	}
 	e164 := phonenumbers.Format(num, phonenumbers.E164)
+	// Checked before the phone is stored, and on the field the user filled
+	// (the engine checks every SMS too, but names its "consumer").
+	if err := s.Engine.CheckSMSNumber(e164); err != nil {
+		return nil, tessera.Invalid(tessera.FieldError{Path: "phone", Error: err.Error()})
+	}
 	if !u.SMSMFAAt.IsZero() {
 		return nil, tessera.Errorf(tessera.ECONFLICT, "Texted codes are a second factor already: change the phone with the user key flows")
 	}

@@ -50,11 +50,15 @@ func keyAddress(u *tessera.User, d string) (tessera.Method, string, error) {
 	return "", "", tessera.Invalid(tessera.FieldError{Path: "destination", Error: "must be EMAIL or PHONE_NUMBER"})
 }
 
-// newKey parses a new email address or E.164 phone number.
-func newKey(path, value string) (keyType string, method tessera.Method, normalized string, err error) {
+// newKey parses a new email address or E.164 phone number; a phone
+// number must be of a type the server texts (verify.Engine.CheckSMSNumber).
+func (s *Service) newKey(path, value string) (keyType string, method tessera.Method, normalized string, err error) {
 	value = strings.TrimSpace(value)
 	if strings.HasPrefix(value, "+") {
 		p, err := verify.NormalizePhone(value)
+		if err == nil {
+			err = s.Engine.CheckSMSNumber(p)
+		}
 		if err != nil {
 			return "", "", "", tessera.Invalid(tessera.FieldError{Path: path, Error: err.Error()})
 		}
@@ -397,7 +401,7 @@ func (s *Service) SetAntiPhishing(ctx context.Context, u *tessera.User, changing
 // SendKeyAdding sends a token to a new key the user does not have yet: a
 // phone number (every account has an email, which is changed instead).
 func (s *Service) SendKeyAdding(ctx context.Context, u *tessera.User, keyType, value string) (*CodeSent, error) {
-	kt, method, key, err := newKey(map[string]string{DestinationEmail: "newEmail", DestinationPhone: "newPhoneNumber"}[keyType], value)
+	kt, method, key, err := s.newKey(map[string]string{DestinationEmail: "newEmail", DestinationPhone: "newPhoneNumber"}[keyType], value)
 	if err != nil {
 		return nil, err
 	}
@@ -425,7 +429,7 @@ func (s *Service) AddKey(ctx context.Context, u *tessera.User, value, token stri
 	if err := requireToken(token); err != nil {
 		return nil, err
 	}
-	kt, method, key, err := newKey("newKey", value)
+	kt, method, key, err := s.newKey("newKey", value)
 	if err != nil {
 		return nil, err
 	}
@@ -494,7 +498,7 @@ func (s *Service) SendKeyChangingNewKey(ctx context.Context, u *tessera.User, pr
 	if err := requireToken(firstToken); err != nil {
 		return nil, err
 	}
-	kt, method, key, err := newKey("newUserKey", value)
+	kt, method, key, err := s.newKey("newUserKey", value)
 	if err != nil {
 		return nil, err
 	}
@@ -543,7 +547,7 @@ func (s *Service) ChangeKey(ctx context.Context, u *tessera.User, sess *tessera.
 	if err := requireToken(token); err != nil {
 		return nil, err
 	}
-	kt, method, key, err := newKey("newUserKey", value)
+	kt, method, key, err := s.newKey("newUserKey", value)
 	if err != nil {
 		return nil, err
 	}
@@ -717,7 +721,7 @@ func (s *Service) SendKeyRecoveryNewKey(ctx context.Context, processingID, value
 	if err != nil {
 		return nil, err
 	}
-	kt, method, key, err := newKey("destination", value)
+	kt, method, key, err := s.newKey("destination", value)
 	if err != nil {
 		return nil, err
 	}
@@ -748,7 +752,7 @@ func (s *Service) RecoverKey(ctx context.Context, processingID, lostKey, verific
 	if err != nil {
 		return nil, err
 	}
-	kt, method, key, err := newKey("newKey", value)
+	kt, method, key, err := s.newKey("newKey", value)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,6 +104,11 @@ type Options struct {
 type Limits struct {
 	IP, Client, DestinationHour, DestinationDay, SMSCountry ratelimit.Limit
 	SMSCountries                                            map[string]bool
+	// SMSNumberTypes: nil means verify.DefaultSMSNumberTypes.
+	SMSNumberTypes map[string]bool
+	// SMSBreaker is the SMS pumping breaker (nil: none); its OnTrip is
+	// set to log and count each trip.
+	SMSBreaker *verify.Breaker
 }
 
 // withDefaults fills the limits not set.
@@ -165,8 +171,10 @@ func New(o Options) *App {
 		Limits: verify.SendLimits{
 			PerDestinationHour: limits.DestinationHour, PerDestinationDay: limits.DestinationDay,
 			PerCountry: limits.SMSCountry, SMSCountries: limits.SMSCountries,
+			SMSNumberTypes: limits.SMSNumberTypes,
 		},
-		Store: o.Store, Keys: o.Keys, Now: o.Now,
+		Breaker: limits.SMSBreaker,
+		Store:   o.Store, Keys: o.Keys, Now: o.Now,
 		Deliver: a.Worker.Enqueue, DeliveryLease: a.Worker.Lease, ResendCooldown: o.ResendCooldown,
 	}
 	a.Clients = &apiclient.Registry{Store: o.Store, Keys: o.Keys, Now: o.Now}
@@ -199,6 +207,19 @@ func New(o Options) *App {
 	a.Accounts.WebAuthn = rp
 	a.Metrics = metrics.New()
 	a.Engine.Observe = func(m tessera.Method, result string) { a.Metrics.ObserveVerification(string(m), result) }
+	if b := a.Engine.Breaker; b != nil {
+		b.OnTrip = func(t verify.Trip) {
+			country, _, isPrefix := strings.Cut(t.Prefix, " ")
+			level := "country"
+			if isPrefix {
+				level = "prefix"
+			}
+			a.Metrics.ObserveBreakerTrip(country, level)
+			a.Log.Warn("sms pumping breaker tripped: SMS to this prefix are refused until it recovers or is cleared",
+				"prefix", t.Prefix, "level", level, "sends", t.Sends, "validated", t.Validated,
+				"conversion", t.Conversion, "until", t.Until)
+		}
+	}
 	a.Worker.SenderNames = o.SenderNames
 	a.Worker.Observe = func(ch tessera.Channel, sender, result string) { a.Metrics.ObserveDelivery(string(ch), sender, result) }
 	a.Accounts.Observe = a.Metrics.ObserveLogin

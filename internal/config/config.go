@@ -19,6 +19,7 @@ import (
 
 	"github.com/tessera-id/tessera/internal/ratelimit"
 	"github.com/tessera-id/tessera/internal/secret"
+	"github.com/tessera-id/tessera/internal/verify"
 )
 
 // Config is the effective configuration.
@@ -63,6 +64,10 @@ type Config struct {
 	LimitDestDay    ratelimit.Limit // TESSERA_LIMIT_DESTINATION_DAILY
 	LimitSMSCountry ratelimit.Limit // TESSERA_LIMIT_SMS_COUNTRY: SMS to one country calling code
 	SMSCountries    map[string]bool // TESSERA_SMS_ALLOWED_COUNTRIES: empty means all
+	SMSNumberTypes  map[string]bool // TESSERA_SMS_NUMBER_TYPES: the phone number types SMS go to
+	// TESSERA_SMS_BREAKER: MIN_SENDS,MIN_CONVERSION,WINDOW of the SMS
+	// pumping breaker ("50,0.2,1h"), or off (nil)
+	SMSBreaker *verify.Breaker
 
 	// Delivery.
 	EmailSender       string        // TESSERA_EMAIL_SENDER: log, smtp or webhook
@@ -250,6 +255,50 @@ func (c *Config) loadLimits(getenv func(string) string, get func(name, def strin
 		}
 		c.SMSCountries[cc] = true
 	}
+	types, err := verify.ParseNumberTypes(get("TESSERA_SMS_NUMBER_TYPES", verify.DefaultSMSNumberTypes))
+	if err != nil {
+		bad("TESSERA_SMS_NUMBER_TYPES: %v", err)
+	}
+	c.SMSNumberTypes = types
+	if spec := get("TESSERA_SMS_BREAKER", DefaultSMSBreaker); spec != "off" {
+		b, err := ParseBreaker(spec)
+		if err != nil {
+			bad("TESSERA_SMS_BREAKER: %v", err)
+		}
+		c.SMSBreaker = b
+	}
+}
+
+// DefaultSMSBreaker is TESSERA_SMS_BREAKER's default.
+const DefaultSMSBreaker = "50,0.2,1h"
+
+// ParseBreaker reads MIN_SENDS,MIN_CONVERSION,WINDOW ("50,0.2,1h").
+func ParseBreaker(spec string) (*verify.Breaker, error) {
+	parts := strings.Split(spec, ",")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("%q: must be MIN_SENDS,MIN_CONVERSION,WINDOW such as %s, or off", spec, DefaultSMSBreaker)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(parts[0]))
+	if err != nil || n < 1 {
+		return nil, fmt.Errorf("%q: MIN_SENDS must be a whole number of at least 1", spec)
+	}
+	conv, err := strconv.ParseFloat(strings.TrimSpace(parts[1]), 64)
+	if err != nil || !(conv > 0 && conv <= 1) {
+		return nil, fmt.Errorf("%q: MIN_CONVERSION must be a fraction above 0 and at most 1, such as 0.2", spec)
+	}
+	w, err := time.ParseDuration(strings.TrimSpace(parts[2]))
+	if err != nil || w < time.Minute {
+		return nil, fmt.Errorf("%q: WINDOW must be a duration of at least 1m, such as 1h", spec)
+	}
+	return &verify.Breaker{MinSends: n, MinConversion: conv, Window: w}, nil
+}
+
+// formatBreaker writes a breaker as ParseBreaker reads it.
+func formatBreaker(b *verify.Breaker) string {
+	if b == nil {
+		return "off"
+	}
+	return strconv.Itoa(b.MinSends) + "," + strconv.FormatFloat(b.MinConversion, 'g', -1, 64) + "," + b.Window.String()
 }
 
 // Default limits.
@@ -520,6 +569,8 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_LIMIT_DESTINATION_DAILY", c.LimitDestDay.String()},
 		{"TESSERA_LIMIT_SMS_COUNTRY", c.LimitSMSCountry.String()},
 		{"TESSERA_SMS_ALLOWED_COUNTRIES", countries(c.SMSCountries)},
+		{"TESSERA_SMS_NUMBER_TYPES", verify.FormatNumberTypes(c.SMSNumberTypes)},
+		{"TESSERA_SMS_BREAKER", formatBreaker(c.SMSBreaker)},
 	}
 }
 

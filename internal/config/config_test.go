@@ -260,6 +260,12 @@ func TestLoadBadValues(t *testing.T) {
 		{name: "smtp port", vars: map[string]string{"TESSERA_SMTP_PORT": "x"}, want: []string{"TESSERA_SMTP_PORT"}},
 		{name: "outbox lease", vars: map[string]string{"TESSERA_OUTBOX_LEASE": "soon"}, want: []string{"TESSERA_OUTBOX_LEASE"}},
 		{name: "outbox attempts", vars: map[string]string{"TESSERA_OUTBOX_MAX_ATTEMPTS": "0"}, want: []string{"TESSERA_OUTBOX_MAX_ATTEMPTS"}},
+		{name: "sms number type unknown", vars: map[string]string{"TESSERA_SMS_NUMBER_TYPES": "mobile,cellular"}, want: []string{"TESSERA_SMS_NUMBER_TYPES", "cellular"}},
+		{name: "sms breaker shape", vars: map[string]string{"TESSERA_SMS_BREAKER": "50,0.2"}, want: []string{"TESSERA_SMS_BREAKER"}},
+		{name: "sms breaker conversion", vars: map[string]string{"TESSERA_SMS_BREAKER": "50,20,1h"}, want: []string{"TESSERA_SMS_BREAKER", "MIN_CONVERSION"}},
+		{name: "sms breaker sends", vars: map[string]string{"TESSERA_SMS_BREAKER": "0,0.2,1h"}, want: []string{"TESSERA_SMS_BREAKER", "MIN_SENDS"}},
+		{name: "sms breaker window", vars: map[string]string{"TESSERA_SMS_BREAKER": "50,0.2,1s"}, want: []string{"TESSERA_SMS_BREAKER", "WINDOW"}},
+		{name: "sms number types empty", vars: map[string]string{"TESSERA_SMS_NUMBER_TYPES": " , "}, want: []string{"TESSERA_SMS_NUMBER_TYPES"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -427,5 +433,56 @@ func TestPublicURL(t *testing.T) {
 	}
 	if !found {
 		t.Error("Settings does not show TESSERA_PUBLIC_URL")
+	}
+}
+
+func TestSMSNumberTypes(t *testing.T) {
+	for _, tc := range []struct{ value, want string }{
+		{"", "fixed_line_or_mobile,mobile"}, // the default
+		{"MOBILE, voip", "mobile,voip"},
+		{"all", "all"},
+	} {
+		vars := map[string]string{"TESSERA_DATA_DIR": t.TempDir()}
+		if tc.value != "" {
+			vars["TESSERA_SMS_NUMBER_TYPES"] = tc.value
+		}
+		c, err := Load(env(vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var shown string
+		for _, s := range c.Settings() {
+			if s.Name == "TESSERA_SMS_NUMBER_TYPES" {
+				shown = s.Value
+			}
+		}
+		if shown != tc.want {
+			t.Errorf("TESSERA_SMS_NUMBER_TYPES=%q shows %q, want %q", tc.value, shown, tc.want)
+		}
+	}
+}
+
+func TestSMSBreaker(t *testing.T) {
+	for _, tc := range []struct{ value, want string }{
+		{"", "50,0.2,1h0m0s"}, // the default
+		{"100, 0.05, 30m", "100,0.05,30m0s"},
+		{"off", "off"},
+	} {
+		vars := map[string]string{"TESSERA_DATA_DIR": t.TempDir()}
+		if tc.value != "" {
+			vars["TESSERA_SMS_BREAKER"] = tc.value
+		}
+		c, err := Load(env(vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range c.Settings() {
+			if s.Name == "TESSERA_SMS_BREAKER" && s.Value != tc.want {
+				t.Errorf("TESSERA_SMS_BREAKER=%q shows %q, want %q", tc.value, s.Value, tc.want)
+			}
+		}
+		if (c.SMSBreaker == nil) != (tc.value == "off") {
+			t.Errorf("TESSERA_SMS_BREAKER=%q: breaker %+v", tc.value, c.SMSBreaker)
+		}
 	}
 }

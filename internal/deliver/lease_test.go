@@ -316,3 +316,46 @@ func TestQueueBoundedUnderBurst(t *testing.T) {
 		}
 	})
 }
+
+// silentClaims is a database that stops answering claims: each claim waits
+// until its context ends, as a call to a silent server would.
+type silentClaims struct {
+	tessera.Store
+	silent atomic.Bool
+}
+
+func (c *silentClaims) ClaimMessages(ctx context.Context, ch tessera.Channel, holder string, now time.Time, lease time.Duration, limit int) ([]*tessera.Message, error) {
+	if c.silent.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return c.Store.ClaimMessages(ctx, ch, holder, now, lease, limit)
+}
+
+// TestSilentDatabaseHoldsNoLane: with the database silent, a lane's claim
+// gives up after StoreTimeout instead of waiting out the outage, so the
+// lane is free again, and messages go out as soon as it answers.
+func TestSilentDatabaseHoldsNoLane(t *testing.T) {
+	k := newLeaseKit(t, storetest.OpenSQLite(t))
+	store := &silentClaims{Store: k.store}
+	email := &recordingSender{}
+	w := k.worker(store, map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: email})
+	w.StoreTimeout = 200 * time.Millisecond
+	store.silent.Store(true)
+	done := make(chan error, 1)
+	go func() { _, err := w.DeliverDue(context.Background()); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a claim on a silent database succeeded")
+		}
+	case <-time.After(3 * time.Second):
+		store.silent.Store(false)
+		t.Fatal("a claim on a silent database held the lane past 3 s (StoreTimeout 200ms)")
+	}
+	store.silent.Store(false)
+	k.initiate(t, tessera.MethodEmail)
+	if n, err := w.DeliverDue(context.Background()); err != nil || n != 1 {
+		t.Fatalf("after the database came back: %d sent, %v", n, err)
+	}
+}

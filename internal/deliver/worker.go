@@ -77,8 +77,9 @@ type Worker struct {
 	// Backoff is the first retry delay; each retry doubles it, up to
 	// MaxBackoff.
 	Backoff, MaxBackoff time.Duration
-	// SendTimeout bounds one provider call.
-	SendTimeout time.Duration
+	// SendTimeout bounds one provider call; StoreTimeout one database call,
+	// so a silent database holds a lane for at most that long per call.
+	SendTimeout, StoreTimeout time.Duration
 	// SenderNames names each channel's sender for Observe ("smtp", …).
 	SenderNames map[tessera.Channel]string
 	// Observe, when set, hears each attempt's result: sent, retry, failed.
@@ -107,7 +108,7 @@ func NewWorker(store tessera.Store, keys *secret.Keyring, senders map[tessera.Ch
 		Store: store, Keys: keys, Senders: senders, Now: time.Now, Log: log,
 		Holder: hex.EncodeToString(id[:]),
 		Lease:  time.Minute, Batch: 10, QueueSize: 256, Poll: time.Second, MaxAttempts: 8,
-		Backoff: 2 * time.Second, MaxBackoff: 10 * time.Minute, SendTimeout: 30 * time.Second,
+		Backoff: 2 * time.Second, MaxBackoff: 10 * time.Minute, SendTimeout: 30 * time.Second, StoreTimeout: 5 * time.Second,
 	}
 }
 
@@ -251,7 +252,11 @@ func (w *Worker) deliverLane(ctx context.Context, l *lane) (int, error) {
 		if m == nil {
 			break
 		}
-		claimed, err := w.Store.ClaimMessage(ctx, m.ID, w.Holder, now, w.Lease)
+		var claimed *tessera.Message
+		err := w.storeCall(ctx, func(ctx context.Context) (err error) {
+			claimed, err = w.Store.ClaimMessage(ctx, m.ID, w.Holder, now, w.Lease)
+			return err
+		})
 		if err != nil {
 			if tessera.ErrorCode(err) != tessera.ENOTFOUND {
 				// The table still has it, unclaimed: the next claim takes it.
@@ -268,7 +273,11 @@ func (w *Worker) deliverLane(ctx context.Context, l *lane) (int, error) {
 		return tried, nil
 	}
 	l.lastClaim = now
-	claimed, err := w.Store.ClaimMessages(ctx, l.channel, w.Holder, now, w.Lease, w.Batch)
+	var claimed []*tessera.Message
+	err := w.storeCall(ctx, func(ctx context.Context) (err error) {
+		claimed, err = w.Store.ClaimMessages(ctx, l.channel, w.Holder, now, w.Lease, w.Batch)
+		return err
+	})
 	if err != nil {
 		return tried, fmt.Errorf("claim %s: %w", l.channel, err)
 	}
@@ -277,7 +286,7 @@ func (w *Worker) deliverLane(ctx context.Context, l *lane) (int, error) {
 		// lease restarted) just before its send, and skipped if another
 		// worker took it after its lease ran out meanwhile.
 		if i > 0 {
-			if err := w.Store.RenewLease(ctx, m.ID, w.Holder, w.Lease); err != nil {
+			if err := w.storeCall(ctx, func(ctx context.Context) error { return w.Store.RenewLease(ctx, m.ID, w.Holder, w.Lease) }); err != nil {
 				if tessera.ErrorCode(err) != tessera.ENOTFOUND {
 					w.Log.Warn("outbox: renew lease", "message", m.ID, "err", err)
 				}
@@ -290,6 +299,18 @@ func (w *Worker) deliverLane(ctx context.Context, l *lane) (int, error) {
 	return tried, nil
 }
 
+// storeCall runs one database call under StoreTimeout: the lanes run on a
+// context that is never cancelled (a send in progress must be recorded),
+// so without it a silent database would hold a lane for the whole outage.
+func (w *Worker) storeCall(ctx context.Context, call func(ctx context.Context) error) error {
+	if w.StoreTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, w.StoreTimeout)
+		defer cancel()
+	}
+	return call(ctx)
+}
+
 // deliver sends a message this worker holds and records the outcome.
 func (w *Worker) deliver(ctx context.Context, m *tessera.Message) {
 	err, lost := w.sendHeld(ctx, m)
@@ -297,7 +318,7 @@ func (w *Worker) deliver(ctx context.Context, m *tessera.Message) {
 		w.observe(m.Channel, "sent")
 		// The provider has it: recorded even if the lease was lost, so
 		// nobody sends it a third time.
-		if err := w.Store.MarkMessagesSent(ctx, []string{m.ID}, w.Now()); err != nil {
+		if err := w.storeCall(ctx, func(ctx context.Context) error { return w.Store.MarkMessagesSent(ctx, []string{m.ID}, w.Now()) }); err != nil {
 			// The lease will hand it out again, which is the "at least
 			// once" of at-least-once delivery.
 			w.Log.Error("outbox: mark sent", "message", m.ID, "err", err)
@@ -335,7 +356,7 @@ func (w *Worker) sendHeld(ctx context.Context, m *tessera.Message) (err error, l
 				return
 			case <-t.C:
 			}
-			err := w.Store.RenewLease(ctx, m.ID, w.Holder, w.Lease)
+			err := w.storeCall(ctx, func(ctx context.Context) error { return w.Store.RenewLease(ctx, m.ID, w.Holder, w.Lease) })
 			switch {
 			case err == nil:
 				held = time.Now()
@@ -391,7 +412,7 @@ func (w *Worker) recordFailure(ctx context.Context, m *tessera.Message, sendErr 
 	if IsPermanent(sendErr) || attempts >= w.MaxAttempts {
 		w.observe(m.Channel, "failed")
 		w.Log.Warn("outbox: message failed", "message", m.ID, "channel", m.Channel, "attempts", attempts, "err", msg)
-		return w.Store.FailMessage(ctx, m.ID, w.Holder, attempts, msg)
+		return w.storeCall(ctx, func(ctx context.Context) error { return w.Store.FailMessage(ctx, m.ID, w.Holder, attempts, msg) })
 	}
 	delay := w.Backoff << (attempts - 1)
 	if delay > w.MaxBackoff || delay <= 0 {
@@ -400,5 +421,7 @@ func (w *Worker) recordFailure(ctx context.Context, m *tessera.Message, sendErr 
 	delay += time.Duration(rand.Int64N(int64(delay)/5 + 1)) // jitter, so retries of many messages spread out
 	w.observe(m.Channel, "retry")
 	w.Log.Info("outbox: will retry", "message", m.ID, "channel", m.Channel, "attempts", attempts, "in", delay.String(), "err", msg)
-	return w.Store.RetryMessage(ctx, m.ID, w.Holder, attempts, w.Now().Add(delay), msg)
+	return w.storeCall(ctx, func(ctx context.Context) error {
+		return w.Store.RetryMessage(ctx, m.ID, w.Holder, attempts, w.Now().Add(delay), msg)
+	})
 }

@@ -27,6 +27,7 @@ type Metrics struct {
 	rateLimited   *prometheus.CounterVec
 	reports       *prometheus.CounterVec
 	conversions   *prometheus.CounterVec
+	breakerTrips  *prometheus.CounterVec
 }
 
 // New registers Tessera's collectors and the Go runtime's.
@@ -58,8 +59,11 @@ func New() *Metrics {
 		conversions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tessera_verification_conversions_total", Help: "Verifications validated after their message was reported delivered, by channel.",
 		}, []string{"channel"}),
+		breakerTrips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tessera_sms_breaker_trips_total", Help: "Trips of the SMS pumping breaker, by country calling code and level: prefix or country.",
+		}, []string{"country", "level"}),
 	}
-	m.Registry.MustRegister(m.requests, m.latency, m.verifications, m.deliveries, m.logins, m.rateLimited, m.reports, m.conversions,
+	m.Registry.MustRegister(m.requests, m.latency, m.verifications, m.deliveries, m.logins, m.rateLimited, m.reports, m.conversions, m.breakerTrips,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -122,4 +126,10 @@ func (m *Metrics) WatchOutbox(depth func(ctx context.Context) (int, error)) {
 // WatchDB publishes a connection pool's figures (open, in use, waits…).
 func (m *Metrics) WatchDB(name string, db *sql.DB) {
 	m.Registry.MustRegister(collectors.NewDBStatsCollector(db, name))
+}
+
+// ObserveBreakerTrip counts a trip of the SMS pumping breaker; country is
+// the calling code ("+44"), level "prefix" or "country".
+func (m *Metrics) ObserveBreakerTrip(country, level string) {
+	m.breakerTrips.WithLabelValues(country, level).Inc()
 }

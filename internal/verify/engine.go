@@ -58,6 +58,9 @@ type Engine struct {
 	// Limiter and Limits hold the send limits (nil Limiter: none).
 	Limiter ratelimit.Limiter
 	Limits  SendLimits
+	// Breaker, when set, refuses SMS to prefixes whose codes are not used
+	// (SMS pumping); see Breaker.
+	Breaker *Breaker
 }
 
 // SendLimits bound the messages Tessera sends, whoever asks.
@@ -72,6 +75,9 @@ type SendLimits struct {
 	// SMSCountries, when not empty, are the only regions (ISO 3166-1
 	// alpha-2) SMS go to.
 	SMSCountries map[string]bool
+	// SMSNumberTypes are the number types SMS go to (NumberType names;
+	// nil: DefaultSMSNumberTypes). See CheckSMSNumber.
+	SMSNumberTypes map[string]bool
 }
 
 // SubjectShare: one subject may use at most 1/SubjectShare of a send
@@ -108,8 +114,13 @@ func (e *Engine) checkSend(ctx context.Context, owner, subject string, method te
 			return tessera.Invalid(tessera.FieldError{Path: "consumer", Error: "SMS to this country (" + region + ") are not enabled on this server"})
 		}
 	}
+	if method == tessera.MethodPhone {
+		if err := e.CheckSMSNumber(consumer); err != nil {
+			return tessera.Invalid(tessera.FieldError{Path: "consumer", Error: err.Error()})
+		}
+	}
 	if e.Limiter == nil {
-		return nil
+		return e.checkBreaker(method, consumer)
 	}
 	dest := limitConsumer(method, consumer)
 	var country string
@@ -153,7 +164,23 @@ func (e *Engine) checkSend(ctx context.Context, owner, subject string, method te
 				RetryAfter: int((res.RetryAfter + time.Second - 1) / time.Second)}
 		}
 	}
-	return nil
+	return e.checkBreaker(method, consumer)
+}
+
+// checkBreaker asks the SMS pumping breaker, last: a send the limits
+// refuse is not counted as a send.
+func (e *Engine) checkBreaker(method tessera.Method, consumer string) error {
+	if method != tessera.MethodPhone || e.Breaker == nil {
+		return nil
+	}
+	now := e.now()
+	trip := e.Breaker.Send(consumer, now)
+	if trip == nil {
+		return nil
+	}
+	return &tessera.Error{Code: tessera.ETOOMANY,
+		Message:    "Text messages to numbers starting " + trip.Prefix + " are suspended: too few of the codes sent there were used. Try again later",
+		RetryAfter: int((trip.Until.Sub(now) + time.Second - 1) / time.Second)}
 }
 
 // limitConsumer is how a consumer is named in limit keys. An email keeps
@@ -564,6 +591,9 @@ func (e *Engine) ValidateBound(ctx context.Context, owner string, method tessera
 	switch tessera.ErrorCode(err) {
 	case "":
 		e.observe(method, "validated")
+		if method == tessera.MethodPhone && e.Breaker != nil && v != nil {
+			e.Breaker.Validated(v.Consumer, e.now())
+		}
 	case tessera.EINVALIDCODE:
 		e.observe(method, "failed")
 	case tessera.ELOCKED:
