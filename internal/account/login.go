@@ -108,11 +108,9 @@ func (s *Service) login(ctx context.Context, email, pw string, meta Meta) (*Logi
 			_ = s.Store.SetPassword(ctx, u.ID, hash, u.PasswordRecoveredVia, u.PasswordChanged)
 		}
 	}
-	f, err := s.factors(ctx, u)
-	if err != nil {
-		return nil, err
-	}
-	if !f.MFA() {
+	// Whether MFA is on is in the user row; recovery codes only matter to
+	// the challenge, so a login with MFA off makes no query for them.
+	if !policy.Of(u, 0).MFA() {
 		tokens, err := s.newSession(ctx, u, []string{policy.Password}, meta)
 		if err != nil {
 			return nil, err
@@ -122,6 +120,10 @@ func (s *Service) login(ctx context.Context, email, pw string, meta Meta) (*Logi
 	}
 	// The attempt stays counted until the second factor succeeds, so
 	// guessing second factors through new logins runs into the same lock.
+	f, err := s.factors(ctx, u)
+	if err != nil {
+		return nil, err
+	}
 	res, err := s.startSecondFactor(ctx, u, f, tessera.FlowLogin, "", meta, now)
 	if err == nil {
 		s.audit(ctx, tessera.AuditLoginMFARequired, u, meta, "methods "+strings.Join(res.Challenge.Methods, ","))
@@ -137,6 +139,20 @@ func failureDetail(what string, failures int) string {
 		d += "; locked for " + lock.String()
 	}
 	return d
+}
+
+// reserveLoginAttempt counts an attempt at u's password or second factor
+// before it is checked (what names it in the audit), so parallel attempts
+// cannot slip past the lock; a locked account answers 429. It returns the
+// user as counted (FailedLogins before this attempt).
+func (s *Service) reserveLoginAttempt(ctx context.Context, u *tessera.User, meta Meta, what string) (*tessera.User, error) {
+	now := s.now()
+	locked, err := s.Store.ReserveLogin(ctx, u.ID, now, lockFor)
+	if tessera.ErrorCode(err) == tessera.ELOCKED {
+		s.audit(ctx, tessera.AuditLoginLocked, u, meta, what+"; locked until "+locked.LockedUntil.Format(time.RFC3339))
+		return nil, tooManyLogins(locked.LockedUntil.Sub(now))
+	}
+	return locked, err
 }
 
 func tooManyLogins(wait time.Duration) error {
@@ -260,11 +276,8 @@ func (s *Service) CompleteLogin(ctx context.Context, processingID, factor, code 
 	}
 	// A second factor counts like a password attempt: wrong ones lock the
 	// account, however many logins they are spread over.
-	locked, err := s.Store.ReserveLogin(ctx, u.ID, s.now(), lockFor)
-	if tessera.ErrorCode(err) == tessera.ELOCKED {
-		s.audit(ctx, tessera.AuditLoginLocked, u, meta, "second factor; locked until "+locked.LockedUntil.Format(time.RFC3339))
-		return nil, tooManyLogins(locked.LockedUntil.Sub(s.now()))
-	} else if err != nil {
+	locked, err := s.reserveLoginAttempt(ctx, u, meta, "second factor")
+	if err != nil {
 		return nil, err
 	}
 	if _, err := s.Store.ReserveFlowAttempt(ctx, fl.ID, s.now()); err != nil {
@@ -308,11 +321,8 @@ func (s *Service) Reauthenticate(ctx context.Context, u *tessera.User, sess *tes
 		return nil, tessera.Invalid(tessera.FieldError{Path: "password", Error: "is required"})
 	}
 	now := s.now()
-	locked, err := s.Store.ReserveLogin(ctx, u.ID, now, lockFor)
-	if tessera.ErrorCode(err) == tessera.ELOCKED {
-		s.audit(ctx, tessera.AuditLoginLocked, u, meta, "step-up; locked until "+locked.LockedUntil.Format(time.RFC3339))
-		return nil, tooManyLogins(locked.LockedUntil.Sub(now))
-	} else if err != nil {
+	locked, err := s.reserveLoginAttempt(ctx, u, meta, "step-up")
+	if err != nil {
 		return nil, err
 	}
 	ok, err := s.Passwords.Verify(ctx, pw, locked.PasswordHash)
@@ -383,11 +393,8 @@ func (s *Service) privilegedMaxAge() time.Duration {
 // Authorize asks the policy whether sess may do action for u now:
 // EREAUTH (403 reauthentication_required) when it must step up first.
 func (s *Service) Authorize(ctx context.Context, u *tessera.User, sess *tessera.Session, action policy.Action) error {
-	f, err := s.factors(ctx, u)
-	if err != nil {
-		return err
-	}
-	return policy.Privileged(f, sessionAuth(sess), action, s.now(), s.privilegedMaxAge())
+	// The full assurance level does not depend on recovery codes: no query.
+	return policy.Privileged(policy.Of(u, 0), sessionAuth(sess), action, s.now(), s.privilegedMaxAge())
 }
 
 func sessionAuth(sess *tessera.Session) policy.Session {

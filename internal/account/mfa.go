@@ -40,7 +40,10 @@ func Countries() []string {
 // AddPhone sets the user's phone (unverified) and texts a code to verify
 // it with POST /auth/otp/code {"channel":"sms"}. A verified phone is
 // changed through the user key flows instead.
-func (s *Service) AddPhone(ctx context.Context, u *tessera.User, phone, country string) (*tessera.User, error) {
+func (s *Service) AddPhone(ctx context.Context, u *tessera.User, sess *tessera.Session, phone, country string) (*tessera.User, error) {
+	if err := s.Authorize(ctx, u, sess, policy.EnrolFactor); err != nil {
+		return nil, err
+	}
 	country = strings.ToUpper(strings.TrimSpace(country))
 	if _, ok := phonenumbers.GetSupportedRegions()[country]; !ok {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "country", Error: "must be an ISO 3166-1 alpha-2 country code, such as US or GB"})
@@ -79,7 +82,10 @@ type TOTPEnrolment struct {
 
 // CreateTOTP creates a (temporary) authenticator secret; the user confirms
 // it with POST /auth/otp/code {"channel":"totp"} and a first code.
-func (s *Service) CreateTOTP(ctx context.Context, u *tessera.User) (*TOTPEnrolment, error) {
+func (s *Service) CreateTOTP(ctx context.Context, u *tessera.User, sess *tessera.Session) (*TOTPEnrolment, error) {
+	if err := s.Authorize(ctx, u, sess, policy.EnrolFactor); err != nil {
+		return nil, err
+	}
 	if !u.TOTPVerifiedAt.IsZero() {
 		return nil, tessera.Errorf(tessera.ECONFLICT, "An authenticator app is enrolled already: delete it first")
 	}
@@ -143,6 +149,9 @@ func (s *Service) checkTOTP(ctx context.Context, u *tessera.User, code string, r
 // DeleteTOTP removes the authenticator app after a valid code from it, and
 // ends the user's other sessions.
 func (s *Service) DeleteTOTP(ctx context.Context, u *tessera.User, sess *tessera.Session, code string, meta Meta) (*tessera.User, error) {
+	if err := s.Authorize(ctx, u, sess, policy.RemoveFactor); err != nil {
+		return nil, err
+	}
 	if u.TOTPVerifiedAt.IsZero() {
 		return nil, tessera.Errorf(tessera.ENOTFOUND, "No authenticator app is enrolled")
 	}
@@ -171,7 +180,10 @@ func (s *Service) DeleteTOTP(ctx context.Context, u *tessera.User, sess *tessera
 
 // SendChannelCode sends a code to the user's email or phone
 // (GET /auth/otp/code?method=…), to verify that channel.
-func (s *Service) SendChannelCode(ctx context.Context, u *tessera.User, method string) (*CodeSent, error) {
+func (s *Service) SendChannelCode(ctx context.Context, u *tessera.User, sess *tessera.Session, method string) (*CodeSent, error) {
+	if err := s.Authorize(ctx, u, sess, policy.EnrolFactor); err != nil {
+		return nil, err
+	}
 	switch method {
 	case ChannelEmail:
 		return s.sendCode(ctx, u, tessera.MethodEmail, u.Email, "otp:email", "")
@@ -197,6 +209,9 @@ type ChannelVerified struct {
 // Turning a second factor on ends the user's other sessions: one of them
 // may be whoever the user is locking out.
 func (s *Service) VerifyChannel(ctx context.Context, u *tessera.User, sess *tessera.Session, channel, code string, meta Meta) (*ChannelVerified, error) {
+	if err := s.Authorize(ctx, u, sess, policy.EnrolFactor); err != nil {
+		return nil, err
+	}
 	if code == "" {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "x-otp", Error: "header is required"})
 	}
@@ -285,7 +300,10 @@ func (s *Service) VerifyChannel(ctx context.Context, u *tessera.User, sess *tess
 // fresh code from it is asked as well (x-otp), as the reference does.
 // A texted code is not asked: the one that verified the phone must not
 // serve a second action, and the step-up proved the phone already.
-func (s *Service) RegenerateRecoveryCodes(ctx context.Context, u *tessera.User, code string, meta Meta) ([]string, error) {
+func (s *Service) RegenerateRecoveryCodes(ctx context.Context, u *tessera.User, sess *tessera.Session, code string, meta Meta) ([]string, error) {
+	if err := s.Authorize(ctx, u, sess, policy.RegenerateRecoveryCodes); err != nil {
+		return nil, err
+	}
 	if !policy.Of(u, 0).MFA() {
 		return nil, tessera.Errorf(tessera.ECONFLICT, "MFA is off: recovery codes come with the first second factor")
 	}

@@ -251,6 +251,9 @@ func mayDisable(u *tessera.User, sess *tessera.Session, dest string) error {
 // refused when MFA is off for dest already, or when the session did not
 // use a factor as strong as the one going.
 func (s *Service) SendMFADisabling(ctx context.Context, u *tessera.User, sess *tessera.Session, dest string, meta Meta) (*CodeSent, error) {
+	if err := s.Authorize(ctx, u, sess, policy.DisableMFA); err != nil {
+		return nil, err
+	}
 	if err := mayDisable(u, sess, dest); err != nil {
 		return nil, err
 	}
@@ -276,6 +279,9 @@ func (s *Service) SendMFADisabling(ctx context.Context, u *tessera.User, sess *t
 // altogether (authenticator app removed too). Other sessions end and a
 // notice goes to the email, all in one transaction.
 func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera.Session, processingID, dest, token string, meta Meta) (*tessera.User, error) {
+	if err := s.Authorize(ctx, u, sess, policy.DisableMFA); err != nil {
+		return nil, err
+	}
 	if err := requireToken(token); err != nil {
 		return nil, err
 	}
@@ -341,7 +347,10 @@ func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera
 
 // SendAntiPhishing sends, by email only, the token to add (changing false,
 // only when none is set) or change (only when one is set) the code.
-func (s *Service) SendAntiPhishing(ctx context.Context, u *tessera.User, changing bool) (*CodeSent, error) {
+func (s *Service) SendAntiPhishing(ctx context.Context, u *tessera.User, sess *tessera.Session, changing bool) (*CodeSent, error) {
+	if err := s.Authorize(ctx, u, sess, policy.ChangeAntiPhishing); err != nil {
+		return nil, err
+	}
 	if err := antiPhishingState(u, changing); err != nil {
 		return nil, err
 	}
@@ -367,7 +376,10 @@ func boolText(b bool) string {
 
 // SetAntiPhishing consumes the token and stores the code, encrypted. Every
 // email to the user shows it from then on.
-func (s *Service) SetAntiPhishing(ctx context.Context, u *tessera.User, changing bool, token, code string, meta Meta) (*tessera.User, error) {
+func (s *Service) SetAntiPhishing(ctx context.Context, u *tessera.User, sess *tessera.Session, changing bool, token, code string, meta Meta) (*tessera.User, error) {
+	if err := s.Authorize(ctx, u, sess, policy.ChangeAntiPhishing); err != nil {
+		return nil, err
+	}
 	if err := requireToken(token); err != nil {
 		return nil, err
 	}
@@ -400,7 +412,10 @@ func (s *Service) SetAntiPhishing(ctx context.Context, u *tessera.User, changing
 
 // SendKeyAdding sends a token to a new key the user does not have yet: a
 // phone number (every account has an email, which is changed instead).
-func (s *Service) SendKeyAdding(ctx context.Context, u *tessera.User, keyType, value string) (*CodeSent, error) {
+func (s *Service) SendKeyAdding(ctx context.Context, u *tessera.User, sess *tessera.Session, keyType, value string) (*CodeSent, error) {
+	if err := s.Authorize(ctx, u, sess, policy.AddKey); err != nil {
+		return nil, err
+	}
 	kt, method, key, err := s.newKey(map[string]string{DestinationEmail: "newEmail", DestinationPhone: "newPhoneNumber"}[keyType], value)
 	if err != nil {
 		return nil, err
@@ -425,7 +440,10 @@ func canAdd(u *tessera.User, keyType string) error {
 }
 
 // AddKey consumes the token sent to the new key and adds it, verified.
-func (s *Service) AddKey(ctx context.Context, u *tessera.User, value, token string, meta Meta) (*tessera.User, error) {
+func (s *Service) AddKey(ctx context.Context, u *tessera.User, sess *tessera.Session, value, token string, meta Meta) (*tessera.User, error) {
+	if err := s.Authorize(ctx, u, sess, policy.AddKey); err != nil {
+		return nil, err
+	}
 	if err := requireToken(token); err != nil {
 		return nil, err
 	}
@@ -471,6 +489,9 @@ func keyInMFA(u *tessera.User, keyType string) error {
 // SendKeyChanging starts a key change: a flow, and a token to the
 // current key.
 func (s *Service) SendKeyChanging(ctx context.Context, u *tessera.User, sess *tessera.Session, keyType string, meta Meta) (*CodeSent, error) {
+	if err := s.Authorize(ctx, u, sess, policy.ChangeKey); err != nil {
+		return nil, err
+	}
 	if err := keyInMFA(u, keyType); err != nil {
 		return nil, err
 	}
@@ -494,7 +515,10 @@ func (s *Service) SendKeyChanging(ctx context.Context, u *tessera.User, sess *te
 // SendKeyChangingNewKey checks the first step's token and sends a token
 // to the new key; only the holder of both gets this far. The flow then
 // remembers the new key: the last step can change the key to no other.
-func (s *Service) SendKeyChangingNewKey(ctx context.Context, u *tessera.User, processingID, firstToken, value string) (*CodeSent, error) {
+func (s *Service) SendKeyChangingNewKey(ctx context.Context, u *tessera.User, sess *tessera.Session, processingID, firstToken, value string) (*CodeSent, error) {
+	if err := s.Authorize(ctx, u, sess, policy.ChangeKey); err != nil {
+		return nil, err
+	}
 	if err := requireToken(firstToken); err != nil {
 		return nil, err
 	}
@@ -544,6 +568,9 @@ func (s *Service) SendKeyChangingNewKey(ctx context.Context, u *tessera.User, pr
 // ChangeKey consumes the token sent to the new key and replaces the key.
 // Other sessions end, and the previous email gets a notice.
 func (s *Service) ChangeKey(ctx context.Context, u *tessera.User, sess *tessera.Session, processingID, value, token string, meta Meta) (*tessera.User, error) {
+	if err := s.Authorize(ctx, u, sess, policy.ChangeKey); err != nil {
+		return nil, err
+	}
 	if err := requireToken(token); err != nil {
 		return nil, err
 	}
@@ -624,7 +651,10 @@ func methodOf(keyType string) tessera.Method {
 // SendKeyRemoving sends a token to the key to remove. The email is the key
 // the user logs in with and is never removed; the phone only while texted
 // codes are not a second factor.
-func (s *Service) SendKeyRemoving(ctx context.Context, u *tessera.User, keyType string) (*CodeSent, error) {
+func (s *Service) SendKeyRemoving(ctx context.Context, u *tessera.User, sess *tessera.Session, keyType string) (*CodeSent, error) {
+	if err := s.Authorize(ctx, u, sess, policy.RemoveKey); err != nil {
+		return nil, err
+	}
 	if err := canRemove(u, keyType); err != nil {
 		return nil, err
 	}
@@ -645,7 +675,10 @@ func canRemove(u *tessera.User, keyType string) error {
 }
 
 // RemoveKey consumes the token and removes the phone number.
-func (s *Service) RemoveKey(ctx context.Context, u *tessera.User, keyType, token string, meta Meta) (*tessera.User, error) {
+func (s *Service) RemoveKey(ctx context.Context, u *tessera.User, sess *tessera.Session, keyType, token string, meta Meta) (*tessera.User, error) {
+	if err := s.Authorize(ctx, u, sess, policy.RemoveKey); err != nil {
+		return nil, err
+	}
 	if err := requireToken(token); err != nil {
 		return nil, err
 	}

@@ -145,6 +145,9 @@ func refused(err error) error {
 // user: a discoverable credential, user verification required, no
 // attestation, none of the user's passkeys again.
 func (s *Service) BeginPasskeyEnrolment(ctx context.Context, u *tessera.User, sess *tessera.Session, meta Meta) (*PasskeyOptions, error) {
+	if err := s.Authorize(ctx, u, sess, policy.EnrolFactor); err != nil {
+		return nil, err
+	}
 	wa, err := s.relyingParty()
 	if err != nil {
 		return nil, err
@@ -179,6 +182,9 @@ func (s *Service) BeginPasskeyEnrolment(ctx context.Context, u *tessera.User, se
 // flow processingID and adds the passkey; other sessions live on (a new
 // passkey takes nothing from anyone), and a notice goes out.
 func (s *Service) FinishPasskeyEnrolment(ctx context.Context, u *tessera.User, sess *tessera.Session, processingID, name string, credential json.RawMessage, meta Meta) (*PasskeyView, error) {
+	if err := s.Authorize(ctx, u, sess, policy.EnrolFactor); err != nil {
+		return nil, err
+	}
 	wa, err := s.relyingParty()
 	if err != nil {
 		return nil, err
@@ -339,6 +345,9 @@ func (s *Service) RenamePasskey(ctx context.Context, u *tessera.User, id, name s
 // as strong (a passkey or a recovery code), and never removes the last
 // way the user can log in: a user without a password keeps one passkey.
 func (s *Service) DeletePasskey(ctx context.Context, u *tessera.User, sess *tessera.Session, id string, meta Meta) error {
+	if err := s.Authorize(ctx, u, sess, policy.RemoveFactor); err != nil {
+		return err
+	}
 	if err := policy.MayRemove(sessionAuth(sess), policy.Passkey); err != nil {
 		return err
 	}
@@ -363,7 +372,10 @@ func (s *Service) DeletePasskey(ctx context.Context, u *tessera.User, sess *tess
 
 // RemovePassword makes the account passwordless: only its passkeys log
 // it in. Refused without a passkey.
-func (s *Service) RemovePassword(ctx context.Context, u *tessera.User, meta Meta) error {
+func (s *Service) RemovePassword(ctx context.Context, u *tessera.User, sess *tessera.Session, meta Meta) error {
+	if err := s.Authorize(ctx, u, sess, policy.RemoveFactor); err != nil {
+		return err
+	}
 	if !u.HasPasskeys() {
 		return tessera.Errorf(tessera.ECONFLICT, "The password is the only way you log in: add a passkey first")
 	}

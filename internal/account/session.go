@@ -5,12 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/policy"
 )
 
 // ---- sessions and tokens ----
@@ -213,16 +213,16 @@ func (s *Service) RevokeSession(ctx context.Context, u *tessera.User, sessionID 
 // ChangePassword replaces the password after checking the old one, and
 // ends every other session.
 func (s *Service) ChangePassword(ctx context.Context, u *tessera.User, sess *tessera.Session, oldPW, newPW string, meta Meta) error {
+	if err := s.Authorize(ctx, u, sess, policy.ChangePassword); err != nil {
+		return err
+	}
 	now := s.now()
 	if err := checkPassword(newPW, u.Email); err != nil {
 		return tessera.Invalid(tessera.FieldError{Path: "newPassword", Error: err.Error()})
 	}
 	// Checking the old password is a login attempt: it counts, and locks.
-	locked, err := s.Store.ReserveLogin(ctx, u.ID, now, lockFor)
-	if tessera.ErrorCode(err) == tessera.ELOCKED {
-		s.audit(ctx, tessera.AuditLoginLocked, u, meta, "password change; locked until "+locked.LockedUntil.Format(time.RFC3339))
-		return tooManyLogins(locked.LockedUntil.Sub(now))
-	} else if err != nil {
+	locked, err := s.reserveLoginAttempt(ctx, u, meta, "password change")
+	if err != nil {
 		return err
 	}
 	ok, err := s.Passwords.Verify(ctx, oldPW, u.PasswordHash)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/account"
-	"github.com/tessera-id/tessera/internal/policy"
 )
 
 // accountRoutes registers the end-user accounts API.
@@ -27,14 +26,15 @@ func (s *Server) accountRoutes() {
 	s.handle("GET /auth/sessions", s.requireUser(s.handleSessions))
 	s.handle("DELETE /auth/sessions/{id}", s.requireUser(s.handleRevokeSession))
 
-	// Privileged: the policy decides, from the session, before the handler runs.
-	s.handle("POST /auth/password", s.requirePrivileged(policy.ChangePassword, s.handleChangePassword))
-	s.handle("POST /auth/otp/methods/sms", s.requirePrivileged(policy.EnrolFactor, s.handleAddPhone))
-	s.handle("POST /auth/otp/methods/totp", s.requirePrivileged(policy.EnrolFactor, s.handleCreateTOTP))
-	s.handle("DELETE /auth/otp/methods/totp", s.requirePrivileged(policy.RemoveFactor, s.handleDeleteTOTP))
-	s.handle("GET /auth/otp/code", s.requirePrivileged(policy.EnrolFactor, s.idempotent(scopeUser, s.handleSendCode)))
-	s.handle("POST /auth/otp/code", s.requirePrivileged(policy.EnrolFactor, s.handleVerifyChannel))
-	s.handle("POST /auth/mfa/recovery-codes", s.requirePrivileged(policy.RegenerateRecoveryCodes, s.handleRecoveryCodes))
+	// Privileged: each account operation asks the policy (Service.Authorize)
+	// first, so the JSON API and the pages to come share one gate.
+	s.handle("POST /auth/password", s.requireUser(s.handleChangePassword))
+	s.handle("POST /auth/otp/methods/sms", s.requireUser(s.handleAddPhone))
+	s.handle("POST /auth/otp/methods/totp", s.requireUser(s.handleCreateTOTP))
+	s.handle("DELETE /auth/otp/methods/totp", s.requireUser(s.handleDeleteTOTP))
+	s.handle("GET /auth/otp/code", s.requireUser(s.idempotent(scopeUser, s.handleSendCode)))
+	s.handle("POST /auth/otp/code", s.requireUser(s.handleVerifyChannel))
+	s.handle("POST /auth/mfa/recovery-codes", s.requireUser(s.handleRecoveryCodes))
 	s.ottRoutes()
 	s.passkeyRoutes()
 }
@@ -66,19 +66,6 @@ func (s *Server) requireUser(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), userKey{}, &authed{u, sess})))
 	}
-}
-
-// requirePrivileged is requireUser for the actions the policy reserves to
-// a privileged session: 403 reauthentication_required otherwise.
-func (s *Server) requirePrivileged(action policy.Action, next http.HandlerFunc) http.HandlerFunc {
-	return s.requireUser(func(w http.ResponseWriter, r *http.Request) {
-		a := userFrom(r.Context())
-		if err := s.Accounts.Authorize(r.Context(), a.user, a.session, action); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		next(w, r)
-	})
 }
 
 func userFrom(ctx context.Context) *authed { return ctx.Value(userKey{}).(*authed) }
@@ -346,7 +333,7 @@ func (s *Server) handleAddPhone(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	u, err := s.Accounts.AddPhone(r.Context(), userFrom(r.Context()).user, req.Phone, req.Country)
+	u, err := s.Accounts.AddPhone(r.Context(), userFrom(r.Context()).user, userFrom(r.Context()).session, req.Phone, req.Country)
 	s.replyUser(w, r, u, err)
 }
 
@@ -354,7 +341,7 @@ func (s *Server) handleAddPhone(w http.ResponseWriter, r *http.Request) {
 // plus the new secret's otpauth URI and a QR code of it.
 func (s *Server) handleCreateTOTP(w http.ResponseWriter, r *http.Request) {
 	a := userFrom(r.Context())
-	enrol, err := s.Accounts.CreateTOTP(r.Context(), a.user)
+	enrol, err := s.Accounts.CreateTOTP(r.Context(), a.user, a.session)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -375,7 +362,7 @@ func (s *Server) handleDeleteTOTP(w http.ResponseWriter, r *http.Request) {
 
 // handleSendCode handles GET /auth/otp/code?method=email|sms.
 func (s *Server) handleSendCode(w http.ResponseWriter, r *http.Request) {
-	sent, err := s.Accounts.SendChannelCode(r.Context(), userFrom(r.Context()).user, r.URL.Query().Get("method"))
+	sent, err := s.Accounts.SendChannelCode(r.Context(), userFrom(r.Context()).user, userFrom(r.Context()).session, r.URL.Query().Get("method"))
 	s.reply(w, r, sent, err)
 }
 
@@ -401,7 +388,7 @@ func (s *Server) handleVerifyChannel(w http.ResponseWriter, r *http.Request) {
 // handleRecoveryCodes handles POST /auth/mfa/recovery-codes with x-otp: a
 // new set of recovery codes; the old set stops working.
 func (s *Server) handleRecoveryCodes(w http.ResponseWriter, r *http.Request) {
-	codes, err := s.Accounts.RegenerateRecoveryCodes(r.Context(), userFrom(r.Context()).user, r.Header.Get("x-otp"), meta(r))
+	codes, err := s.Accounts.RegenerateRecoveryCodes(r.Context(), userFrom(r.Context()).user, userFrom(r.Context()).session, r.Header.Get("x-otp"), meta(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/tessera-id/tessera/internal/account"
-	"github.com/tessera-id/tessera/internal/policy"
 )
 
 // ottRoutes registers the account-security flows of
@@ -18,22 +17,22 @@ func (s *Server) ottRoutes() {
 	s.handle("POST /api/v1/token/userKeys/recovery/newKey", s.limitIP(s.idempotent(scopeIP, s.handleKeyRecoveryNewKeyToken)))
 	s.handle("POST /api/v1/userKeys/recovery", s.limitIP(s.handleKeyRecovery))
 
-	s.handle("POST /api/v1/token/userKeys/adding/email", s.requirePrivileged(policy.AddKey, s.idempotent(scopeUser, s.handleKeyAddingToken(account.DestinationEmail, "newEmail"))))
-	s.handle("POST /api/v1/token/userKeys/adding/phoneNumber", s.requirePrivileged(policy.AddKey, s.idempotent(scopeUser, s.handleKeyAddingToken(account.DestinationPhone, "newPhoneNumber"))))
-	s.handle("POST /api/v1/userKeys/adding", s.requirePrivileged(policy.AddKey, s.handleKeyAdding))
-	s.handle("POST /api/v1/token/userKeys/changing", s.requirePrivileged(policy.ChangeKey, s.idempotent(scopeUser, s.handleKeyChangingToken)))
-	s.handle("POST /api/v1/token/userKeys/changing/newKey", s.requirePrivileged(policy.ChangeKey, s.idempotent(scopeUser, s.handleKeyChangingNewKeyToken)))
-	s.handle("POST /api/v1/userKeys/changing", s.requirePrivileged(policy.ChangeKey, s.handleKeyChanging))
-	s.handle("POST /api/v1/token/userKeys/removing", s.requirePrivileged(policy.RemoveKey, s.idempotent(scopeUser, s.handleKeyRemovingToken)))
-	s.handle("POST /api/v1/userKeys/removing", s.requirePrivileged(policy.RemoveKey, s.handleKeyRemoving))
+	s.handle("POST /api/v1/token/userKeys/adding/email", s.requireUser(s.idempotent(scopeUser, s.handleKeyAddingToken(account.DestinationEmail, "newEmail"))))
+	s.handle("POST /api/v1/token/userKeys/adding/phoneNumber", s.requireUser(s.idempotent(scopeUser, s.handleKeyAddingToken(account.DestinationPhone, "newPhoneNumber"))))
+	s.handle("POST /api/v1/userKeys/adding", s.requireUser(s.handleKeyAdding))
+	s.handle("POST /api/v1/token/userKeys/changing", s.requireUser(s.idempotent(scopeUser, s.handleKeyChangingToken)))
+	s.handle("POST /api/v1/token/userKeys/changing/newKey", s.requireUser(s.idempotent(scopeUser, s.handleKeyChangingNewKeyToken)))
+	s.handle("POST /api/v1/userKeys/changing", s.requireUser(s.handleKeyChanging))
+	s.handle("POST /api/v1/token/userKeys/removing", s.requireUser(s.idempotent(scopeUser, s.handleKeyRemovingToken)))
+	s.handle("POST /api/v1/userKeys/removing", s.requireUser(s.handleKeyRemoving))
 
-	s.handle("POST /api/v1/token/antiPhishing/adding", s.requirePrivileged(policy.ChangeAntiPhishing, s.idempotent(scopeUser, s.handleAntiPhishingToken(false))))
-	s.handle("POST /api/v1/token/antiPhishing/changing", s.requirePrivileged(policy.ChangeAntiPhishing, s.idempotent(scopeUser, s.handleAntiPhishingToken(true))))
-	s.handle("POST /api/v1/antiPhishing/adding", s.requirePrivileged(policy.ChangeAntiPhishing, s.handleAntiPhishing(false)))
-	s.handle("POST /api/v1/antiPhishing/changing", s.requirePrivileged(policy.ChangeAntiPhishing, s.handleAntiPhishing(true)))
+	s.handle("POST /api/v1/token/antiPhishing/adding", s.requireUser(s.idempotent(scopeUser, s.handleAntiPhishingToken(false))))
+	s.handle("POST /api/v1/token/antiPhishing/changing", s.requireUser(s.idempotent(scopeUser, s.handleAntiPhishingToken(true))))
+	s.handle("POST /api/v1/antiPhishing/adding", s.requireUser(s.handleAntiPhishing(false)))
+	s.handle("POST /api/v1/antiPhishing/changing", s.requireUser(s.handleAntiPhishing(true)))
 
-	s.handle("POST /api/v1/token/mfa/disabling", s.requirePrivileged(policy.DisableMFA, s.idempotent(scopeUser, s.handleMFADisablingToken)))
-	s.handle("POST /api/v1/mfa/disabling", s.requirePrivileged(policy.DisableMFA, s.handleMFADisabling))
+	s.handle("POST /api/v1/token/mfa/disabling", s.requireUser(s.idempotent(scopeUser, s.handleMFADisablingToken)))
+	s.handle("POST /api/v1/mfa/disabling", s.requireUser(s.handleMFADisabling))
 }
 
 // handlePasswordRecoveryToken handles POST /api/v1/token/password/recovery.
@@ -124,7 +123,7 @@ func (s *Server) handleKeyRecovery(w http.ResponseWriter, r *http.Request) {
 // and .../adding/phoneNumber?newPhoneNumber=.
 func (s *Server) handleKeyAddingToken(keyType, param string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		sent, err := s.Accounts.SendKeyAdding(r.Context(), userFrom(r.Context()).user, keyType, r.URL.Query().Get(param))
+		sent, err := s.Accounts.SendKeyAdding(r.Context(), userFrom(r.Context()).user, userFrom(r.Context()).session, keyType, r.URL.Query().Get(param))
 		s.reply(w, r, sent, err)
 	}
 }
@@ -139,7 +138,7 @@ func (s *Server) handleKeyAdding(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	u, err := s.Accounts.AddKey(r.Context(), userFrom(r.Context()).user, req.NewKey, req.OneTimeToken, meta(r))
+	u, err := s.Accounts.AddKey(r.Context(), userFrom(r.Context()).user, userFrom(r.Context()).session, req.NewKey, req.OneTimeToken, meta(r))
 	s.replyUser(w, r, u, err)
 }
 
@@ -161,7 +160,7 @@ func (s *Server) handleKeyChangingNewKeyToken(w http.ResponseWriter, r *http.Req
 		s.writeError(w, r, err)
 		return
 	}
-	sent, err := s.Accounts.SendKeyChangingNewKey(r.Context(), userFrom(r.Context()).user, req.ProcessingID, req.OneTimeToken, req.NewUserKey)
+	sent, err := s.Accounts.SendKeyChangingNewKey(r.Context(), userFrom(r.Context()).user, userFrom(r.Context()).session, req.ProcessingID, req.OneTimeToken, req.NewUserKey)
 	s.reply(w, r, sent, err)
 }
 
@@ -183,7 +182,7 @@ func (s *Server) handleKeyChanging(w http.ResponseWriter, r *http.Request) {
 
 // handleKeyRemovingToken handles POST /api/v1/token/userKeys/removing?keyType=.
 func (s *Server) handleKeyRemovingToken(w http.ResponseWriter, r *http.Request) {
-	sent, err := s.Accounts.SendKeyRemoving(r.Context(), userFrom(r.Context()).user, r.URL.Query().Get("keyType"))
+	sent, err := s.Accounts.SendKeyRemoving(r.Context(), userFrom(r.Context()).user, userFrom(r.Context()).session, r.URL.Query().Get("keyType"))
 	s.reply(w, r, sent, err)
 }
 
@@ -197,7 +196,7 @@ func (s *Server) handleKeyRemoving(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	u, err := s.Accounts.RemoveKey(r.Context(), userFrom(r.Context()).user, req.KeyType, req.OneTimeToken, meta(r))
+	u, err := s.Accounts.RemoveKey(r.Context(), userFrom(r.Context()).user, userFrom(r.Context()).session, req.KeyType, req.OneTimeToken, meta(r))
 	s.replyUser(w, r, u, err)
 }
 
@@ -205,7 +204,7 @@ func (s *Server) handleKeyRemoving(w http.ResponseWriter, r *http.Request) {
 // and .../changing (by email only).
 func (s *Server) handleAntiPhishingToken(changing bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		sent, err := s.Accounts.SendAntiPhishing(r.Context(), userFrom(r.Context()).user, changing)
+		sent, err := s.Accounts.SendAntiPhishing(r.Context(), userFrom(r.Context()).user, userFrom(r.Context()).session, changing)
 		s.reply(w, r, sent, err)
 	}
 }
@@ -221,7 +220,7 @@ func (s *Server) handleAntiPhishing(changing bool) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		u, err := s.Accounts.SetAntiPhishing(r.Context(), userFrom(r.Context()).user, changing, req.OneTimeToken, req.AntiPhishingCode, meta(r))
+		u, err := s.Accounts.SetAntiPhishing(r.Context(), userFrom(r.Context()).user, userFrom(r.Context()).session, changing, req.OneTimeToken, req.AntiPhishingCode, meta(r))
 		if err != nil {
 			s.writeError(w, r, err)
 			return

@@ -3,20 +3,18 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
-
-	"github.com/tessera-id/tessera/internal/policy"
 )
 
 // passkeyRoutes registers the passkey (WebAuthn) endpoints. The options
 // they answer with are the standard PublicKeyCredentialCreationOptions and
 // RequestOptions JSON, for navigator.credentials.create/get as they are.
 func (s *Server) passkeyRoutes() {
-	s.handle("POST /auth/passkeys/registration/begin", s.requirePrivileged(policy.EnrolFactor, s.handlePasskeyRegistrationBegin))
-	s.handle("POST /auth/passkeys/registration/finish", s.requirePrivileged(policy.EnrolFactor, s.handlePasskeyRegistrationFinish))
+	s.handle("POST /auth/passkeys/registration/begin", s.requireUser(s.handlePasskeyRegistrationBegin))
+	s.handle("POST /auth/passkeys/registration/finish", s.requireUser(s.handlePasskeyRegistrationFinish))
 	s.handle("GET /auth/passkeys", s.requireUser(s.handlePasskeys))
 	s.handle("PATCH /auth/passkeys/{id}", s.requireUser(s.handleRenamePasskey))
-	s.handle("DELETE /auth/passkeys/{id}", s.requirePrivileged(policy.RemoveFactor, s.handleDeletePasskey))
-	s.handle("DELETE /auth/password", s.requirePrivileged(policy.RemoveFactor, s.handleRemovePassword))
+	s.handle("DELETE /auth/passkeys/{id}", s.requireUser(s.handleDeletePasskey))
+	s.handle("DELETE /auth/password", s.requireUser(s.handleRemovePassword))
 	s.handle("POST /auth/passkeys/login/begin", s.limitIP(s.handlePasskeyLoginBegin))
 	s.handle("POST /auth/passkeys/login/finish", s.limitIP(s.handlePasskeyLoginFinish))
 	s.handle("POST /auth/login/passkey", s.limitIP(s.handleLoginPasskey))
@@ -78,7 +76,7 @@ func (s *Server) handleDeletePasskey(w http.ResponseWriter, r *http.Request) {
 
 // handleRemovePassword handles DELETE /auth/password: passkeys only from then on.
 func (s *Server) handleRemovePassword(w http.ResponseWriter, r *http.Request) {
-	s.reply(w, r, okJSON, s.Accounts.RemovePassword(r.Context(), userFrom(r.Context()).user, meta(r)))
+	s.reply(w, r, okJSON, s.Accounts.RemovePassword(r.Context(), userFrom(r.Context()).user, userFrom(r.Context()).session, meta(r)))
 }
 
 // handlePasskeyLoginBegin handles POST /auth/passkeys/login/begin: a
