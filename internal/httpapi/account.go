@@ -12,7 +12,7 @@ import (
 
 // accountRoutes registers the end-user accounts API.
 func (s *Server) accountRoutes() {
-	s.handle("POST /auth/register", s.limitIP(s.handleRegister))
+	s.handle("POST /auth/register", s.limitIP(s.idempotent(scopeIP, s.handleRegister)))
 	s.handle("POST /auth/register/confirm", s.limitIP(s.handleRegisterConfirm))
 	s.handle("POST /auth/login", s.limitIP(s.handleLogin))
 	s.handle("POST /auth/login/mfa", s.limitIP(s.handleLoginMFA))
@@ -29,7 +29,7 @@ func (s *Server) accountRoutes() {
 	// Privileged: each account operation asks the policy (Service.Authorize)
 	// first, so the JSON API and the pages to come share one gate.
 	s.handle("POST /auth/password", s.requireUser(s.handleChangePassword))
-	s.handle("POST /auth/otp/methods/sms", s.requireUser(s.handleAddPhone))
+	s.handle("POST /auth/otp/methods/sms", s.requireUser(s.idempotent(scopeUser, s.handleAddPhone)))
 	s.handle("POST /auth/otp/methods/totp", s.requireUser(s.handleCreateTOTP))
 	s.handle("DELETE /auth/otp/methods/totp", s.requireUser(s.handleDeleteTOTP))
 	s.handle("GET /auth/otp/code", s.requireUser(s.idempotent(scopeUser, s.handleSendCode)))

@@ -230,3 +230,37 @@ func TestIdempotentAccountSends(t *testing.T) {
 		}
 	})
 }
+
+// TestIdempotentSignUpAndPhone: a retried sign-up with its key answers the
+// same processingId and sends one code, which confirms the account; a
+// retried "add a phone" texts one code.
+func TestIdempotentSignUpAndPhone(t *testing.T) {
+	onEachStore(t, func(t *testing.T, e *env) {
+		const email = "idem-signup@example.com"
+		body := map[string]any{"email": email, "password": "correct horse battery"}
+		key := map[string]string{"Idempotency-Key": "signup-1"}
+		first := e.doWith("POST", "/auth/register", body, key).want(t, 202)
+		again := e.doWith("POST", "/auth/register", body, key).want(t, 202)
+		if again.raw != first.raw || again.header.Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("retried sign-up answered %s, first %s", again.raw, first.raw)
+		}
+		msgs := e.deliver()
+		if got := sentTo(msgs, email); got != 1 {
+			t.Fatalf("a retried sign-up delivered %d messages, want 1", got)
+		}
+		code := sixDigits.FindString(msgs[0].Body)
+		r := e.doWith("POST", "/auth/register/confirm", map[string]any{"email": email, "code": code, "processingId": first.str("processingId")}, nil).want(t, 200)
+		u := &user{e: e, email: email, password: "correct horse battery"}
+		u.take(r)
+
+		phone := map[string]any{"phone": "(415) 555-2671", "country": "US"}
+		p1 := u.call("POST", "/auth/otp/methods/sms", phone, "Idempotency-Key", "phone-1").want(t, 200)
+		p2 := u.call("POST", "/auth/otp/methods/sms", phone, "Idempotency-Key", "phone-1").want(t, 200)
+		if p2.raw != p1.raw || p2.header.Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("retried add-phone answered %s, first %s", p2.raw, p1.raw)
+		}
+		if got := sentTo(e.deliver(), "+14155552671"); got != 1 {
+			t.Fatalf("a retried add-phone texted %d codes, want 1", got)
+		}
+	})
+}
