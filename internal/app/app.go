@@ -94,6 +94,11 @@ type Options struct {
 	Limits         Limits
 	TrustedProxies []netip.Prefix
 
+	// EventTypes selects the operator events sent (config.Events.Types;
+	// empty: all). Events are on when Senders has a sender for
+	// tessera.ChannelEvents, and off otherwise: none is even written.
+	EventTypes map[string]bool
+
 	// PublicURL and TwilioAuthToken accept Twilio's status callbacks
 	// (POST /webhooks/twilio/status); without both the route is 404.
 	PublicURL       string
@@ -176,6 +181,10 @@ func New(o Options) *App {
 		Breaker: limits.SMSBreaker,
 		Store:   o.Store, Keys: o.Keys, Now: o.Now,
 		Deliver: a.Worker.Enqueue, DeliveryLease: a.Worker.Lease, ResendCooldown: o.ResendCooldown,
+	}
+	if _, on := o.Senders[tessera.ChannelEvents]; on {
+		a.Engine.Events = &verify.Events{Keys: o.Keys, Now: o.Now, Types: o.EventTypes}
+		a.Worker.Events = a.Engine.Events
 	}
 	a.Clients = &apiclient.Registry{Store: o.Store, Keys: o.Keys, Now: o.Now}
 	a.Tokens = &token.Signer{

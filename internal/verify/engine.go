@@ -61,6 +61,10 @@ type Engine struct {
 	// Breaker, when set, refuses SMS to prefixes whose codes are not used
 	// (SMS pumping); see Breaker.
 	Breaker *Breaker
+	// Events, when set, writes the verification events of each code
+	// check, and the message events of delivery reports, for the
+	// operator's endpoint.
+	Events *Events
 }
 
 // SendLimits bound the messages Tessera sends, whoever asks.
@@ -621,7 +625,7 @@ func (e *Engine) validate(ctx context.Context, owner string, method tessera.Meth
 	if method == tessera.MethodGoogleAuth {
 		v, ok, err = e.checkTOTP(ctx, owner, id, code, now)
 	} else {
-		v, ok, err = e.Store.CheckCode(ctx, owner, method, id, now, func(v *tessera.Verification) bool {
+		v, ok, err = e.checkCode(ctx, owner, method, id, now, func(v *tessera.Verification) bool {
 			return secret.Equal(e.codeHash(v.Owner, v.ID, binding, code), v.CodeHash)
 		})
 	}
@@ -660,7 +664,7 @@ func (e *Engine) checkTOTP(ctx context.Context, owner, id, code string, now time
 	if err != nil {
 		return nil, false, err
 	}
-	return e.Store.CheckCode(ctx, owner, tessera.MethodGoogleAuth, id, now, func(*tessera.Verification) bool { return right })
+	return e.checkCode(ctx, owner, tessera.MethodGoogleAuth, id, now, func(*tessera.Verification) bool { return right })
 }
 
 // unusableError turns the store's EEXPIRED and ELOCKED into the caller's
