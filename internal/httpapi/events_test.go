@@ -119,10 +119,16 @@ func ofType(evs []event, typ string) []event {
 // a receiver.
 func newEventsEnv(t *testing.T, store app.Storage, types ...string) (*env, *receiver) {
 	rcv := newReceiver(t)
-	e := newEnvWith(t, store, func(o *app.Options) {
-		sender, err := deliver.NewEventSender(deliver.WebhookConfig{URL: rcv.srv.URL + "/hooks/tessera", Secret: rcv.secret})
+	return newEnvWith(t, store, rcv.configure(types...)), rcv
+}
+
+// configure sets an app's options to send operator events of types
+// (none: all) to r.
+func (r *receiver) configure(types ...string) func(o *app.Options) {
+	return func(o *app.Options) {
+		sender, err := deliver.NewEventSender(deliver.WebhookConfig{URL: r.srv.URL + "/hooks/tessera", Secret: r.secret})
 		if err != nil {
-			t.Fatal(err)
+			r.t.Fatal(err)
 		}
 		o.Senders[tessera.ChannelEvents] = sender
 		if len(types) > 0 {
@@ -131,8 +137,7 @@ func newEventsEnv(t *testing.T, store app.Storage, types ...string) (*env, *rece
 				o.EventTypes[typ] = true
 			}
 		}
-	})
-	return e, rcv
+	}
 }
 
 // onEachStoreWithEvents is onEachStore with operator events of types
@@ -281,4 +286,48 @@ func TestEventsOff(t *testing.T) {
 			t.Fatalf("with events off the outbox holds %d events (%v)", len(queued), err)
 		}
 	})
+}
+
+// TestMessageEvents: Twilio's reports become message.delivered and
+// message.failed, with the provider's error code.
+func TestMessageEvents(t *testing.T) {
+	for _, s := range stores {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			rcv := newReceiver(t)
+			e, tw := newTwilioEnvWith(t, s.open(t), rcv.configure("message.*"))
+			report := func(status, errorCode string) {
+				t.Helper()
+				sms := tw.last(t)
+				form := statusCallback(sms.SID, status, errorCode)
+				if st, body := e.postForm(sms.StatusCallback, form, map[string]string{"X-Twilio-Signature": deliver.TwilioSignature(cbAuthToken, sms.StatusCallback, form)}); st != 204 {
+					t.Fatalf("%s callback: %d %s", status, st, body)
+				}
+			}
+			id := e.do("POST", "/methods/phone/actions/initiate", map[string]any{"consumer": "+14155552671"}).want(t, 200).str("verificationId")
+			e.deliver()
+			report("sent", "") // not final: no event
+			report("delivered", "")
+			report("delivered", "") // repeated: recorded once, one event
+			e.deliver()
+			evs := rcv.take()
+			if len(evs) != 1 || evs[0].Type != "message.delivered" {
+				t.Fatalf("events %+v, want one message.delivered", evs)
+			}
+			d := evs[0].Data
+			if d["verificationId"] != id || d["channel"] != "sms" || d["destination"] != "+14*******71" || d["status"] != "delivered" ||
+				d["reason"] != "provider" || d["messageId"] == "" {
+				t.Fatalf("message.delivered data %v", d)
+			}
+
+			e.do("POST", "/methods/phone/actions/initiate", map[string]any{"consumer": "+14155552671"}).want(t, 200)
+			e.deliver()
+			report("undelivered", "30003")
+			e.deliver()
+			evs = rcv.take()
+			if len(evs) != 1 || evs[0].Type != "message.failed" || evs[0].Data["status"] != "undelivered" || evs[0].Data["providerError"] != "30003" {
+				t.Fatalf("events %+v, want message.failed with the provider's error", evs)
+			}
+		})
+	}
 }
