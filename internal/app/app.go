@@ -179,7 +179,7 @@ func New(o Options) *App {
 			SMSNumberTypes: limits.SMSNumberTypes,
 		},
 		Breaker: limits.SMSBreaker,
-		Store:   o.Store, Keys: o.Keys, Now: o.Now,
+		Store:   o.Store, Keys: o.Keys, Now: o.Now, Log: o.Log,
 		Deliver: a.Worker.Enqueue, DeliveryLease: a.Worker.Lease, ResendCooldown: o.ResendCooldown,
 	}
 	if _, on := o.Senders[tessera.ChannelEvents]; on {
@@ -216,6 +216,7 @@ func New(o Options) *App {
 	a.Accounts.WebAuthn = rp
 	a.Metrics = metrics.New()
 	a.Engine.Observe = func(m tessera.Method, result string) { a.Metrics.ObserveVerification(string(m), result) }
+	a.Engine.ObserveConversion = a.Metrics.ObserveConversion
 	if b := a.Engine.Breaker; b != nil {
 		b.OnTrip = func(t verify.Trip) {
 			country, _, isPrefix := strings.Cut(t.Prefix, " ")
@@ -242,7 +243,7 @@ func New(o Options) *App {
 		Limiter: o.Limiter, LimitIP: limits.IP, LimitClient: limits.Client, TrustedProxies: o.TrustedProxies,
 		Idempotency: o.Store, Keys: o.Keys, Now: o.Now,
 		DBTimeout: o.DBTimeout,
-		PublicURL: o.PublicURL, TwilioAuthToken: o.TwilioAuthToken, ObserveConversion: a.Metrics.ObserveConversion, ObserveDeliveryReport: a.Metrics.ObserveDeliveryReport,
+		PublicURL: o.PublicURL, TwilioAuthToken: o.TwilioAuthToken, ObserveDeliveryReport: a.Metrics.ObserveDeliveryReport,
 	})
 	return a
 }
