@@ -125,6 +125,8 @@ type DeliveryStore interface {
 	// converted at now, once, and returns it; ENOTFOUND when it has no
 	// delivered message or it was converted already.
 	RecordConversion(ctx context.Context, owner, verificationID string, now time.Time) (*Message, error)
+	// Message returns outbox message id; ENOTFOUND if there is none.
+	Message(ctx context.Context, id string) (*Message, error)
 }
 
 // MessageContent is what a sender delivers.

@@ -98,3 +98,41 @@ func TestMessageInFlightSurvivesKill9(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsConfigured: with TESSERA_EVENTS_URL and _SECRET, a running
+// server posts a validation's event to the endpoint (the HTTP tests check
+// the events themselves); a bad secret stops the start.
+func TestEventsConfigured(t *testing.T) {
+	rcv := &webhookReceiver{arrived: make(chan string, 16)}
+	hook := httptest.NewServer(rcv)
+	defer hook.Close()
+	s := startServer(t, t.TempDir(), "TESSERA_EVENTS_URL="+hook.URL, "TESSERA_EVENTS_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		"TESSERA_EVENTS=verification.approved")
+	status, body := s.post(t, "/methods/email/actions/initiate", s.token, `{"consumer":"events@example.com","policy":{"forcedCode":"135790"}}`)
+	if status != 200 {
+		t.Fatalf("initiate: %d %v", status, body)
+	}
+	id, _ := body["verificationId"].(string)
+	if status, body := s.post(t, "/methods/email/verifiers/"+id+"/actions/validate", s.token, `{"code":"135790"}`); status != 200 {
+		t.Fatalf("validate: %d %v", status, body)
+	}
+	select {
+	case <-rcv.arrived:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no event reached the endpoint")
+	}
+	var got []map[string]any // recorded just after the arrival is signalled
+	for wait := time.Now().Add(10 * time.Second); len(got) == 0 && time.Now().Before(wait); time.Sleep(20 * time.Millisecond) {
+		rcv.mu.Lock()
+		got = rcv.received
+		rcv.mu.Unlock()
+	}
+	if len(got) != 1 || got[0]["type"] != "verification.approved" || got[0]["data"].(map[string]any)["verificationId"] != id {
+		t.Fatalf("the endpoint got %v", got)
+	}
+
+	out, err := command(t.TempDir(), []string{"serve"}, "TESSERA_EVENTS_URL="+hook.URL, "TESSERA_EVENTS_SECRET=whsec_short").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "TESSERA_EVENTS_") {
+		t.Fatalf("a bad events secret: %v, %s", err, out)
+	}
+}

@@ -43,7 +43,7 @@ func openApp(ctx context.Context, getenv func(string) string, stderr io.Writer) 
 		return nil, nil, err
 	}
 	a := app.New(app.Options{
-		Store: store, Keys: keys, Senders: senders, Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Store: store, Keys: keys, Senders: senders, EventTypes: cfg.Events.Types, Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		ServiceName: cfg.ServiceName, TokenIssuer: cfg.TokenIssuer, TokenAudience: cfg.TokenAudience, IDTokenTTL: cfg.IDTokenTTL,
 	})
 	return a, store, nil

@@ -168,13 +168,15 @@ func (s *Service) DeleteTOTP(ctx context.Context, u *tessera.User, sess *tessera
 		if _, err := t.store.RevokeSessions(ctx, u.ID, "", sess.ID, "MFA changed", s.now()); err != nil {
 			return err
 		}
-		return s.notifyOn(ctx, t.engine, u, u.Email, "an authenticator app was removed",
-			"The authenticator app was removed from your account; every other session was ended.")
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, "an authenticator app was removed",
+			"The authenticator app was removed from your account; every other session was ended."); err != nil {
+			return err
+		}
+		return s.auditIn(ctx, t, tessera.AuditMFADisabled, u, meta, ChannelTOTP)
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, tessera.AuditMFADisabled, u, meta, ChannelTOTP)
 	return s.Store.User(ctx, u.ID)
 }
 
@@ -257,6 +259,10 @@ func (s *Service) VerifyChannel(ctx context.Context, u *tessera.User, sess *tess
 	}
 	if enrol != nil {
 		what := map[string]string{ChannelSMS: "Texted codes are now a second factor", ChannelTOTP: "An authenticator app was enrolled"}[channel]
+		detail := channel
+		if !mfaBefore {
+			detail += "; MFA on, recovery codes issued"
+		}
 		err := s.inTx(ctx, func(t *txn) error {
 			if err := enrol(t.store); err != nil {
 				return err
@@ -270,17 +276,15 @@ func (s *Service) VerifyChannel(ctx context.Context, u *tessera.User, sess *tess
 			if err := t.store.SetSessionAuth(ctx, sess.ID, aal, amr, sess.AuthTime, now); err != nil {
 				return err
 			}
-			return s.notifyOn(ctx, t.engine, u, u.Email, "a second factor was added",
-				what+" for your account; every other session was ended.")
+			if err := s.notifyOn(ctx, t.engine, u, u.Email, "a second factor was added",
+				what+" for your account; every other session was ended."); err != nil {
+				return err
+			}
+			return s.auditIn(ctx, t, tessera.AuditMFAEnabled, u, meta, detail)
 		})
 		if err != nil {
 			return nil, err
 		}
-		detail := channel
-		if !mfaBefore {
-			detail += "; MFA on, recovery codes issued"
-		}
-		s.audit(ctx, tessera.AuditMFAEnabled, u, meta, detail)
 	}
 	u, err := s.Store.User(ctx, u.ID)
 	if err != nil {

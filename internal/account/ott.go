@@ -200,7 +200,10 @@ func (s *Service) ResetPassword(ctx context.Context, processingID, token, newPas
 		if _, err := t.store.RevokeSessions(ctx, u.ID, "", "", "password reset", now); err != nil {
 			return err
 		}
-		return s.notifyOn(ctx, t.engine, u, u.Email, "your password was reset", "The password of your account was reset and every session was ended.")
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, "your password was reset", "The password of your account was reset and every session was ended."); err != nil {
+			return err
+		}
+		return s.auditIn(ctx, t, tessera.AuditPasswordReset, u, meta, "token sent to "+dest+"; every session ended")
 	})
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return flowGone() // a parallel reset used the flow
@@ -211,7 +214,6 @@ func (s *Service) ResetPassword(ctx context.Context, processingID, token, newPas
 	if codeErr != nil {
 		return codeErr
 	}
-	s.audit(ctx, tessera.AuditPasswordReset, u, meta, "token sent to "+dest+"; every session ended")
 	return nil
 }
 
@@ -328,7 +330,10 @@ func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera
 		if _, err := t.store.RevokeSessions(ctx, u.ID, "", sess.ID, "MFA changed", s.now()); err != nil {
 			return err
 		}
-		return s.notifyOn(ctx, t.engine, u, u.Email, "MFA was turned off", what)
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, "MFA was turned off", what); err != nil {
+			return err
+		}
+		return s.auditIn(ctx, t, tessera.AuditMFADisabled, u, meta, off)
 	})
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return nil, flowGone()
@@ -339,7 +344,6 @@ func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, tessera.AuditMFADisabled, u, meta, off)
 	return s.Store.User(ctx, u.ID)
 }
 
@@ -462,7 +466,10 @@ func (s *Service) AddKey(ctx context.Context, u *tessera.User, sess *tessera.Ses
 		if err := t.store.ChangePhone(ctx, u.ID, key, verify.RegionOf(key), s.now()); err != nil {
 			return err
 		}
-		return s.notifyOn(ctx, t.engine, u, u.Email, "a phone number was added", "The phone number "+obfuscate(method, key)+" was added to your account.")
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, "a phone number was added", "The phone number "+obfuscate(method, key)+" was added to your account."); err != nil {
+			return err
+		}
+		return s.auditIn(ctx, t, tessera.AuditKeyAdded, u, meta, kt+" "+obfuscate(method, key))
 	})
 	if err == nil {
 		err = codeErr
@@ -470,7 +477,6 @@ func (s *Service) AddKey(ctx context.Context, u *tessera.User, sess *tessera.Ses
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, tessera.AuditKeyAdded, u, meta, kt+" "+obfuscate(method, key))
 	return s.Store.User(ctx, u.ID)
 }
 
@@ -608,6 +614,10 @@ func (s *Service) replaceKey(ctx context.Context, u *tessera.User, keep, keyType
 	if keyType == DestinationEmail {
 		what = "email address"
 	}
+	kind := tessera.AuditKeyChanged
+	if verb == "recovered" {
+		kind = tessera.AuditKeyRecovered
+	}
 	var codeErr error
 	err := s.inTx(ctx, func(t *txn) error {
 		if codeErr = check(t); codeErr != nil {
@@ -625,7 +635,10 @@ func (s *Service) replaceKey(ctx context.Context, u *tessera.User, keep, keyType
 		if _, err := t.store.RevokeSessions(ctx, u.ID, "", keep, "user key "+verb, now); err != nil {
 			return err
 		}
-		return s.notifyOn(ctx, t.engine, u, u.Email, "your "+what+" was "+verb, "The "+what+" of your account was "+verb+" to "+obfuscate(methodOf(keyType), key)+".")
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, "your "+what+" was "+verb, "The "+what+" of your account was "+verb+" to "+obfuscate(methodOf(keyType), key)+"."); err != nil {
+			return err
+		}
+		return s.auditIn(ctx, t, kind, u, meta, keyType+" "+verb+" to "+obfuscate(methodOf(keyType), key))
 	})
 	if err == nil {
 		err = codeErr
@@ -633,11 +646,6 @@ func (s *Service) replaceKey(ctx context.Context, u *tessera.User, keep, keyType
 	if err != nil {
 		return nil, err
 	}
-	kind := tessera.AuditKeyChanged
-	if verb == "recovered" {
-		kind = tessera.AuditKeyRecovered
-	}
-	s.audit(ctx, kind, u, meta, keyType+" "+verb+" to "+obfuscate(methodOf(keyType), key))
 	return s.Store.User(ctx, u.ID)
 }
 
@@ -693,7 +701,10 @@ func (s *Service) RemoveKey(ctx context.Context, u *tessera.User, sess *tessera.
 		if err := t.store.RemovePhone(ctx, u.ID); err != nil {
 			return err
 		}
-		return s.notifyOn(ctx, t.engine, u, u.Email, "your phone number was removed", "The phone number "+ObfuscatePhone(u.Phone)+" was removed from your account.")
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, "your phone number was removed", "The phone number "+ObfuscatePhone(u.Phone)+" was removed from your account."); err != nil {
+			return err
+		}
+		return s.auditIn(ctx, t, tessera.AuditKeyRemoved, u, meta, keyType+" "+ObfuscatePhone(u.Phone))
 	})
 	if err == nil {
 		err = codeErr
@@ -701,7 +712,6 @@ func (s *Service) RemoveKey(ctx context.Context, u *tessera.User, sess *tessera.
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, tessera.AuditKeyRemoved, u, meta, keyType+" "+ObfuscatePhone(u.Phone))
 	return s.Store.User(ctx, u.ID)
 }
 

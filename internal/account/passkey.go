@@ -253,7 +253,10 @@ func (s *Service) FinishPasskeyEnrolment(ctx context.Context, u *tessera.User, s
 		if err := t.store.SavePasskeys(ctx, u.ID, keys, append(slices.Clone(keys), p), now); err != nil {
 			return err
 		}
-		return s.notifyOn(ctx, t.engine, u, u.Email, "a passkey was added", "The passkey \""+name+"\" was added to your account.")
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, "a passkey was added", "The passkey \""+name+"\" was added to your account."); err != nil {
+			return err
+		}
+		return s.auditIn(ctx, t, tessera.AuditPasskeyAdded, u, meta, name)
 	})
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return nil, flowGone()
@@ -261,7 +264,6 @@ func (s *Service) FinishPasskeyEnrolment(ctx context.Context, u *tessera.User, s
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, tessera.AuditPasskeyAdded, u, meta, name)
 	v := viewPasskey(p)
 	if !mfaBefore {
 		// With a passkey, a password login takes a second factor: without
@@ -389,11 +391,11 @@ func (s *Service) RemovePassword(ctx context.Context, u *tessera.User, sess *tes
 		if err := t.store.EndFlows(ctx, u.ID, passwordFlows, s.now()); err != nil {
 			return err
 		}
-		return s.notifyOn(ctx, t.engine, u, u.Email, "your password was removed", "Your account no longer has a password: you log in with your passkeys.")
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, "your password was removed", "Your account no longer has a password: you log in with your passkeys."); err != nil {
+			return err
+		}
+		return s.auditIn(ctx, t, tessera.AuditPasswordRemoved, u, meta, "passkeys only")
 	})
-	if err == nil {
-		s.audit(ctx, tessera.AuditPasswordRemoved, u, meta, "passkeys only")
-	}
 	return err
 }
 
@@ -506,14 +508,16 @@ func (s *Service) usePasskey(ctx context.Context, u *tessera.User, keys []*tesse
 			if err := t.store.SavePasskeys(ctx, u.ID, keys, next, now); err != nil {
 				return err
 			}
-			return s.notifyOn(ctx, t.engine, u, u.Email, "a passkey may have been copied",
-				"Your passkey \""+used.Name+"\" was used with a counter that went backwards: another device may hold a copy of it. It no longer logs you in; remove it and add a new one.")
+			if err := s.notifyOn(ctx, t.engine, u, u.Email, "a passkey may have been copied",
+				"Your passkey \""+used.Name+"\" was used with a counter that went backwards: another device may hold a copy of it. It no longer logs you in; remove it and add a new one."); err != nil {
+				return err
+			}
+			return s.auditIn(ctx, t, tessera.AuditPasskeyCloned, u, meta, used.Name)
 		})
 		if err != nil {
 			return err
 		}
 		s.observe("passkey_clone")
-		s.audit(ctx, tessera.AuditPasskeyCloned, u, meta, used.Name)
 		return tessera.Errorf(tessera.EFORBIDDEN, "This passkey may have been copied and is refused: log in another way and remove it")
 	}
 	used.SignCount, used.LastUsedAt, used.BackedUp = cred.Authenticator.SignCount, now, cred.Flags.BackupState

@@ -248,11 +248,11 @@ func (s *Service) ChangePassword(ctx context.Context, u *tessera.User, sess *tes
 		if n, err = t.store.RevokeSessions(ctx, u.ID, "", sess.ID, "password changed", now); err != nil {
 			return err
 		}
-		return s.notifyOn(ctx, t.engine, u, u.Email, "your password was changed",
-			"The password of your account was changed, and every other session was ended.")
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, "your password was changed",
+			"The password of your account was changed, and every other session was ended."); err != nil {
+			return err
+		}
+		return s.auditIn(ctx, t, tessera.AuditPasswordChanged, u, meta, fmt.Sprintf("%d other sessions ended", n))
 	})
-	if err == nil {
-		s.audit(ctx, tessera.AuditPasswordChanged, u, meta, fmt.Sprintf("%d other sessions ended", n))
-	}
 	return err
 }

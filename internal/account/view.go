@@ -1,11 +1,11 @@
 package account
 
 import (
-	"strings"
 	"time"
 
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/policy"
+	"github.com/tessera-id/tessera/internal/verify"
 )
 
 // UserView is the user object of the accounts API. Email and phone are
@@ -65,29 +65,8 @@ func timePtr(t time.Time) *time.Time {
 
 // ObfuscateEmail keeps the first and last character of the local part and
 // the domain: "alice@example.com" → "a***e@example.com".
-func ObfuscateEmail(email string) string {
-	local, domain, ok := strings.Cut(email, "@")
-	if !ok || local == "" {
-		return "***"
-	}
-	r := []rune(local)
-	switch len(r) {
-	case 1:
-		return "*@" + domain
-	case 2:
-		return string(r[0]) + "*@" + domain
-	}
-	return string(r[0]) + "***" + string(r[len(r)-1]) + "@" + domain
-}
+func ObfuscateEmail(email string) string { return verify.MaskEmail(email) }
 
 // ObfuscatePhone keeps the "+", the first two digits and the last two of
 // an E.164 number: "+14155552671" → "+14*******71".
-func ObfuscatePhone(phone string) string {
-	if len(phone) < 6 || phone[0] != '+' {
-		if phone == "" {
-			return ""
-		}
-		return "***"
-	}
-	return phone[:3] + strings.Repeat("*", len(phone)-5) + phone[len(phone)-2:]
-}
+func ObfuscatePhone(phone string) string { return verify.MaskPhone(phone) }

@@ -94,6 +94,11 @@ type Options struct {
 	Limits         Limits
 	TrustedProxies []netip.Prefix
 
+	// EventTypes selects the operator events sent (config.Events.Types;
+	// empty: all). Events are on when Senders has a sender for
+	// tessera.ChannelEvents, and off otherwise: none is even written.
+	EventTypes map[string]bool
+
 	// PublicURL and TwilioAuthToken accept Twilio's status callbacks
 	// (POST /webhooks/twilio/status); without both the route is 404.
 	PublicURL       string
@@ -174,8 +179,12 @@ func New(o Options) *App {
 			SMSNumberTypes: limits.SMSNumberTypes,
 		},
 		Breaker: limits.SMSBreaker,
-		Store:   o.Store, Keys: o.Keys, Now: o.Now,
+		Store:   o.Store, Keys: o.Keys, Now: o.Now, Log: o.Log,
 		Deliver: a.Worker.Enqueue, DeliveryLease: a.Worker.Lease, ResendCooldown: o.ResendCooldown,
+	}
+	if _, on := o.Senders[tessera.ChannelEvents]; on {
+		a.Engine.Events = &verify.Events{Keys: o.Keys, Now: o.Now, Types: o.EventTypes}
+		a.Worker.Events = a.Engine.Events
 	}
 	a.Clients = &apiclient.Registry{Store: o.Store, Keys: o.Keys, Now: o.Now}
 	a.Tokens = &token.Signer{
@@ -207,6 +216,7 @@ func New(o Options) *App {
 	a.Accounts.WebAuthn = rp
 	a.Metrics = metrics.New()
 	a.Engine.Observe = func(m tessera.Method, result string) { a.Metrics.ObserveVerification(string(m), result) }
+	a.Engine.ObserveConversion = a.Metrics.ObserveConversion
 	if b := a.Engine.Breaker; b != nil {
 		b.OnTrip = func(t verify.Trip) {
 			country, _, isPrefix := strings.Cut(t.Prefix, " ")
@@ -233,7 +243,7 @@ func New(o Options) *App {
 		Limiter: o.Limiter, LimitIP: limits.IP, LimitClient: limits.Client, TrustedProxies: o.TrustedProxies,
 		Idempotency: o.Store, Keys: o.Keys, Now: o.Now,
 		DBTimeout: o.DBTimeout,
-		PublicURL: o.PublicURL, TwilioAuthToken: o.TwilioAuthToken, ObserveConversion: a.Metrics.ObserveConversion, ObserveDeliveryReport: a.Metrics.ObserveDeliveryReport,
+		PublicURL: o.PublicURL, TwilioAuthToken: o.TwilioAuthToken, ObserveDeliveryReport: a.Metrics.ObserveDeliveryReport,
 	})
 	return a
 }

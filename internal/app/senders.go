@@ -9,7 +9,8 @@ import (
 	"github.com/tessera-id/tessera/internal/deliver"
 )
 
-// Senders builds the sender of each channel from the configuration. The
+// Senders builds the sender of each channel from the configuration, and
+// the events channel's when TESSERA_EVENTS_URL is set. The
 // log sender writes to logOut. deliveries, when not nil, records what
 // providers report (the Twilio sender's SIDs).
 func Senders(cfg *config.Config, logOut io.Writer, deliveries tessera.DeliveryStore) (map[tessera.Channel]tessera.Sender, error) {
@@ -65,5 +66,13 @@ func Senders(cfg *config.Config, logOut io.Writer, deliveries tessera.DeliverySt
 	if err != nil {
 		return nil, err
 	}
-	return map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: email, tessera.ChannelSMS: sms}, nil
+	senders := map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: email, tessera.ChannelSMS: sms}
+	if cfg.Events.URL != "" {
+		events, err := deliver.NewEventSender(deliver.WebhookConfig{URL: cfg.Events.URL, Secret: cfg.Events.Secret})
+		if err != nil {
+			return nil, fmt.Errorf("TESSERA_EVENTS_*: %w", err)
+		}
+		senders[tessera.ChannelEvents] = events
+	}
+	return senders, nil
 }

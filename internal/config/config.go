@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/ratelimit"
 	"github.com/tessera-id/tessera/internal/secret"
 	"github.com/tessera-id/tessera/internal/verify"
@@ -75,6 +76,7 @@ type Config struct {
 	SMTP              SMTP          // TESSERA_SMTP_*
 	Twilio            Twilio        // TESSERA_TWILIO_*
 	Webhook           Webhook       // TESSERA_WEBHOOK_*
+	Events            Events        // TESSERA_EVENTS_*: operator event webhooks
 	PublicURL         string        // TESSERA_PUBLIC_URL: where providers reach Tessera (Twilio status callbacks); no trailing slash
 	OutboxLease       time.Duration // TESSERA_OUTBOX_LEASE: how long a worker holds a message it is sending
 	OutboxMaxAttempts int           // TESSERA_OUTBOX_MAX_ATTEMPTS: tries before a message is given up
@@ -112,6 +114,16 @@ type Twilio struct {
 type Webhook struct {
 	URL    string // TESSERA_WEBHOOK_URL
 	Secret string // TESSERA_WEBHOOK_SECRET (_FILE): whsec_…
+}
+
+// Events is where operator events go: signed Standard Webhooks to the
+// operator's endpoint. Off without a URL.
+type Events struct {
+	URL    string // TESSERA_EVENTS_URL
+	Secret string // TESSERA_EVENTS_SECRET (_FILE): whsec_…
+	// Types are the event types sent (TESSERA_EVENTS, a comma list; a
+	// family as "account.*"); empty: all.
+	Types map[string]bool
 }
 
 // Defaults.
@@ -332,6 +344,25 @@ func (c *Config) loadDelivery(getenv func(string) string, get func(name, def str
 		BaseURL: get("TESSERA_TWILIO_BASE_URL", "https://api.twilio.com"),
 	}
 	c.Webhook = Webhook{URL: get("TESSERA_WEBHOOK_URL", ""), Secret: secretOf("TESSERA_WEBHOOK_SECRET")}
+	c.Events = Events{URL: get("TESSERA_EVENTS_URL", ""), Secret: secretOf("TESSERA_EVENTS_SECRET")}
+	if c.Events.URL != "" && c.Events.Secret == "" {
+		bad("TESSERA_EVENTS_URL needs TESSERA_EVENTS_SECRET (whsec_…)")
+	}
+	if types := get("TESSERA_EVENTS", ""); types != "" {
+		c.Events.Types = map[string]bool{}
+		known := map[string]bool{}
+		for _, t := range tessera.EventTypes() {
+			known[t] = true
+			family, _, _ := strings.Cut(t, ".")
+			known[family+".*"] = true
+		}
+		for _, t := range strings.FieldsFunc(types, func(r rune) bool { return r == ',' || r == ' ' }) {
+			if !known[t] {
+				bad("TESSERA_EVENTS: %q is not an event type (see README, Events (webhooks))", t)
+			}
+			c.Events.Types[t] = true
+		}
+	}
 	if v := get("TESSERA_PUBLIC_URL", ""); v != "" {
 		if err := CheckPublicURL(v); err != nil {
 			bad("%v", err)
@@ -557,6 +588,9 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_PUBLIC_URL", c.PublicURL},
 		{"TESSERA_WEBHOOK_URL", c.Webhook.URL},
 		{"TESSERA_WEBHOOK_SECRET", mask(c.Webhook.Secret)},
+		{"TESSERA_EVENTS_URL", c.Events.URL},
+		{"TESSERA_EVENTS_SECRET", mask(c.Events.Secret)},
+		{"TESSERA_EVENTS", eventTypes(c.Events.Types)},
 		{"TESSERA_OUTBOX_LEASE", c.OutboxLease.String()},
 		{"TESSERA_OUTBOX_MAX_ATTEMPTS", strconv.Itoa(c.OutboxMaxAttempts)},
 		{"TESSERA_RESEND_COOLDOWN", c.ResendCooldown.String()},
@@ -639,4 +673,16 @@ func CheckWebAuthn(rpID string, origins []string) error {
 		}
 	}
 	return nil
+}
+
+func eventTypes(m map[string]bool) string {
+	if len(m) == 0 {
+		return "(all)"
+	}
+	out := make([]string, 0, len(m))
+	for t := range m {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
 }

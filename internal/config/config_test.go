@@ -257,6 +257,8 @@ func TestLoadBadValues(t *testing.T) {
 		{name: "smtp without host", vars: map[string]string{"TESSERA_EMAIL_SENDER": "smtp", "TESSERA_SMTP_FROM": "a@b.example"}, want: []string{"TESSERA_SMTP_HOST"}},
 		{name: "twilio without token", vars: map[string]string{"TESSERA_SMS_SENDER": "twilio", "TESSERA_TWILIO_ACCOUNT_SID": "AC1", "TESSERA_TWILIO_FROM": "+14155550100"}, want: []string{"TESSERA_TWILIO_AUTH_TOKEN"}},
 		{name: "webhook without secret", vars: map[string]string{"TESSERA_SMS_SENDER": "webhook", "TESSERA_WEBHOOK_URL": "https://h.example"}, want: []string{"TESSERA_WEBHOOK_SECRET"}},
+		{name: "events without secret", vars: map[string]string{"TESSERA_EVENTS_URL": "https://ops.example/hooks"}, want: []string{"TESSERA_EVENTS_SECRET"}},
+		{name: "events unknown type", vars: map[string]string{"TESSERA_EVENTS": "verification.approved,account.pasword_changed"}, want: []string{"TESSERA_EVENTS", "account.pasword_changed"}},
 		{name: "smtp port", vars: map[string]string{"TESSERA_SMTP_PORT": "x"}, want: []string{"TESSERA_SMTP_PORT"}},
 		{name: "outbox lease", vars: map[string]string{"TESSERA_OUTBOX_LEASE": "soon"}, want: []string{"TESSERA_OUTBOX_LEASE"}},
 		{name: "outbox attempts", vars: map[string]string{"TESSERA_OUTBOX_MAX_ATTEMPTS": "0"}, want: []string{"TESSERA_OUTBOX_MAX_ATTEMPTS"}},
@@ -484,5 +486,22 @@ func TestSMSBreaker(t *testing.T) {
 		if (c.SMSBreaker == nil) != (tc.value == "off") {
 			t.Errorf("TESSERA_SMS_BREAKER=%q: breaker %+v", tc.value, c.SMSBreaker)
 		}
+	}
+}
+
+func TestLoadEvents(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"TESSERA_DATA_DIR":   t.TempDir(),
+		"TESSERA_EVENTS_URL": "https://ops.example/hooks", "TESSERA_EVENTS_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		"TESSERA_EVENTS": "verification.locked, account.*",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Events.URL != "https://ops.example/hooks" || len(c.Events.Types) != 2 || !c.Events.Types["verification.locked"] || !c.Events.Types["account.*"] {
+		t.Fatalf("loaded %+v", c.Events)
+	}
+	if off, err := Load(env(map[string]string{"TESSERA_DATA_DIR": t.TempDir()})); err != nil || off.Events.URL != "" || off.Events.Types != nil {
+		t.Fatalf("without TESSERA_EVENTS_URL: %+v, %v", off.Events, err)
 	}
 }

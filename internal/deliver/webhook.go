@@ -143,15 +143,21 @@ func (s *WebhookSender) Send(ctx context.Context, m *tessera.Outgoing) error {
 	if err != nil {
 		return Permanent(fmt.Errorf("webhook: encode: %w", err))
 	}
+	return s.post(ctx, m.ID, now, body)
+}
+
+// post sends body signed as a Standard Webhook with the given id and
+// the timestamp of now.
+func (s *WebhookSender) post(ctx context.Context, id string, now time.Time, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
 	if err != nil {
 		return Permanent(fmt.Errorf("webhook: %w", err))
 	}
 	ts := now.Unix()
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("webhook-id", m.ID)
+	req.Header.Set("webhook-id", id)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	req.Header.Set("webhook-signature", webhookSignature(s.key, m.ID, ts, body))
+	req.Header.Set("webhook-signature", webhookSignature(s.key, id, ts, body))
 	resp, err := s.client.Do(req)
 	if err != nil {
 		// The URL may carry a token in its query: name only the host.
@@ -173,4 +179,38 @@ func (s *WebhookSender) Send(ctx context.Context, m *tessera.Outgoing) error {
 		return Permanent(sendErr)
 	}
 	return sendErr
+}
+
+var _ tessera.Sender = (*EventSender)(nil)
+
+// EventSender sends the operator events of the events channel
+// (TESSERA_EVENTS_URL): each event's JSON, as verify.Events wrote it, is
+// posted as it is, signed like WebhookSender's requests. The webhook-id
+// header is the event's id, the same on every retry and in the body.
+type EventSender struct{ hook *WebhookSender }
+
+// NewEventSender checks cfg (as NewWebhookSender does) and returns a
+// sender.
+func NewEventSender(cfg WebhookConfig) (*EventSender, error) {
+	hook, err := NewWebhookSender(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &EventSender{hook: hook}, nil
+}
+
+// Send posts the event m carries. A 2xx answer is success; anything else
+// is retried, a 4xx too: an endpoint that answers 404 or 401 during a
+// deployment or a secret rotation must not lose events. The worker gives
+// an event up only when it is older than its EventsMaxAge.
+func (s *EventSender) Send(ctx context.Context, m *tessera.Outgoing) error {
+	if m.Channel != tessera.ChannelEvents || !json.Valid([]byte(m.Content.Body)) {
+		return Permanent(fmt.Errorf("events: message %s is not an event", m.ID))
+	}
+	err := s.hook.post(ctx, m.ID, s.hook.now(), []byte(m.Content.Body))
+	var p permanentError
+	if errors.As(err, &p) {
+		return p.err
+	}
+	return err
 }

@@ -72,8 +72,12 @@ type Worker struct {
 	// Poll is how often the worker looks for due messages without being
 	// notified (retries, other instances' crashes).
 	Poll time.Duration
-	// MaxAttempts is how many tries a message gets before it fails.
-	MaxAttempts int
+	// MaxAttempts is how many tries a message gets before it fails. An
+	// operator event (the events channel) is tried instead until it is
+	// EventsMaxAge old, so an endpoint's outage of up to that long loses
+	// none.
+	MaxAttempts  int
+	EventsMaxAge time.Duration
 	// Backoff is the first retry delay; each retry doubles it, up to
 	// MaxBackoff.
 	Backoff, MaxBackoff time.Duration
@@ -84,6 +88,9 @@ type Worker struct {
 	SenderNames map[tessera.Channel]string
 	// Observe, when set, hears each attempt's result: sent, retry, failed.
 	Observe func(channel tessera.Channel, sender, result string)
+	// Events, when set, writes a message.failed event in the transaction
+	// that gives a message up (not for the events channel's own).
+	Events *verify.Events
 
 	mu       sync.Mutex
 	lanes    map[tessera.Channel]*lane
@@ -98,6 +105,10 @@ type lane struct {
 	lastClaim time.Time // touched only by the lane's own loop
 }
 
+// DefaultEventsMaxAge is how long an operator event is retried: three
+// days, as Standard Webhooks senders commonly do.
+const DefaultEventsMaxAge = 72 * time.Hour
+
 // NewWorker returns a worker with sensible defaults.
 func NewWorker(store tessera.Store, keys *secret.Keyring, senders map[tessera.Channel]tessera.Sender, log *slog.Logger) *Worker {
 	var id [12]byte
@@ -107,7 +118,7 @@ func NewWorker(store tessera.Store, keys *secret.Keyring, senders map[tessera.Ch
 	return &Worker{
 		Store: store, Keys: keys, Senders: senders, Now: time.Now, Log: log,
 		Holder: hex.EncodeToString(id[:]),
-		Lease:  time.Minute, Batch: 10, QueueSize: 256, Poll: time.Second, MaxAttempts: 8,
+		Lease:  time.Minute, Batch: 10, QueueSize: 256, Poll: time.Second, MaxAttempts: 8, EventsMaxAge: DefaultEventsMaxAge,
 		Backoff: 2 * time.Second, MaxBackoff: 10 * time.Minute, SendTimeout: 30 * time.Second, StoreTimeout: 5 * time.Second,
 	}
 }
@@ -409,10 +420,10 @@ func (w *Worker) recordFailure(ctx context.Context, m *tessera.Message, sendErr 
 	if len(msg) > 500 {
 		msg = msg[:500]
 	}
-	if IsPermanent(sendErr) || attempts >= w.MaxAttempts {
+	if IsPermanent(sendErr) || w.exhausted(m, attempts) {
 		w.observe(m.Channel, "failed")
 		w.Log.Warn("outbox: message failed", "message", m.ID, "channel", m.Channel, "attempts", attempts, "err", msg)
-		return w.storeCall(ctx, func(ctx context.Context) error { return w.Store.FailMessage(ctx, m.ID, w.Holder, attempts, msg) })
+		return w.storeCall(ctx, func(ctx context.Context) error { return w.fail(ctx, m, attempts, msg) })
 	}
 	delay := w.Backoff << (attempts - 1)
 	if delay > w.MaxBackoff || delay <= 0 {
@@ -424,4 +435,34 @@ func (w *Worker) recordFailure(ctx context.Context, m *tessera.Message, sendErr 
 	return w.storeCall(ctx, func(ctx context.Context) error {
 		return w.Store.RetryMessage(ctx, m.ID, w.Holder, attempts, w.Now().Add(delay), msg)
 	})
+}
+
+// exhausted reports whether m, failed attempts times, gets no more tries.
+func (w *Worker) exhausted(m *tessera.Message, attempts int) bool {
+	if m.Channel == tessera.ChannelEvents {
+		return w.Now().Sub(m.CreatedAt) >= w.EventsMaxAge
+	}
+	return attempts >= w.MaxAttempts
+}
+
+// fail gives m up and, in the same transaction, writes its message.failed
+// event; the event is handed to this worker once committed.
+func (w *Worker) fail(ctx context.Context, m *tessera.Message, attempts int, lastErr string) error {
+	txs, ok := w.Store.(tessera.Transactor)
+	if !ok || m.Channel == tessera.ChannelEvents || !w.Events.Wants(tessera.EventMessageFailed) {
+		return w.Store.FailMessage(ctx, m.ID, w.Holder, attempts, lastErr)
+	}
+	var queued *tessera.Message
+	err := txs.InTx(ctx, func(tx tessera.TxStore) error {
+		if err := tx.FailMessage(ctx, m.ID, w.Holder, attempts, lastErr); err != nil {
+			return err
+		}
+		var err error
+		queued, err = w.Events.Queue(ctx, tx, tessera.EventMessageFailed, verify.MessageEventOf(m, string(tessera.MessageFailed), "outbox", "", attempts))
+		return err
+	})
+	if err == nil && queued != nil {
+		w.Enqueue(queued)
+	}
+	return err
 }

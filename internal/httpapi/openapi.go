@@ -259,9 +259,28 @@ func renderDocs(doc []byte) ([]byte, error) {
 		tags[tag.Name] = tag
 		page.Tags = append(page.Tags, tag)
 	}
+	// Webhooks are requests Tessera makes, listed by name where an
+	// endpoint shows its path.
+	var items []struct {
+		path string
+		item *object
+	}
 	paths := root.obj("paths")
 	for _, path := range paths.names() {
-		item := paths.obj(path)
+		items = append(items, struct {
+			path string
+			item *object
+		}{path, paths.obj(path)})
+	}
+	hooks := root.obj("webhooks")
+	for _, name := range hooks.names() {
+		items = append(items, struct {
+			path string
+			item *object
+		}{"webhook " + name, hooks.obj(name)})
+	}
+	for _, it := range items {
+		path, item := it.path, it.item
 		for _, method := range []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"} {
 			o := item.obj(method)
 			if o == nil {

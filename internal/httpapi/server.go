@@ -73,10 +73,8 @@ type Options struct {
 	PublicURL       string
 	TwilioAuthToken string
 	// ObserveDeliveryReport, when set, hears each recorded final report
-	// (channel, status); ObserveConversion each verification validated
-	// after its message was delivered (channel).
+	// (channel, status).
 	ObserveDeliveryReport func(channel, status string)
-	ObserveConversion     func(channel string)
 }
 
 // New returns a server with every route registered.

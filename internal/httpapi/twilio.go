@@ -20,11 +20,11 @@ const maxCallbackBytes = 16 << 10
 // over TESSERA_PUBLIC_URL + path + query and the sorted POST parameters,
 // under the auth token) is believed; anything else is 403 and changes
 // nothing. The final states (delivered, undelivered, failed) are recorded
-// with Twilio's error code; the others (queued, sending, sent…) are
-// acknowledged and ignored.
+// with Twilio's error code, and with operator events on, its
+// message.delivered or message.failed event in the same transaction; the
+// others (queued, sending, sent…) are acknowledged and ignored.
 func (s *Server) handleTwilioStatus(w http.ResponseWriter, r *http.Request) {
-	store, ok := s.Store.(tessera.DeliveryStore)
-	if s.TwilioAuthToken == "" || s.PublicURL == "" || !ok {
+	if _, ok := s.Store.(tessera.DeliveryStore); s.TwilioAuthToken == "" || s.PublicURL == "" || !ok {
 		s.writeError(w, r, tessera.Errorf(tessera.ENOTFOUND, "Not found"))
 		return
 	}
@@ -65,7 +65,7 @@ func (s *Server) handleTwilioStatus(w http.ResponseWriter, r *http.Request) {
 	if len(code) > 16 || strings.Trim(code, "0123456789") != "" {
 		code = "" // Twilio's codes are numbers; anything else is not kept
 	}
-	err := store.RecordDelivery(r.Context(), id, sid, status, code, s.now())
+	err := s.Engine.RecordDelivery(r.Context(), id, sid, status, code, s.now())
 	switch {
 	case err == nil:
 		if s.ObserveDeliveryReport != nil {

@@ -66,6 +66,11 @@ func (f *fakeTwilioAPI) last(t *testing.T) twilioSMS {
 // newTwilioEnv is an env whose SMS go through the real Twilio sender to a
 // fake Twilio, asking for status callbacks at cbPublicURL.
 func newTwilioEnv(t *testing.T, store app.Storage) (*env, *fakeTwilioAPI) {
+	return newTwilioEnvWith(t, store)
+}
+
+// newTwilioEnvWith is newTwilioEnv with more adjustments of the options.
+func newTwilioEnvWith(t *testing.T, store app.Storage, more ...func(*app.Options)) (*env, *fakeTwilioAPI) {
 	f := newFakeTwilioAPI(t)
 	e := newEnvWith(t, store, func(o *app.Options) {
 		sms, err := deliver.NewTwilioSender(deliver.TwilioConfig{
@@ -78,6 +83,9 @@ func newTwilioEnv(t *testing.T, store app.Storage) (*env, *fakeTwilioAPI) {
 		}
 		o.Senders[tessera.ChannelSMS] = sms
 		o.PublicURL, o.TwilioAuthToken = cbPublicURL, cbAuthToken
+		for _, adjust := range more {
+			adjust(o)
+		}
 	})
 	return e, f
 }

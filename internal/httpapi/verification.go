@@ -99,7 +99,6 @@ func (s *Server) handleValidate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.recordConversion(r, owner, v.ID)
 	writeJSON(w, http.StatusOK, dataJSON{Status: http.StatusOK, Data: verificationView(v)})
 }
 
@@ -168,23 +167,4 @@ func (s *Server) handleResend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, dataJSON{Status: http.StatusOK, Data: verificationView(v)})
-}
-
-// recordConversion notes that a verification whose message was reported
-// delivered was then validated: the code reached the person and was used.
-// The code is consumed already, so a failure here is logged, not answered.
-func (s *Server) recordConversion(r *http.Request, owner, id string) {
-	store, ok := s.Store.(tessera.DeliveryStore)
-	if !ok {
-		return
-	}
-	msg, err := store.RecordConversion(r.Context(), owner, id, s.now())
-	switch {
-	case err == nil:
-		if s.ObserveConversion != nil {
-			s.ObserveConversion(string(msg.Channel))
-		}
-	case tessera.ErrorCode(err) != tessera.ENOTFOUND: // ENOTFOUND: not delivered (yet), or no message
-		s.Log.Warn("record conversion", "verification", id, "err", err)
-	}
 }

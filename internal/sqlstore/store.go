@@ -616,6 +616,11 @@ func (db *DB) RecordDelivery(ctx context.Context, id, providerID string, status 
 	})
 }
 
+// Message returns one outbox message.
+func (db *DB) Message(ctx context.Context, id string) (*tessera.Message, error) {
+	return scanMessage(db.reader().queryRow(ctx, `SELECT `+messageColumns+` FROM outbox WHERE id = ?`, id))
+}
+
 // RecordConversion marks the delivered, unconverted message of a
 // verification converted, in one statement, so it counts once.
 func (db *DB) RecordConversion(ctx context.Context, owner, verificationID string, now time.Time) (*tessera.Message, error) {

@@ -714,6 +714,13 @@ func testDeliveryReports(t *testing.T, st tessera.Store) {
 	}
 	_, err = s.RecordConversion(ctx(), "c1", v.ID, t0.Add(2*time.Minute))
 	wantCode(t, err, tessera.ENOTFOUND) // once
+	byID, err := s.Message(ctx(), m.ID)
+	must(t, err)
+	if byID.ID != m.ID || byID.VerificationID != v.ID || byID.DeliveryStatus != tessera.DeliveryDelivered || byID.To != m.To {
+		t.Fatalf("Message(%s) = %+v", m.ID, byID)
+	}
+	_, err = s.Message(ctx(), "nope")
+	wantCode(t, err, tessera.ENOTFOUND)
 
 	// A report that arrives before the SID was recorded records it.
 	v2 := newVerification("c1", "v-report2")

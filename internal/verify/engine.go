@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -61,6 +62,15 @@ type Engine struct {
 	// Breaker, when set, refuses SMS to prefixes whose codes are not used
 	// (SMS pumping); see Breaker.
 	Breaker *Breaker
+	// ObserveConversion, when set, hears each verification validated
+	// after its message was reported delivered (by channel); Log, when
+	// set, hears what could not be recorded then.
+	ObserveConversion func(channel string)
+	Log               *slog.Logger
+	// Events, when set, writes the verification events of each code
+	// check, and the message events of delivery reports, for the
+	// operator's endpoint.
+	Events *Events
 }
 
 // SendLimits bound the messages Tessera sends, whoever asks.
@@ -594,6 +604,9 @@ func (e *Engine) ValidateBound(ctx context.Context, owner string, method tessera
 		if method == tessera.MethodPhone && e.Breaker != nil && v != nil {
 			e.Breaker.Validated(v.Consumer, e.now())
 		}
+		if method != tessera.MethodGoogleAuth && v != nil {
+			e.recordConversion(ctx, v)
+		}
 	case tessera.EINVALIDCODE:
 		e.observe(method, "failed")
 	case tessera.ELOCKED:
@@ -621,7 +634,7 @@ func (e *Engine) validate(ctx context.Context, owner string, method tessera.Meth
 	if method == tessera.MethodGoogleAuth {
 		v, ok, err = e.checkTOTP(ctx, owner, id, code, now)
 	} else {
-		v, ok, err = e.Store.CheckCode(ctx, owner, method, id, now, func(v *tessera.Verification) bool {
+		v, ok, err = e.checkCode(ctx, owner, method, id, now, func(v *tessera.Verification) bool {
 			return secret.Equal(e.codeHash(v.Owner, v.ID, binding, code), v.CodeHash)
 		})
 	}
@@ -660,7 +673,27 @@ func (e *Engine) checkTOTP(ctx context.Context, owner, id, code string, now time
 	if err != nil {
 		return nil, false, err
 	}
-	return e.Store.CheckCode(ctx, owner, tessera.MethodGoogleAuth, id, now, func(*tessera.Verification) bool { return right })
+	return e.checkCode(ctx, owner, tessera.MethodGoogleAuth, id, now, func(*tessera.Verification) bool { return right })
+}
+
+// recordConversion notes that v, whose message was reported delivered, was
+// then validated: the code reached the person and was used. It runs on
+// every validation path (the verification API, the accounts' codes). The
+// code is consumed already, so a failure is logged, not returned.
+func (e *Engine) recordConversion(ctx context.Context, v *tessera.Verification) {
+	store, ok := e.Store.(tessera.DeliveryStore)
+	if !ok {
+		return
+	}
+	msg, err := store.RecordConversion(ctx, v.Owner, v.ID, e.now())
+	switch {
+	case err == nil:
+		if e.ObserveConversion != nil {
+			e.ObserveConversion(string(msg.Channel))
+		}
+	case tessera.ErrorCode(err) != tessera.ENOTFOUND && e.Log != nil: // ENOTFOUND: not delivered (yet), or no message
+		e.Log.Warn("record conversion", "verification", v.ID, "err", err)
+	}
 }
 
 // unusableError turns the store's EEXPIRED and ELOCKED into the caller's
