@@ -54,7 +54,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	// Limits live in Redis when several instances must share them.
 	var limiter ratelimit.Limiter
 	if cfg.RedisURL != "" {
-		r, client, err := ratelimit.NewRedis(ctx, cfg.RedisURL, cfg.RedisPrefix, keys.Hash)
+		r, client, err := ratelimit.NewRedis(ctx, cfg.RedisURL, cfg.RedisPrefix, keys.MAC)
 		if err != nil {
 			return fmt.Errorf("TESSERA_REDIS_URL: %w", err)
 		}

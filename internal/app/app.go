@@ -317,5 +317,5 @@ func OpenStore(ctx context.Context, cfg *config.Config) (*sqlstore.DB, error) {
 
 // Keyring builds the keyring from the configured keys.
 func Keyring(cfg *config.Config) (*secret.Keyring, error) {
-	return secret.NewKeyring(cfg.HMACKey, cfg.EncryptionKeys, nil)
+	return secret.New(cfg.HMACKeys, cfg.EncryptionKeys, nil)
 }

@@ -80,10 +80,12 @@ type Config struct {
 	OutboxMaxAttempts int           // TESSERA_OUTBOX_MAX_ATTEMPTS: tries before a message is given up
 	ResendCooldown    time.Duration // TESSERA_RESEND_COOLDOWN: wait between sends of the same code
 
-	// HMACKey and EncryptionKeys come from TESSERA_HMAC_KEY and
+	// HMACKeys and EncryptionKeys come from TESSERA_HMAC_KEY and
 	// TESSERA_ENCRYPTION_KEYS, or else from files in DataDir that are
-	// created on first start. Several instances must share them.
-	HMACKey        []byte
+	// created on first start. Several instances must share them. Both
+	// are newest first; one HMAC key may have no id (the key from before
+	// HMAC keys had ids).
+	HMACKeys       []secret.Key
 	EncryptionKeys []secret.Key
 	// KeysGenerated is true when keys were created in DataDir this start.
 	KeysGenerated bool
@@ -436,7 +438,7 @@ func (c *Config) loadKeys(getenv func(string) string) error {
 		}
 	}
 	if hmacText == "" {
-		if hmacText, err = c.readOrCreate(hmacKeyFile, secret.NewKey()+"\n"); err != nil {
+		if hmacText, err = c.readOrCreate(hmacKeyFile, "h1:"+secret.NewKey()+"\n"); err != nil {
 			return err
 		}
 	}
@@ -445,8 +447,8 @@ func (c *Config) loadKeys(getenv func(string) string) error {
 			return err
 		}
 	}
-	if c.HMACKey, err = secret.ParseKey(hmacText); err != nil {
-		return fmt.Errorf("TESSERA_HMAC_KEY (or %s): %w; make one with: openssl rand -base64 32", filepath.Join(c.DataDir, hmacKeyFile), err)
+	if c.HMACKeys, err = secret.ParseMACKeys(hmacText); err != nil {
+		return fmt.Errorf("TESSERA_HMAC_KEY (or %s): %w; the format is id:base64key[,id:base64key…], newest first (make a key with: openssl rand -base64 32)", filepath.Join(c.DataDir, hmacKeyFile), err)
 	}
 	if c.EncryptionKeys, err = secret.ParseKeys(encText); err != nil {
 		return fmt.Errorf("TESSERA_ENCRYPTION_KEYS (or %s): %w; the format is id:base64key[,id:base64key…], newest first", filepath.Join(c.DataDir, encryptionKeysFile), err)
@@ -512,6 +514,13 @@ func (c *Config) Settings() []Setting {
 	for i, k := range c.EncryptionKeys {
 		ids[i] = k.ID
 	}
+	macIDs := make([]string, len(c.HMACKeys))
+	for i, k := range c.HMACKeys {
+		macIDs[i] = k.ID
+		if k.ID == "" {
+			macIDs[i] = "(none)"
+		}
+	}
 	db := maskURL(c.DatabaseURL)
 	if db == "" {
 		db = "(SQLite at " + c.SQLitePath() + ")"
@@ -523,7 +532,7 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_SQLITE_SYNC", map[bool]string{false: "normal", true: "full"}[c.SQLiteFullSync]},
 		{"TESSERA_POSTGRES_MAX_CONNS", strconv.Itoa(c.PostgresConns)},
 		{"TESSERA_DB_TIMEOUT", c.DBTimeout.String()},
-		{"TESSERA_HMAC_KEY", mask("set")},
+		{"TESSERA_HMAC_KEY", "key ids " + strings.Join(macIDs, ",") + " (keys masked; the first hashes)"},
 		{"TESSERA_ENCRYPTION_KEYS", "key ids " + strings.Join(ids, ",") + " (keys masked; the first encrypts)"},
 		{"TESSERA_LOG_FORMAT", c.LogFormat},
 		{"TESSERA_LOG_LEVEL", c.LogLevel},
