@@ -69,6 +69,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		SenderNames: map[tessera.Channel]string{tessera.ChannelEmail: cfg.EmailSender, tessera.ChannelSMS: cfg.SMSSender},
 		OutboxLease: cfg.OutboxLease, OutboxMaxAttempts: cfg.OutboxMaxAttempts, ResendCooldown: cfg.ResendCooldown, DBTimeout: cfg.DBTimeout,
 		ServiceName: cfg.ServiceName, TokenIssuer: cfg.TokenIssuer, TokenAudience: cfg.TokenAudience, IDTokenTTL: cfg.IDTokenTTL,
+		IDTokenClaims: cfg.IDTokenClaims, IDTokenAlg: cfg.IDTokenAlg, KeyPublishAhead: cfg.KeyPublishAhead, KeyRotation: cfg.KeyRotation,
 		RefreshGrace: cfg.RefreshGrace, PrivilegedMaxAge: cfg.PrivilegedMaxAge, NoNewDeviceNotices: !cfg.NewDeviceNotices,
 		WebAuthnRPID: cfg.WebAuthnRPID, WebAuthnRPName: cfg.WebAuthnRPName, WebAuthnOrigins: cfg.WebAuthnOrigins,
 		PublicURL: cfg.PublicURL, TwilioAuthToken: cfg.Twilio.AuthToken,

@@ -56,7 +56,7 @@ func (s *Service) newSession(ctx context.Context, u *tessera.User, amr []string,
 	if err != nil {
 		return nil, err
 	}
-	id, exp, err := s.Tokens.Issue(ctx, sess)
+	id, exp, err := s.Tokens.Issue(ctx, u, sess)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +164,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string, meta Meta) (*Toke
 	if u.Status == tessera.UserDisabled {
 		return nil, tessera.Errorf(tessera.EUNAUTHORIZED, "This account is disabled")
 	}
-	id, exp, err := s.Tokens.Issue(ctx, sess)
+	id, exp, err := s.Tokens.Issue(ctx, u, sess)
 	if err != nil {
 		return nil, err
 	}

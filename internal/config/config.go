@@ -43,6 +43,11 @@ type Config struct {
 	TokenAudience string        // TESSERA_TOKEN_AUDIENCE: the ID token's "aud"
 	IDTokenTTL    time.Duration // TESSERA_ID_TOKEN_TTL: how long an ID token is valid
 	RefreshGrace  time.Duration // TESSERA_REFRESH_GRACE: how long a rotated refresh token still yields its successor
+	// ID token claims and signing keys (tokens.go).
+	IDTokenClaims   map[string]bool // TESSERA_ID_TOKEN_CLAIMS: the optional claims ID tokens carry
+	IDTokenAlg      string          // TESSERA_ID_TOKEN_ALG: EdDSA, ES256 or RS256
+	KeyPublishAhead time.Duration   // TESSERA_KEY_PUBLISH_AHEAD: how long a new key is published before it signs
+	KeyRotation     time.Duration   // TESSERA_KEY_ROTATION: automatic rotation period; 0 (off): only tessera keys rotate
 	// TESSERA_PRIVILEGED_MAX_AGE: how long after the user last proved
 	// their factors a session may change passwords, keys and factors
 	PrivilegedMaxAge time.Duration
@@ -189,6 +194,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.IDTokenTTL = duration(get("TESSERA_ID_TOKEN_TTL", "15m"), "TESSERA_ID_TOKEN_TTL", bad)
 	c.RefreshGrace = duration(get("TESSERA_REFRESH_GRACE", "10s"), "TESSERA_REFRESH_GRACE", bad)
 	c.PrivilegedMaxAge = duration(get("TESSERA_PRIVILEGED_MAX_AGE", "10m"), "TESSERA_PRIVILEGED_MAX_AGE", bad)
+	c.loadTokens(get, bad)
 	c.loadWebAuthn(get, bad)
 	if v := get("TESSERA_NEW_DEVICE_NOTICES", "true"); v != "" {
 		on, err := strconv.ParseBool(v)
@@ -525,7 +531,7 @@ func (c *Config) Settings() []Setting {
 	if db == "" {
 		db = "(SQLite at " + c.SQLitePath() + ")"
 	}
-	return []Setting{
+	return append([]Setting{
 		{"TESSERA_ADDR", c.Addr},
 		{"TESSERA_DATA_DIR", c.DataDir},
 		{"TESSERA_DATABASE_URL", db},
@@ -580,7 +586,7 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_SMS_ALLOWED_COUNTRIES", countries(c.SMSCountries)},
 		{"TESSERA_SMS_NUMBER_TYPES", verify.FormatNumberTypes(c.SMSNumberTypes)},
 		{"TESSERA_SMS_BREAKER", formatBreaker(c.SMSBreaker)},
-	}
+	}, c.tokenSettings()...)
 }
 
 func prefixes(ps []netip.Prefix) string {
