@@ -80,4 +80,3 @@ func TestMigrationToKeyLifeCycle(t *testing.T) {
 		})
 	})
 }
-

@@ -26,13 +26,13 @@ func TestLifecycle(t *testing.T) {
 		want []string
 	}{
 		{"one key", []*tessera.SigningKey{k("a", 1, 0)}, 0, []string{StateActive}},
-		{"published ahead", []*tessera.SigningKey{k("b", 2, 10 * time.Minute), k("a", 1, 0)}, 9 * time.Minute, []string{StateNext, StateActive}},
-		{"activated", []*tessera.SigningKey{k("b", 2, 10 * time.Minute), k("a", 1, 0)}, 10 * time.Minute, []string{StateActive, StateRetired}},
-		{"retired until its tokens expire", []*tessera.SigningKey{k("b", 2, 10 * time.Minute), k("a", 1, 0)}, 10*time.Minute + ttl + reloadEvery - time.Millisecond, []string{StateActive, StateRetired}},
-		{"then gone", []*tessera.SigningKey{k("b", 2, 10 * time.Minute), k("a", 1, 0)}, 10*time.Minute + ttl + reloadEvery, []string{StateActive, StateGone}},
+		{"published ahead", []*tessera.SigningKey{k("b", 2, 10*time.Minute), k("a", 1, 0)}, 9 * time.Minute, []string{StateNext, StateActive}},
+		{"activated", []*tessera.SigningKey{k("b", 2, 10*time.Minute), k("a", 1, 0)}, 10 * time.Minute, []string{StateActive, StateRetired}},
+		{"retired until its tokens expire", []*tessera.SigningKey{k("b", 2, 10*time.Minute), k("a", 1, 0)}, 10*time.Minute + ttl + reloadEvery - time.Millisecond, []string{StateActive, StateRetired}},
+		{"then gone", []*tessera.SigningKey{k("b", 2, 10*time.Minute), k("a", 1, 0)}, 10*time.Minute + ttl + reloadEvery, []string{StateActive, StateGone}},
 		// rotate --now while a key waited: the waiting key never signs.
-		{"skipped", []*tessera.SigningKey{k("c", 3, 2 * time.Minute), k("b", 2, 10 * time.Minute), k("a", 1, 0)}, 5 * time.Minute, []string{StateActive, StateRetired, StateRetired}},
-		{"skipped key expires with the one it never replaced", []*tessera.SigningKey{k("c", 3, 2 * time.Minute), k("b", 2, 10 * time.Minute), k("a", 1, 0)}, 2*time.Minute + ttl + reloadEvery, []string{StateActive, StateGone, StateGone}},
+		{"skipped", []*tessera.SigningKey{k("c", 3, 2*time.Minute), k("b", 2, 10*time.Minute), k("a", 1, 0)}, 5 * time.Minute, []string{StateActive, StateRetired, StateRetired}},
+		{"skipped key expires with the one it never replaced", []*tessera.SigningKey{k("c", 3, 2*time.Minute), k("b", 2, 10*time.Minute), k("a", 1, 0)}, 2*time.Minute + ttl + reloadEvery, []string{StateActive, StateGone, StateGone}},
 	} {
 		got := lifecycle(tc.keys, t0.Add(tc.at), ttl)
 		for i, st := range got {
