@@ -223,12 +223,17 @@ type TxStore interface {
 }
 
 // SigningKey is a key that signs ID tokens. The private half is sealed.
+// A key is published from CreatedAt and signs from ActivatesAt until a key
+// of a later Generation activates (internal/token derives the life cycle
+// from these times, so every instance agrees without talking).
 type SigningKey struct {
 	ID            string // the JWT "kid"
-	Algorithm     string // "EdDSA"
-	PublicKey     []byte
-	PrivateSealed []byte
+	Algorithm     string // "EdDSA", "ES256" or "RS256"
+	PublicKey     []byte // Ed25519: the raw 32 bytes; others: PKIX DER
+	PrivateSealed []byte // Ed25519: the seed; others: PKCS #8 DER
+	Generation    int64  // 1, 2, …: unique, later keys win
 	CreatedAt     time.Time
+	ActivatesAt   time.Time
 }
 
 // AccountStore keeps accounts, sessions and signing keys. As with Store,
@@ -355,10 +360,14 @@ type AccountStore interface {
 	// InTx on the store fn gets runs fn's body in the same transaction.
 	InTx(ctx context.Context, fn func(tx TxStore) error) error
 
-	// CreateSigningKey stores a new ID-token signing key.
+	// CreateSigningKey stores a new ID-token signing key; ECONFLICT if its
+	// generation is taken (another instance rotated at the same time).
 	CreateSigningKey(ctx context.Context, k *SigningKey) error
-	// SigningKeys lists the signing keys, newest first.
+	// SigningKeys lists the signing keys, latest generation first.
 	SigningKeys(ctx context.Context) ([]*SigningKey, error)
+	// DeleteSigningKey removes a signing key (a retired one whose tokens
+	// have all expired); deleting a missing key is no error.
+	DeleteSigningKey(ctx context.Context, id string) error
 
 	// AppendAudit records a security event and sets its ID.
 	AppendAudit(ctx context.Context, e *AuditEvent) error

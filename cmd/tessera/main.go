@@ -37,8 +37,8 @@ Usage:
   tessera client policy NAME|ID [flags]  show or set what a client may send (fromEmail, templates only)
   tessera template add|list|remove       registered message templates (tessera template --help)
   tessera user create EMAIL [--verified]  create an end-user account (password on standard input)
-  tessera keys rotate            add a new ID-token signing key
-  tessera keys list              list ID-token signing keys
+  tessera keys rotate [--now]    publish a new ID-token signing key (it signs after TESSERA_KEY_PUBLISH_AHEAD)
+  tessera keys list              list ID-token signing keys and their states
   tessera audit [--user EMAIL|ID] [--kind KIND] [--since 24h] [--limit 100] [--json]
                                  the audit log of end-user security events, newest first
   tessera config                 print the effective configuration, secrets masked

@@ -263,8 +263,12 @@ func TestUserAndKeysCommands(t *testing.T) {
 		t.Fatalf("keys rotate: %v\n%s", err, out)
 	}
 	out, err = command(dir, []string{"keys", "list"}).Output()
-	if err != nil || strings.Count(string(out), "EdDSA") != 2 {
+	// The new key is published but waits TESSERA_KEY_PUBLISH_AHEAD to sign.
+	if err != nil || strings.Count(string(out), "EdDSA") != 2 || !strings.Contains(string(out), " next ") || !strings.Contains(string(out), " active ") {
 		t.Fatalf("keys list after a rotation:\n%s", out)
+	}
+	if out, err := command(dir, []string{"keys", "rotate"}).CombinedOutput(); err == nil || !strings.Contains(string(out), "--now") {
+		t.Fatalf("a second rotate while a key waits: %v\n%s", err, out)
 	}
 }
 

@@ -54,7 +54,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	// Limits live in Redis when several instances must share them.
 	var limiter ratelimit.Limiter
 	if cfg.RedisURL != "" {
-		r, client, err := ratelimit.NewRedis(ctx, cfg.RedisURL, cfg.RedisPrefix, keys.Hash)
+		r, client, err := ratelimit.NewRedis(ctx, cfg.RedisURL, cfg.RedisPrefix, keys.MAC)
 		if err != nil {
 			return fmt.Errorf("TESSERA_REDIS_URL: %w", err)
 		}
@@ -70,6 +70,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		EventTypes:  cfg.Events.Types,
 		OutboxLease: cfg.OutboxLease, OutboxMaxAttempts: cfg.OutboxMaxAttempts, ResendCooldown: cfg.ResendCooldown, DBTimeout: cfg.DBTimeout,
 		ServiceName: cfg.ServiceName, TokenIssuer: cfg.TokenIssuer, TokenAudience: cfg.TokenAudience, IDTokenTTL: cfg.IDTokenTTL,
+		IDTokenClaims: cfg.IDTokenClaims, IDTokenAlg: cfg.IDTokenAlg, KeyPublishAhead: cfg.KeyPublishAhead, KeyRotation: cfg.KeyRotation,
 		RefreshGrace: cfg.RefreshGrace, PrivilegedMaxAge: cfg.PrivilegedMaxAge, NoNewDeviceNotices: !cfg.NewDeviceNotices,
 		WebAuthnRPID: cfg.WebAuthnRPID, WebAuthnRPName: cfg.WebAuthnRPName, WebAuthnOrigins: cfg.WebAuthnOrigins,
 		PublicURL: cfg.PublicURL, TwilioAuthToken: cfg.Twilio.AuthToken,

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,13 +14,16 @@ import (
 	"github.com/tessera-id/tessera/internal/app"
 	"github.com/tessera-id/tessera/internal/config"
 	"github.com/tessera-id/tessera/internal/sqlstore"
+	"github.com/tessera-id/tessera/internal/token"
 )
 
 const userUsage = `Usage:
   tessera user create EMAIL                create an end-user account, its email confirmed
                                            (the operator vouches for it); the password is read from standard input
-  tessera keys rotate                      add a new ID-token signing key (old tokens keep verifying until they expire)
-  tessera keys list                        list the signing keys`
+  tessera keys rotate [--now]              publish a new ID-token signing key; it signs after TESSERA_KEY_PUBLISH_AHEAD
+                                           (--now: at once, for a leaked key; verifiers holding a cached JWKS
+                                           reject new tokens until they fetch it again); old tokens keep verifying
+  tessera keys list                        list the signing keys and their states (next, active, retired)`
 
 // openApp wires the service for a one-off command: same configuration and
 // database as serve, messages to the log on stderr.
@@ -45,6 +49,7 @@ func openApp(ctx context.Context, getenv func(string) string, stderr io.Writer) 
 	a := app.New(app.Options{
 		Store: store, Keys: keys, Senders: senders, EventTypes: cfg.Events.Types, Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		ServiceName: cfg.ServiceName, TokenIssuer: cfg.TokenIssuer, TokenAudience: cfg.TokenAudience, IDTokenTTL: cfg.IDTokenTTL,
+		IDTokenClaims: cfg.IDTokenClaims, IDTokenAlg: cfg.IDTokenAlg, KeyPublishAhead: cfg.KeyPublishAhead, KeyRotation: cfg.KeyRotation,
 	})
 	return a, store, nil
 }
@@ -74,7 +79,8 @@ func userCommand(ctx context.Context, args []string, getenv func(string) string,
 
 // keysCommand manages ID-token signing keys.
 func keysCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) != 1 || (args[0] != "rotate" && args[0] != "list") {
+	now := len(args) == 2 && args[0] == "rotate" && args[1] == "--now"
+	if !now && (len(args) != 1 || (args[0] != "rotate" && args[0] != "list")) {
 		return fmt.Errorf("usage:\n%s", userUsage)
 	}
 	a, store, err := openApp(ctx, getenv, stderr)
@@ -83,21 +89,34 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 	}
 	defer store.Close()
 	if args[0] == "rotate" {
-		k, err := a.Tokens.Rotate(ctx)
+		k, err := a.Tokens.Rotate(ctx, now)
+		if errors.Is(err, token.ErrKeyWaiting) {
+			return fmt.Errorf("%w; run tessera keys rotate --now to make another that signs at once", err)
+		}
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "Added signing key %s; running instances sign with it within a minute.\n", k.ID)
+		if now {
+			fmt.Fprintf(stdout, "Added signing key %s (%s); running instances sign with it within a minute.\n", k.ID, k.Algorithm)
+		} else {
+			fmt.Fprintf(stdout, "Added signing key %s (%s); it is published now and signs from %s.\n", k.ID, k.Algorithm, k.ActivatesAt.Format(time.RFC3339))
+		}
 		return nil
 	}
-	keys, err := store.SigningKeys(ctx)
+	keys, err := a.Tokens.List(ctx)
 	if err != nil {
 		return err
 	}
+	when := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KID\tALG\tCREATED")
+	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tSIGNS FROM\tRETIRED\tPUBLISHED UNTIL")
 	for _, k := range keys {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", k.ID, k.Algorithm, k.CreatedAt.Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.State, when(k.CreatedAt), when(k.ActivatesAt), when(k.RetiredAt), when(k.PublishedUntil))
 	}
 	return tw.Flush()
 }

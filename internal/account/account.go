@@ -261,7 +261,7 @@ func (s *Service) sendLimits(ctx context.Context, u *tessera.User, destination, 
 // limitKey names a send-limit counter. Keys are hashed: the table then
 // holds no addresses, and no byte a database may refuse.
 func (s *Service) limitKey(parts ...string) string {
-	return hex.EncodeToString(s.Keys.Hash(parts...)[:16])
+	return hex.EncodeToString(s.Keys.MAC(parts...)[:16])
 }
 
 // antiPhishingLine is the first line of every email to u when u has set
@@ -357,8 +357,18 @@ func hms(d time.Duration) string {
 var recoveryEncoding = base32.NewEncoding("abcdefghjkmnpqrstuvwxyz023456789").WithPadding(base32.NoPadding)
 
 func (s *Service) recoveryHash(userID, code string) []byte {
+	return s.Keys.Hash(recoveryHashParts(userID, code)...)
+}
+
+// recoveryHashes are a code's hashes under each HMAC key, newest first:
+// codes issued before the newest key was added are stored under an older.
+func (s *Service) recoveryHashes(userID, code string) [][]byte {
+	return s.Keys.Hashes(recoveryHashParts(userID, code)...)
+}
+
+func recoveryHashParts(userID, code string) []string {
 	norm := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(code), "-", ""))
-	return s.Keys.Hash("recovery-code", userID, norm)
+	return []string{"recovery-code", userID, norm}
 }
 
 // NewRecoveryCodes voids the user's recovery codes and returns ten new

@@ -118,7 +118,12 @@ func (recoveryCodeFactor) Begin(context.Context, *tessera.User, *tessera.Flow) (
 }
 
 func (f recoveryCodeFactor) Verify(ctx context.Context, u *tessera.User, _ *tessera.Flow, code string) error {
-	err := f.s.Store.UseRecoveryCode(ctx, u.ID, f.s.recoveryHash(u.ID, code), f.s.now())
+	var err error
+	for _, h := range f.s.recoveryHashes(u.ID, code) {
+		if err = f.s.Store.UseRecoveryCode(ctx, u.ID, h, f.s.now()); tessera.ErrorCode(err) != tessera.ENOTFOUND {
+			break
+		}
+	}
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return tessera.Errorf(tessera.EINVALIDCODE, "Invalid code")
 	}

@@ -363,7 +363,7 @@ func (s *Service) stepUp(ctx context.Context, u *tessera.User, sessionID string,
 	if err != nil {
 		return nil, err
 	}
-	id, exp, err := s.Tokens.Issue(ctx, sess)
+	id, exp, err := s.Tokens.Issue(ctx, u, sess)
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,9 @@ func newRefreshToken() string {
 	return "rt_" + base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (s *Service) refreshHash(t string) []byte { return s.Keys.Hash("refresh-token", t) }
+func (s *Service) refreshHash(t string) []byte { return s.Keys.Hash(refreshHashPurpose, t) }
+
+const refreshHashPurpose = "refresh-token"
 
 // newSession logs u in: a session at the assurance amr reaches, its first
 // refresh token, an ID token. A login from a device the account has not
@@ -54,7 +56,7 @@ func (s *Service) newSession(ctx context.Context, u *tessera.User, amr []string,
 	if err != nil {
 		return nil, err
 	}
-	id, exp, err := s.Tokens.Issue(ctx, sess)
+	id, exp, err := s.Tokens.Issue(ctx, u, sess)
 	if err != nil {
 		return nil, err
 	}
@@ -111,13 +113,25 @@ func (s *Service) Refresh(ctx context.Context, refresh string, meta Meta) (*Toke
 		return nil, tessera.Invalid(tessera.FieldError{Path: "refreshToken", Error: "is required"})
 	}
 	now := s.now()
-	hash := s.refreshHash(refresh)
 	next := newRefreshToken()
-	sealed, err := s.Keys.Seal([]byte(next), hash)
-	if err != nil {
-		return nil, err
+	// The token's hash under each HMAC key, newest first: one issued
+	// before the newest key was added is stored under an older one. The
+	// successor is sealed to the stored hash, so a racing second use
+	// finds it under the same hash.
+	var hash []byte
+	var sess *tessera.Session
+	var old *tessera.RefreshToken
+	var err error
+	for _, hash = range s.Keys.Hashes(refreshHashPurpose, refresh) {
+		sealed, serr := s.Keys.Seal([]byte(next), hash)
+		if serr != nil {
+			return nil, serr
+		}
+		sess, old, err = s.Store.RotateRefreshToken(ctx, hash, &tessera.RefreshToken{Hash: s.refreshHash(next), CreatedAt: now}, sealed, now)
+		if tessera.ErrorCode(err) != tessera.ENOTFOUND {
+			break
+		}
 	}
-	sess, old, err := s.Store.RotateRefreshToken(ctx, hash, &tessera.RefreshToken{Hash: s.refreshHash(next), CreatedAt: now}, sealed, now)
 	switch tessera.ErrorCode(err) {
 	case "":
 	case tessera.ENOTFOUND:
@@ -150,7 +164,7 @@ func (s *Service) Refresh(ctx context.Context, refresh string, meta Meta) (*Toke
 	if u.Status == tessera.UserDisabled {
 		return nil, tessera.Errorf(tessera.EUNAUTHORIZED, "This account is disabled")
 	}
-	id, exp, err := s.Tokens.Issue(ctx, sess)
+	id, exp, err := s.Tokens.Issue(ctx, u, sess)
 	if err != nil {
 		return nil, err
 	}

@@ -72,7 +72,10 @@ func (r *Registry) Authenticate(ctx context.Context, token string) (*tessera.Cli
 	if !strings.HasPrefix(token, tokenPrefix) || len(token) > 100 {
 		return nil, tessera.Errorf(tessera.EUNAUTHORIZED, "Invalid API token")
 	}
-	hash := r.hash(token)
+	// The token's hash under each HMAC key, newest first: a token made
+	// before the newest key was added is stored under an older one.
+	hashes := r.Keys.Hashes(tokenHashPurpose, token)
+	hash := hashes[0]
 	now := time.Now()
 	r.mu.Lock()
 	hit, ok := r.cache[string(hash)]
@@ -80,7 +83,13 @@ func (r *Registry) Authenticate(ctx context.Context, token string) (*tessera.Cli
 	if ok && now.Before(hit.expires) {
 		return hit.client, nil
 	}
-	c, err := r.Store.ClientByTokenHash(ctx, hash)
+	var c *tessera.Client
+	var err error
+	for _, h := range hashes {
+		if c, err = r.Store.ClientByTokenHash(ctx, h); tessera.ErrorCode(err) != tessera.ENOTFOUND {
+			break
+		}
+	}
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return nil, tessera.Errorf(tessera.EUNAUTHORIZED, "Invalid API token")
 	}
@@ -108,7 +117,9 @@ func (r *Registry) Revoke(ctx context.Context, idOrName string) error {
 	return nil
 }
 
-func (r *Registry) hash(token string) []byte { return r.Keys.Hash("api-client-token", token) }
+const tokenHashPurpose = "api-client-token"
+
+func (r *Registry) hash(token string) []byte { return r.Keys.Hash(tokenHashPurpose, token) }
 
 func checkName(name string) error {
 	if name == "" || len(name) > 64 {

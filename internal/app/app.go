@@ -74,6 +74,15 @@ type Options struct {
 	TokenAudience string
 	IDTokenTTL    time.Duration
 	RefreshGrace  time.Duration
+	// IDTokenClaims are the optional claims of ID tokens (nil:
+	// token.DefaultClaims); IDTokenAlg the algorithm of new signing keys
+	// (empty: EdDSA); KeyPublishAhead how long a new key is published
+	// before it signs (zero: token.DefaultPublishAhead); KeyRotation how
+	// often keys rotate without being asked (zero: never).
+	IDTokenClaims   map[string]bool
+	IDTokenAlg      string
+	KeyPublishAhead time.Duration
+	KeyRotation     time.Duration
 	// PrivilegedMaxAge bounds how old a session's proof may be for
 	// privileged actions (policy.DefaultPrivilegedMaxAge when zero);
 	// NoNewDeviceNotices turns off the email about logins from new
@@ -190,6 +199,7 @@ func New(o Options) *App {
 	a.Tokens = &token.Signer{
 		Store: o.Store, Keys: o.Keys, Now: o.Now,
 		Issuer: or(o.TokenIssuer, "tessera"), Audience: or(o.TokenAudience, "tessera"), TTL: orDuration(o.IDTokenTTL, 15*time.Minute),
+		Claims: o.IDTokenClaims, Algorithm: o.IDTokenAlg, PublishAhead: o.KeyPublishAhead, RotateEvery: o.KeyRotation,
 	}
 	if o.PasswordParams == (password.Params{}) {
 		o.PasswordParams = password.OWASP
@@ -270,9 +280,20 @@ func orDuration(d, def time.Duration) time.Duration {
 }
 
 // Start prepares what the service needs before it takes requests: a first
-// ID-token signing key.
+// ID-token signing key, or the next one when the configured algorithm or
+// rotation period asks for it.
 func (a *App) Start(ctx context.Context) error {
-	return a.Tokens.EnsureKey(ctx)
+	return a.MaintainKeys(ctx)
+}
+
+// MaintainKeys runs the signing keys' life cycle (token.Signer.Maintain)
+// and logs what it did; the janitor runs it every few minutes.
+func (a *App) MaintainKeys(ctx context.Context) error {
+	did, err := a.Tokens.Maintain(ctx)
+	for _, d := range did {
+		a.Log.Info("signing keys: " + d)
+	}
+	return err
 }
 
 // RunBackground starts the outbox worker and the janitor; they stop when
@@ -291,6 +312,9 @@ func (a *App) runJanitor(ctx context.Context) {
 	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
 	for {
+		if err := a.MaintainKeys(ctx); err != nil && ctx.Err() == nil {
+			a.Log.Error("janitor: signing keys", "err", err)
+		}
 		n, err := a.Sweep(ctx)
 		if err != nil && ctx.Err() == nil {
 			a.Log.Error("janitor", "err", err)
@@ -327,5 +351,5 @@ func OpenStore(ctx context.Context, cfg *config.Config) (*sqlstore.DB, error) {
 
 // Keyring builds the keyring from the configured keys.
 func Keyring(cfg *config.Config) (*secret.Keyring, error) {
-	return secret.NewKeyring(cfg.HMACKey, cfg.EncryptionKeys, nil)
+	return secret.New(cfg.HMACKeys, cfg.EncryptionKeys, nil)
 }

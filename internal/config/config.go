@@ -44,6 +44,11 @@ type Config struct {
 	TokenAudience string        // TESSERA_TOKEN_AUDIENCE: the ID token's "aud"
 	IDTokenTTL    time.Duration // TESSERA_ID_TOKEN_TTL: how long an ID token is valid
 	RefreshGrace  time.Duration // TESSERA_REFRESH_GRACE: how long a rotated refresh token still yields its successor
+	// ID token claims and signing keys (tokens.go).
+	IDTokenClaims   map[string]bool // TESSERA_ID_TOKEN_CLAIMS: the optional claims ID tokens carry
+	IDTokenAlg      string          // TESSERA_ID_TOKEN_ALG: EdDSA, ES256 or RS256
+	KeyPublishAhead time.Duration   // TESSERA_KEY_PUBLISH_AHEAD: how long a new key is published before it signs
+	KeyRotation     time.Duration   // TESSERA_KEY_ROTATION: automatic rotation period; 0 (off): only tessera keys rotate
 	// TESSERA_PRIVILEGED_MAX_AGE: how long after the user last proved
 	// their factors a session may change passwords, keys and factors
 	PrivilegedMaxAge time.Duration
@@ -82,10 +87,12 @@ type Config struct {
 	OutboxMaxAttempts int           // TESSERA_OUTBOX_MAX_ATTEMPTS: tries before a message is given up
 	ResendCooldown    time.Duration // TESSERA_RESEND_COOLDOWN: wait between sends of the same code
 
-	// HMACKey and EncryptionKeys come from TESSERA_HMAC_KEY and
+	// HMACKeys and EncryptionKeys come from TESSERA_HMAC_KEY and
 	// TESSERA_ENCRYPTION_KEYS, or else from files in DataDir that are
-	// created on first start. Several instances must share them.
-	HMACKey        []byte
+	// created on first start. Several instances must share them. Both
+	// are newest first; one HMAC key may have no id (the key from before
+	// HMAC keys had ids).
+	HMACKeys       []secret.Key
 	EncryptionKeys []secret.Key
 	// KeysGenerated is true when keys were created in DataDir this start.
 	KeysGenerated bool
@@ -199,6 +206,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.IDTokenTTL = duration(get("TESSERA_ID_TOKEN_TTL", "15m"), "TESSERA_ID_TOKEN_TTL", bad)
 	c.RefreshGrace = duration(get("TESSERA_REFRESH_GRACE", "10s"), "TESSERA_REFRESH_GRACE", bad)
 	c.PrivilegedMaxAge = duration(get("TESSERA_PRIVILEGED_MAX_AGE", "10m"), "TESSERA_PRIVILEGED_MAX_AGE", bad)
+	c.loadTokens(get, bad)
 	c.loadWebAuthn(get, bad)
 	if v := get("TESSERA_NEW_DEVICE_NOTICES", "true"); v != "" {
 		on, err := strconv.ParseBool(v)
@@ -467,7 +475,7 @@ func (c *Config) loadKeys(getenv func(string) string) error {
 		}
 	}
 	if hmacText == "" {
-		if hmacText, err = c.readOrCreate(hmacKeyFile, secret.NewKey()+"\n"); err != nil {
+		if hmacText, err = c.readOrCreate(hmacKeyFile, "h1:"+secret.NewKey()+"\n"); err != nil {
 			return err
 		}
 	}
@@ -476,8 +484,8 @@ func (c *Config) loadKeys(getenv func(string) string) error {
 			return err
 		}
 	}
-	if c.HMACKey, err = secret.ParseKey(hmacText); err != nil {
-		return fmt.Errorf("TESSERA_HMAC_KEY (or %s): %w; make one with: openssl rand -base64 32", filepath.Join(c.DataDir, hmacKeyFile), err)
+	if c.HMACKeys, err = secret.ParseMACKeys(hmacText); err != nil {
+		return fmt.Errorf("TESSERA_HMAC_KEY (or %s): %w; the format is id:base64key[,id:base64key…], newest first (make a key with: openssl rand -base64 32)", filepath.Join(c.DataDir, hmacKeyFile), err)
 	}
 	if c.EncryptionKeys, err = secret.ParseKeys(encText); err != nil {
 		return fmt.Errorf("TESSERA_ENCRYPTION_KEYS (or %s): %w; the format is id:base64key[,id:base64key…], newest first", filepath.Join(c.DataDir, encryptionKeysFile), err)
@@ -543,18 +551,25 @@ func (c *Config) Settings() []Setting {
 	for i, k := range c.EncryptionKeys {
 		ids[i] = k.ID
 	}
+	macIDs := make([]string, len(c.HMACKeys))
+	for i, k := range c.HMACKeys {
+		macIDs[i] = k.ID
+		if k.ID == "" {
+			macIDs[i] = "(none)"
+		}
+	}
 	db := maskURL(c.DatabaseURL)
 	if db == "" {
 		db = "(SQLite at " + c.SQLitePath() + ")"
 	}
-	return []Setting{
+	return append([]Setting{
 		{"TESSERA_ADDR", c.Addr},
 		{"TESSERA_DATA_DIR", c.DataDir},
 		{"TESSERA_DATABASE_URL", db},
 		{"TESSERA_SQLITE_SYNC", map[bool]string{false: "normal", true: "full"}[c.SQLiteFullSync]},
 		{"TESSERA_POSTGRES_MAX_CONNS", strconv.Itoa(c.PostgresConns)},
 		{"TESSERA_DB_TIMEOUT", c.DBTimeout.String()},
-		{"TESSERA_HMAC_KEY", mask("set")},
+		{"TESSERA_HMAC_KEY", "key ids " + strings.Join(macIDs, ",") + " (keys masked; the first hashes)"},
 		{"TESSERA_ENCRYPTION_KEYS", "key ids " + strings.Join(ids, ",") + " (keys masked; the first encrypts)"},
 		{"TESSERA_LOG_FORMAT", c.LogFormat},
 		{"TESSERA_LOG_LEVEL", c.LogLevel},
@@ -605,7 +620,7 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_SMS_ALLOWED_COUNTRIES", countries(c.SMSCountries)},
 		{"TESSERA_SMS_NUMBER_TYPES", verify.FormatNumberTypes(c.SMSNumberTypes)},
 		{"TESSERA_SMS_BREAKER", formatBreaker(c.SMSBreaker)},
-	}
+	}, c.tokenSettings()...)
 }
 
 func prefixes(ps []netip.Prefix) string {

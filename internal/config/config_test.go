@@ -37,8 +37,8 @@ func TestLoadGeneratesKeysOnce(t *testing.T) {
 	if !c.KeysGenerated {
 		t.Error("KeysGenerated = false on first start")
 	}
-	if len(c.HMACKey) != 32 || len(c.EncryptionKeys) != 1 || c.EncryptionKeys[0].ID != "k1" || len(c.EncryptionKeys[0].Key) != 32 {
-		t.Errorf("keys: hmac %d bytes, encryption %+v", len(c.HMACKey), c.EncryptionKeys)
+	if len(c.HMACKeys) != 1 || c.HMACKeys[0].ID != "h1" || len(c.HMACKeys[0].Key) != 32 || len(c.EncryptionKeys) != 1 || c.EncryptionKeys[0].ID != "k1" || len(c.EncryptionKeys[0].Key) != 32 {
+		t.Errorf("keys: hmac %+v, encryption %+v", c.HMACKeys, c.EncryptionKeys)
 	}
 	if info, err := os.Stat(dir); err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func TestLoadGeneratesKeysOnce(t *testing.T) {
 	if again.KeysGenerated {
 		t.Error("KeysGenerated = true on second start")
 	}
-	if !bytes.Equal(again.HMACKey, c.HMACKey) {
+	if !bytes.Equal(again.HMACKeys[0].Key, c.HMACKeys[0].Key) {
 		t.Error("second start has another HMAC key")
 	}
 	if len(again.EncryptionKeys) != 1 || again.EncryptionKeys[0].ID != "k1" || !bytes.Equal(again.EncryptionKeys[0].Key, c.EncryptionKeys[0].Key) {
@@ -83,7 +83,7 @@ func TestLoadGeneratesKeysOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Equal(other.HMACKey, c.HMACKey) || bytes.Equal(other.EncryptionKeys[0].Key, c.EncryptionKeys[0].Key) {
+	if bytes.Equal(other.HMACKeys[0].Key, c.HMACKeys[0].Key) || bytes.Equal(other.EncryptionKeys[0].Key, c.EncryptionKeys[0].Key) {
 		t.Error("two data directories got the same generated keys")
 	}
 }
@@ -128,8 +128,8 @@ func TestLoadValues(t *testing.T) {
 	if c.KeysGenerated {
 		t.Error("KeysGenerated with keys from the environment")
 	}
-	if !bytes.Equal(c.HMACKey, bytes.Repeat([]byte{1}, 32)) {
-		t.Errorf("HMACKey = %x", c.HMACKey)
+	if len(c.HMACKeys) != 1 || c.HMACKeys[0].ID != "" || !bytes.Equal(c.HMACKeys[0].Key, bytes.Repeat([]byte{1}, 32)) {
+		t.Errorf("HMACKeys = %+v, want the one key without id", c.HMACKeys)
 	}
 	if len(c.EncryptionKeys) != 2 || c.EncryptionKeys[0].ID != "new" || c.EncryptionKeys[1].ID != "old" {
 		t.Errorf("EncryptionKeys = %+v, want new then old", c.EncryptionKeys)
@@ -154,8 +154,8 @@ func TestLoadFileVariants(t *testing.T) {
 	if c.DatabaseURL != "postgres://u:pw@db/tessera" || !c.UsesPostgres() {
 		t.Errorf("DatabaseURL = %q", c.DatabaseURL)
 	}
-	if !bytes.Equal(c.HMACKey, bytes.Repeat([]byte{7}, 32)) {
-		t.Errorf("HMACKey = %x", c.HMACKey)
+	if len(c.HMACKeys) != 1 || !bytes.Equal(c.HMACKeys[0].Key, bytes.Repeat([]byte{7}, 32)) {
+		t.Errorf("HMACKeys = %+v", c.HMACKeys)
 	}
 	if len(c.EncryptionKeys) != 2 || c.EncryptionKeys[0].ID != "k9" || !bytes.Equal(c.EncryptionKeys[0].Key, bytes.Repeat([]byte{8}, 32)) {
 		t.Errorf("EncryptionKeys = %+v", c.EncryptionKeys)
@@ -174,8 +174,8 @@ func TestLoadGeneratesOnlyMissingKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.KeysGenerated || !bytes.Equal(c.HMACKey, bytes.Repeat([]byte{1}, 32)) {
-		t.Errorf("KeysGenerated = %v, HMACKey = %x", c.KeysGenerated, c.HMACKey)
+	if !c.KeysGenerated || !bytes.Equal(c.HMACKeys[0].Key, bytes.Repeat([]byte{1}, 32)) {
+		t.Errorf("KeysGenerated = %v, HMACKeys = %+v", c.KeysGenerated, c.HMACKeys)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "hmac.key")); err == nil {
 		t.Error("hmac.key generated although TESSERA_HMAC_KEY is set")

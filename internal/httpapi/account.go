@@ -3,11 +3,13 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/account"
+	"github.com/tessera-id/tessera/internal/token"
 )
 
 // accountRoutes registers the end-user accounts API.
@@ -21,6 +23,7 @@ func (s *Server) accountRoutes() {
 	s.handle("GET /.well-known/jwks.json", s.handleJWKS)
 
 	s.handle("GET /auth/me", s.requireUser(s.handleMe))
+	s.handle("GET /auth/userinfo", s.requireUser(s.handleUserInfo))
 	s.handle("POST /auth/logout", s.requireUser(s.handleLogout))
 	s.handle("POST /auth/reauthenticate", s.requireUser(s.handleReauthenticate))
 	s.handle("GET /auth/sessions", s.requireUser(s.handleSessions))
@@ -245,7 +248,7 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(token.JWKSMaxAge.Seconds())))
 	w.Write(body)
 }
 
@@ -265,9 +268,19 @@ func (s *Server) handleReauthenticate(w http.ResponseWriter, r *http.Request) {
 	s.replyLogin(w, r, res, err)
 }
 
-// handleMe handles GET /auth/me.
+// handleMe handles GET /auth/me: the user object, email and phone masked
+// as the accounts API shows them everywhere.
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 	s.writeUser(w, userFrom(r.Context()).user)
+}
+
+// handleUserInfo handles GET /auth/userinfo: the user's own claims,
+// unmasked, as OpenID Connect's UserInfo endpoint answers them, read from
+// the account now (not from the token) and whichever claims ID tokens
+// are configured to carry.
+func (s *Server) handleUserInfo(w http.ResponseWriter, r *http.Request) {
+	a := userFrom(r.Context())
+	writeJSON(w, http.StatusOK, token.UserInfoOf(a.user, a.session))
 }
 
 // handleLogout handles POST /auth/logout: the current session ends.

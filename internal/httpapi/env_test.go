@@ -133,7 +133,12 @@ func newEnvWith(t *testing.T, store app.Storage, adjust func(*app.Options)) *env
 	})
 	e.srv = httptest.NewServer(e.checkedAgainst(spec, e.app.HTTP))
 	t.Cleanup(e.srv.Close)
-	e.token = e.newClient("test-client")
+	name := "test-client"
+	if _, err := e.app.Clients.Find(context.Background(), name); err == nil {
+		// A second env on the same store (a restart with other options).
+		name = fmt.Sprintf("test-client-%d", time.Now().UnixNano())
+	}
+	e.token = e.newClient(name)
 	return e
 }
 

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/tessera-id/tessera"
-	"github.com/tessera-id/tessera/internal/secret"
 )
 
 // Idempotency-Key (draft-ietf-httpapi-idempotency-key-header) on the routes
@@ -70,9 +69,10 @@ func (s *Server) idempotent(scope func(*http.Request) string, next http.HandlerF
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		now := s.now()
+		requestParts := []string{"idempotency-request", r.Method, r.URL.Path, r.URL.RawQuery, string(body)}
 		rec := &tessera.IdempotencyRecord{
 			Scope: scope(r), Route: r.Pattern, Key: key,
-			RequestHash: s.Keys.Hash("idempotency-request", r.Method, r.URL.Path, r.URL.RawQuery, string(body)),
+			RequestHash: s.Keys.Hash(requestParts...),
 			Claim:       newClaim(), CreatedAt: now, ExpiresAt: now.Add(idempotencyTTL),
 		}
 		ctx := r.Context()
@@ -86,7 +86,7 @@ func (s *Server) idempotent(scope func(*http.Request) string, next http.HandlerF
 			if held == nil {
 				break // ours: run the request
 			}
-			if !secret.Equal(held.RequestHash, rec.RequestHash) {
+			if !s.Keys.Check(held.RequestHash, requestParts...) {
 				s.writeError(w, r, tessera.Errorf(tessera.EIDEMMISMATCH, "This Idempotency-Key was used with another request: use a new key for a new request"))
 				return
 			}

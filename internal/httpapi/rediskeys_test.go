@@ -36,7 +36,7 @@ func TestRedisKeysHoldNoAddresses(t *testing.T) {
 	phone := fmt.Sprintf("+1415555%04d", (int(b[0])<<8|int(b[1]))%10000)
 	var rdb *redis.Client
 	e := newEnvWith(t, storetest.OpenSQLite(t), func(o *app.Options) {
-		r, c, err := ratelimit.NewRedis(context.Background(), url, prefix, o.Keys.Hash)
+		r, c, err := ratelimit.NewRedis(context.Background(), url, prefix, o.Keys.MAC)
 		if err != nil {
 			t.Fatal(err)
 		}

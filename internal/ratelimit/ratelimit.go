@@ -162,7 +162,7 @@ var _ Limiter = (*Redis)(nil)
 
 // NewRedis returns a limiter on the Redis at url ("redis://host:6379/0"),
 // every key starting with prefix and hashed with hash (the server's
-// Keyring.Hash). It checks the server answers.
+// Keyring.MAC). It checks the server answers.
 func NewRedis(ctx context.Context, url, prefix string, hash func(parts ...string) []byte) (*Redis, *redis.Client, error) {
 	if hash == nil {
 		return nil, nil, fmt.Errorf("redis: no key to hash limit keys with")

@@ -117,7 +117,7 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// testHash stands in for the server's Keyring.Hash.
+// testHash stands in for the server's Keyring.MAC.
 func testHash(parts ...string) []byte {
 	m := hmac.New(sha256.New, []byte("test server key"))
 	for _, p := range parts {

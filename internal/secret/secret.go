@@ -1,7 +1,9 @@
-// Package secret holds Tessera's server keys: an HMAC key that turns codes
-// and tokens into hashes that are useless without it, and AES-256-GCM keys,
-// each with an id so they can rotate, that encrypt what must be read back
-// (TOTP secrets, message bodies waiting in the outbox).
+// Package secret holds Tessera's server keys: HMAC keys that turn codes
+// and tokens into hashes that are useless without them, and AES-256-GCM
+// keys that encrypt what must be read back (TOTP secrets, message bodies
+// waiting in the outbox). Both kinds carry ids so they can rotate: the
+// newest key makes new values, every configured key still checks or opens
+// the values it made.
 package secret
 
 import (
@@ -31,27 +33,48 @@ type Key struct {
 // Keyring hashes and encrypts with the server's keys. It is safe for
 // concurrent use.
 type Keyring struct {
-	mac     []byte
+	macs    []Key // newest first
 	current string
 	aeads   map[string]cipher.AEAD
 	rand    io.Reader
 }
 
-// NewKeyring returns a keyring that hashes with macKey and encrypts with the
-// first of keys; every key in keys can decrypt. random supplies nonces
-// (crypto/rand.Reader when nil).
+// NewKeyring returns a keyring that hashes with one HMAC key without an id
+// (its hashes are the bare 32-byte MACs every Tessera before key ids
+// stored) and encrypts with the first of keys; every key in keys can
+// decrypt. random supplies nonces (crypto/rand.Reader when nil).
 func NewKeyring(macKey []byte, keys []Key, random io.Reader) (*Keyring, error) {
-	if len(macKey) != KeySize {
-		return nil, fmt.Errorf("hmac key must be %d bytes, got %d", KeySize, len(macKey))
+	return New([]Key{{Key: macKey}}, keys, random)
+}
+
+// New returns a keyring that hashes with the first of macKeys and checks
+// hashes made by any of them, and encrypts with the first of encKeys. One
+// HMAC key may have the empty id: the key from before HMAC keys had ids.
+func New(macKeys, encKeys []Key, random io.Reader) (*Keyring, error) {
+	if len(macKeys) == 0 {
+		return nil, errors.New("at least one hmac key is needed")
 	}
-	if len(keys) == 0 {
+	seen := map[string]bool{}
+	for _, m := range macKeys {
+		if len(m.Key) != KeySize {
+			return nil, fmt.Errorf("hmac key %q must be %d bytes, got %d", m.ID, KeySize, len(m.Key))
+		}
+		if len(m.ID) > maxMACKeyID || strings.ContainsAny(m.ID, ":,\n ") {
+			return nil, fmt.Errorf("hmac key id %q must be at most %d characters without ':', ',' or spaces", m.ID, maxMACKeyID)
+		}
+		if seen[m.ID] {
+			return nil, fmt.Errorf("hmac key id %q appears twice (a key without id counts as the id \"\")", m.ID)
+		}
+		seen[m.ID] = true
+	}
+	if len(encKeys) == 0 {
 		return nil, errors.New("at least one encryption key is needed")
 	}
 	if random == nil {
 		random = rand.Reader
 	}
-	k := &Keyring{mac: macKey, current: keys[0].ID, aeads: map[string]cipher.AEAD{}, rand: random}
-	for _, key := range keys {
+	k := &Keyring{macs: macKeys, current: encKeys[0].ID, aeads: map[string]cipher.AEAD{}, rand: random}
+	for _, key := range encKeys {
 		if key.ID == "" || len(key.ID) > 255 || strings.ContainsAny(key.ID, ":,\n ") {
 			return nil, fmt.Errorf("encryption key id %q must be 1-255 characters without ':', ',' or spaces", key.ID)
 		}
@@ -74,10 +97,13 @@ func NewKeyring(macKey []byte, keys []Key, random io.Reader) (*Keyring, error) {
 	return k, nil
 }
 
-// Hash returns HMAC-SHA256 over parts. Each part is length-prefixed, so
-// ("ab","c") and ("a","bc") never hash alike.
-func (k *Keyring) Hash(parts ...string) []byte {
-	m := hmac.New(sha256.New, k.mac)
+// maxMACKeyID keeps the id every stored hash carries short.
+const maxMACKeyID = 32
+
+// mac is HMAC-SHA256 over parts under key. Each part is length-prefixed,
+// so ("ab","c") and ("a","bc") never hash alike.
+func mac(key []byte, parts []string) []byte {
+	m := hmac.New(sha256.New, key)
 	var n [8]byte
 	for _, p := range parts {
 		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
@@ -86,6 +112,64 @@ func (k *Keyring) Hash(parts ...string) []byte {
 	}
 	return m.Sum(nil)
 }
+
+// tagged is a hash as it is stored: the key's id length (1 byte), the id
+// and the MAC. A key without id stores the bare 32-byte MAC, as every
+// value made before keys had ids; the lengths tell the two forms apart
+// (a tagged hash is at least 34 bytes).
+func tagged(m Key, parts []string) []byte {
+	sum := mac(m.Key, parts)
+	if m.ID == "" {
+		return sum
+	}
+	out := make([]byte, 0, 1+len(m.ID)+len(sum))
+	out = append(out, byte(len(m.ID)))
+	out = append(out, m.ID...)
+	return append(out, sum...)
+}
+
+// Hash returns the keyed hash of parts to store, made with the newest HMAC
+// key and naming it, so a later key can still check it (Check) or find it
+// (Hashes).
+func (k *Keyring) Hash(parts ...string) []byte { return tagged(k.macs[0], parts) }
+
+// Hashes returns the hash of parts under each HMAC key, newest first: the
+// values to look a stored hash up by, whichever key made it.
+func (k *Keyring) Hashes(parts ...string) [][]byte {
+	out := make([][]byte, len(k.macs))
+	for i, m := range k.macs {
+		out[i] = tagged(m, parts)
+	}
+	return out
+}
+
+// Check reports, in constant time, whether stored is the hash of parts
+// under the HMAC key it names. A hash made with a key no longer
+// configured never matches.
+func (k *Keyring) Check(stored []byte, parts ...string) bool {
+	id := ""
+	if len(stored) != sha256.Size {
+		if len(stored) < 1 || len(stored) != 1+int(stored[0])+sha256.Size {
+			return false
+		}
+		id = string(stored[1 : 1+int(stored[0])])
+	}
+	for _, m := range k.macs {
+		if m.ID == id {
+			return Equal(tagged(m, parts), stored)
+		}
+	}
+	return false
+}
+
+// MAC returns the bare HMAC of parts under the newest HMAC key, for names
+// derived from secrets (limit counters) that are never checked later:
+// they change when the newest key does.
+func (k *Keyring) MAC(parts ...string) []byte { return mac(k.macs[0].Key, parts) }
+
+// MACKeyID is the id of the HMAC key new hashes are made with ("" for a
+// key without id).
+func (k *Keyring) MACKeyID() string { return k.macs[0].ID }
 
 // Equal compares two hashes in constant time.
 func Equal(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
@@ -148,6 +232,49 @@ func ParseKeys(s string) ([]Key, error) {
 	}
 	if len(keys) == 0 {
 		return nil, errors.New("no keys given")
+	}
+	return keys, nil
+}
+
+// ParseMACKeys reads HMAC keys written as "id:base64,id:base64" (or one per
+// line), newest first. One of them may be a bare base64 key without id:
+// the key configured before HMAC keys had ids, whose hashes stay
+// readable.
+func ParseMACKeys(s string) ([]Key, error) {
+	var keys []Key
+	bare := false
+	for _, field := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' }) {
+		field = strings.TrimSpace(field)
+		if field == "" {
+			continue
+		}
+		id, b64, ok := strings.Cut(field, ":")
+		if !ok {
+			if bare {
+				return nil, errors.New("only one key may be without id: give the others an id (id:base64)")
+			}
+			bare, id, b64 = true, "", field
+		} else if id == "" || len(id) > maxMACKeyID || strings.ContainsAny(id, " \t") {
+			return nil, fmt.Errorf("key %d: the id must be 1-%d characters without spaces", len(keys)+1, maxMACKeyID)
+		}
+		raw, err := ParseKey(b64)
+		if err != nil {
+			if id == "" {
+				return nil, fmt.Errorf("key %d: %w", len(keys)+1, err)
+			}
+			return nil, fmt.Errorf("key %q: %w", id, err)
+		}
+		keys = append(keys, Key{ID: id, Key: raw})
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no keys given")
+	}
+	for i := range keys {
+		for j := range i {
+			if keys[i].ID == keys[j].ID {
+				return nil, fmt.Errorf("key id %q appears twice", keys[i].ID)
+			}
+		}
 	}
 	return keys, nil
 }

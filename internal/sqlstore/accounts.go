@@ -846,18 +846,30 @@ func (db *DB) UseFlow(ctx context.Context, id string, now time.Time) error {
 
 // ---- signing keys ----
 
-// CreateSigningKey stores a signing key.
+// CreateSigningKey stores a signing key; a taken generation is ECONFLICT.
 func (db *DB) CreateSigningKey(ctx context.Context, k *tessera.SigningKey) error {
+	err := db.writeOp(ctx, false, func(r runner) error {
+		_, err := r.exec(ctx, `INSERT INTO signing_keys (id, algorithm, public_key, private_sealed, generation, created_at, activates_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			k.ID, k.Algorithm, k.PublicKey, k.PrivateSealed, k.Generation, ms(k.CreatedAt), ms(k.ActivatesAt))
+		return err
+	})
+	if err != nil && strings.Contains(strings.ToLower(err.Error()), "unique") {
+		return tessera.Errorf(tessera.ECONFLICT, "Signing key generation %d exists already", k.Generation)
+	}
+	return err
+}
+
+// DeleteSigningKey removes a signing key.
+func (db *DB) DeleteSigningKey(ctx context.Context, id string) error {
 	return db.writeOp(ctx, false, func(r runner) error {
-		_, err := r.exec(ctx, `INSERT INTO signing_keys (id, algorithm, public_key, private_sealed, created_at) VALUES (?, ?, ?, ?, ?)`,
-			k.ID, k.Algorithm, k.PublicKey, k.PrivateSealed, ms(k.CreatedAt))
+		_, err := r.exec(ctx, `DELETE FROM signing_keys WHERE id = ?`, id)
 		return err
 	})
 }
 
-// SigningKeys lists signing keys, newest first.
+// SigningKeys lists signing keys, latest generation first.
 func (db *DB) SigningKeys(ctx context.Context) ([]*tessera.SigningKey, error) {
-	rows, err := db.reader().query(ctx, `SELECT id, algorithm, public_key, private_sealed, created_at FROM signing_keys ORDER BY created_at DESC, id`)
+	rows, err := db.reader().query(ctx, `SELECT id, algorithm, public_key, private_sealed, generation, created_at, activates_at FROM signing_keys ORDER BY generation DESC`)
 	if err != nil {
 		return nil, err
 	}
@@ -865,11 +877,11 @@ func (db *DB) SigningKeys(ctx context.Context) ([]*tessera.SigningKey, error) {
 	var out []*tessera.SigningKey
 	for rows.Next() {
 		var k tessera.SigningKey
-		var created int64
-		if err := rows.Scan(&k.ID, &k.Algorithm, &k.PublicKey, &k.PrivateSealed, &created); err != nil {
+		var created, activates int64
+		if err := rows.Scan(&k.ID, &k.Algorithm, &k.PublicKey, &k.PrivateSealed, &k.Generation, &created, &activates); err != nil {
 			return nil, err
 		}
-		k.CreatedAt = fromMS(created)
+		k.CreatedAt, k.ActivatesAt = fromMS(created), fromMS(activates)
 		out = append(out, &k)
 	}
 	return out, rows.Err()

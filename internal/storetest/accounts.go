@@ -1305,9 +1305,12 @@ func testSigningKeys(t *testing.T, s tessera.AccountStore) {
 	if len(keys) != 0 {
 		t.Fatalf("a fresh store has %d signing keys", len(keys))
 	}
-	newer := &tessera.SigningKey{ID: "k2", Algorithm: "EdDSA", PublicKey: []byte("pub-2"), PrivateSealed: []byte("sealed-2"), CreatedAt: t0.Add(time.Hour)}
-	older := &tessera.SigningKey{ID: "k1", Algorithm: "EdDSA", PublicKey: []byte("pub-1"), PrivateSealed: []byte("sealed-1"), CreatedAt: t0}
-	// Stored newest first, to see the order comes from the creation times.
+	key := func(id string, gen int64, created time.Time) *tessera.SigningKey {
+		return &tessera.SigningKey{ID: id, Algorithm: "ES256", PublicKey: []byte("pub-" + id), PrivateSealed: []byte("sealed-" + id),
+			Generation: gen, CreatedAt: created, ActivatesAt: created.Add(10 * time.Minute)}
+	}
+	newer, older := key("k2", 2, t0.Add(time.Hour)), key("k1", 1, t0)
+	// Stored newest first, to see the order comes from the generations.
 	must(t, s.CreateSigningKey(ctx(), newer))
 	must(t, s.CreateSigningKey(ctx(), older))
 	keys, err = s.SigningKeys(ctx())
@@ -1317,17 +1320,44 @@ func testSigningKeys(t *testing.T, s tessera.AccountStore) {
 	}
 	for i, want := range []*tessera.SigningKey{newer, older} {
 		got := keys[i]
-		if got.ID != want.ID || got.Algorithm != want.Algorithm || !bytes.Equal(got.PublicKey, want.PublicKey) ||
-			!bytes.Equal(got.PrivateSealed, want.PrivateSealed) || !got.CreatedAt.Equal(want.CreatedAt) {
+		if got.ID != want.ID || got.Algorithm != want.Algorithm || !bytes.Equal(got.PublicKey, want.PublicKey) || got.Generation != want.Generation ||
+			!bytes.Equal(got.PrivateSealed, want.PrivateSealed) || !got.CreatedAt.Equal(want.CreatedAt) || !got.ActivatesAt.Equal(want.ActivatesAt) {
 			t.Fatalf("key %d read back %+v, want %+v", i, got, want)
 		}
 	}
-	k3 := &tessera.SigningKey{ID: "k3", Algorithm: "EdDSA", PublicKey: []byte("pub-3"), PrivateSealed: []byte("sealed-3"), CreatedAt: t0.Add(2 * time.Hour)}
-	must(t, s.CreateSigningKey(ctx(), k3))
+	// Two instances rotating at once make the same generation: one wins.
+	var wins, conflicts atomic.Int32
+	var wg sync.WaitGroup
+	for _, id := range []string{"k3a", "k3b", "k3c"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			switch err := s.CreateSigningKey(ctx(), key(id, 3, t0.Add(2*time.Hour))); tessera.ErrorCode(err) {
+			case "":
+				wins.Add(1)
+			case tessera.ECONFLICT:
+				conflicts.Add(1)
+			default:
+				t.Errorf("racing rotation: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 || conflicts.Load() != 2 {
+		t.Fatalf("three rotations to one generation: %d stored, %d conflicts", wins.Load(), conflicts.Load())
+	}
 	keys, err = s.SigningKeys(ctx())
 	must(t, err)
-	if len(keys) != 3 || keys[0].ID != "k3" || keys[1].ID != "k2" || keys[2].ID != "k1" {
+	if len(keys) != 3 || keys[0].Generation != 3 || keys[1].ID != "k2" || keys[2].ID != "k1" {
 		t.Fatalf("signing keys listed in the wrong order")
+	}
+	// A retired key leaves; deleting it twice is no error.
+	must(t, s.DeleteSigningKey(ctx(), "k1"))
+	must(t, s.DeleteSigningKey(ctx(), "k1"))
+	keys, err = s.SigningKeys(ctx())
+	must(t, err)
+	if len(keys) != 2 || keys[1].ID != "k2" {
+		t.Fatalf("after deleting k1: %d keys", len(keys))
 	}
 }
 

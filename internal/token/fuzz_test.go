@@ -51,11 +51,11 @@ func fuzzSigner(tb testing.TB) *Signer {
 		tb.Fatal(err)
 	}
 	err = s.Store.CreateSigningKey(ctx, &tessera.SigningKey{ID: fuzzKeyID, Algorithm: "EdDSA",
-		PublicKey: priv.Public().(ed25519.PublicKey), PrivateSealed: sealed, CreatedAt: fuzzNow.Add(-time.Hour)})
+		PublicKey: priv.Public().(ed25519.PublicKey), PrivateSealed: sealed, Generation: 1, CreatedAt: fuzzNow.Add(-time.Hour), ActivatesAt: fuzzNow.Add(-time.Hour)})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := s.EnsureKey(ctx); err != nil { // finds fuzzKey: no rotation
+	if _, err := s.Maintain(ctx); err != nil { // finds fuzzKey: no rotation
 		tb.Fatal(err)
 	}
 	return s
@@ -69,7 +69,7 @@ func fuzzClaims(s *Signer) Claims {
 			IssuedAt: jwt.NewNumericDate(fuzzNow), NotBefore: jwt.NewNumericDate(fuzzNow),
 			ExpiresAt: jwt.NewNumericDate(fuzzNow.Add(s.TTL)), ID: "00000000-0000-4000-8000-000000000001",
 		},
-		SessionID: "session-1", AMR: []string{"pwd"},
+		Profile: Profile{SessionID: "session-1", AMR: []string{"pwd"}},
 	}
 }
 
@@ -94,7 +94,7 @@ func FuzzVerifyToken(f *testing.F) {
 
 	// The tokens Tessera issued: the only ones Verify may accept.
 	good := signWith(f, jwt.SigningMethodEdDSA, fuzzKeyID, fuzzClaims(s), priv)
-	issued, _, err := s.Issue(ctx, &tessera.Session{ID: "session-2", UserID: "user-2", AAL: 2, AMR: []string{"pwd", "otp", "mfa"}, AuthTime: time.Now()})
+	issued, _, err := s.Issue(ctx, &tessera.User{ID: "user-2", Email: "u2@example.com"}, &tessera.Session{ID: "session-2", UserID: "user-2", AAL: 2, AMR: []string{"pwd", "otp", "mfa"}, AuthTime: time.Now()})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -635,7 +635,7 @@ func (e *Engine) validate(ctx context.Context, owner string, method tessera.Meth
 		v, ok, err = e.checkTOTP(ctx, owner, id, code, now)
 	} else {
 		v, ok, err = e.checkCode(ctx, owner, method, id, now, func(v *tessera.Verification) bool {
-			return secret.Equal(e.codeHash(v.Owner, v.ID, binding, code), v.CodeHash)
+			return e.Keys.Check(v.CodeHash, codeHashParts(v.Owner, v.ID, binding, code)...)
 		})
 	}
 	if err != nil {
@@ -780,7 +780,11 @@ func checkID(id string) error {
 // binding are part of it, so a hash copied to another row, or a code
 // checked for another purpose, matches nothing.
 func (e *Engine) codeHash(owner, id, binding, code string) []byte {
-	return e.Keys.Hash("verification-code", owner, id, binding, code)
+	return e.Keys.Hash(codeHashParts(owner, id, binding, code)...)
+}
+
+func codeHashParts(owner, id, binding, code string) []string {
+	return []string{"verification-code", owner, id, binding, code}
 }
 
 func totpAD(owner, consumer string) []byte { return []byte("totp\x00" + owner + "\x00" + consumer) }
