@@ -15,7 +15,7 @@ import (
 // other clients get 403).
 func (s *Server) adminRoutes() {
 	s.handle("GET /admin/users", s.requireClient(s.handleListUsers))
-	s.handle("POST /admin/users/import", s.requireClient(s.handleImportUsers))
+	s.handle("POST /admin/imports", s.requireClient(s.handleImportUsers))
 	s.handle("GET /admin/users/{id}", s.requireClient(s.handleGetUser))
 	s.handle("DELETE /admin/users/{id}", s.requireClient(s.handleDeleteUser))
 	s.handle("POST /admin/users/{id}/disable", s.requireClient(s.handleDisableUser))
@@ -124,7 +124,7 @@ func (s *Server) handleRevokeUserSessions(w http.ResponseWriter, r *http.Request
 	s.reply(w, r, map[string]any{"status": http.StatusOK, "revoked": n}, err)
 }
 
-// handleImportUsers handles POST /admin/users/import: the records of
+// handleImportUsers handles POST /admin/imports: the records of
 // "users" (the JSON-lines format of tessera user import, as an array),
 // each reported on its own.
 func (s *Server) handleImportUsers(w http.ResponseWriter, r *http.Request) {
