@@ -246,3 +246,65 @@ func TestAdminDeleteErasesEveryRow(t *testing.T) {
 		})
 	}
 }
+
+// TestImportThenLogin: users imported with the hashes of other systems
+// log in through HTTP with their old passwords, and their hash becomes
+// Tessera's argon2id; an imported authenticator app asks for its codes.
+// Vectors: see internal/password/legacy_test.go for their sources.
+func TestImportThenLogin(t *testing.T) {
+	onEachStore(t, func(t *testing.T, e *env) {
+		a := newAdmin(t, e)
+		const totp = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+		users := []map[string]any{
+			{"email": "bcrypt@example.com", "emailVerified": true, "passwordHash": "$2a$06$If6bvum7DFjUnE9p2uDeDu0YHzrHM6tf.iqN8.yx.jNN1ILEf7h0i"},
+			{"email": "argon2i@example.com", "passwordHash": "$argon2i$v=19$m=256,t=2,p=1$c29tZXNhbHQ$iekCn0Y3spW+sCcFanM2xBT63UP2sghkUoHLIUpWRS8"},
+			{"email": "django@example.com", "passwordHash": "pbkdf2_sha256$10000$seasalt$CWWFdHOWwPnki7HvkcqN9iA2T3KLW1cf2uZ5kvArtVY="},
+			{"email": "firebase@example.com", "phone": "+14155552671", "phoneVerified": true,
+				"passwordHash": "lSrfV15cpx95/sZS2W9c9Kp6i/LVgQNDNC/qzrCnh1SAyZvqmZqAjTdn3aoItz+VHjoZilo78198JAdRuid5lQ==", "passwordSalt": "42xEC+ixf3L2lw=="},
+			{"email": "totp@example.com", "passwordHash": "$2a$06$If6bvum7DFjUnE9p2uDeDu0YHzrHM6tf.iqN8.yx.jNN1ILEf7h0i", "totpSecret": strings.ToLower(totp)},
+			{"email": "md5@example.com", "passwordHash": "5f4dcc3b5aa765d61d8327deb882cf99"},
+		}
+		fb := map[string]any{"signerKey": "jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA==",
+			"saltSeparator": "Bw==", "rounds": 8, "memCost": 14}
+		r := a.call("POST", "/admin/imports", map[string]any{"firebaseScrypt": fb, "users": users}).want(t, 200)
+		if r.body["created"] != float64(5) || r.body["invalid"] != float64(1) {
+			t.Fatalf("import: %s", r.raw)
+		}
+		bad := r.body["results"].([]any)[5].(map[string]any)
+		if bad["field"] != "passwordHash" || bad["line"] != float64(6) || strings.Contains(r.raw, "5f4dcc3b") {
+			t.Fatalf("the bad hash: %v", bad)
+		}
+		// Again: nothing changes, every present address is reported.
+		if again := a.call("POST", "/admin/imports", map[string]any{"firebaseScrypt": fb, "users": users[:5]}).want(t, 200); again.body["exists"] != float64(5) {
+			t.Fatalf("re-import: %s", again.raw)
+		}
+		// Firebase hashes without the project's parameters are refused.
+		if r := a.call("POST", "/admin/imports", map[string]any{"users": users[3:4]}).want(t, 200); r.body["invalid"] != float64(1) {
+			t.Fatalf("firebase without parameters: %s", r.raw)
+		}
+
+		for email, pw := range map[string]string{"bcrypt@example.com": "abc", "argon2i@example.com": "password", "django@example.com": "lètmein", "firebase@example.com": "user1password"} {
+			login := func(pw string) *response {
+				return e.doWith("POST", "/auth/login", map[string]any{"email": email, "password": pw}, nil)
+			}
+			login(pw + "!").want(t, 401)
+			if r := login(pw).want(t, 200); r.str("idToken") == "" {
+				t.Fatalf("%s: %s", email, r.raw)
+			}
+			u, err := e.app.Store.UserByEmail(context.Background(), email)
+			if err != nil || !strings.HasPrefix(u.PasswordHash, "$argon2id$v=19$m=64,t=1,p=1$") {
+				t.Fatalf("%s: stored hash not rehashed to argon2id (%.12s…, %v)", email, u.PasswordHash, err)
+			}
+			login(pw).want(t, 200)
+		}
+
+		r = e.doWith("POST", "/auth/login", map[string]any{"email": "totp@example.com", "password": "abc"}, nil).want(t, 200)
+		if r.body["mfaRequired"] != true {
+			t.Fatalf("the imported authenticator app is not a factor: %s", r.raw)
+		}
+		e.doWith("POST", "/auth/login/mfa", map[string]any{"processingId": r.str("processingId"), "method": "totp", "code": totpCode(totp, e.clock.Now())}, nil).want(t, 200)
+		if n := len(auditOf(t, e, tessera.AuditFilter{Kind: tessera.AuditAdminUserImported})); n != 5 {
+			t.Fatalf("%d import events, want 5", n)
+		}
+	})
+}
