@@ -287,7 +287,7 @@ func TestImportThenLogin(t *testing.T) {
 			login := func(pw string) *response {
 				return e.doWith("POST", "/auth/login", map[string]any{"email": email, "password": pw}, nil)
 			}
-			login(pw + "!").want(t, 401)
+			login(pw+"!").want(t, 401)
 			if r := login(pw).want(t, 200); r.str("idToken") == "" {
 				t.Fatalf("%s: %s", email, r.raw)
 			}
