@@ -239,6 +239,8 @@ type SigningKey struct {
 // AccountStore keeps accounts, sessions and signing keys. As with Store,
 // every method is one atomic step.
 type AccountStore interface {
+	AdminStore
+
 	// CreateUser stores u; ECONFLICT if the email is taken (case-insensitively).
 	CreateUser(ctx context.Context, u *User) error
 	// User returns a user by id; ENOTFOUND if none.
@@ -421,6 +423,14 @@ const (
 	AuditPasskeyRemoved     = "passkey.removed"
 	AuditPasskeyCloned      = "passkey.clone_warning" // its sign counter went backwards: refused from then on
 	AuditPasswordRemoved    = "password.removed"      // the account logs in with passkeys only
+	// Admin actions: Detail names the admin (an API client or the operator).
+	AuditAdminUserViewed      = "admin.user_viewed" // read unmasked, with credentials and sessions
+	AuditAdminUserDisabled    = "admin.user_disabled"
+	AuditAdminUserEnabled     = "admin.user_enabled"
+	AuditAdminUserDeleted     = "admin.user_deleted" // no UserID or Email: the account is erased
+	AuditAdminMFAReset        = "admin.mfa_reset"
+	AuditAdminSessionsRevoked = "admin.sessions_revoked"
+	AuditAdminUserImported    = "admin.user_imported"
 )
 
 // AuditKinds lists every audit kind, for validating filters.
@@ -431,6 +441,8 @@ var AuditKinds = []string{
 	AuditKeyAdded, AuditKeyChanged, AuditKeyRemoved, AuditKeyRecovered, AuditAntiPhishingSet,
 	AuditRegister, AuditRegisterConfirmed, AuditReauthenticated,
 	AuditPasskeyAdded, AuditPasskeyRemoved, AuditPasskeyCloned, AuditPasswordRemoved,
+	AuditAdminUserViewed, AuditAdminUserDisabled, AuditAdminUserEnabled, AuditAdminUserDeleted,
+	AuditAdminMFAReset, AuditAdminSessionsRevoked, AuditAdminUserImported,
 }
 
 // AuditFilter selects audit events; empty fields select everything.

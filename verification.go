@@ -155,6 +155,9 @@ type Client struct {
 	ID        string
 	Name      string
 	TokenHash []byte
+	// Admin is the admin scope: the client may also call the admin API
+	// (/admin/...), which reads and changes every end-user account.
+	Admin     bool
 	CreatedAt time.Time
 	RevokedAt time.Time
 }

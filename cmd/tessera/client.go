@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -15,6 +16,9 @@ import (
 
 const clientUsage = `Usage:
   tessera client create NAME     create an API client; its bearer token is the last line printed
+  tessera client create --admin NAME
+                                 the same with the admin scope: its token also opens the admin API
+                                 (/admin/...: every end-user account)
   tessera client list            list API clients
   tessera client revoke NAME|ID  revoke an API client (its token stops working)
   tessera client policy NAME|ID [--from-email A]... [--from-domain D]... [--templates-only] [--clear]
@@ -27,6 +31,12 @@ func clientCommand(ctx context.Context, args []string, getenv func(string) strin
 	}
 	if args[0] == "policy" {
 		return clientPolicyCommand(ctx, args[1:], getenv, stdout, stderr)
+	}
+	admin := false
+	if args[0] == "create" {
+		if i := slices.Index(args, "--admin"); i > 0 {
+			admin, args = true, slices.Delete(slices.Clone(args), i, i+1)
+		}
 	}
 	want := map[string]int{"create": 2, "list": 1, "revoke": 2}[args[0]]
 	if want == 0 {
@@ -43,11 +53,15 @@ func clientCommand(ctx context.Context, args []string, getenv func(string) strin
 
 	switch args[0] {
 	case "create":
-		c, token, err := reg.Create(ctx, args[1])
+		create, scope := reg.Create, ""
+		if admin {
+			create, scope = reg.CreateAdmin, " with the admin scope"
+		}
+		c, token, err := create(ctx, args[1])
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "Created API client %q (id %s) in %s.\n", c.Name, c.ID, describeDB(cfg))
+		fmt.Fprintf(stdout, "Created API client %q%s (id %s) in %s.\n", c.Name, scope, c.ID, describeDB(cfg))
 		fmt.Fprintln(stdout, "Its bearer token, shown only now:")
 		fmt.Fprintln(stdout, token)
 	case "list":
@@ -56,13 +70,17 @@ func clientCommand(ctx context.Context, args []string, getenv func(string) strin
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tID\tCREATED\tREVOKED")
+		fmt.Fprintln(tw, "NAME\tID\tSCOPE\tCREATED\tREVOKED")
 		for _, c := range clients {
 			revoked := "-"
 			if !c.RevokedAt.IsZero() {
 				revoked = c.RevokedAt.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.ID, c.CreatedAt.Format(time.RFC3339), revoked)
+			scope := "verification"
+			if c.Admin {
+				scope = "admin"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, c.ID, scope, c.CreatedAt.Format(time.RFC3339), revoked)
 		}
 		return tw.Flush()
 	case "revoke":

@@ -7,6 +7,8 @@
 //	tessera client policy NAME|ID  show or set a client's sending policy
 //	tessera template add|list|remove  registered message templates
 //	tessera user create EMAIL      create an end-user account
+//	tessera user list|show|disable|enable|revoke-sessions|reset-mfa|delete|import
+//	                               find, manage and import end users
 //	tessera keys rotate|list       manage ID-token signing keys
 //	tessera migrate                apply database migrations and exit
 //	tessera bench [flags]          drive initiate→validate load at a running server
@@ -37,6 +39,8 @@ Usage:
   tessera client policy NAME|ID [flags]  show or set what a client may send (fromEmail, templates only)
   tessera template add|list|remove       registered message templates (tessera template --help)
   tessera user create EMAIL [--verified]  create an end-user account (password on standard input)
+  tessera user list|show|disable|enable|revoke-sessions|reset-mfa|delete|import
+                                 find and manage end users, import them (tessera user --help)
   tessera keys rotate [--now]    publish a new ID-token signing key (it signs after TESSERA_KEY_PUBLISH_AHEAD)
   tessera keys list              list ID-token signing keys and their states
   tessera audit [--user EMAIL|ID] [--kind KIND] [--since 24h] [--limit 100] [--json]

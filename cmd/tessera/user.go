@@ -20,6 +20,7 @@ import (
 const userUsage = `Usage:
   tessera user create EMAIL                create an end-user account, its email confirmed
                                            (the operator vouches for it); the password is read from standard input
+` + userAdminUsage + `
   tessera keys rotate [--now]              publish a new ID-token signing key; it signs after TESSERA_KEY_PUBLISH_AHEAD
                                            (--now: at once, for a leaked key; verifiers holding a cached JWKS
                                            reject new tokens until they fetch it again); old tokens keep verifying
@@ -56,6 +57,9 @@ func openApp(ctx context.Context, getenv func(string) string, stderr io.Writer) 
 
 // userCommand manages end-user accounts.
 func userCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] != "create" {
+		return userAdminCommand(ctx, args, getenv, stdin, stdout, stderr)
+	}
 	// --verified is accepted for scripts written when it was an option.
 	if len(args) < 2 || args[0] != "create" || len(args) > 3 || (len(args) == 3 && args[2] != "--verified") {
 		return fmt.Errorf("usage:\n%s", userUsage)

@@ -51,6 +51,16 @@ type cached struct {
 // Create makes a client named name and returns it with its token, which is
 // not stored anywhere and cannot be shown again.
 func (r *Registry) Create(ctx context.Context, name string) (*tessera.Client, string, error) {
+	return r.create(ctx, name, false)
+}
+
+// CreateAdmin is Create for a client with the admin scope: its token also
+// opens the admin API, which reads and changes every end-user account.
+func (r *Registry) CreateAdmin(ctx context.Context, name string) (*tessera.Client, string, error) {
+	return r.create(ctx, name, true)
+}
+
+func (r *Registry) create(ctx context.Context, name string, admin bool) (*tessera.Client, string, error) {
 	if err := checkName(name); err != nil {
 		return nil, "", tessera.Invalid(tessera.FieldError{Path: "name", Error: err.Error()})
 	}
@@ -59,7 +69,7 @@ func (r *Registry) Create(ctx context.Context, name string) (*tessera.Client, st
 		return nil, "", err
 	}
 	token := tokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
-	c := &tessera.Client{ID: uuid.NewString(), Name: name, TokenHash: r.hash(token), CreatedAt: r.Now().UTC()}
+	c := &tessera.Client{ID: uuid.NewString(), Name: name, TokenHash: r.hash(token), Admin: admin, CreatedAt: r.Now().UTC()}
 	if err := r.Store.CreateClient(ctx, c); err != nil {
 		return nil, "", err
 	}

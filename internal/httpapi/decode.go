@@ -19,6 +19,12 @@ const maxBodyBytes = 64 << 10
 // decodeJSON reads the JSON object in r's body into dst. Every failure is a
 // *tessera.Error that names the field at fault.
 func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
+	return decodeJSONUpTo(w, r, dst, maxBodyBytes)
+}
+
+// decodeJSONUpTo is decodeJSON with another cap, for the few bodies that
+// are larger by nature (an import of users).
+func decodeJSONUpTo(w http.ResponseWriter, r *http.Request, dst any, maxBodyBytes int64) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || !(mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))) {

@@ -103,6 +103,8 @@ func (s *Server) routes() {
 
 	// The accounts API (end users, ID-token bearer).
 	s.accountRoutes()
+	// The admin API (API clients with the admin scope).
+	s.adminRoutes()
 	s.openapiRoutes()
 	web.Routes(s.handle) // the minimal passkey page, until the hosted pages exist
 

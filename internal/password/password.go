@@ -74,8 +74,8 @@ func (h *Hasher) Verify(ctx context.Context, pw, encoded string) (bool, error) {
 		return false, err
 	}
 	p, salt, want, err := parse(encoded)
-	if err != nil {
-		return false, err
+	if err != nil || len(want) != keyLen {
+		return h.verifyLegacy(ctx, pw, encoded)
 	}
 	got, err := h.derive(ctx, pw, salt, p)
 	if err != nil {
@@ -84,10 +84,27 @@ func (h *Hasher) Verify(ctx context.Context, pw, encoded string) (bool, error) {
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
-// NeedsRehash reports whether encoded was made with other parameters.
+// NeedsRehash reports whether encoded was made with other parameters, or
+// by another scheme (an imported user's first login).
 func (h *Hasher) NeedsRehash(encoded string) bool {
-	p, _, _, err := parse(encoded)
-	return err != nil || p != h.Params
+	p, _, key, err := parse(encoded)
+	return err != nil || p != h.Params || len(key) != keyLen
+}
+
+// verifyLegacy checks pw against a hash an imported user brought along
+// (see legacy.go), holding a slot like any other hash.
+func (h *Hasher) verifyLegacy(ctx context.Context, pw, encoded string) (bool, error) {
+	l, err := parseLegacy(encoded)
+	if err != nil {
+		return false, err
+	}
+	select {
+	case h.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-h.slots }()
+	return l.verify(pw)
 }
 
 func (h *Hasher) derive(ctx context.Context, pw string, salt []byte, p Params) ([]byte, error) {

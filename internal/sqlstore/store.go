@@ -416,8 +416,8 @@ func (db *DB) DeleteTOTPSecret(ctx context.Context, owner, consumer string) erro
 // CreateClient stores a client; a taken name is ECONFLICT.
 func (db *DB) CreateClient(ctx context.Context, c *tessera.Client) error {
 	err := db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `INSERT INTO clients (id, name, token_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			c.ID, c.Name, c.TokenHash, ms(c.CreatedAt)))
+		return oneRow(r.exec(ctx, `INSERT INTO clients (id, name, token_hash, admin, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			c.ID, c.Name, c.TokenHash, boolInt(c.Admin), ms(c.CreatedAt)))
 	})
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return tessera.Errorf(tessera.ECONFLICT, "A client named %q exists", c.Name)
@@ -425,19 +425,29 @@ func (db *DB) CreateClient(ctx context.Context, c *tessera.Client) error {
 	return err
 }
 
-const clientColumns = `id, name, token_hash, created_at, revoked_at`
+const clientColumns = `id, name, token_hash, admin, created_at, revoked_at`
+
+// boolInt stores a flag in an INTEGER column (0 or 1), which both
+// dialects read the same way.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 func scanClient(row scanner) (*tessera.Client, error) {
 	var c tessera.Client
 	var created int64
+	var admin int
 	var revoked sql.NullInt64
-	if err := row.Scan(&c.ID, &c.Name, &c.TokenHash, &created, &revoked); err != nil {
+	if err := row.Scan(&c.ID, &c.Name, &c.TokenHash, &admin, &created, &revoked); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, notFound()
 		}
 		return nil, err
 	}
-	c.CreatedAt, c.RevokedAt = fromMS(created), fromNullMS(revoked)
+	c.CreatedAt, c.RevokedAt, c.Admin = fromMS(created), fromNullMS(revoked), admin == 1
 	return &c, nil
 }
 
