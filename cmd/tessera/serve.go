@@ -27,15 +27,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	log := newLogger(cfg, stderr)
-	// Tessera's live heap is small, so it collects garbage less often than
-	// Go's default, within a soft memory limit. GOGC and GOMEMLIMIT, when
-	// set, win.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(200)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(48 << 20)
-	}
+	// Garbage collection runs at Go's default (GOGC=100), within a soft
+	// memory limit set below once the password hasher's bound is known:
+	// the two agree (see password.Hasher.MemoryLimit). GOGC and GOMEMLIMIT,
+	// when set, win.
 	store, err := app.OpenStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -73,6 +68,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		WebAuthnRPID: cfg.WebAuthnRPID, WebAuthnRPName: cfg.WebAuthnRPName, WebAuthnOrigins: cfg.WebAuthnOrigins,
 		PublicURL: cfg.PublicURL, TwilioAuthToken: cfg.Twilio.AuthToken,
 	})
+	// A tighter limit would make every login hand its hash's memory back
+	// to the OS and fault it in again.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(a.Accounts.Passwords.MemoryLimit())
+	}
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
