@@ -16,6 +16,7 @@ import (
 
 	"github.com/tessera-id/tessera/internal/app"
 	"github.com/tessera-id/tessera/internal/config"
+	"github.com/tessera-id/tessera/internal/password"
 	"github.com/tessera-id/tessera/internal/ratelimit"
 )
 
@@ -27,10 +28,13 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	log := newLogger(cfg, stderr)
-	// Garbage collection runs at Go's default (GOGC=100), within a soft
-	// memory limit set below once the password hasher's bound is known:
-	// the two agree (see password.Hasher.MemoryLimit). GOGC and GOMEMLIMIT,
-	// when set, win.
+	// Garbage collection and the soft memory limit (set below, once the
+	// password hasher's bound is known) agree with the number of password
+	// hashes allowed at once: see password.GCPercent and
+	// password.Hasher.MemoryLimit. GOGC and GOMEMLIMIT, when set, win.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(password.GCPercent)
+	}
 	store, err := app.OpenStore(ctx, cfg)
 	if err != nil {
 		return err
