@@ -16,6 +16,7 @@ import (
 
 	"github.com/tessera-id/tessera/internal/app"
 	"github.com/tessera-id/tessera/internal/config"
+	"github.com/tessera-id/tessera/internal/password"
 	"github.com/tessera-id/tessera/internal/ratelimit"
 )
 
@@ -27,14 +28,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	log := newLogger(cfg, stderr)
-	// Tessera's live heap is small, so it collects garbage less often than
-	// Go's default, within a soft memory limit. GOGC and GOMEMLIMIT, when
-	// set, win.
+	// Garbage collection and the soft memory limit (set below, once the
+	// password hasher's bound is known) agree with the number of password
+	// hashes allowed at once: see password.GCPercent and
+	// password.Hasher.MemoryLimit. GOGC and GOMEMLIMIT, when set, win.
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(200)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(48 << 20)
+		debug.SetGCPercent(password.GCPercent)
 	}
 	store, err := app.OpenStore(ctx, cfg)
 	if err != nil {
@@ -75,6 +74,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		WebAuthnRPID: cfg.WebAuthnRPID, WebAuthnRPName: cfg.WebAuthnRPName, WebAuthnOrigins: cfg.WebAuthnOrigins,
 		PublicURL: cfg.PublicURL, TwilioAuthToken: cfg.Twilio.AuthToken,
 	})
+	// A tighter limit would make every login hand its hash's memory back
+	// to the OS and fault it in again.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(a.Accounts.Passwords.MemoryLimit())
+	}
 	if err := a.Start(ctx); err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -95,7 +94,7 @@ type Options struct {
 	WebAuthnRPID, WebAuthnRPName string
 	WebAuthnOrigins              []string
 	PasswordParams               password.Params
-	PasswordWorkers              int
+	PasswordWorkers              int // hashes at once; password.DefaultConcurrency when 0
 
 	// Limiter counts the limits (in memory on Now when nil); zero limits
 	// get the defaults, ratelimit.Disabled switches one off.
@@ -203,9 +202,6 @@ func New(o Options) *App {
 	}
 	if o.PasswordParams == (password.Params{}) {
 		o.PasswordParams = password.OWASP
-	}
-	if o.PasswordWorkers == 0 {
-		o.PasswordWorkers = max(2, runtime.GOMAXPROCS(0))
 	}
 	a.Accounts = &account.Service{
 		Store: o.Store, Engine: a.Engine, Tokens: a.Tokens, Keys: o.Keys, Now: o.Now,

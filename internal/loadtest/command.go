@@ -24,6 +24,18 @@ only if both answer HTTP 200 with JSON status 200. The run stops after -d or
 after -n pairs, whichever comes first; requests cut off by the end of the
 run are not counted as errors.
 
+With -mode it measures something else instead:
+
+  -mode login     password logins (POST /auth/login) of the account -email,
+                  password in $TESSERA_BENCH_PASSWORD (no second factor)
+  -mode refresh   refresh-token rotations (POST /auth/login/refresh): each
+                  client logs in once, then rotates its session's token in
+                  a loop; the rates of the first and last -window are
+                  reported apart, to show a rate that falls over the run
+  -mode argon2    no server: argon2id hashes with the service's parameters
+                  on -c goroutines in this process, the raw rate logins are
+                  compared with
+
 With -serve-trivial ADDR it instead serves a trivial baseline that answers
 the same routes with fixed bodies, to measure the machine's ceiling:
 
@@ -57,6 +69,9 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&cfg.RequestTimeout, "timeout", 10*time.Second, "per-request `timeout`")
 	trivialAddr := fs.String("serve-trivial", "", "serve the trivial baseline on `ADDR` (host:port) instead of generating load")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	mode := fs.String("mode", "pairs", "what to measure: pairs, login, refresh or argon2")
+	email := fs.String("email", "", "account `email` for -mode login and refresh")
+	window := fs.Duration("window", 10*time.Second, "first and last `stretch` reported apart in -mode login, refresh and argon2")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -80,6 +95,24 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return ServeTrivial(ctx, *trivialAddr, stdout)
 	}
 
+	if *mode != "pairs" {
+		var res *OpsResult
+		switch *mode {
+		case "argon2":
+			res = RunArgon2(ctx, cfg.Concurrency, cfg.Duration, *window)
+		case "login", "refresh":
+			res, err := RunAccounts(ctx, AccountConfig{URL: cfg.URL, Mode: *mode, Email: *email, Password: os.Getenv("TESSERA_BENCH_PASSWORD"),
+				Concurrency: cfg.Concurrency, Duration: cfg.Duration, RequestTimeout: cfg.RequestTimeout, Window: *window})
+			if err != nil {
+				return err
+			}
+			return writeOps(stdout, res, *asJSON)
+		default:
+			return fmt.Errorf("unsupported -mode %q: want pairs, login, refresh or argon2", *mode)
+		}
+		return writeOps(stdout, res, *asJSON)
+	}
+
 	res, err := Run(ctx, cfg)
 	if err != nil {
 		return err
@@ -88,6 +121,13 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return WriteJSON(stdout, res)
 	}
 	return WriteText(stdout, res)
+}
+
+func writeOps(w io.Writer, res *OpsResult, asJSON bool) error {
+	if asJSON {
+		return WriteOpsJSON(w, res)
+	}
+	return WriteOpsText(w, res)
 }
 
 // WriteText writes res as a short human-readable block.

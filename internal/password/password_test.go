@@ -2,7 +2,10 @@ package password
 
 import (
 	"context"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -68,5 +71,66 @@ func TestCancelledWhileWaitingForASlot(t *testing.T) {
 	cancel()
 	if _, err := h.Hash(ctx, "pw"); err == nil {
 		t.Fatal("a hash waited past its context")
+	}
+}
+
+// TestConcurrencyBound runs more hashes at once than the hasher allows:
+// never more than its bound run together, and the bound is used in full.
+func TestConcurrencyBound(t *testing.T) {
+	const bound, hashes = 3, 12
+	h := NewHasher(cheap, bound)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var active, peak atomic.Int32
+	h.kdf = func(pw, salt []byte, tm, mem uint32, threads uint8, n uint32) []byte {
+		a := active.Add(1)
+		for p := peak.Load(); a > p && !peak.CompareAndSwap(p, a); p = peak.Load() {
+		}
+		entered <- struct{}{}
+		<-release
+		active.Add(-1)
+		return make([]byte, n)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < hashes; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := h.Hash(context.Background(), "pw"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	// Let a hash finish only once the bound is reached, giving the
+	// waiting ones every chance to overrun it first.
+	running := 0
+	for done := 0; done < hashes; {
+		if running < bound && done+running < hashes {
+			<-entered
+			running++
+			continue
+		}
+		for i := 0; i < 100; i++ {
+			runtime.Gosched()
+		}
+		if n := active.Load(); n > bound {
+			t.Fatalf("%d hashes ran at once, bound %d", n, bound)
+		}
+		release <- struct{}{}
+		running--
+		done++
+	}
+	wg.Wait()
+	if p := peak.Load(); p != bound {
+		t.Fatalf("at most %d hashes ran at once, want the bound %d", p, bound)
+	}
+}
+
+func TestMemoryLimitFollowsTheBound(t *testing.T) {
+	h := NewHasher(Params{Memory: 19 * 1024, Time: 1, Threads: 1}, 2)
+	if got, want := h.MemoryLimit(), int64(BaseMemory+3*19<<20)*(100+GCPercent)/100; got != want {
+		t.Fatalf("memory limit %d, want %d: the collector's goal over the base, the hashes running and one more", got, want)
+	}
+	if NewHasher(cheap, 0).Concurrency() != runtime.GOMAXPROCS(0) {
+		t.Fatal("the default bound is not one hash per CPU")
 	}
 }

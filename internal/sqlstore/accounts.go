@@ -650,9 +650,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, hash []byte, next *tessera
 		if _, err := r.exec(ctx, `UPDATE sessions SET last_used_at = ? WHERE id = ?`, ms(now), sess.ID); err != nil {
 			return err
 		}
-		// Successors are kept only for the reuse grace: erase older ones.
-		_, err = r.exec(ctx, `UPDATE refresh_tokens SET successor_sealed = NULL
-			WHERE session_id = ? AND used_at < ? AND successor_sealed IS NOT NULL`, sess.ID, ms(now.Add(-time.Minute)))
+		_, err = r.exec(ctx, eraseSpentSuccessors, sess.ID, ms(now.Add(-successorKept)))
 		return err
 	})
 	switch tessera.ErrorCode(err) {

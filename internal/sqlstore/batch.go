@@ -24,6 +24,9 @@ type batcher struct {
 	ops    chan *writeOp
 	stmts  map[string]*sql.Stmt // prepared on conn; used by the loop goroutine only
 	done   chan struct{}
+	// wal, if set, is told of each commit, and may hold the next batch
+	// back while the WAL is past its bound (see checkpoint.go).
+	wal *checkpointer
 }
 
 // maxBatch bounds one transaction, so one commit never waits on too much.
@@ -48,12 +51,12 @@ const (
 	opWithdrawn
 )
 
-func newBatcher(ctx context.Context, pool *sql.DB) (*batcher, error) {
+func newBatcher(ctx context.Context, pool *sql.DB, wal *checkpointer) (*batcher, error) {
 	conn, err := pool.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
-	b := &batcher{conn: conn, ops: make(chan *writeOp, 4*maxBatch), stmts: map[string]*sql.Stmt{}, done: make(chan struct{})}
+	b := &batcher{conn: conn, ops: make(chan *writeOp, 4*maxBatch), stmts: map[string]*sql.Stmt{}, done: make(chan struct{}), wal: wal}
 	go b.loop()
 	return b, nil
 }
@@ -126,6 +129,9 @@ func (b *batcher) loop() {
 		b.run(batch)
 		for _, op := range batch {
 			close(op.done)
+		}
+		if b.wal != nil {
+			b.wal.afterCommit()
 		}
 	}
 }

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -23,18 +22,40 @@ import (
 // Set fullSync for synchronous=FULL, which survives those too at the cost
 // of an fsync per commit.
 func OpenSQLite(ctx context.Context, path string, fullSync bool) (*DB, error) {
+	return OpenSQLiteWith(ctx, path, SQLiteOptions{FullSync: fullSync})
+}
+
+// SQLiteOptions are OpenSQLiteWith's settings; the zero value is
+// OpenSQLite's.
+type SQLiteOptions struct {
+	FullSync bool // synchronous=FULL (see OpenSQLite)
+	// WALLimit bounds the WAL file, in bytes (DefaultWALLimit if 0); how
+	// is in checkpoint.go.
+	WALLimit int64
+}
+
+// DefaultWALLimit is the WAL file's bound when SQLiteOptions leave it 0.
+const DefaultWALLimit = 64 << 20
+
+// OpenSQLiteWith is OpenSQLite with options.
+func OpenSQLiteWith(ctx context.Context, path string, opts SQLiteOptions) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
 	sync := "NORMAL"
-	if fullSync {
+	if opts.FullSync {
 		sync = "FULL"
 	}
-	params := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(" + sync + ")", "foreign_keys(1)"} {
-		params.Add("_pragma", p)
+	bound := newWALBound(path+"-wal", opts.WALLimit)
+	// busy is the wait for the write lock of another process (the tessera
+	// CLI); the checkpointer gets a far shorter one (see checkpoint.go).
+	dsn := func(busy time.Duration, extra ...string) string {
+		params := url.Values{}
+		for _, p := range append([]string{"journal_mode(WAL)", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()), "synchronous(" + sync + ")", "foreign_keys(1)"}, extra...) {
+			params.Add("_pragma", p)
+		}
+		return "file:" + path + "?" + params.Encode()
 	}
-	dsn := "file:" + path + "?" + params.Encode()
 
 	// One writer connection, owned by the group commit (batch.go): SQLite
 	// allows a single writer at a time, and queuing in Go is far cheaper
@@ -45,7 +66,9 @@ func OpenSQLite(ctx context.Context, path string, fullSync bool) (*DB, error) {
 	// commit, where they would stall every write queued behind it.
 	// The writer gets a larger page cache (8 MB) than the readers' default
 	// 2 MB: it touches every hot page and is alone.
-	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=cache_size(-8000)")
+	// journal_size_limit trims the WAL file back to the checkpoint
+	// threshold whenever it starts over.
+	write, err := sql.Open("sqlite", dsn(10*time.Second, "wal_autocheckpoint(0)", "cache_size(-8000)", fmt.Sprintf("journal_size_limit(%d)", bound.soft))+"&_txlock=immediate")
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +85,7 @@ func OpenSQLite(ctx context.Context, path string, fullSync bool) (*DB, error) {
 		return nil, err
 	}
 
-	read, err := sql.Open("sqlite", dsn+"&mode=ro")
+	read, err := sql.Open("sqlite", dsn(10*time.Second)+"&mode=ro")
 	if err != nil {
 		write.Close()
 		return nil, err
@@ -71,59 +94,20 @@ func OpenSQLite(ctx context.Context, path string, fullSync bool) (*DB, error) {
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
 	read.SetConnMaxIdleTime(0)
-	batch, err := newBatcher(ctx, write)
+	ckpt, err := sql.Open("sqlite", dsn(checkpointBusy))
 	if err != nil {
-		write.Close()
-		read.Close()
-		return nil, err
-	}
-	ckpt, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		batch.close()
 		write.Close()
 		read.Close()
 		return nil, err
 	}
 	ckpt.SetMaxOpenConns(1)
-	return &DB{shared: &shared{write: write, read: read, batch: batch, dialect: dialect{name: "sqlite"}, checkpoints: startCheckpointer(ckpt)}}, nil
-}
-
-// checkpointInterval is how often the background checkpointer copies the
-// WAL into the database file. Often enough that the WAL stays small, and
-// PASSIVE, so it never blocks a writer or a reader.
-const checkpointInterval = 500 * time.Millisecond
-
-// checkpointer runs SQLite WAL checkpoints in the background.
-type checkpointer struct {
-	db   *sql.DB
-	stop chan struct{}
-	done chan struct{}
-}
-
-func startCheckpointer(db *sql.DB) *checkpointer {
-	c := &checkpointer{db: db, stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		t := time.NewTicker(checkpointInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-c.stop:
-				return
-			case <-t.C:
-				// A failed checkpoint is retried next tick; the WAL keeps
-				// every commit meanwhile.
-				_, _ = c.db.Exec("PRAGMA wal_checkpoint(PASSIVE)")
-			}
-		}
-	}()
-	return c
-}
-
-// close stops the checkpointer after a last, complete checkpoint.
-func (c *checkpointer) close() error {
-	close(c.stop)
-	<-c.done
-	_, err := c.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
-	return errors.Join(err, c.db.Close())
+	checkpoints := startCheckpointer(ckpt, bound)
+	batch, err := newBatcher(ctx, write, checkpoints)
+	if err != nil {
+		checkpoints.close()
+		write.Close()
+		read.Close()
+		return nil, err
+	}
+	return &DB{shared: &shared{write: write, read: read, batch: batch, dialect: dialect{name: "sqlite"}, checkpoints: checkpoints}}, nil
 }

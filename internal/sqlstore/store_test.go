@@ -65,3 +65,13 @@ func TestSQLiteIdempotency(t *testing.T) {
 func TestPostgresIdempotency(t *testing.T) {
 	storetest.RunIdempotency(t, func(t *testing.T) storetest.IdempotencyStore { return storetest.OpenPostgres(t) })
 }
+
+func TestSQLiteRefreshCost(t *testing.T) {
+	t.Parallel() // 3,000 rotations: let them overlap the rest
+	storetest.RunRefreshCost(t, func(t *testing.T) storetest.RefreshCostStore { return storetest.OpenSQLite(t) })
+}
+
+func TestPostgresRefreshCost(t *testing.T) {
+	t.Parallel()
+	storetest.RunRefreshCost(t, func(t *testing.T) storetest.RefreshCostStore { return storetest.OpenPostgres(t) })
+}
