@@ -296,11 +296,13 @@ func (p *Pages) loginTarget(r *http.Request, w http.ResponseWriter, tokens *acco
 	if err != nil {
 		return "", err
 	}
-	u, _ := url.Parse(rt)
-	q := u.Query()
-	q.Set("code", code)
-	u.RawQuery = q.Encode()
-	return u.String(), nil
+	// Appended, the app's own query kept as it was: the app exchanges the
+	// code with the return_to it sent.
+	sep := "?"
+	if strings.Contains(rt, "?") {
+		sep = "&"
+	}
+	return rt + sep + "code=" + url.QueryEscape(code), nil
 }
 
 func (p *Pages) finishLogin(w http.ResponseWriter, r *http.Request, tokens *account.Tokens) {
