@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -204,6 +205,11 @@ func (p *Pages) mfaStep(w http.ResponseWriter, r *http.Request, flow string, met
 		title = "page.reauth.title"
 	}
 	v := p.newView(r, title, stateOf(r).user, flow)
+	// Presentation only: the strongest and quickest first, recovery
+	// codes last. Which methods there are is the policy's answer.
+	order := map[string]int{account.FactorPasskey: 1, account.FactorTOTP: 2, account.FactorSMS: 3, account.FactorRecovery: 4}
+	methods = slices.Clone(methods)
+	slices.SortStableFunc(methods, func(a, b string) int { return order[a] - order[b] })
 	d := &mfaData{Methods: methods, Next: next}
 	if prepare != nil {
 		prepare(v, d)

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"html/template"
 	"net/http"
 	"strconv"
 	"strings"
@@ -138,7 +139,12 @@ func (p *Pages) handlePassword(w http.ResponseWriter, r *http.Request) {
 
 // ---- authenticator app and recovery codes ----
 
-type totpData struct{ QR, Secret string }
+type totpData struct {
+	// QR is the account model's PNG of the otpauth URI, a data: URL:
+	// ours, so the template may put it in src.
+	QR     template.URL
+	Secret string
+}
 
 // handleTOTP handles POST /account/settings/totp: a new secret, shown as
 // a QR code and as text.
@@ -158,7 +164,7 @@ func (p *Pages) handleTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := p.newView(r, "page.totp.title", u, "")
-	v.Data = &totpData{QR: enrol.QRCode, Secret: groups(key.Secret(), 4)}
+	v.Data = &totpData{QR: template.URL(enrol.QRCode), Secret: groups(key.Secret(), 4)}
 	p.render(w, r, http.StatusOK, "totp", v)
 }
 
