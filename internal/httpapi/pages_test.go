@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pquerna/otp/totp"
 
 	"github.com/tessera-id/tessera/internal/app"
 )
@@ -411,4 +414,151 @@ func TestPagesSessions(t *testing.T) {
 	if res, _ := me.get("/account/settings"); res.StatusCode != http.StatusSeeOther {
 		t.Errorf("after signing out: %d", res.StatusCode)
 	}
+}
+
+var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+
+// formAt returns the hidden fields (CSRF token, flow, carried values) of
+// the page's form that posts to action.
+func formAt(t *testing.T, page, action string) url.Values {
+	t.Helper()
+	m := regexp.MustCompile(`(?s)<form[^>]*action="` + regexp.QuoteMeta(action) + `"[^>]*>(.*?)</form>`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("the page has no form to %s:\n%s", action, page)
+	}
+	v := url.Values{}
+	for _, h := range hiddenInput.FindAllStringSubmatch(m[1], -1) {
+		v.Add(h[1], strings.ReplaceAll(h[2], "&#43;", "+"))
+	}
+	return v
+}
+
+// TestPagesSettingsFlows: the one-time-token flows and the factors of the
+// settings, as a person does them: an anti-phishing code, a new email
+// address (a token to the old one, then to the new), an authenticator app
+// from the secret on the page with recovery codes shown once and
+// downloaded, and two-step verification turned off again.
+func TestPagesSettingsFlows(t *testing.T) {
+	e := pagesEnv(t, stores[0].open(t))
+	const email, newEmail, pw = "flows@example.com", "moved@example.com", "correct horse battery"
+	b := signUp(t, e, email, pw)
+
+	// Anti-phishing code.
+	_, page := b.get("/account/settings")
+	res, page := b.post("/account/settings/anti-phishing", formAt(t, page, "/account/settings/anti-phishing"))
+	wantStatus(t, res, page, http.StatusOK)
+	form := with(formAt(t, page, "/account/settings/anti-phishing/set"), "token", e.codeFor(email), "anti-phishing", "x")
+	res, page = b.post("/account/settings/anti-phishing/set", form)
+	wantStatus(t, res, page, http.StatusUnprocessableEntity)
+	if !strings.Contains(page, `aria-describedby="anti-phishing-hint anti-phishing-error"`) {
+		t.Errorf("a too short anti-phishing code is not tied to its field:\n%s", page)
+	}
+	res, page = b.post("/account/settings/anti-phishing/set", with(form, "anti-phishing", "purple walrus"))
+	wantStatus(t, res, page, http.StatusSeeOther)
+
+	// A new email address.
+	_, page = b.get("/account/settings")
+	res, page = b.post("/account/settings/email", formAt(t, page, "/account/settings/email"))
+	wantStatus(t, res, page, http.StatusOK)
+	var toOld string
+	for _, m := range e.deliver() {
+		if m.To == email {
+			toOld = m.Body
+		}
+	}
+	if !strings.Contains(toOld, "purple walrus") {
+		t.Errorf("the email does not show the anti-phishing code: %q", toOld)
+	}
+	res, page = b.post("/account/settings/key/new", with(formAt(t, page, "/account/settings/key/new"), "token", sixDigits.FindString(toOld), "new-key", newEmail))
+	wantStatus(t, res, page, http.StatusOK)
+	res, page = b.post("/account/settings/key/confirm", with(formAt(t, page, "/account/settings/key/confirm"), "token", e.codeFor(newEmail)))
+	wantStatus(t, res, page, http.StatusSeeOther)
+	_, page = b.get("/account/settings")
+	if !strings.Contains(page, `<dd id="email-value">`+newEmail+`</dd>`) {
+		t.Errorf("the settings do not show the new address")
+	}
+
+	// An authenticator app, recovery codes, and MFA off.
+	res, page = b.post("/account/settings/totp", formAt(t, page, "/account/settings/totp"))
+	wantStatus(t, res, page, http.StatusOK)
+	secret := regexp.MustCompile(`id="totp-secret" class="secret">([A-Z2-7 ]+)<`).FindStringSubmatch(page)
+	if secret == nil || !strings.Contains(page, `src="data:image/png;base64,`) {
+		t.Fatalf("the enrolment page lacks the QR code or the secret:\n%s", page)
+	}
+	code, err := totp.GenerateCode(strings.ReplaceAll(secret[1], " ", ""), e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, page = b.post("/account/settings/totp/verify", with(formAt(t, page, "/account/settings/totp/verify"), "code", code))
+	wantStatus(t, res, page, http.StatusOK)
+	codes := regexp.MustCompile(`<li><code>([a-z0-9]{5}-[a-z0-9]{5})</code></li>`).FindAllStringSubmatch(page, -1)
+	if len(codes) != 10 {
+		t.Fatalf("the recovery codes page shows %d codes", len(codes))
+	}
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/account/settings/recovery-codes/download", strings.NewReader(formAt(t, page, "/account/settings/recovery-codes/download").Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, file := b.do(req)
+	wantStatus(t, res, file, http.StatusOK)
+	if res.Header.Get("Content-Disposition") != `attachment; filename="recovery-codes.txt"` || !strings.Contains(file, codes[9][1]) {
+		t.Errorf("download: %s\n%s", res.Header.Get("Content-Disposition"), file)
+	}
+
+	_, page = b.get("/account/settings")
+	if !strings.Contains(page, "Two-step verification is on.") {
+		t.Fatal("the settings do not say MFA is on")
+	}
+	res, page = b.post("/account/settings/mfa-off", formAt(t, page, "/account/settings/mfa-off"))
+	wantStatus(t, res, page, http.StatusOK)
+	res, page = b.post("/account/settings/mfa-off/confirm", with(formAt(t, page, "/account/settings/mfa-off/confirm"), "token", e.codeFor(newEmail)))
+	wantStatus(t, res, page, http.StatusSeeOther)
+	if _, page = b.get("/account/settings"); !strings.Contains(page, "Two-step verification is off.") {
+		t.Error("MFA is still on")
+	}
+}
+
+// TestPagesKeyRecovery: a user with texted codes as their second factor
+// lost the phone: from the second-factor step they recover it with a token
+// to the email, one to the new phone and a recovery code; then they sign
+// in with a code texted to the new phone.
+func TestPagesKeyRecovery(t *testing.T) {
+	e := pagesEnv(t, stores[0].open(t))
+	u := withSMSMFA(t, e, "lost@example.com", "+14155552671")
+	const newPhone = "+14155552672"
+	b := newBrowser(t, e)
+	_, page := b.get("/account/login")
+	res, page := b.post("/account/login", with(formOf(t, page), "email", u.email, "password", u.password))
+	wantStatus(t, res, page, http.StatusOK)
+	if !strings.Contains(page, "Text me a code") || !strings.Contains(page, `id="recovery-code"`) || strings.Contains(page, `id="totp-code"`) {
+		t.Fatalf("the second-factor step does not offer this account's methods:\n%s", page)
+	}
+	res, page = b.post("/account/key-recovery", formAt(t, page, "/account/key-recovery"))
+	wantStatus(t, res, page, http.StatusOK)
+	res, page = b.post("/account/key-recovery", with(formAt(t, page, "/account/key-recovery"), "lost", "PHONE_NUMBER"))
+	wantStatus(t, res, page, http.StatusOK)
+	res, page = b.post("/account/key-recovery/new-key", with(formAt(t, page, "/account/key-recovery/new-key"), "verification-token", e.codeFor(u.email), "new-key", newPhone))
+	wantStatus(t, res, page, http.StatusOK)
+	res, page = b.post("/account/key-recovery/finish", with(formAt(t, page, "/account/key-recovery/finish"), "new-key-token", e.codeFor(newPhone), "mfa-code", u.recoveryCodes[0]))
+	wantStatus(t, res, page, http.StatusSeeOther)
+	if loc := res.Header.Get("Location"); loc != "/account/login?done=key_recovered" {
+		t.Fatalf("after the recovery: Location %q", loc)
+	}
+
+	// The new phone finishes the next sign-in.
+	e.clock.Advance(time.Minute)
+	_, page = b.get("/account/login")
+	res, page = b.post("/account/login", with(formOf(t, page), "email", u.email, "password", u.password))
+	wantStatus(t, res, page, http.StatusOK)
+	res, page = b.post("/account/login/sms", formAt(t, page, "/account/login/sms"))
+	wantStatus(t, res, page, http.StatusOK)
+	if !strings.Contains(html.UnescapeString(page), "+14*******72") {
+		t.Errorf("the page does not say where the code went:\n%s", page)
+	}
+	form := with(formAt(t, page, "/account/login/mfa"), "method", "sms", "sms-code", "000000")
+	res, page = b.post("/account/login/mfa", form)
+	wantStatus(t, res, page, http.StatusUnprocessableEntity)
+	if !strings.Contains(page, `id="sms-code-error"`) {
+		t.Errorf("a wrong texted code is not tied to its field:\n%s", page)
+	}
+	res, page = b.post("/account/login/mfa", with(form, "sms-code", e.codeFor(newPhone)))
+	wantStatus(t, res, page, http.StatusSeeOther)
 }

@@ -245,7 +245,7 @@ func (p *Pages) mfaFailed(w http.ResponseWriter, r *http.Request, flow, method s
 		return
 	}
 	methods := p.methodsOf(r, flow)
-	p.mfaStep(w, r, flow, methods, localNext(r.PostFormValue("next")), func(v *view, d *mfaData) {
+	p.mfaStep(w, r, flow, methods, nextOf(r), func(v *view, d *mfaData) {
 		p.fail(r, v, err, map[string]string{"code": methodsField[method], "x-otp": methodsField[method]})
 		if method == account.FactorSMS {
 			d.SMSSent = "…"
@@ -282,7 +282,7 @@ func (p *Pages) handleLoginSMS(w http.ResponseWriter, r *http.Request) {
 		p.mfaFailed(w, r, flow, "", err)
 		return
 	}
-	p.mfaStep(w, r, flow, p.methodsOf(r, flow), localNext(r.PostFormValue("next")), func(v *view, d *mfaData) { d.SMSSent = sent.Destination })
+	p.mfaStep(w, r, flow, p.methodsOf(r, flow), nextOf(r), func(v *view, d *mfaData) { d.SMSSent = sent.Destination })
 }
 
 // loginTarget signs the browser in to the session of tokens and returns
@@ -320,6 +320,14 @@ func (p *Pages) finishLogin(w http.ResponseWriter, r *http.Request, tokens *acco
 		return
 	}
 	redirect(w, r, target)
+}
+
+// nextOf returns where a step-up's form goes on to, or "" for a login.
+func nextOf(r *http.Request) string {
+	if r.PostFormValue("next") == "" {
+		return ""
+	}
+	return localNext(r.PostFormValue("next"))
 }
 
 // localNext returns next if it is a page of the account pages, else the
