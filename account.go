@@ -172,6 +172,7 @@ const (
 	FlowMFADisabling     FlowType = "mfa_disabling"
 	FlowPasskeyEnrolment FlowType = "passkey_enrolment" // a challenge for a new passkey of a signed-in user
 	FlowPasskeyLogin     FlowType = "passkey_login"     // a challenge any passkey of this site may answer
+	FlowHandoff          FlowType = "handoff"           // a one-time code that hands a page login's tokens to the app (Secret: sealed refresh token)
 )
 
 // Flow is one multi-step operation kept on the server: a login waiting for

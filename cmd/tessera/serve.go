@@ -18,6 +18,7 @@ import (
 	"github.com/tessera-id/tessera/internal/config"
 	"github.com/tessera-id/tessera/internal/password"
 	"github.com/tessera-id/tessera/internal/ratelimit"
+	"github.com/tessera-id/tessera/internal/web"
 )
 
 // serve runs the service until ctx ends (SIGINT or SIGTERM), then drains
@@ -73,6 +74,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		RefreshGrace: cfg.RefreshGrace, PrivilegedMaxAge: cfg.PrivilegedMaxAge, NoNewDeviceNotices: !cfg.NewDeviceNotices,
 		WebAuthnRPID: cfg.WebAuthnRPID, WebAuthnRPName: cfg.WebAuthnRPName, WebAuthnOrigins: cfg.WebAuthnOrigins,
 		PublicURL: cfg.PublicURL, TwilioAuthToken: cfg.Twilio.AuthToken,
+		NoAccountPages: !cfg.AccountPages, ReturnURLs: cfg.ReturnURLs,
+		Brand: web.Brand{Name: cfg.BrandName, LogoURL: cfg.BrandLogoURL, Color: cfg.BrandColor},
 	})
 	// A tighter limit would make every login hand its hash's memory back
 	// to the OS and fault it in again.
@@ -213,5 +216,8 @@ API under /auth and /api/v1: see the README, and %[1]s/docs.
 Try passkeys in a browser: %[3]s/ui/passkeys
 
 `, baseURL, token, passkeyOrigin(cfg))
+	if cfg.AccountPages {
+		fmt.Fprintf(w, "Sign up, sign in and manage the account in a browser: %s/account/\n\n", passkeyOrigin(cfg))
+	}
 	return nil
 }

@@ -177,9 +177,27 @@ func (s *Service) Authenticate(ctx context.Context, idToken string) (*tessera.Us
 	if err != nil {
 		return nil, nil, err
 	}
-	sess, err := s.Store.Session(ctx, claims.SessionID)
-	if tessera.ErrorCode(err) == tessera.ENOTFOUND || (err == nil && (!sess.Active(s.now()) || sess.UserID != claims.Subject)) {
-		return nil, nil, tessera.Errorf(tessera.EUNAUTHORIZED, "The session has ended: log in again")
+	u, sess, err := s.SessionUser(ctx, claims.SessionID)
+	if err == nil && sess.UserID != claims.Subject {
+		return nil, nil, sessionEnded()
+	}
+	return u, sess, err
+}
+
+func sessionEnded() error {
+	return tessera.Errorf(tessera.EUNAUTHORIZED, "The session has ended: log in again")
+}
+
+// SessionUser returns an active session and its user, as Authenticate
+// does for an ID token: the hosted pages' cookie names the session
+// itself.
+func (s *Service) SessionUser(ctx context.Context, sessionID string) (*tessera.User, *tessera.Session, error) {
+	if _, err := uuid.Parse(sessionID); err != nil {
+		return nil, nil, sessionEnded()
+	}
+	sess, err := s.Store.Session(ctx, sessionID)
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND || (err == nil && !sess.Active(s.now())) {
+		return nil, nil, sessionEnded()
 	}
 	if err != nil {
 		return nil, nil, err
@@ -222,6 +240,18 @@ func (s *Service) RevokeSession(ctx context.Context, u *tessera.User, sessionID 
 	}
 	s.audit(ctx, tessera.AuditSessionRevoked, u, meta, "session "+sessionID)
 	return nil
+}
+
+// RevokeOtherSessions ends every session of the user but sess, and
+// returns how many ended. Like ending one session it needs no step-up:
+// it only takes access away, from whoever else holds one.
+func (s *Service) RevokeOtherSessions(ctx context.Context, u *tessera.User, sess *tessera.Session, meta Meta) (int, error) {
+	n, err := s.Store.RevokeSessions(ctx, u.ID, "", sess.ID, "ended by the user", s.now())
+	if err != nil {
+		return 0, err
+	}
+	s.audit(ctx, tessera.AuditSessionRevoked, u, meta, fmt.Sprintf("every other session (%d)", n))
+	return n, nil
 }
 
 // ChangePassword replaces the password after checking the old one, and

@@ -28,6 +28,7 @@ import (
 	"github.com/tessera-id/tessera/internal/sqlstore"
 	"github.com/tessera-id/tessera/internal/token"
 	"github.com/tessera-id/tessera/internal/verify"
+	"github.com/tessera-id/tessera/internal/web"
 )
 
 // Storage is what the service keeps its state in: *sqlstore.DB.
@@ -111,6 +112,13 @@ type Options struct {
 	// (POST /webhooks/twilio/status); without both the route is 404.
 	PublicURL       string
 	TwilioAuthToken string
+
+	// NoAccountPages turns the hosted account pages off; Brand is what
+	// they show (the service name and a blue by default), ReturnURLs
+	// where a login on them may return to.
+	NoAccountPages bool
+	Brand          web.Brand
+	ReturnURLs     []string
 }
 
 // Limits are the rate limits of the service.
@@ -248,7 +256,8 @@ func New(o Options) *App {
 		Ready: o.Store.Ready, Metrics: a.Metrics.Handler(), Observe: a.Metrics.ObserveRequest,
 		Limiter: o.Limiter, LimitIP: limits.IP, LimitClient: limits.Client, TrustedProxies: o.TrustedProxies,
 		Idempotency: o.Store, Keys: o.Keys, Now: o.Now,
-		DBTimeout: o.DBTimeout,
+		DBTimeout:      o.DBTimeout,
+		NoAccountPages: o.NoAccountPages, Brand: o.Brand, ReturnURLs: o.ReturnURLs,
 		PublicURL: o.PublicURL, TwilioAuthToken: o.TwilioAuthToken, ObserveDeliveryReport: a.Metrics.ObserveDeliveryReport,
 	})
 	return a

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,6 +60,13 @@ type Config struct {
 	WebAuthnRPID    string   // TESSERA_WEBAUTHN_RP_ID
 	WebAuthnRPName  string   // TESSERA_WEBAUTHN_RP_NAME
 	WebAuthnOrigins []string // TESSERA_WEBAUTHN_ORIGINS, comma-separated
+
+	// Hosted account pages (/account/...).
+	AccountPages bool     // TESSERA_ACCOUNT_PAGES: serve them (default on)
+	BrandName    string   // TESSERA_BRAND_NAME: the product name the pages show (default TESSERA_SERVICE_NAME)
+	BrandLogoURL string   // TESSERA_BRAND_LOGO_URL: an https URL (or a path on this host) of a logo image
+	BrandColor   string   // TESSERA_BRAND_COLOR: #rrggbb of buttons and links
+	ReturnURLs   []string // TESSERA_RETURN_URLS, comma-separated: where the pages may send a user back to (origin + path prefix)
 
 	// Abuse protection.
 	RedisURL        string          // TESSERA_REDIS_URL (_FILE): shared limits across instances; unset: in memory
@@ -208,6 +216,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.PrivilegedMaxAge = duration(get("TESSERA_PRIVILEGED_MAX_AGE", "10m"), "TESSERA_PRIVILEGED_MAX_AGE", bad)
 	c.loadTokens(get, bad)
 	c.loadWebAuthn(get, bad)
+	c.loadPages(get, bad)
 	if v := get("TESSERA_NEW_DEVICE_NOTICES", "true"); v != "" {
 		on, err := strconv.ParseBool(v)
 		if err != nil {
@@ -587,6 +596,11 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_WEBAUTHN_RP_ID", c.WebAuthnRPID},
 		{"TESSERA_WEBAUTHN_RP_NAME", c.WebAuthnRPName},
 		{"TESSERA_WEBAUTHN_ORIGINS", strings.Join(c.WebAuthnOrigins, ",")},
+		{"TESSERA_ACCOUNT_PAGES", strconv.FormatBool(c.AccountPages)},
+		{"TESSERA_BRAND_NAME", c.BrandName},
+		{"TESSERA_BRAND_LOGO_URL", c.BrandLogoURL},
+		{"TESSERA_BRAND_COLOR", c.BrandColor},
+		{"TESSERA_RETURN_URLS", strings.Join(c.ReturnURLs, ",")},
 		{"TESSERA_EMAIL_SENDER", c.EmailSender},
 		{"TESSERA_SMS_SENDER", c.SMSSender},
 		{"TESSERA_SMTP_HOST", c.SMTP.Host},
@@ -661,6 +675,52 @@ func (c *Config) loadWebAuthn(get func(name, def string) string, bad func(string
 	if err := CheckWebAuthn(c.WebAuthnRPID, c.WebAuthnOrigins); err != nil {
 		bad("%v", err)
 	}
+}
+
+var brandColor = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
+
+// loadPages reads the settings of the hosted account pages.
+func (c *Config) loadPages(get func(name, def string) string, bad func(string, ...any)) {
+	on, err := strconv.ParseBool(get("TESSERA_ACCOUNT_PAGES", "true"))
+	if err != nil {
+		bad("TESSERA_ACCOUNT_PAGES: must be true or false (1 or 0)")
+	}
+	c.AccountPages = on
+	c.BrandName = get("TESSERA_BRAND_NAME", c.ServiceName)
+	if c.BrandColor = get("TESSERA_BRAND_COLOR", "#1f5fbf"); !brandColor.MatchString(c.BrandColor) {
+		bad("TESSERA_BRAND_COLOR: must be a colour as #rrggbb, such as #1f5fbf, not %q", c.BrandColor)
+	}
+	if c.BrandLogoURL = get("TESSERA_BRAND_LOGO_URL", ""); c.BrandLogoURL != "" {
+		u, err := url.Parse(c.BrandLogoURL)
+		local := err == nil && u.Scheme == "" && u.Host == "" && strings.HasPrefix(u.Path, "/") && !strings.HasPrefix(u.Path, "//")
+		if !local && (err != nil || u.Scheme != "https" || u.Host == "") {
+			bad("TESSERA_BRAND_LOGO_URL: must be an https URL or a path on this host, not %q", c.BrandLogoURL)
+		}
+	}
+	for _, v := range strings.Split(get("TESSERA_RETURN_URLS", ""), ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		if err := CheckReturnURL(v); err != nil {
+			bad("%v", err)
+		}
+		c.ReturnURLs = append(c.ReturnURLs, v)
+	}
+}
+
+// CheckReturnURL checks an entry of TESSERA_RETURN_URLS: an absolute URL
+// (https, or http for localhost) with no query or fragment, whose origin
+// and path are the prefix a return URL must start with.
+func CheckReturnURL(v string) error {
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return fmt.Errorf("TESSERA_RETURN_URLS: %q is not a URL such as https://app.example.com/auth/callback (no query, no fragment)", v)
+	}
+	host := strings.ToLower(u.Hostname())
+	if u.Scheme != "https" && !(u.Scheme == "http" && (host == "localhost" || host == "127.0.0.1")) {
+		return fmt.Errorf("TESSERA_RETURN_URLS: %q must use https (http only for localhost)", v)
+	}
+	return nil
 }
 
 // CheckWebAuthn validates a relying party id and its origins as browsers

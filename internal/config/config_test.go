@@ -505,3 +505,35 @@ func TestLoadEvents(t *testing.T) {
 		t.Fatalf("without TESSERA_EVENTS_URL: %+v, %v", off.Events, err)
 	}
 }
+
+func TestAccountPagesSettings(t *testing.T) {
+	dir := t.TempDir()
+	load := func(vars map[string]string) (*Config, error) {
+		vars["TESSERA_DATA_DIR"] = dir
+		return Load(env(vars))
+	}
+	c, err := load(map[string]string{"TESSERA_SERVICE_NAME": "Acme"})
+	if err != nil || !c.AccountPages || c.BrandName != "Acme" || c.BrandColor != "#1f5fbf" || c.BrandLogoURL != "" || c.ReturnURLs != nil {
+		t.Fatalf("defaults: %+v, %v", c, err)
+	}
+	c, err = load(map[string]string{"TESSERA_ACCOUNT_PAGES": "0", "TESSERA_BRAND_NAME": "Acme ID", "TESSERA_BRAND_COLOR": "#AA3300",
+		"TESSERA_BRAND_LOGO_URL": "https://cdn.example.com/logo.svg", "TESSERA_RETURN_URLS": "https://app.example.com/cb, http://localhost:3000/cb"})
+	if err != nil || c.AccountPages || c.BrandName != "Acme ID" || c.BrandColor != "#AA3300" || len(c.ReturnURLs) != 2 || c.ReturnURLs[1] != "http://localhost:3000/cb" {
+		t.Fatalf("set: %+v, %v", c, err)
+	}
+	for name, bad := range map[string]string{
+		"TESSERA_ACCOUNT_PAGES":  "maybe",
+		"TESSERA_BRAND_COLOR":    "red",
+		"TESSERA_BRAND_LOGO_URL": "http://cdn.example.com/logo.png",
+		"TESSERA_RETURN_URLS":    "https://app.example.com/cb?x=1",
+	} {
+		if _, err := load(map[string]string{name: bad}); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%s: err %v, want one naming it", name, bad, err)
+		}
+	}
+	for _, bad := range []string{"http://app.example.com/cb", "app.example.com/cb", "https://app.example.com/cb#x", "https://u@app.example.com/cb"} {
+		if err := CheckReturnURL(bad); err == nil {
+			t.Errorf("return URL %q accepted", bad)
+		}
+	}
+}

@@ -21,6 +21,7 @@ func (s *Server) accountRoutes() {
 	s.handle("POST /auth/login/refresh", s.limitIP(s.handleRefresh))
 	s.handle("POST /api/v1/token/login", s.limitIP(s.idempotent(scopeIP, s.handleLoginToken)))
 	s.handle("GET /.well-known/jwks.json", s.handleJWKS)
+	s.handle("POST /auth/exchange", s.limitIP(s.handleExchange))
 
 	s.handle("GET /auth/me", s.requireUser(s.handleMe))
 	s.handle("GET /auth/userinfo", s.requireUser(s.handleUserInfo))
@@ -190,6 +191,22 @@ func (s *Server) handleLoginMFA(w http.ResponseWriter, r *http.Request) {
 		proof = string(req.Credential)
 	}
 	tokens, err := s.Accounts.CompleteLogin(r.Context(), req.ProcessingID, req.Method, proof, meta(r))
+	s.reply(w, r, tokensJSON{Tokens: tokens}, err)
+}
+
+// handleExchange handles POST /auth/exchange: an app's backend trades the
+// one-time code the hosted pages sent the browser back with (and the
+// return URL it arrived at) for the tokens of that login.
+func (s *Server) handleExchange(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Code      string `json:"code"`
+		ReturnURL string `json:"returnUrl"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	tokens, err := s.Accounts.ExchangeHandoff(r.Context(), req.Code, req.ReturnURL)
 	s.reply(w, r, tokensJSON{Tokens: tokens}, err)
 }
 

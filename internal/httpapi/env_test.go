@@ -331,6 +331,8 @@ func loadOpenAPI(t testing.TB) *openapiSpec {
 		// text/javascript, which kin-openapi has no decoders for.
 		openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.FileBodyDecoder)
 		openapi3filter.RegisterBodyDecoder("text/javascript", openapi3filter.FileBodyDecoder)
+		openapi3filter.RegisterBodyDecoder("text/css", openapi3filter.FileBodyDecoder)
+		openapi3filter.RegisterBodyDecoder("text/plain", openapi3filter.FileBodyDecoder)
 		openapiLoaded = &openapiSpec{doc: doc, router: router, opts: &openapi3filter.Options{
 			IncludeResponseStatus:             true, // an undocumented status fails
 			RejectWhenRequestBodyNotSpecified: true,

@@ -75,6 +75,12 @@ type Options struct {
 	// ObserveDeliveryReport, when set, hears each recorded final report
 	// (channel, status).
 	ObserveDeliveryReport func(channel, status string)
+
+	// NoAccountPages turns the hosted account pages (/account/...) off;
+	// Brand is what they show, ReturnURLs where a login may return to.
+	NoAccountPages bool
+	Brand          web.Brand
+	ReturnURLs     []string
 }
 
 // New returns a server with every route registered.
@@ -106,7 +112,17 @@ func (s *Server) routes() {
 	// The admin API (API clients with the admin scope).
 	s.adminRoutes()
 	s.openapiRoutes()
-	web.Routes(s.handle) // the minimal passkey page, until the hosted pages exist
+	web.Routes(s.handle) // the minimal passkey page
+	if !s.NoAccountPages {
+		pages := &web.Pages{Accounts: s.Accounts, Keys: s.Keys, Brand: s.Brand, ReturnURLs: s.ReturnURLs, Meta: meta, Limit: s.limitIP, Log: s.Log}
+		if pages.Brand.Name == "" {
+			pages.Brand.Name = s.Accounts.ServiceName
+		}
+		if pages.Brand.Color == "" {
+			pages.Brand.Color = "#1f5fbf"
+		}
+		pages.Routes(s.handle)
+	}
 
 	// Anything else: JSON 404, never the mux's plain-text page.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -1,8 +1,10 @@
-// Package web serves the minimal passkey page of Tessera: sign in with a
-// password, add a passkey, sign in with a passkey. It stands in until the
-// hosted pages exist, and the browser tests of passkeys drive it.
+// Package web serves Tessera's browser pages: the hosted account pages
+// (Pages, at /account/: see pages.go) and the minimal passkey page of the
+// JSON API (/ui/passkeys: sign in with a password, add a passkey, sign in
+// with a passkey), which shows an API developer the WebAuthn calls and
+// which the passkey browser test drives.
 //
-// The page is static: an HTML form and one script of its own (no CDN, no
+// The passkey page is static: an HTML form and one script of its own (no CDN, no
 // inline script), which calls the JSON API of the same origin and keeps
 // the ID token in memory only.
 package web
