@@ -72,6 +72,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		RefreshGrace: cfg.RefreshGrace, PrivilegedMaxAge: cfg.PrivilegedMaxAge, NoNewDeviceNotices: !cfg.NewDeviceNotices,
 		WebAuthnRPID: cfg.WebAuthnRPID, WebAuthnRPName: cfg.WebAuthnRPName, WebAuthnOrigins: cfg.WebAuthnOrigins,
 		PublicURL: cfg.PublicURL, TwilioAuthToken: cfg.Twilio.AuthToken,
+		CORSOrigins: cfg.CORSOrigins,
 	})
 	if err := a.Start(ctx); err != nil {
 		return err

@@ -98,6 +98,10 @@ type Options struct {
 	// (POST /webhooks/twilio/status); without both the route is 404.
 	PublicURL       string
 	TwilioAuthToken string
+
+	// CORSOrigins are the origins whose browser scripts may call the
+	// accounts API (httpapi.Options.CORSOrigins); empty: CORS off.
+	CORSOrigins []string
 }
 
 // Limits are the rate limits of the service.
@@ -232,8 +236,9 @@ func New(o Options) *App {
 		Ready: o.Store.Ready, Metrics: a.Metrics.Handler(), Observe: a.Metrics.ObserveRequest,
 		Limiter: o.Limiter, LimitIP: limits.IP, LimitClient: limits.Client, TrustedProxies: o.TrustedProxies,
 		Idempotency: o.Store, Keys: o.Keys, Now: o.Now,
-		DBTimeout: o.DBTimeout,
-		PublicURL: o.PublicURL, TwilioAuthToken: o.TwilioAuthToken, ObserveConversion: a.Metrics.ObserveConversion, ObserveDeliveryReport: a.Metrics.ObserveDeliveryReport,
+		DBTimeout:   o.DBTimeout,
+		CORSOrigins: o.CORSOrigins,
+		PublicURL:   o.PublicURL, TwilioAuthToken: o.TwilioAuthToken, ObserveConversion: a.Metrics.ObserveConversion, ObserveDeliveryReport: a.Metrics.ObserveDeliveryReport,
 	})
 	return a
 }

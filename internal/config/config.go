@@ -80,6 +80,12 @@ type Config struct {
 	OutboxMaxAttempts int           // TESSERA_OUTBOX_MAX_ATTEMPTS: tries before a message is given up
 	ResendCooldown    time.Duration // TESSERA_RESEND_COOLDOWN: wait between sends of the same code
 
+	// Browser apps and developers.
+	CORSOrigins []string // TESSERA_CORS_ORIGINS: origins whose scripts may call the accounts API; empty: CORS off
+	// TESSERA_DEV_INBOX: serve /dev/inbox with the log sender's recent
+	// messages (default: on a loopback address with SQLite)
+	DevInbox bool
+
 	// HMACKey and EncryptionKeys come from TESSERA_HMAC_KEY and
 	// TESSERA_ENCRYPTION_KEYS, or else from files in DataDir that are
 	// created on first start. Several instances must share them.
@@ -200,6 +206,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.OutboxMaxAttempts = positive(get("TESSERA_OUTBOX_MAX_ATTEMPTS", "8"), "TESSERA_OUTBOX_MAX_ATTEMPTS", bad)
 	c.loadDelivery(getenv, get, bad)
 	c.loadLimits(getenv, get, bad)
+	c.loadBrowser(get, bad)
 	c.Retention = duration(get("TESSERA_RETENTION", "24h"), "TESSERA_RETENTION", bad)
 	c.AuditRetention = duration(get("TESSERA_AUDIT_RETENTION", "2160h"), "TESSERA_AUDIT_RETENTION", bad)
 	if len(errs) > 0 {

@@ -77,6 +77,10 @@ type Options struct {
 	// after its message was delivered (channel).
 	ObserveDeliveryReport func(channel, status string)
 	ObserveConversion     func(channel string)
+
+	// CORSOrigins are the exact origins (scheme://host[:port]) whose
+	// browser scripts may call the accounts API; empty: CORS is off.
+	CORSOrigins []string
 }
 
 // New returns a server with every route registered.
@@ -171,6 +175,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.Observe(r.Pattern, r.Method, rec.status, d)
 		}
 	}()
+	if s.cors(rec, r) {
+		return
+	}
 	if !acceptsJSON(r.Header.Get("Accept")) {
 		s.writeError(rec, r, tessera.Errorf(tessera.ENOTACCEPT, "This API answers application/json only"))
 		return
