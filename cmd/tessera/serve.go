@@ -16,6 +16,7 @@ import (
 
 	"github.com/tessera-id/tessera/internal/app"
 	"github.com/tessera-id/tessera/internal/config"
+	"github.com/tessera-id/tessera/internal/deliver"
 	"github.com/tessera-id/tessera/internal/ratelimit"
 )
 
@@ -51,6 +52,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
+	// The development inbox shows what the log sender delivers (the
+	// configuration allows it on loopback with SQLite, or when asked for).
+	var devInbox *deliver.Inbox
+	if cfg.DevInbox {
+		devInbox = deliver.NewInbox(deliver.DefaultInboxSize, nil)
+	}
 	// Limits live in Redis when several instances must share them.
 	var limiter ratelimit.Limiter
 	if cfg.RedisURL != "" {
@@ -72,7 +79,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		RefreshGrace: cfg.RefreshGrace, PrivilegedMaxAge: cfg.PrivilegedMaxAge, NoNewDeviceNotices: !cfg.NewDeviceNotices,
 		WebAuthnRPID: cfg.WebAuthnRPID, WebAuthnRPName: cfg.WebAuthnRPName, WebAuthnOrigins: cfg.WebAuthnOrigins,
 		PublicURL: cfg.PublicURL, TwilioAuthToken: cfg.Twilio.AuthToken,
-		CORSOrigins: cfg.CORSOrigins,
+		CORSOrigins: cfg.CORSOrigins, DevInbox: devInbox,
 	})
 	if err := a.Start(ctx); err != nil {
 		return err
@@ -174,6 +181,9 @@ func printWelcome(ctx context.Context, w io.Writer, cfg *config.Config, a *app.A
 	}
 	if cfg.KeysGenerated {
 		fmt.Fprintf(w, "Generated server keys in %s (mode 0600). Several instances must share them: see README.\n", cfg.DataDir)
+	}
+	if cfg.DevInbox {
+		fmt.Fprintf(w, "Development inbox: %s/dev/inbox shows the messages the log sender delivered, with their codes\n", baseURL)
 	}
 	token := "$TOKEN"
 	clients, err := a.Store.Clients(ctx)

@@ -548,6 +548,8 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_WEBAUTHN_RP_ID", c.WebAuthnRPID},
 		{"TESSERA_WEBAUTHN_RP_NAME", c.WebAuthnRPName},
 		{"TESSERA_WEBAUTHN_ORIGINS", strings.Join(c.WebAuthnOrigins, ",")},
+		{"TESSERA_CORS_ORIGINS", strings.Join(c.CORSOrigins, ",")},
+		{"TESSERA_DEV_INBOX", map[bool]string{false: "0", true: "1"}[c.DevInbox]},
 		{"TESSERA_EMAIL_SENDER", c.EmailSender},
 		{"TESSERA_SMS_SENDER", c.SMSSender},
 		{"TESSERA_SMTP_HOST", c.SMTP.Host},

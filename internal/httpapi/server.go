@@ -81,6 +81,9 @@ type Options struct {
 	// CORSOrigins are the exact origins (scheme://host[:port]) whose
 	// browser scripts may call the accounts API; empty: CORS is off.
 	CORSOrigins []string
+	// Inbox, when set, is shown at GET /dev/inbox (development only);
+	// without it the route answers 404.
+	Inbox *deliver.Inbox
 }
 
 // New returns a server with every route registered.
@@ -111,6 +114,7 @@ func (s *Server) routes() {
 	s.accountRoutes()
 	s.openapiRoutes()
 	web.Routes(s.handle) // the minimal passkey page, until the hosted pages exist
+	s.devInboxRoutes()
 
 	// Anything else: JSON 404, never the mux's plain-text page.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -178,7 +182,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cors(rec, r) {
 		return
 	}
-	if !acceptsJSON(r.Header.Get("Accept")) {
+	if !acceptsJSON(r.Header.Get("Accept")) && r.URL.Path != devInboxPath {
 		s.writeError(rec, r, tessera.Errorf(tessera.ENOTACCEPT, "This API answers application/json only"))
 		return
 	}
