@@ -168,8 +168,7 @@ func (s *Service) DeleteTOTP(ctx context.Context, u *tessera.User, sess *tessera
 		if _, err := t.store.RevokeSessions(ctx, u.ID, "", sess.ID, "MFA changed", s.now()); err != nil {
 			return err
 		}
-		return s.notifyOn(ctx, t.engine, u, u.Email, "an authenticator app was removed",
-			"The authenticator app was removed from your account; every other session was ended.")
+		return s.notifyOn(ctx, t.engine, u, u.Email, "totp_removed")
 	})
 	if err != nil {
 		return nil, err
@@ -256,7 +255,7 @@ func (s *Service) VerifyChannel(ctx context.Context, u *tessera.User, sess *tess
 		return nil, tessera.Invalid(tessera.FieldError{Path: "channel", Error: "must be email, sms or totp"})
 	}
 	if enrol != nil {
-		what := map[string]string{ChannelSMS: "Texted codes are now a second factor", ChannelTOTP: "An authenticator app was enrolled"}[channel]
+		notice := map[string]string{ChannelSMS: "sms_factor_added", ChannelTOTP: "totp_added"}[channel]
 		err := s.inTx(ctx, func(t *txn) error {
 			if err := enrol(t.store); err != nil {
 				return err
@@ -270,8 +269,7 @@ func (s *Service) VerifyChannel(ctx context.Context, u *tessera.User, sess *tess
 			if err := t.store.SetSessionAuth(ctx, sess.ID, aal, amr, sess.AuthTime, now); err != nil {
 				return err
 			}
-			return s.notifyOn(ctx, t.engine, u, u.Email, "a second factor was added",
-				what+" for your account; every other session was ended.")
+			return s.notifyOn(ctx, t.engine, u, u.Email, notice)
 		})
 		if err != nil {
 			return nil, err
@@ -320,5 +318,5 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, u *tessera.User, 
 		return nil, err
 	}
 	s.audit(ctx, tessera.AuditRecoveryCodesRegen, u, meta, fmt.Sprintf("%d new codes; the old set is void", len(codes)))
-	return codes, s.notify(ctx, u, u.Email, "new recovery codes", "A new set of recovery codes was made for your account; the old set no longer works.")
+	return codes, s.notify(ctx, u, u.Email, "recovery_codes")
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/i18n"
 	"github.com/tessera-id/tessera/internal/policy"
 	"github.com/tessera-id/tessera/internal/verify"
 )
@@ -117,7 +118,7 @@ func (s *Service) SendPasswordRecovery(ctx context.Context, email, dest, label s
 	if err := s.Store.CreateFlow(ctx, f); err != nil {
 		return nil, err
 	}
-	s.background(func(ctx context.Context) {
+	s.background(ctx, func(ctx context.Context) {
 		u, err := s.Store.UserByEmail(ctx, addr)
 		if err != nil {
 			return // no account: nothing to send, and nobody told
@@ -200,7 +201,7 @@ func (s *Service) ResetPassword(ctx context.Context, processingID, token, newPas
 		if _, err := t.store.RevokeSessions(ctx, u.ID, "", "", "password reset", now); err != nil {
 			return err
 		}
-		return s.notifyOn(ctx, t.engine, u, u.Email, "your password was reset", "The password of your account was reset and every session was ended.")
+		return s.notifyOn(ctx, t.engine, u, u.Email, "password_reset")
 	})
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return flowGone() // a parallel reset used the flow
@@ -302,9 +303,9 @@ func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera
 	if err != nil {
 		return nil, err
 	}
-	what, off := "Texted codes are no longer a second factor for your account.", ChannelSMS
+	notice, off := "sms_factor_off", ChannelSMS
 	if dest == DestinationEmail {
-		what, off = "Two-step verification (MFA) was turned off for your account.", "all"
+		notice, off = "mfa_off", "all"
 	}
 	var codeErr error
 	err = s.inTx(ctx, func(t *txn) error {
@@ -328,7 +329,7 @@ func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera
 		if _, err := t.store.RevokeSessions(ctx, u.ID, "", sess.ID, "MFA changed", s.now()); err != nil {
 			return err
 		}
-		return s.notifyOn(ctx, t.engine, u, u.Email, "MFA was turned off", what)
+		return s.notifyOn(ctx, t.engine, u, u.Email, notice)
 	})
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return nil, flowGone()
@@ -462,7 +463,7 @@ func (s *Service) AddKey(ctx context.Context, u *tessera.User, sess *tessera.Ses
 		if err := t.store.ChangePhone(ctx, u.ID, key, verify.RegionOf(key), s.now()); err != nil {
 			return err
 		}
-		return s.notifyOn(ctx, t.engine, u, u.Email, "a phone number was added", "The phone number "+obfuscate(method, key)+" was added to your account.")
+		return s.notifyOn(ctx, t.engine, u, u.Email, "phone_added", "phone", obfuscate(method, key))
 	})
 	if err == nil {
 		err = codeErr
@@ -604,10 +605,6 @@ func (s *Service) ChangeKey(ctx context.Context, u *tessera.User, sess *tessera.
 // the previous email, all in one transaction.
 func (s *Service) replaceKey(ctx context.Context, u *tessera.User, keep, keyType, key, verb string, meta Meta, check func(t *txn) error) (*tessera.User, error) {
 	now := s.now()
-	what := "phone number"
-	if keyType == DestinationEmail {
-		what = "email address"
-	}
 	var codeErr error
 	err := s.inTx(ctx, func(t *txn) error {
 		if codeErr = check(t); codeErr != nil {
@@ -625,7 +622,7 @@ func (s *Service) replaceKey(ctx context.Context, u *tessera.User, keep, keyType
 		if _, err := t.store.RevokeSessions(ctx, u.ID, "", keep, "user key "+verb, now); err != nil {
 			return err
 		}
-		return s.notifyOn(ctx, t.engine, u, u.Email, "your "+what+" was "+verb, "The "+what+" of your account was "+verb+" to "+obfuscate(methodOf(keyType), key)+".")
+		return s.notifyOn(ctx, t.engine, u, u.Email, "key_"+verb, "what", keyTypeWord(s.lang(ctx, u), keyType), "key", obfuscate(methodOf(keyType), key))
 	})
 	if err == nil {
 		err = codeErr
@@ -693,7 +690,7 @@ func (s *Service) RemoveKey(ctx context.Context, u *tessera.User, sess *tessera.
 		if err := t.store.RemovePhone(ctx, u.ID); err != nil {
 			return err
 		}
-		return s.notifyOn(ctx, t.engine, u, u.Email, "your phone number was removed", "The phone number "+ObfuscatePhone(u.Phone)+" was removed from your account.")
+		return s.notifyOn(ctx, t.engine, u, u.Email, "phone_removed", "phone", ObfuscatePhone(u.Phone))
 	})
 	if err == nil {
 		err = codeErr
@@ -830,9 +827,11 @@ func (s *Service) RecoverKey(ctx context.Context, processingID, lostKey, verific
 // past it new ones are dropped (and logged) rather than piling up.
 const maxBackground = 32
 
-// background runs fn after the request, with its own deadline; Drain waits
-// for every such fn (tests, and shutdown).
-func (s *Service) background(fn func(ctx context.Context)) {
+// background runs fn after the request, with its own deadline and the
+// request's language (for the messages it sends); Drain waits for every
+// such fn (tests, and shutdown).
+func (s *Service) background(reqCtx context.Context, fn func(ctx context.Context)) {
+	lang := i18n.FromContext(reqCtx)
 	s.slotsOnce.Do(func() { s.slots = make(chan struct{}, maxBackground) })
 	select {
 	case s.slots <- struct{}{}:
@@ -843,7 +842,7 @@ func (s *Service) background(fn func(ctx context.Context)) {
 	s.pending.Add(1)
 	go func() {
 		defer func() { <-s.slots; s.pending.Done() }()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(i18n.WithLanguage(context.Background(), lang), 30*time.Second)
 		defer cancel()
 		fn(ctx)
 	}()

@@ -19,6 +19,7 @@ import (
 	"github.com/tessera-id/tessera/internal/account"
 	"github.com/tessera-id/tessera/internal/apiclient"
 	"github.com/tessera-id/tessera/internal/deliver"
+	"github.com/tessera-id/tessera/internal/i18n"
 	"github.com/tessera-id/tessera/internal/ratelimit"
 	"github.com/tessera-id/tessera/internal/secret"
 	"github.com/tessera-id/tessera/internal/verify"
@@ -155,6 +156,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+	// The messages a request causes speak its language, unless the user
+	// chose one (i18n.For).
+	ctx = i18n.WithLanguage(ctx, i18n.Negotiate("", headerValue(r.Header.Get("Accept-Language"), maxHeaderValue)))
 	if s.DBTimeout > 0 {
 		// One deadline for the whole request, so the answer comes within
 		// it however many statements the request runs.
