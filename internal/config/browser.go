@@ -26,10 +26,12 @@ func (c *Config) loadBrowser(get func(name, def string) string, bad func(string,
 
 	// The inbox shows every code in clear text, so without an explicit
 	// setting it is on only where nobody else can reach it: a loopback
-	// listen address, on SQLite (a PostgreSQL deployment is a shared one).
+	// listen address, on SQLite (a PostgreSQL deployment is a shared one),
+	// with no sign of a reverse proxy in front (trusted proxies, a public
+	// URL), which would make loopback reachable from anywhere.
 	switch v := get("TESSERA_DEV_INBOX", ""); v {
 	case "":
-		c.DevInbox = loopback(c.Addr) && !c.UsesPostgres()
+		c.DevInbox = loopback(c.Addr) && !c.UsesPostgres() && len(c.TrustedProxies) == 0 && c.PublicURL == ""
 	default:
 		on, err := strconv.ParseBool(v)
 		if err != nil {

@@ -42,6 +42,8 @@ func TestDevInbox(t *testing.T) {
 		{"asked for on every interface", map[string]string{"TESSERA_ADDR": ":8080", "TESSERA_DEV_INBOX": "1"}, true},
 		{"switched off on loopback", map[string]string{"TESSERA_DEV_INBOX": "0"}, false},
 		{"PostgreSQL on loopback: off", map[string]string{"TESSERA_DATABASE_URL": "postgres://127.0.0.1/test"}, false},
+		{"behind a proxy: off", map[string]string{"TESSERA_TRUSTED_PROXIES": "127.0.0.1"}, false},
+		{"with a public URL: off", map[string]string{"TESSERA_PUBLIC_URL": "https://tessera.example.com"}, false},
 		{"PostgreSQL, asked for", map[string]string{"TESSERA_DATABASE_URL": "postgres://127.0.0.1/test", "TESSERA_DEV_INBOX": "1"}, true},
 		{"one channel on the log sender", map[string]string{"TESSERA_SMS_SENDER": "webhook", "TESSERA_WEBHOOK_URL": "https://hooks.example.com/x", "TESSERA_WEBHOOK_SECRET": "whsec_" + b64(3)}, true},
 		{"no log sender: nothing to show", map[string]string{"TESSERA_DEV_INBOX": "1", "TESSERA_EMAIL_SENDER": "webhook", "TESSERA_SMS_SENDER": "webhook", "TESSERA_WEBHOOK_URL": "https://hooks.example.com/x", "TESSERA_WEBHOOK_SECRET": "whsec_" + b64(3)}, false},
