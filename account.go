@@ -50,6 +50,10 @@ type User struct {
 	FailedLogins       int    // consecutive wrong passwords
 	LockedUntil        time.Time
 	CreatedAt          time.Time
+
+	// Locale is the language the user chose for their messages (an
+	// internal/i18n catalogue such as "de"); "" follows the request.
+	Locale string
 }
 
 // TOTPEnrolled reports whether an authenticator app is enrolled.
@@ -291,6 +295,9 @@ type AccountStore interface {
 	SetPassword(ctx context.Context, userID, hash, recoveredVia string, now time.Time) error
 	// SetUserStatus sets the status.
 	SetUserStatus(ctx context.Context, userID string, status UserStatus) error
+	// SetLocale sets the language of the user's messages ("" for none);
+	// ENOTFOUND if the user does not exist.
+	SetLocale(ctx context.Context, userID, locale string) error
 	// Credentials lists a user's credentials, oldest first; none for an
 	// unknown user.
 	Credentials(ctx context.Context, userID string) ([]*Credential, error)

@@ -135,6 +135,9 @@ type MessageContent struct {
 	Body      string `json:"body"`
 	FromEmail string `json:"fromEmail,omitempty"`
 	FromName  string `json:"fromName,omitempty"`
+	// Code is the code Body carries, kept beside it (sealed alike) for the
+	// development inbox; senders send Body and never read it.
+	Code string `json:"code,omitempty"`
 }
 
 // TOTPSecret is a consumer's authenticator-app secret. It is temporary until

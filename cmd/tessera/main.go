@@ -68,6 +68,8 @@ Configuration (environment):
   TESSERA_ID_TOKEN_TTL      ID token lifetime (default 15m)
   TESSERA_EMAIL_SENDER      log (default), smtp or webhook; see README for TESSERA_SMTP_*
   TESSERA_SMS_SENDER        log (default), twilio or webhook; see README for TESSERA_TWILIO_*, TESSERA_WEBHOOK_*
+  TESSERA_CORS_ORIGINS      origins whose browser scripts may call the accounts API (default none: CORS off)
+  TESSERA_DEV_INBOX         1: show the log sender's messages at /dev/inbox; 0: never (default: on a loopback address with SQLite)
   TESSERA_DEBUG_ADDR        if set, serve Go's pprof profiles on this address (loopback only!)
 `
 

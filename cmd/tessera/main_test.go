@@ -49,6 +49,7 @@ type server struct {
 	cmd    *exec.Cmd
 	url    string
 	token  string // set when the start created the quickstart client
+	banner string // what it printed up to its first curl
 	stderr *bytes.Buffer
 	done   chan error
 }
@@ -84,6 +85,7 @@ func startServer(t *testing.T, dataDir string, env ...string) *server {
 			if !ok {
 				t.Fatalf("serve exited before it was ready; stderr:\n%s", s.stderr)
 			}
+			s.banner += line + "\n"
 			if m := listening.FindStringSubmatch(line); m != nil {
 				s.url = m[1]
 			}
@@ -143,6 +145,14 @@ func TestFirstStartCreatesKeysAndAClient(t *testing.T) {
 	status, body := s.post(t, "/methods/email/actions/initiate", s.token, `{"consumer":"new@example.com"}`)
 	if status != 200 {
 		t.Fatalf("first call answered %d %v", status, body)
+	}
+	// On loopback with SQLite the development inbox is on, and the banner
+	// says where.
+	if !strings.Contains(s.banner, s.url+"/dev/inbox") {
+		t.Fatalf("the banner does not point to the development inbox:\n%s", s.banner)
+	}
+	if res, err := http.Get(s.url + "/dev/inbox"); err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET /dev/inbox: %v %v", res, err)
 	}
 }
 

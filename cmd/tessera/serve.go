@@ -16,6 +16,7 @@ import (
 
 	"github.com/tessera-id/tessera/internal/app"
 	"github.com/tessera-id/tessera/internal/config"
+	"github.com/tessera-id/tessera/internal/deliver"
 	"github.com/tessera-id/tessera/internal/password"
 	"github.com/tessera-id/tessera/internal/ratelimit"
 	"github.com/tessera-id/tessera/internal/web"
@@ -51,6 +52,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
+	// The development inbox shows what the log sender delivers (the
+	// configuration allows it on loopback with SQLite, or when asked for).
+	var devInbox *deliver.Inbox
+	if cfg.DevInbox {
+		devInbox = deliver.NewInbox(deliver.DefaultInboxSize, nil)
+	}
 	// Limits live in Redis when several instances must share them.
 	var limiter ratelimit.Limiter
 	if cfg.RedisURL != "" {
@@ -75,7 +82,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		WebAuthnRPID: cfg.WebAuthnRPID, WebAuthnRPName: cfg.WebAuthnRPName, WebAuthnOrigins: cfg.WebAuthnOrigins,
 		PublicURL: cfg.PublicURL, TwilioAuthToken: cfg.Twilio.AuthToken,
 		NoAccountPages: !cfg.AccountPages, ReturnURLs: cfg.ReturnURLs,
-		Brand: web.Brand{Name: cfg.BrandName, LogoURL: cfg.BrandLogoURL, Color: cfg.BrandColor},
+		Brand:       web.Brand{Name: cfg.BrandName, LogoURL: cfg.BrandLogoURL, Color: cfg.BrandColor},
+		CORSOrigins: cfg.CORSOrigins, DevInbox: devInbox,
 	})
 	// A tighter limit would make every login hand its hash's memory back
 	// to the OS and fault it in again.
@@ -182,6 +190,9 @@ func printWelcome(ctx context.Context, w io.Writer, cfg *config.Config, a *app.A
 	}
 	if cfg.KeysGenerated {
 		fmt.Fprintf(w, "Generated server keys in %s (mode 0600). Several instances must share them: see README.\n", cfg.DataDir)
+	}
+	if cfg.DevInbox {
+		fmt.Fprintf(w, "Development inbox: %s/dev/inbox shows the messages the log sender delivered, with their codes\n", baseURL)
 	}
 	token := "$TOKEN"
 	clients, err := a.Store.Clients(ctx)

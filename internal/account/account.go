@@ -182,6 +182,9 @@ func checkPassword(pw, email string) error {
 // Without a flow, a new code for the same purpose replaces the last.
 type codeSpec struct {
 	purpose, extra, flowID string
+	// message names the message's text (msg.code.<message>) where the
+	// purpose alone does not say it (see codeMessages).
+	message string
 }
 
 func (c codeSpec) verificationID(userID string) string {
@@ -211,14 +214,15 @@ func (s *Service) send(ctx context.Context, u *tessera.User, method tessera.Meth
 		return nil, err
 	}
 	ttl := s.CodeTTL
-	body := "Your " + s.ServiceName + " code is {{{CODE}}}. It expires in " + ttlText(ttl) + ". If you did not ask for it, ignore this message."
+	lang := s.lang(ctx, u)
+	subject, body := s.codeText(lang, method, c)
 	if method == tessera.MethodEmail {
-		body = s.antiPhishingLine(u) + body
+		body = s.antiPhishingLine(u, lang) + body
 	}
 	req := &verify.InitiateRequest{
 		Consumer: destination,
 		Issuer:   s.ServiceName,
-		Template: verify.Template{Subject: "Your " + s.ServiceName + " code", Body: body},
+		Template: verify.Template{Subject: subject, Body: body},
 		Policy: verify.Policy{
 			ExpiredOn:            hms(ttl),
 			MaxAttempts:          codeMaxAttempts,
@@ -264,33 +268,7 @@ func (s *Service) limitKey(parts ...string) string {
 	return hex.EncodeToString(s.Keys.MAC(parts...)[:16])
 }
 
-// antiPhishingLine is the first line of every email to u when u has set
-// an anti-phishing code: phishing mail cannot show it.
-func (s *Service) antiPhishingLine(u *tessera.User) string {
-	if u.AntiPhishingSealed == nil {
-		return ""
-	}
-	code, err := s.Keys.Open(u.AntiPhishingSealed, antiPhishingAD(u.ID))
-	if err != nil {
-		return ""
-	}
-	return "Your anti-phishing code: " + string(code) + "\n\n"
-}
-
 func antiPhishingAD(userID string) []byte { return []byte("anti-phishing\x00" + userID) }
-
-// notify emails u a security notice, at address (the user's email, or the
-// previous one after a change).
-func (s *Service) notify(ctx context.Context, u *tessera.User, address, subject, text string) error {
-	return s.notifyOn(ctx, s.Engine, u, address, subject, text)
-}
-
-func (s *Service) notifyOn(ctx context.Context, eng *verify.Engine, u *tessera.User, address, subject, text string) error {
-	return eng.Notice(ctx, Owner, tessera.MethodEmail, address, tessera.MessageContent{
-		Subject: s.ServiceName + ": " + subject,
-		Body:    s.antiPhishingLine(u) + text + "\n\nIf this was not you, reset your password now and contact support.",
-	})
-}
 
 // txn is a transaction of the account stores with an engine bound to it:
 // codes it checks, changes it makes and notices it queues commit together.

@@ -100,7 +100,11 @@ func (smsFactor) Method() string { return policy.SMS }
 func (smsFactor) sends() bool    { return true }
 
 func (f smsFactor) Begin(ctx context.Context, u *tessera.User, fl *tessera.Flow) (any, error) {
-	return f.s.sendCode(ctx, u, tessera.MethodPhone, u.Phone, "login", fl.ID)
+	c := codeSpec{purpose: "login", extra: fl.ID}
+	if fl.Type == tessera.FlowReauthentication {
+		c.message = "step_up" // the same factor, but the user is told what for
+	}
+	return f.s.send(ctx, u, tessera.MethodPhone, u.Phone, c)
 }
 
 func (f smsFactor) Verify(ctx context.Context, u *tessera.User, fl *tessera.Flow, code string) error {

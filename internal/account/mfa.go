@@ -168,8 +168,7 @@ func (s *Service) DeleteTOTP(ctx context.Context, u *tessera.User, sess *tessera
 		if _, err := t.store.RevokeSessions(ctx, u.ID, "", sess.ID, "MFA changed", s.now()); err != nil {
 			return err
 		}
-		if err := s.notifyOn(ctx, t.engine, u, u.Email, "an authenticator app was removed",
-			"The authenticator app was removed from your account; every other session was ended."); err != nil {
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, "totp_removed"); err != nil {
 			return err
 		}
 		return s.auditIn(ctx, t, tessera.AuditMFADisabled, u, meta, ChannelTOTP)
@@ -258,7 +257,7 @@ func (s *Service) VerifyChannel(ctx context.Context, u *tessera.User, sess *tess
 		return nil, tessera.Invalid(tessera.FieldError{Path: "channel", Error: "must be email, sms or totp"})
 	}
 	if enrol != nil {
-		what := map[string]string{ChannelSMS: "Texted codes are now a second factor", ChannelTOTP: "An authenticator app was enrolled"}[channel]
+		notice := map[string]string{ChannelSMS: "sms_factor_added", ChannelTOTP: "totp_added"}[channel]
 		detail := channel
 		if !mfaBefore {
 			detail += "; MFA on, recovery codes issued"
@@ -276,8 +275,7 @@ func (s *Service) VerifyChannel(ctx context.Context, u *tessera.User, sess *tess
 			if err := t.store.SetSessionAuth(ctx, sess.ID, aal, amr, sess.AuthTime, now); err != nil {
 				return err
 			}
-			if err := s.notifyOn(ctx, t.engine, u, u.Email, "a second factor was added",
-				what+" for your account; every other session was ended."); err != nil {
+			if err := s.notifyOn(ctx, t.engine, u, u.Email, notice); err != nil {
 				return err
 			}
 			return s.auditIn(ctx, t, tessera.AuditMFAEnabled, u, meta, detail)
@@ -324,5 +322,5 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, u *tessera.User, 
 		return nil, err
 	}
 	s.audit(ctx, tessera.AuditRecoveryCodesRegen, u, meta, fmt.Sprintf("%d new codes; the old set is void", len(codes)))
-	return codes, s.notify(ctx, u, u.Email, "new recovery codes", "A new set of recovery codes was made for your account; the old set no longer works.")
+	return codes, s.notify(ctx, u, u.Email, "recovery_codes")
 }

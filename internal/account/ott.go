@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/i18n"
 	"github.com/tessera-id/tessera/internal/policy"
 	"github.com/tessera-id/tessera/internal/verify"
 )
@@ -117,7 +118,7 @@ func (s *Service) SendPasswordRecovery(ctx context.Context, email, dest, label s
 	if err := s.Store.CreateFlow(ctx, f); err != nil {
 		return nil, err
 	}
-	s.background(func(ctx context.Context) {
+	s.background(ctx, func(ctx context.Context) {
 		u, err := s.Store.UserByEmail(ctx, addr)
 		if err != nil {
 			return // no account: nothing to send, and nobody told
@@ -200,7 +201,7 @@ func (s *Service) ResetPassword(ctx context.Context, processingID, token, newPas
 		if _, err := t.store.RevokeSessions(ctx, u.ID, "", "", "password reset", now); err != nil {
 			return err
 		}
-		if err := s.notifyOn(ctx, t.engine, u, u.Email, "your password was reset", "The password of your account was reset and every session was ended."); err != nil {
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, "password_reset"); err != nil {
 			return err
 		}
 		return s.auditIn(ctx, t, tessera.AuditPasswordReset, u, meta, "token sent to "+dest+"; every session ended")
@@ -304,9 +305,9 @@ func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera
 	if err != nil {
 		return nil, err
 	}
-	what, off := "Texted codes are no longer a second factor for your account.", ChannelSMS
+	notice, off := "sms_factor_off", ChannelSMS
 	if dest == DestinationEmail {
-		what, off = "Two-step verification (MFA) was turned off for your account.", "all"
+		notice, off = "mfa_off", "all"
 	}
 	var codeErr error
 	err = s.inTx(ctx, func(t *txn) error {
@@ -330,7 +331,7 @@ func (s *Service) DisableMFA(ctx context.Context, u *tessera.User, sess *tessera
 		if _, err := t.store.RevokeSessions(ctx, u.ID, "", sess.ID, "MFA changed", s.now()); err != nil {
 			return err
 		}
-		if err := s.notifyOn(ctx, t.engine, u, u.Email, "MFA was turned off", what); err != nil {
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, notice); err != nil {
 			return err
 		}
 		return s.auditIn(ctx, t, tessera.AuditMFADisabled, u, meta, off)
@@ -466,7 +467,7 @@ func (s *Service) AddKey(ctx context.Context, u *tessera.User, sess *tessera.Ses
 		if err := t.store.ChangePhone(ctx, u.ID, key, verify.RegionOf(key), s.now()); err != nil {
 			return err
 		}
-		if err := s.notifyOn(ctx, t.engine, u, u.Email, "a phone number was added", "The phone number "+obfuscate(method, key)+" was added to your account."); err != nil {
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, "phone_added", "phone", obfuscate(method, key)); err != nil {
 			return err
 		}
 		return s.auditIn(ctx, t, tessera.AuditKeyAdded, u, meta, kt+" "+obfuscate(method, key))
@@ -610,10 +611,6 @@ func (s *Service) ChangeKey(ctx context.Context, u *tessera.User, sess *tessera.
 // the previous email, all in one transaction.
 func (s *Service) replaceKey(ctx context.Context, u *tessera.User, keep, keyType, key, verb string, meta Meta, check func(t *txn) error) (*tessera.User, error) {
 	now := s.now()
-	what := "phone number"
-	if keyType == DestinationEmail {
-		what = "email address"
-	}
 	kind := tessera.AuditKeyChanged
 	if verb == "recovered" {
 		kind = tessera.AuditKeyRecovered
@@ -635,7 +632,7 @@ func (s *Service) replaceKey(ctx context.Context, u *tessera.User, keep, keyType
 		if _, err := t.store.RevokeSessions(ctx, u.ID, "", keep, "user key "+verb, now); err != nil {
 			return err
 		}
-		if err := s.notifyOn(ctx, t.engine, u, u.Email, "your "+what+" was "+verb, "The "+what+" of your account was "+verb+" to "+obfuscate(methodOf(keyType), key)+"."); err != nil {
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, "key_"+verb, "what", keyTypeWord(s.lang(ctx, u), keyType), "key", obfuscate(methodOf(keyType), key)); err != nil {
 			return err
 		}
 		return s.auditIn(ctx, t, kind, u, meta, keyType+" "+verb+" to "+obfuscate(methodOf(keyType), key))
@@ -701,7 +698,7 @@ func (s *Service) RemoveKey(ctx context.Context, u *tessera.User, sess *tessera.
 		if err := t.store.RemovePhone(ctx, u.ID); err != nil {
 			return err
 		}
-		if err := s.notifyOn(ctx, t.engine, u, u.Email, "your phone number was removed", "The phone number "+ObfuscatePhone(u.Phone)+" was removed from your account."); err != nil {
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, "phone_removed", "phone", ObfuscatePhone(u.Phone)); err != nil {
 			return err
 		}
 		return s.auditIn(ctx, t, tessera.AuditKeyRemoved, u, meta, keyType+" "+ObfuscatePhone(u.Phone))
@@ -840,9 +837,11 @@ func (s *Service) RecoverKey(ctx context.Context, processingID, lostKey, verific
 // past it new ones are dropped (and logged) rather than piling up.
 const maxBackground = 32
 
-// background runs fn after the request, with its own deadline; Drain waits
-// for every such fn (tests, and shutdown).
-func (s *Service) background(fn func(ctx context.Context)) {
+// background runs fn after the request, with its own deadline and the
+// request's language (for the messages it sends); Drain waits for every
+// such fn (tests, and shutdown).
+func (s *Service) background(reqCtx context.Context, fn func(ctx context.Context)) {
+	lang := i18n.FromContext(reqCtx)
 	s.slotsOnce.Do(func() { s.slots = make(chan struct{}, maxBackground) })
 	select {
 	case s.slots <- struct{}{}:
@@ -853,7 +852,7 @@ func (s *Service) background(fn func(ctx context.Context)) {
 	s.pending.Add(1)
 	go func() {
 		defer func() { <-s.slots; s.pending.Done() }()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(i18n.WithLanguage(context.Background(), lang), 30*time.Second)
 		defer cancel()
 		fn(ctx)
 	}()

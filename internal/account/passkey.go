@@ -253,7 +253,7 @@ func (s *Service) FinishPasskeyEnrolment(ctx context.Context, u *tessera.User, s
 		if err := t.store.SavePasskeys(ctx, u.ID, keys, append(slices.Clone(keys), p), now); err != nil {
 			return err
 		}
-		if err := s.notifyOn(ctx, t.engine, u, u.Email, "a passkey was added", "The passkey \""+name+"\" was added to your account."); err != nil {
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, "passkey_added", "name", name); err != nil {
 			return err
 		}
 		return s.auditIn(ctx, t, tessera.AuditPasskeyAdded, u, meta, name)
@@ -369,7 +369,7 @@ func (s *Service) DeletePasskey(ctx context.Context, u *tessera.User, sess *tess
 		return err
 	}
 	s.audit(ctx, tessera.AuditPasskeyRemoved, u, meta, gone.Name)
-	return s.notify(ctx, u, u.Email, "a passkey was removed", "The passkey \""+gone.Name+"\" was removed from your account.")
+	return s.notify(ctx, u, u.Email, "passkey_removed", "name", gone.Name)
 }
 
 // RemovePassword makes the account passwordless: only its passkeys log
@@ -391,7 +391,7 @@ func (s *Service) RemovePassword(ctx context.Context, u *tessera.User, sess *tes
 		if err := t.store.EndFlows(ctx, u.ID, passwordFlows, s.now()); err != nil {
 			return err
 		}
-		if err := s.notifyOn(ctx, t.engine, u, u.Email, "your password was removed", "Your account no longer has a password: you log in with your passkeys."); err != nil {
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, "password_removed"); err != nil {
 			return err
 		}
 		return s.auditIn(ctx, t, tessera.AuditPasswordRemoved, u, meta, "passkeys only")
@@ -508,8 +508,7 @@ func (s *Service) usePasskey(ctx context.Context, u *tessera.User, keys []*tesse
 			if err := t.store.SavePasskeys(ctx, u.ID, keys, next, now); err != nil {
 				return err
 			}
-			if err := s.notifyOn(ctx, t.engine, u, u.Email, "a passkey may have been copied",
-				"Your passkey \""+used.Name+"\" was used with a counter that went backwards: another device may hold a copy of it. It no longer logs you in; remove it and add a new one."); err != nil {
+			if err := s.notifyOn(ctx, t.engine, u, u.Email, "passkey_cloned", "name", used.Name); err != nil {
 				return err
 			}
 			return s.auditIn(ctx, t, tessera.AuditPasskeyCloned, u, meta, used.Name)

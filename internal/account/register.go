@@ -105,8 +105,7 @@ func (s *Service) registrationNotice(ctx context.Context, u *tessera.User) error
 	if err := s.Store.HitSendLimit(ctx, s.limitKey("notice-register", u.ID), s.now(), noticeCooldown, time.Hour, 1<<30); err != nil {
 		return nil // told recently enough
 	}
-	return s.notify(ctx, u, u.Email, "someone tried to register with your address",
-		"Someone tried to create a "+s.ServiceName+" account with this email address, which already has one. If it was you, log in or reset your password. If not, you can ignore this message.")
+	return s.notify(ctx, u, u.Email, "register_attempt")
 }
 
 const noticeCooldown = 10 * time.Minute

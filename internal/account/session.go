@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/i18n"
 	"github.com/tessera-id/tessera/internal/policy"
 )
 
@@ -50,8 +51,7 @@ func (s *Service) newSession(ctx context.Context, u *tessera.User, amr []string,
 		if !newDevice {
 			return nil
 		}
-		return s.notifyOn(ctx, t.engine, u, u.Email, "new sign-in to your account",
-			"Your account was signed in to from a device it had not used before: "+describeDevice(sess.UserAgent, sess.IP)+".")
+		return s.notifyOn(ctx, t.engine, u, u.Email, "new_device", "device", describeDevice(s.lang(ctx, u), sess.UserAgent, sess.IP))
 	})
 	if err != nil {
 		return nil, err
@@ -83,14 +83,14 @@ func (s *Service) isNewDevice(ctx context.Context, u *tessera.User, userAgent st
 	return true, nil
 }
 
-func describeDevice(userAgent, ip string) string {
+func describeDevice(lang, userAgent, ip string) string {
 	if userAgent == "" {
-		userAgent = "an unnamed client"
+		userAgent = i18n.T(lang, "msg.device.unnamed")
 	}
 	if ip == "" {
 		return clip(userAgent, 200)
 	}
-	return clip(userAgent, 200) + " from " + ip
+	return i18n.T(lang, "msg.device.from", "agent", clip(userAgent, 200), "ip", ip)
 }
 
 // clip cuts s to at most n bytes without splitting a character.
@@ -292,8 +292,7 @@ func (s *Service) ChangePassword(ctx context.Context, u *tessera.User, sess *tes
 		if n, err = t.store.RevokeSessions(ctx, u.ID, "", sess.ID, "password changed", now); err != nil {
 			return err
 		}
-		if err := s.notifyOn(ctx, t.engine, u, u.Email, "your password was changed",
-			"The password of your account was changed, and every other session was ended."); err != nil {
+		if err := s.notifyOn(ctx, t.engine, u, u.Email, "password_changed"); err != nil {
 			return err
 		}
 		return s.auditIn(ctx, t, tessera.AuditPasswordChanged, u, meta, fmt.Sprintf("%d other sessions ended", n))

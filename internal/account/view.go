@@ -27,6 +27,9 @@ type UserView struct {
 	MFAEnabled             bool               `json:"mfaEnabled"`
 	SMSMFAEnabled          bool               `json:"smsMfaEnabled"`
 	HasAntiPhishingCode    bool               `json:"hasAntiPhishingCode"`
+	// Locale is the language chosen for the user's messages; absent when
+	// they follow each request's Accept-Language.
+	Locale string `json:"locale,omitempty"`
 }
 
 // View returns u as the API shows it. A user who never logged in shows the
@@ -49,6 +52,7 @@ func View(u *tessera.User) *UserView {
 		MFAEnabled:             policy.Of(u, 0).MFA(),
 		SMSMFAEnabled:          !u.SMSMFAAt.IsZero(),
 		HasAntiPhishingCode:    u.AntiPhishingSealed != nil,
+		Locale:                 u.Locale,
 	}
 	if v.LastLoggedDate.IsZero() {
 		v.LastLoggedDate = u.CreatedAt

@@ -119,6 +119,12 @@ type Options struct {
 	NoAccountPages bool
 	Brand          web.Brand
 	ReturnURLs     []string
+	// CORSOrigins are the origins whose browser scripts may call the
+	// accounts API (httpapi.Options.CORSOrigins); empty: CORS off.
+	CORSOrigins []string
+	// DevInbox, when set, records what the log senders deliver and is
+	// shown at GET /dev/inbox; nil: no inbox.
+	DevInbox *deliver.Inbox
 }
 
 // Limits are the rate limits of the service.
@@ -175,6 +181,9 @@ func New(o Options) *App {
 		o.Retention = 24 * time.Hour
 	}
 	a := &App{Store: o.Store, Keys: o.Keys, Log: o.Log, retention: o.Retention, auditRetention: orDuration(o.AuditRetention, 90*24*time.Hour)}
+	if o.DevInbox != nil {
+		o.Senders = withInbox(o.Senders, o.DevInbox)
+	}
 	a.Worker = deliver.NewWorker(o.Store, o.Keys, o.Senders, o.Log)
 	a.Worker.Now = o.Now
 	if o.OutboxLease > 0 {
@@ -259,8 +268,22 @@ func New(o Options) *App {
 		DBTimeout:      o.DBTimeout,
 		NoAccountPages: o.NoAccountPages, Brand: o.Brand, ReturnURLs: o.ReturnURLs,
 		PublicURL: o.PublicURL, TwilioAuthToken: o.TwilioAuthToken, ObserveDeliveryReport: a.Metrics.ObserveDeliveryReport,
+		CORSOrigins: o.CORSOrigins, Inbox: o.DevInbox,
 	})
 	return a
+}
+
+// withInbox has inbox record what each log sender delivers: the only
+// messages a development inbox may show.
+func withInbox(senders map[tessera.Channel]tessera.Sender, inbox *deliver.Inbox) map[tessera.Channel]tessera.Sender {
+	out := make(map[tessera.Channel]tessera.Sender, len(senders))
+	for ch, s := range senders {
+		if _, isLog := s.(*deliver.LogSender); isLog {
+			s = inbox.Wrap(s)
+		}
+		out[ch] = s
+	}
+	return out
 }
 
 func orStrings(v, def []string) []string {

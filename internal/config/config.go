@@ -95,6 +95,12 @@ type Config struct {
 	OutboxMaxAttempts int           // TESSERA_OUTBOX_MAX_ATTEMPTS: tries before a message is given up
 	ResendCooldown    time.Duration // TESSERA_RESEND_COOLDOWN: wait between sends of the same code
 
+	// Browser apps and developers.
+	CORSOrigins []string // TESSERA_CORS_ORIGINS: origins whose scripts may call the accounts API; empty: CORS off
+	// TESSERA_DEV_INBOX: serve /dev/inbox with the log sender's recent
+	// messages (default: on a loopback address with SQLite)
+	DevInbox bool
+
 	// HMACKeys and EncryptionKeys come from TESSERA_HMAC_KEY and
 	// TESSERA_ENCRYPTION_KEYS, or else from files in DataDir that are
 	// created on first start. Several instances must share them. Both
@@ -229,6 +235,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.OutboxMaxAttempts = positive(get("TESSERA_OUTBOX_MAX_ATTEMPTS", "8"), "TESSERA_OUTBOX_MAX_ATTEMPTS", bad)
 	c.loadDelivery(getenv, get, bad)
 	c.loadLimits(getenv, get, bad)
+	c.loadBrowser(get, bad)
 	c.Retention = duration(get("TESSERA_RETENTION", "24h"), "TESSERA_RETENTION", bad)
 	c.AuditRetention = duration(get("TESSERA_AUDIT_RETENTION", "2160h"), "TESSERA_AUDIT_RETENTION", bad)
 	if len(errs) > 0 {
@@ -601,6 +608,8 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_BRAND_LOGO_URL", c.BrandLogoURL},
 		{"TESSERA_BRAND_COLOR", c.BrandColor},
 		{"TESSERA_RETURN_URLS", strings.Join(c.ReturnURLs, ",")},
+		{"TESSERA_CORS_ORIGINS", strings.Join(c.CORSOrigins, ",")},
+		{"TESSERA_DEV_INBOX", map[bool]string{false: "0", true: "1"}[c.DevInbox]},
 		{"TESSERA_EMAIL_SENDER", c.EmailSender},
 		{"TESSERA_SMS_SENDER", c.SMSSender},
 		{"TESSERA_SMTP_HOST", c.SMTP.Host},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sort"
 	"time"
 
 	"github.com/tessera-id/tessera"
@@ -25,6 +26,7 @@ func (s *Server) accountRoutes() {
 
 	s.handle("GET /auth/me", s.requireUser(s.handleMe))
 	s.handle("GET /auth/userinfo", s.requireUser(s.handleUserInfo))
+	s.handle("PATCH /auth/me", s.requireUser(s.handlePatchMe))
 	s.handle("POST /auth/logout", s.requireUser(s.handleLogout))
 	s.handle("POST /auth/reauthenticate", s.requireUser(s.handleReauthenticate))
 	s.handle("GET /auth/sessions", s.requireUser(s.handleSessions))
@@ -298,6 +300,42 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleUserInfo(w http.ResponseWriter, r *http.Request) {
 	a := userFrom(r.Context())
 	writeJSON(w, http.StatusOK, token.UserInfoOf(a.user, a.session))
+}
+
+// handlePatchMe handles PATCH /auth/me: the user's own settings, today
+// locale (the language of their messages). Any other field is refused,
+// not ignored: the email, the phone and the factors change only through
+// their own flows.
+func (s *Server) handlePatchMe(w http.ResponseWriter, r *http.Request) {
+	var req map[string]json.RawMessage
+	if err := decodeJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	fields := make([]string, 0, len(req))
+	for name := range req {
+		fields = append(fields, name)
+	}
+	sort.Strings(fields)
+	for _, name := range fields {
+		if name != "locale" {
+			s.writeError(w, r, tessera.Invalid(tessera.FieldError{Path: name, Error: "is not a setting: PATCH /auth/me takes locale"}))
+			return
+		}
+	}
+	u := userFrom(r.Context()).user
+	raw, ok := req["locale"]
+	if !ok {
+		s.writeUser(w, u)
+		return
+	}
+	var locale string
+	if err := json.Unmarshal(raw, &locale); err != nil {
+		s.writeError(w, r, tessera.Invalid(tessera.FieldError{Path: "locale", Error: "must be a string"}))
+		return
+	}
+	u, err := s.Accounts.SetLocale(r.Context(), u, locale)
+	s.replyUser(w, r, u, err)
 }
 
 // handleLogout handles POST /auth/logout: the current session ends.

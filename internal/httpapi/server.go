@@ -19,6 +19,7 @@ import (
 	"github.com/tessera-id/tessera/internal/account"
 	"github.com/tessera-id/tessera/internal/apiclient"
 	"github.com/tessera-id/tessera/internal/deliver"
+	"github.com/tessera-id/tessera/internal/i18n"
 	"github.com/tessera-id/tessera/internal/ratelimit"
 	"github.com/tessera-id/tessera/internal/secret"
 	"github.com/tessera-id/tessera/internal/verify"
@@ -81,6 +82,13 @@ type Options struct {
 	NoAccountPages bool
 	Brand          web.Brand
 	ReturnURLs     []string
+
+	// CORSOrigins are the exact origins (scheme://host[:port]) whose
+	// browser scripts may call the accounts API; empty: CORS is off.
+	CORSOrigins []string
+	// Inbox, when set, is shown at GET /dev/inbox (development only);
+	// without it the route answers 404.
+	Inbox *deliver.Inbox
 }
 
 // New returns a server with every route registered.
@@ -123,6 +131,7 @@ func (s *Server) routes() {
 		}
 		pages.Routes(s.handle)
 	}
+	s.devInboxRoutes()
 
 	// Anything else: JSON 404, never the mux's plain-text page.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -163,6 +172,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+	// The messages a request causes speak its language, unless the user
+	// chose one (i18n.For).
+	ctx = i18n.WithLanguage(ctx, i18n.Negotiate("", headerValue(r.Header.Get("Accept-Language"), maxHeaderValue)))
 	if s.DBTimeout > 0 {
 		// One deadline for the whole request, so the answer comes within
 		// it however many statements the request runs.
@@ -187,7 +199,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.Observe(r.Pattern, r.Method, rec.status, d)
 		}
 	}()
-	if !acceptsJSON(r.Header.Get("Accept")) {
+	if s.cors(rec, r) {
+		return
+	}
+	if !acceptsJSON(r.Header.Get("Accept")) && r.URL.Path != devInboxPath {
 		s.writeError(rec, r, tessera.Errorf(tessera.ENOTACCEPT, "This API answers application/json only"))
 		return
 	}

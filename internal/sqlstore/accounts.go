@@ -21,7 +21,7 @@ var _ tessera.AccountStore = (*DB)(nil)
 // rows; users itself holds none of them.
 const userSelect = `SELECT u.id, COALESCE(e.identifier, ''), e.verified_at, COALESCE(p.identifier, ''), COALESCE(p.country, ''), p.verified_at,
 	COALESCE(pw.secret, ''), pw.created_at, u.status, t.verified_at, u.last_login_at, u.last_login_device, u.failed_logins, u.locked_until,
-	u.created_at, p.second_factor_at, u.anti_phishing_sealed, COALESCE(pw.identifier, ''), pk.verified_at, pk.second_factor_at
+	u.created_at, p.second_factor_at, u.anti_phishing_sealed, COALESCE(pw.identifier, ''), pk.verified_at, pk.second_factor_at, u.locale
 	FROM users u
 	LEFT JOIN credentials e ON e.user_id = u.id AND e.kind = 'email'
 	LEFT JOIN credentials pw ON pw.user_id = u.id AND pw.kind = 'password'
@@ -35,7 +35,7 @@ func scanUser(row scanner) (*tessera.User, error) {
 	var locked, created int64
 	var status string
 	err := row.Scan(&u.ID, &u.Email, &emailVerified, &u.Phone, &u.PhoneCountry, &phoneVerified, &u.PasswordHash, &pwChanged,
-		&status, &totpVerified, &lastLogin, &u.LastLoginDevice, &u.FailedLogins, &locked, &created, &smsMFA, &u.AntiPhishingSealed, &u.PasswordRecoveredVia, &passkeys, &passkeyUsable)
+		&status, &totpVerified, &lastLogin, &u.LastLoginDevice, &u.FailedLogins, &locked, &created, &smsMFA, &u.AntiPhishingSealed, &u.PasswordRecoveredVia, &passkeys, &passkeyUsable, &u.Locale)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound()
 	}
@@ -77,10 +77,10 @@ func userExists(ctx context.Context, r runner, userID string) error {
 // CreateUser stores a user and its credentials; a taken email is ECONFLICT.
 func (db *DB) CreateUser(ctx context.Context, u *tessera.User) error {
 	err := db.writeOp(ctx, true, func(r runner) error {
-		if err := oneRow(r.exec(ctx, `INSERT INTO users (id, status, last_login_at, last_login_device, failed_logins, locked_until, created_at, anti_phishing_sealed)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		if err := oneRow(r.exec(ctx, `INSERT INTO users (id, status, last_login_at, last_login_device, failed_logins, locked_until, created_at, anti_phishing_sealed, locale)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 			u.ID, string(u.Status), nullMS(u.LastLoginAt), u.LastLoginDevice, u.FailedLogins, msOrZero(u.LockedUntil), ms(u.CreatedAt),
-			u.AntiPhishingSealed)); err != nil {
+			u.AntiPhishingSealed, u.Locale)); err != nil {
 			return err
 		}
 		// The address is unique among email credentials: a taken one
@@ -378,6 +378,13 @@ func (db *DB) SetPassword(ctx context.Context, userID, hash, recoveredVia string
 			ON CONFLICT (user_id, kind) DO UPDATE SET identifier = excluded.identifier, secret = excluded.secret, verified_at = excluded.verified_at,
 				created_at = excluded.created_at, last_used_at = NULL`, userID, recoveredVia, hash, ms(now), ms(now))
 		return err
+	})
+}
+
+// SetLocale sets the language of the user's messages (empty for none).
+func (db *DB) SetLocale(ctx context.Context, userID, locale string) error {
+	return db.writeOp(ctx, false, func(r runner) error {
+		return oneRow(r.exec(ctx, `UPDATE users SET locale = ? WHERE id = ?`, locale, userID))
 	})
 }
 

@@ -27,6 +27,7 @@ func RunAccounts(t *testing.T, open func(t *testing.T) tessera.AccountStore) {
 		{"ReserveLoginLockAndReset", testReserveLogin},
 		{"ReserveLoginParallelHoldsTheLock", testReserveLoginParallel},
 		{"UserUpdates", testUserUpdates},
+		{"UserLocale", testUserLocale},
 		{"CredentialsAfterCreate", testCredentialsAfterCreate},
 		{"CredentialsFollowUpdates", testCredentialsFollowUpdates},
 		{"CredentialsChangeEmail", testCredentialsChangeEmail},
@@ -93,7 +94,7 @@ func sameUser(t *testing.T, got, want *tessera.User) {
 		got.PasswordHash != want.PasswordHash || !got.PasswordChanged.Equal(want.PasswordChanged) || got.Status != want.Status ||
 		!got.TOTPVerifiedAt.Equal(want.TOTPVerifiedAt) || !got.LastLoginAt.Equal(want.LastLoginAt) ||
 		got.LastLoginDevice != want.LastLoginDevice || got.FailedLogins != want.FailedLogins ||
-		!got.LockedUntil.Equal(want.LockedUntil) || !got.CreatedAt.Equal(want.CreatedAt) {
+		!got.LockedUntil.Equal(want.LockedUntil) || !got.CreatedAt.Equal(want.CreatedAt) || got.Locale != want.Locale {
 		t.Fatalf("read back %+v\nwrote %+v", got, want)
 	}
 }
@@ -150,6 +151,30 @@ func testUserCreateAndGet(t *testing.T, s tessera.AccountStore) {
 
 // testUserParallelCreates registers one address 30 times at once, in
 // different cases: one account, 29 conflicts.
+// testUserLocale: the language chosen for a user's messages is kept at
+// creation, changed and cleared, and touches nothing else.
+func testUserLocale(t *testing.T, s tessera.AccountStore) {
+	u := newUser("u1", "erika@example.com")
+	u.Locale = "de"
+	must(t, s.CreateUser(ctx(), u))
+	sameUser(t, getUser(t, s, "u1"), u)
+	createUser(t, s, "u2", "other@example.com")
+	must(t, s.SetLocale(ctx(), "u2", "de"))
+	must(t, s.SetLocale(ctx(), "u1", "en"))
+	must(t, s.SetLocale(ctx(), "u1", "en")) // the same again is no error
+	if got := getUser(t, s, "u1"); got.Locale != "en" || got.Email != "erika@example.com" {
+		t.Fatalf("after SetLocale en: %+v", got)
+	}
+	must(t, s.SetLocale(ctx(), "u1", ""))
+	if got := getUser(t, s, "u1"); got.Locale != "" {
+		t.Fatalf("after clearing: locale %q", got.Locale)
+	}
+	if got := getUser(t, s, "u2"); got.Locale != "de" {
+		t.Fatalf("another user's locale changed: %q", got.Locale)
+	}
+	wantCode(t, s.SetLocale(ctx(), "nobody", "de"), tessera.ENOTFOUND)
+}
+
 func testUserParallelCreates(t *testing.T, s tessera.AccountStore) {
 	var ok, conflict atomic.Int32
 	var wg sync.WaitGroup

@@ -903,7 +903,7 @@ func messageContent(m tessera.Method, t *Template, issuer, code, id string) tess
 			body = "Your " + issuer + " verification code is " + PlaceholderCode
 		}
 	}
-	c := tessera.MessageContent{Body: Render(body, code, id), FromEmail: t.FromEmail, FromName: t.FromName}
+	c := tessera.MessageContent{Body: Render(body, code, id), FromEmail: t.FromEmail, FromName: t.FromName, Code: code}
 	if m == tessera.MethodEmail {
 		c.Subject = t.Subject
 		if c.Subject == "" {
