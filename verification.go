@@ -13,16 +13,47 @@ const (
 	MethodEmail      Method = "email"       // a code sent by email
 	MethodPhone      Method = "phone"       // a code sent by SMS to an E.164 number
 	MethodGoogleAuth Method = "google_auth" // a TOTP code from an authenticator app (RFC 6238)
+	MethodWhatsApp   Method = "whatsapp"    // a code sent by WhatsApp to an E.164 number
+	MethodCall       Method = "call"        // a code read out in a voice call to an E.164 number
 )
+
+// Phone reports whether the method's consumer is a phone number: its
+// messages cost money per send, so the phone rules (number types, country
+// caps, the pumping breaker) apply to it.
+func (m Method) Phone() bool {
+	return m == MethodPhone || m == MethodWhatsApp || m == MethodCall
+}
+
+// Channel is the channel a method's code goes out on first; "" for
+// google_auth, which sends nothing.
+func (m Method) Channel() Channel {
+	switch m {
+	case MethodEmail:
+		return ChannelEmail
+	case MethodPhone:
+		return ChannelSMS
+	case MethodWhatsApp:
+		return ChannelWhatsApp
+	case MethodCall:
+		return ChannelCall
+	}
+	return ""
+}
 
 // Channel is the transport a message travels on.
 type Channel string
 
 // The delivery channels.
 const (
-	ChannelEmail Channel = "email"
-	ChannelSMS   Channel = "sms"
+	ChannelEmail    Channel = "email"
+	ChannelSMS      Channel = "sms"
+	ChannelWhatsApp Channel = "whatsapp"
+	ChannelCall     Channel = "call" // a voice call that reads the code out
 )
+
+// PhoneChannels are the channels that reach a phone number, in the order
+// a fallback may name them.
+var PhoneChannels = []Channel{ChannelSMS, ChannelWhatsApp, ChannelCall}
 
 // Verification is one code a person must give back: its hash, its limits
 // and who it belongs to. A verification is usable while it is neither
@@ -127,12 +158,36 @@ type DeliveryStore interface {
 	RecordConversion(ctx context.Context, owner, verificationID string, now time.Time) (*Message, error)
 }
 
+// FallbackStore hands a message that failed on its channel over to the
+// next channel of its fallback order. A store may implement it besides
+// Store.
+type FallbackStore interface {
+	// FailOver gives message id of holder up, as FailMessage does, and
+	// queues next (the same message on its next channel) in the same
+	// transaction, so the hand-over is never lost nor done twice;
+	// ENOTFOUND when holder does not hold id, and then next is not queued.
+	FailOver(ctx context.Context, id, holder string, attempts int, lastErr string, next *Message) error
+	// MessagesForVerification lists the messages of a verification, oldest
+	// first: each channel it was tried on, with its own state.
+	MessagesForVerification(ctx context.Context, owner, verificationID string) ([]*Message, error)
+}
+
 // MessageContent is what a sender delivers.
 type MessageContent struct {
 	Subject   string `json:"subject,omitempty"`
 	Body      string `json:"body"`
 	FromEmail string `json:"fromEmail,omitempty"`
 	FromName  string `json:"fromName,omitempty"`
+	// Code is the code Body carries, so that a voice call can read it out
+	// character by character and a WhatsApp template can fill it in; empty
+	// for a message without a code.
+	Code string `json:"code,omitempty"`
+	// Fallback lists the channels to try next, in order, when this
+	// message's channel refuses it for good (a permanent provider error,
+	// or retries used up); the message then goes to the same address on
+	// Fallback[0], carrying the rest. It travels sealed with the content,
+	// so a resend starts the same order again.
+	Fallback []Channel `json:"fallback,omitempty"`
 }
 
 // TOTPSecret is a consumer's authenticator-app secret. It is temporary until

@@ -66,7 +66,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Limits: app.Limits{IP: cfg.LimitIP, Client: cfg.LimitClient, DestinationHour: cfg.LimitDestHour, DestinationDay: cfg.LimitDestDay,
 			SMSCountry: cfg.LimitSMSCountry, SMSCountries: cfg.SMSCountries, SMSNumberTypes: cfg.SMSNumberTypes, SMSBreaker: cfg.SMSBreaker},
 		Store: store, Keys: keys, Log: log, Senders: senders, Retention: cfg.Retention, AuditRetention: cfg.AuditRetention,
-		SenderNames: map[tessera.Channel]string{tessera.ChannelEmail: cfg.EmailSender, tessera.ChannelSMS: cfg.SMSSender},
+		SenderNames: senderNames(cfg), PhoneFallback: cfg.PhoneFallback,
 		OutboxLease: cfg.OutboxLease, OutboxMaxAttempts: cfg.OutboxMaxAttempts, ResendCooldown: cfg.ResendCooldown, DBTimeout: cfg.DBTimeout,
 		ServiceName: cfg.ServiceName, TokenIssuer: cfg.TokenIssuer, TokenAudience: cfg.TokenAudience, IDTokenTTL: cfg.IDTokenTTL,
 		RefreshGrace: cfg.RefreshGrace, PrivilegedMaxAge: cfg.PrivilegedMaxAge, NoNewDeviceNotices: !cfg.NewDeviceNotices,
@@ -208,4 +208,13 @@ Try passkeys in a browser: %[3]s/ui/passkeys
 
 `, baseURL, token, passkeyOrigin(cfg))
 	return nil
+}
+
+// senderNames names each channel's sender, for metrics.
+func senderNames(cfg *config.Config) map[tessera.Channel]string {
+	names := map[tessera.Channel]string{tessera.ChannelEmail: cfg.EmailSender}
+	for _, ch := range app.PhoneChannels(cfg) {
+		names[ch] = cfg.SMSSender
+	}
+	return names
 }

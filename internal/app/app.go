@@ -94,6 +94,10 @@ type Options struct {
 	Limits         Limits
 	TrustedProxies []netip.Prefix
 
+	// PhoneFallback is the order phone channels are tried in when a
+	// request names none (verify.Engine.PhoneFallback).
+	PhoneFallback []tessera.Channel
+
 	// PublicURL and TwilioAuthToken accept Twilio's status callbacks
 	// (POST /webhooks/twilio/status); without both the route is 404.
 	PublicURL       string
@@ -175,6 +179,7 @@ func New(o Options) *App {
 		},
 		Breaker: limits.SMSBreaker,
 		Store:   o.Store, Keys: o.Keys, Now: o.Now,
+		Channels: channelsOf(o.Senders), PhoneFallback: o.PhoneFallback,
 		Deliver: a.Worker.Enqueue, DeliveryLease: a.Worker.Lease, ResendCooldown: o.ResendCooldown,
 	}
 	a.Clients = &apiclient.Registry{Store: o.Store, Keys: o.Keys, Now: o.Now}
@@ -236,6 +241,15 @@ func New(o Options) *App {
 		PublicURL: o.PublicURL, TwilioAuthToken: o.TwilioAuthToken, ObserveConversion: a.Metrics.ObserveConversion, ObserveDeliveryReport: a.Metrics.ObserveDeliveryReport,
 	})
 	return a
+}
+
+// channelsOf is the set of channels with a sender.
+func channelsOf(senders map[tessera.Channel]tessera.Sender) map[tessera.Channel]bool {
+	out := map[tessera.Channel]bool{}
+	for ch := range senders {
+		out[ch] = true
+	}
+	return out
 }
 
 func orStrings(v, def []string) []string {

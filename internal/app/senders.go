@@ -49,6 +49,7 @@ func Senders(cfg *config.Config, logOut io.Writer, deliveries tessera.DeliverySt
 				AccountSID: cfg.Twilio.AccountSID, AuthToken: cfg.Twilio.AuthToken, From: cfg.Twilio.From,
 				MessagingServiceSID: cfg.Twilio.MessagingServiceSID, BaseURL: cfg.Twilio.BaseURL,
 				StatusCallback: callback, Deliveries: deliveries,
+				WhatsAppFrom: cfg.Twilio.WhatsAppFrom, WhatsAppContentSID: cfg.Twilio.WhatsAppContentSID, VoiceLanguage: cfg.VoiceLanguage,
 			})
 			if err != nil {
 				return nil, fmt.Errorf("TESSERA_TWILIO_*: %w", err)
@@ -65,5 +66,24 @@ func Senders(cfg *config.Config, logOut io.Writer, deliveries tessera.DeliverySt
 	if err != nil {
 		return nil, err
 	}
-	return map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: email, tessera.ChannelSMS: sms}, nil
+	out := map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: email, tessera.ChannelSMS: sms}
+	for _, ch := range PhoneChannels(cfg) {
+		out[ch] = sms
+	}
+	return out, nil
+}
+
+// PhoneChannels are the phone channels the configuration can send on. They
+// share the SMS sender: the log and webhook senders take every channel;
+// Twilio sends WhatsApp with TESSERA_TWILIO_WHATSAPP_FROM and calls with
+// TESSERA_TWILIO_FROM (a messaging service cannot call).
+func PhoneChannels(cfg *config.Config) []tessera.Channel {
+	chs := []tessera.Channel{tessera.ChannelSMS}
+	if cfg.SMSSender != "twilio" || cfg.Twilio.WhatsAppFrom != "" {
+		chs = append(chs, tessera.ChannelWhatsApp)
+	}
+	if cfg.SMSSender != "twilio" || cfg.Twilio.From != "" {
+		chs = append(chs, tessera.ChannelCall)
+	}
+	return chs
 }

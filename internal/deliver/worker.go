@@ -115,7 +115,7 @@ func NewWorker(store tessera.Store, keys *secret.Keyring, senders map[tessera.Ch
 // channels are the channels with a lane: every channel with a sender, and
 // the built-in ones (whose messages fail at once without a sender).
 func (w *Worker) channels() []tessera.Channel {
-	chs := []tessera.Channel{tessera.ChannelEmail, tessera.ChannelSMS}
+	chs := []tessera.Channel{tessera.ChannelEmail, tessera.ChannelSMS, tessera.ChannelWhatsApp, tessera.ChannelCall}
 	for ch := range w.Senders {
 		if !slices.Contains(chs, ch) {
 			chs = append(chs, ch)
@@ -412,6 +412,9 @@ func (w *Worker) recordFailure(ctx context.Context, m *tessera.Message, sendErr 
 	if IsPermanent(sendErr) || attempts >= w.MaxAttempts {
 		w.observe(m.Channel, "failed")
 		w.Log.Warn("outbox: message failed", "message", m.ID, "channel", m.Channel, "attempts", attempts, "err", msg)
+		if done, err := w.fallBack(ctx, m, attempts, msg); done || err != nil {
+			return err
+		}
 		return w.storeCall(ctx, func(ctx context.Context) error { return w.Store.FailMessage(ctx, m.ID, w.Holder, attempts, msg) })
 	}
 	delay := w.Backoff << (attempts - 1)

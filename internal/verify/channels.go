@@ -1,0 +1,116 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/tessera-id/tessera"
+)
+
+// channelEnabled reports whether this server can send on ch.
+func (e *Engine) channelEnabled(ch tessera.Channel) bool {
+	return e.Channels == nil || e.Channels[ch]
+}
+
+// checkMethodEnabled refuses a method whose channel has no sender here, as
+// an unknown method is refused: it does not exist on this server.
+func (e *Engine) checkMethodEnabled(m tessera.Method) error {
+	if ch := m.Channel(); ch != "" && !e.channelEnabled(ch) {
+		return tessera.Errorf(tessera.ENOTFOUND, "Method not supported: %s is not enabled on this server", m)
+	}
+	return nil
+}
+
+// fallbackFor is the fallback order of a new verification of method:
+// the one the request names, checked, or for a phone method the server's
+// PhoneFallback after the method's own channel.
+func (e *Engine) fallbackFor(m tessera.Method, requested []tessera.Channel) ([]tessera.Channel, error) {
+	if requested == nil {
+		if !m.Phone() {
+			return nil, nil
+		}
+		i := slices.Index(e.PhoneFallback, m.Channel())
+		if i < 0 {
+			return nil, nil
+		}
+		var out []tessera.Channel
+		for _, ch := range e.PhoneFallback[i+1:] {
+			if e.channelEnabled(ch) {
+				out = append(out, ch)
+			}
+		}
+		return out, nil
+	}
+	if len(requested) == 0 {
+		return nil, nil
+	}
+	if !m.Phone() {
+		return nil, errors.New("only the phone methods (phone, whatsapp, call) fall back to other channels")
+	}
+	if err := checkPhoneOrder(requested, m.Channel()); err != nil {
+		return nil, err
+	}
+	for _, ch := range requested {
+		if !e.channelEnabled(ch) {
+			return nil, fmt.Errorf("%s is not enabled on this server", ch)
+		}
+	}
+	return requested, nil
+}
+
+// checkPhoneOrder checks an order of phone channels: each one of sms,
+// whatsapp and call, once, and not first (the method's own channel).
+func checkPhoneOrder(order []tessera.Channel, first tessera.Channel) error {
+	seen := map[tessera.Channel]bool{first: true}
+	for _, ch := range order {
+		if !slices.Contains(tessera.PhoneChannels, ch) {
+			return fmt.Errorf("%q is not a phone channel: name some of sms, whatsapp and call", ch)
+		}
+		if seen[ch] {
+			if ch == first {
+				return fmt.Errorf("%s is the method's own channel, tried first already", ch)
+			}
+			return fmt.Errorf("%s is named twice", ch)
+		}
+		seen[ch] = true
+	}
+	return nil
+}
+
+// ParsePhoneFallback reads TESSERA_PHONE_FALLBACK: phone channels in the
+// order they are tried, comma-separated ("whatsapp,sms,call"); empty or
+// "off" for none.
+func ParsePhoneFallback(s string) ([]tessera.Channel, error) {
+	s = strings.TrimSpace(strings.ToLower(s))
+	if s == "" || s == "off" {
+		return nil, nil
+	}
+	var out []tessera.Channel
+	for _, f := range strings.Split(s, ",") {
+		out = append(out, tessera.Channel(strings.TrimSpace(f)))
+	}
+	if len(out) < 2 {
+		return nil, fmt.Errorf("%q: name at least two of sms, whatsapp and call, in the order to try them", s)
+	}
+	if !slices.Contains(tessera.PhoneChannels, out[0]) {
+		return nil, fmt.Errorf("%q: %q is not a phone channel: name some of sms, whatsapp and call", s, out[0])
+	}
+	if err := checkPhoneOrder(out[1:], out[0]); err != nil {
+		return nil, fmt.Errorf("%q: %w", s, err)
+	}
+	return out, nil
+}
+
+// FormatPhoneFallback writes an order as ParsePhoneFallback reads it.
+func FormatPhoneFallback(order []tessera.Channel) string {
+	if len(order) == 0 {
+		return "off"
+	}
+	parts := make([]string, len(order))
+	for i, ch := range order {
+		parts[i] = string(ch)
+	}
+	return strings.Join(parts, ",")
+}
