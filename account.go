@@ -412,6 +412,11 @@ const (
 	AuditPasskeyRemoved     = "passkey.removed"
 	AuditPasskeyCloned      = "passkey.clone_warning" // its sign counter went backwards: refused from then on
 	AuditPasswordRemoved    = "password.removed"      // the account logs in with passkeys only
+	// The SMS pumping breaker's changes: no user; Detail names the prefix.
+	AuditSMSBreakerOpen     = "sms_breaker.open"
+	AuditSMSBreakerHalfOpen = "sms_breaker.half_open"
+	AuditSMSBreakerClosed   = "sms_breaker.closed"
+	AuditSMSBreakerCleared  = "sms_breaker.cleared" // by an operator: tessera sms-breaker clear
 )
 
 // AuditKinds lists every audit kind, for validating filters.
@@ -422,6 +427,7 @@ var AuditKinds = []string{
 	AuditKeyAdded, AuditKeyChanged, AuditKeyRemoved, AuditKeyRecovered, AuditAntiPhishingSet,
 	AuditRegister, AuditRegisterConfirmed, AuditReauthenticated,
 	AuditPasskeyAdded, AuditPasskeyRemoved, AuditPasskeyCloned, AuditPasswordRemoved,
+	AuditSMSBreakerOpen, AuditSMSBreakerHalfOpen, AuditSMSBreakerClosed, AuditSMSBreakerCleared,
 }
 
 // AuditFilter selects audit events; empty fields select everything.

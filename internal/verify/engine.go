@@ -127,7 +127,7 @@ func (e *Engine) checkSend(ctx context.Context, owner, subject string, method te
 		}
 	}
 	if e.Limiter == nil {
-		return e.checkBreaker(method, consumer)
+		return e.checkBreaker(ctx, method, consumer)
 	}
 	dest := limitConsumer(method, consumer)
 	var country string
@@ -171,22 +171,22 @@ func (e *Engine) checkSend(ctx context.Context, owner, subject string, method te
 				RetryAfter: int((res.RetryAfter + time.Second - 1) / time.Second)}
 		}
 	}
-	return e.checkBreaker(method, consumer)
+	return e.checkBreaker(ctx, method, consumer)
 }
 
 // checkBreaker asks the SMS pumping breaker, last: a send the limits
 // refuse is not counted as a send.
-func (e *Engine) checkBreaker(method tessera.Method, consumer string) error {
+func (e *Engine) checkBreaker(ctx context.Context, method tessera.Method, consumer string) error {
 	if !method.Phone() || e.Breaker == nil {
 		return nil
 	}
 	now := e.now()
-	trip := e.Breaker.Send(consumer, now)
-	if trip == nil {
-		return nil
+	trip, err := e.Breaker.Send(ctx, consumer, now)
+	if err != nil || trip == nil {
+		return err
 	}
 	return &tessera.Error{Code: tessera.ETOOMANY,
-		Message:    "Text messages to numbers starting " + trip.Prefix + " are suspended: too few of the codes sent there were used. Try again later",
+		Message:    "Codes to numbers starting " + trip.Prefix + " are suspended: too few of the codes sent there were used. Try again later",
 		RetryAfter: int((trip.Until.Sub(now) + time.Second - 1) / time.Second)}
 }
 
@@ -615,7 +615,9 @@ func (e *Engine) ValidateBound(ctx context.Context, owner string, method tessera
 	case "":
 		e.observe(method, "validated")
 		if method.Phone() && e.Breaker != nil && v != nil {
-			e.Breaker.Validated(v.Consumer, e.now())
+			// Best effort: the code is used already, and a conversion
+			// not counted only makes the breaker stricter.
+			_ = e.Breaker.Validated(ctx, v.Consumer, e.now())
 		}
 	case tessera.EINVALIDCODE:
 		e.observe(method, "failed")
