@@ -8,6 +8,7 @@
 //	tessera template add|list|remove  registered message templates
 //	tessera user create EMAIL      create an end-user account
 //	tessera keys rotate|list       manage ID-token signing keys
+//	tessera sms-breaker status|clear [PREFIX]  the SMS pumping breaker
 //	tessera migrate                apply database migrations and exit
 //	tessera bench [flags]          drive initiate→validate load at a running server
 //
@@ -41,6 +42,8 @@ Usage:
   tessera keys list              list ID-token signing keys
   tessera audit [--user EMAIL|ID] [--kind KIND] [--since 24h] [--limit 100] [--json]
                                  the audit log of end-user security events, newest first
+  tessera sms-breaker status|clear [PREFIX]
+                                 the SMS pumping breaker: prefixes whose codes are refused; clear one
   tessera config                 print the effective configuration, secrets masked
   tessera migrate                apply database migrations and exit
   tessera bench [flags]          load-test a running server (tessera bench -help)
@@ -106,6 +109,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return migrateCommand(ctx, getenv, stdout)
 	case "audit":
 		return auditCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "sms-breaker":
+		return smsBreakerCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		return loadtest.Command(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -153,8 +158,9 @@ Prints the effective configuration (from TESSERA_* variables, their _FILE
 variants and defaults), with passwords, tokens and keys masked. Fails with
 what to fix, like serve, when the configuration is invalid.
 `,
-	"bench": "Usage: tessera bench [flags]; see tessera bench -help\n",
-	"audit": auditHelp(),
+	"bench":       "Usage: tessera bench [flags]; see tessera bench -help\n",
+	"audit":       auditHelp(),
+	"sms-breaker": smsBreakerUsage + "\n",
 }
 
 // configCommand prints the effective configuration with secrets masked.

@@ -17,6 +17,7 @@ import (
 	"github.com/tessera-id/tessera/internal/app"
 	"github.com/tessera-id/tessera/internal/config"
 	"github.com/tessera-id/tessera/internal/ratelimit"
+	"github.com/tessera-id/tessera/internal/verify"
 )
 
 // serve runs the service until ctx ends (SIGINT or SIGTERM), then drains
@@ -60,6 +61,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		}
 		defer client.Close()
 		limiter = r
+		if cfg.SMSBreaker != nil {
+			// Every instance judges all the traffic, and a prefix open on
+			// one is open on all.
+			cfg.SMSBreaker.Store = &verify.RedisBreakerStore{Client: client, Prefix: cfg.RedisPrefix}
+		}
 	}
 	a := app.New(app.Options{
 		Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
