@@ -56,7 +56,12 @@ func smsBreakerCommand(ctx context.Context, args []string, getenv func(string) s
 		return errors.New("the SMS pumping breaker is off (TESSERA_SMS_BREAKER=off)")
 	}
 	if cfg.RedisURL == "" {
-		return errors.New("without TESSERA_REDIS_URL each instance keeps the breaker's state in its own memory, out of this command's reach: restarting an instance clears it; set TESSERA_REDIS_URL to share it between instances and this command")
+		const why = "without TESSERA_REDIS_URL each instance keeps the breaker's state in its own memory, out of this command's reach: restarting an instance clears it; set TESSERA_REDIS_URL to share it between instances and this command"
+		if args[0] == "status" {
+			_, err := fmt.Fprintln(stdout, "Nothing to show: "+why+".")
+			return err
+		}
+		return errors.New(why)
 	}
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {

@@ -36,8 +36,11 @@ func TestSMSBreakerCommand(t *testing.T) {
 	}
 
 	// Without Redis the command says where the state is.
-	if out, err := command(dir, []string{"sms-breaker", "status"}).CombinedOutput(); err == nil || !strings.Contains(string(out), "TESSERA_REDIS_URL") {
+	if out, err := command(dir, []string{"sms-breaker", "status"}).CombinedOutput(); err != nil || !strings.Contains(string(out), "TESSERA_REDIS_URL") {
 		t.Fatalf("status without Redis: %v\n%s", err, out)
+	}
+	if out, err := command(dir, []string{"sms-breaker", "clear", "+44 7800"}).CombinedOutput(); err == nil || !strings.Contains(string(out), "TESSERA_REDIS_URL") {
+		t.Fatalf("clear without Redis: %v\n%s", err, out)
 	}
 	if out, err := run("sms-breaker", "status"); err != nil || !strings.Contains(out, "No prefix is open") {
 		t.Fatalf("status before any trip: %v\n%s", err, out)
