@@ -167,6 +167,14 @@ type FallbackStore interface {
 	// transaction, so the hand-over is never lost nor done twice;
 	// ENOTFOUND when holder does not hold id, and then next is not queued.
 	FailOver(ctx context.Context, id, holder string, attempts int, lastErr string, next *Message) error
+	// FallBack queues next to take over from message id, whatever its
+	// status (a provider reported it undelivered after accepting it), in
+	// one transaction with marking id as taken over; ENOTFOUND when there
+	// is no such message or one took over from it already (then next is
+	// not queued). FailOver marks the same way.
+	FallBack(ctx context.Context, id string, next *Message) error
+	// MessageByID returns message id; ENOTFOUND if there is none.
+	MessageByID(ctx context.Context, id string) (*Message, error)
 	// MessagesForVerification lists the messages of a verification, oldest
 	// first: each channel it was tried on, with its own state.
 	MessagesForVerification(ctx context.Context, owner, verificationID string) ([]*Message, error)

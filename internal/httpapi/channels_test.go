@@ -295,3 +295,44 @@ func TestFallbackOnPermanentTwilioErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestFallbackOnUndeliveredReport: Twilio accepts the WhatsApp message,
+// then reports it undelivered (63016: outside the 24-hour window); the
+// code goes by SMS, once however often the report comes.
+func TestFallbackOnUndeliveredReport(t *testing.T) {
+	onEachStoreWith(t, func(t *testing.T, s app.Storage) (*env, *fakeTwilioChannels) {
+		return newChannelsEnv(t, s, nil)
+	}, func(t *testing.T, e *env, tw *fakeTwilioChannels) {
+		id := e.do("POST", "/methods/whatsapp/actions/initiate", map[string]any{"consumer": "+14155552671", "fallback": []string{"sms", "call"}}).want(t, 200).str("verificationId")
+		e.deliverAll()
+		wa := tw.sends()[0]
+		form := statusCallback(wa.SID, "undelivered", "63016")
+		form.Set("To", "whatsapp:+14155552671")
+		form.Set("From", "whatsapp:"+chWhatsAppFrom)
+		for i := 0; i < 2; i++ {
+			if st, body := e.postForm(wa.StatusCallback, form, map[string]string{"X-Twilio-Signature": deliver.TwilioSignature(cbAuthToken, wa.StatusCallback, form)}); st != 204 {
+				t.Fatalf("undelivered callback: %d %s", st, body)
+			}
+			e.deliverAll()
+		}
+		got := tw.sends()
+		if len(got) != 2 || got[1].API != "Messages" || got[1].To != "+14155552671" || got[1].From != chFrom {
+			t.Fatalf("Twilio got %+v", got)
+		}
+		d := e.do("GET", "/methods/whatsapp/verifiers/"+id, nil).want(t, 200).data()["delivery"].(map[string]any)
+		h, _ := d["history"].([]any)
+		if d["channel"] != "sms" || len(h) != 2 || h[0].(map[string]any)["deliveryStatus"] != "undelivered" || h[0].(map[string]any)["providerError"] != "63016" {
+			t.Fatalf("delivery %v", d)
+		}
+		e.do("POST", "/methods/whatsapp/verifiers/"+id+"/actions/validate", map[string]any{"code": sixDigits.FindString(got[1].Body)}).want(t, 200)
+		// Used: a late failure of the SMS calls nobody.
+		form = statusCallback(got[1].SID, "failed", "30008")
+		if st, _ := e.postForm(got[1].StatusCallback, form, map[string]string{"X-Twilio-Signature": deliver.TwilioSignature(cbAuthToken, got[1].StatusCallback, form)}); st != 204 {
+			t.Fatal(st)
+		}
+		e.deliverAll()
+		if n := len(tw.sends()); n != 2 {
+			t.Fatalf("%d sends after the code was used", n)
+		}
+	})
+}

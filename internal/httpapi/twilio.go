@@ -69,6 +69,18 @@ func (s *Server) handleTwilioStatus(w http.ResponseWriter, r *http.Request) {
 		if s.ObserveDeliveryReport != nil {
 			s.ObserveDeliveryReport(string(channel), string(status))
 		}
+		if status != tessera.DeliveryDelivered {
+			// An error here answers 5xx, so Twilio calls again; the report
+			// is recorded again and the fallback, set once, is retried.
+			next, err := s.Engine.FallBackAfterReport(r.Context(), id)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			if next != nil {
+				s.Log.Info("twilio status callback: falling back to the next channel", "message", id, "status", status, "next", next.ID, "next_channel", next.Channel)
+			}
+		}
 	case tessera.ErrorCode(err) == tessera.ENOTFOUND:
 		// Gone (cleaned up), another SID, or delivered already: a late or
 		// repeated report. Acknowledged, so Twilio does not retry it.

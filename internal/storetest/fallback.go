@@ -48,4 +48,23 @@ func testFailOver(t *testing.T, st tessera.Store) {
 	if other, err := s.MessagesForVerification(ctx(), "c2", v.ID); err != nil || len(other) != 0 {
 		t.Fatalf("another owner sees %d messages (%v)", len(other), err)
 	}
+
+	// The SMS is sent, then reported undelivered: a call takes over, once.
+	must(t, st.MarkMessagesSent(ctx(), []string{next.ID}, t0))
+	call := newMessage("c1", v.ID, "m-call")
+	call.Channel, call.CreatedAt = tessera.ChannelCall, t0.Add(2*time.Millisecond)
+	must(t, s.FallBack(ctx(), next.ID, call))
+	again := newMessage("c1", v.ID, "m-call-2")
+	wantCode(t, s.FallBack(ctx(), next.ID, again), tessera.ENOTFOUND)
+	wantCode(t, s.FallBack(ctx(), "no-such-message", again), tessera.ENOTFOUND)
+	got, err := s.MessageByID(ctx(), call.ID)
+	must(t, err)
+	if got.Channel != tessera.ChannelCall || got.Status != tessera.MessagePending || got.VerificationID != v.ID {
+		t.Fatalf("MessageByID = %+v", got)
+	}
+	_, err = s.MessageByID(ctx(), again.ID)
+	wantCode(t, err, tessera.ENOTFOUND)
+	if all, err := s.MessagesForVerification(ctx(), "c1", v.ID); err != nil || len(all) != 3 {
+		t.Fatalf("messages %d, %v", len(all), err)
+	}
 }

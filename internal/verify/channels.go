@@ -1,10 +1,13 @@
 package verify
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tessera-id/tessera"
 )
@@ -113,4 +116,77 @@ func FormatPhoneFallback(order []tessera.Channel) string {
 		parts[i] = string(ch)
 	}
 	return strings.Join(parts, ",")
+}
+
+// FallBackAfterReport queues the next channel of a message a provider
+// reported undelivered or failed after accepting it (a status callback),
+// and returns the new message; nil when there is nothing to do: the
+// verification was used, expired or locked meanwhile, its order has no
+// channel left, it kept no copy of its message (NoResend), or the message
+// fell back already (a repeated report).
+func (e *Engine) FallBackAfterReport(ctx context.Context, messageID string) (*tessera.Message, error) {
+	fs, ok := e.Store.(tessera.FallbackStore)
+	if !ok {
+		return nil, nil
+	}
+	m, err := fs.MessageByID(ctx, messageID)
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND || (err == nil && m.VerificationID == "") {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v, err := e.Store.Verification(ctx, m.Owner, m.VerificationID)
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := e.now()
+	if !v.ConsumedAt.IsZero() || v.Expired(now) || v.Locked() || v.SealedContent == nil {
+		return nil, nil
+	}
+	plain, err := e.Keys.Open(v.SealedContent, contentAD(v.Owner, v.ID))
+	if err != nil {
+		return nil, fmt.Errorf("open message content: %w", err)
+	}
+	var content tessera.MessageContent
+	if err := json.Unmarshal(plain, &content); err != nil {
+		return nil, fmt.Errorf("decode message content: %w", err)
+	}
+	// The kept content has the whole order; what is left is what follows
+	// the reported message's channel.
+	rest := content.Fallback
+	if m.Channel != v.Method.Channel() {
+		i := slices.Index(rest, m.Channel)
+		if i < 0 {
+			return nil, nil
+		}
+		rest = rest[i+1:]
+	}
+	if len(rest) == 0 {
+		return nil, nil
+	}
+	content.Fallback = rest[1:]
+	if plain, err = json.Marshal(content); err != nil {
+		return nil, err
+	}
+	next, err := e.newMessage(v.Owner, v, plain, now)
+	if err != nil {
+		return nil, err
+	}
+	next.Channel = rest[0]
+	if !now.After(m.CreatedAt) {
+		next.CreatedAt = m.CreatedAt.Add(time.Millisecond) // the newest message is the one in play
+	}
+	err = fs.FallBack(ctx, m.ID, next)
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	e.handOver(next)
+	return next, nil
 }
