@@ -64,7 +64,8 @@ func (e *Engine) fallbackFor(m tessera.Method, requested []tessera.Channel) ([]t
 }
 
 // checkPhoneOrder checks an order of phone channels: each one of sms,
-// whatsapp and call, once, and not first (the method's own channel).
+// whatsapp and call, once, and not first (the method's own channel, when
+// given).
 func checkPhoneOrder(order []tessera.Channel, first tessera.Channel) error {
 	seen := map[tessera.Channel]bool{first: true}
 	for _, ch := range order {
@@ -97,10 +98,7 @@ func ParsePhoneFallback(s string) ([]tessera.Channel, error) {
 	if len(out) < 2 {
 		return nil, fmt.Errorf("%q: name at least two of sms, whatsapp and call, in the order to try them", s)
 	}
-	if !slices.Contains(tessera.PhoneChannels, out[0]) {
-		return nil, fmt.Errorf("%q: %q is not a phone channel: name some of sms, whatsapp and call", s, out[0])
-	}
-	if err := checkPhoneOrder(out[1:], out[0]); err != nil {
+	if err := checkPhoneOrder(out, ""); err != nil {
 		return nil, fmt.Errorf("%q: %w", s, err)
 	}
 	return out, nil
