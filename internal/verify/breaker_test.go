@@ -343,3 +343,31 @@ func TestBreakerSharedByTwoEnginesOnRedis(t *testing.T) {
 		t.Fatalf("keys %v, %v", keys, err)
 	}
 }
+
+// TestBreakerRedisCountsParallelSends: sends of two instances at once are
+// all counted, none lost to the other's update.
+func TestBreakerRedisCountsParallelSends(t *testing.T) {
+	client, prefix := testRedis(t)
+	if client == nil {
+		t.Skip("TESSERA_TEST_REDIS_URL is not set")
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		b := &Breaker{MinSends: 1000, MinConversion: 0.2, Window: time.Hour, Store: &RedisBreakerStore{Client: client, Prefix: prefix}}
+		for j := 0; j < 20; j++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := b.Send(context.Background(), fmt.Sprintf("+4474001%02d%03d", i, j), t0); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	b := &Breaker{MinSends: 1000, MinConversion: 0.2, Window: time.Hour, Store: &RedisBreakerStore{Client: client, Prefix: prefix}}
+	st, err := b.Status(context.Background(), t0, true)
+	if err != nil || len(st) != 2 || st[0].Sends != 40 || st[1].Sends != 40 {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+}

@@ -120,6 +120,7 @@ func (r *RedisBreakerStore) Update(ctx context.Context, keys []string, retain ti
 			return err
 		}
 		entries := make([]*BreakerEntry, len(keys))
+		before := make([]BreakerEntry, len(keys))
 		for i, v := range vals {
 			entries[i] = &BreakerEntry{}
 			if s, ok := v.(string); ok {
@@ -127,10 +128,14 @@ func (r *RedisBreakerStore) Update(ctx context.Context, keys []string, retain ti
 					return fmt.Errorf("sms breaker: entry %s: %w", keys[i], err)
 				}
 			}
+			before[i] = *entries[i]
 		}
 		fn(entries)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			for i, e := range entries {
+				if *e == before[i] {
+					continue // unchanged (a validation nothing counted): no write
+				}
 				b, err := json.Marshal(e)
 				if err != nil {
 					return err

@@ -185,8 +185,12 @@ func (e *Engine) checkBreaker(ctx context.Context, method tessera.Method, consum
 	if err != nil || trip == nil {
 		return err
 	}
+	msg := "Codes to numbers starting " + trip.Prefix + " are suspended: too few of the codes sent there were used. Try again later"
+	if trip.State == BreakerHalfOpen {
+		msg = "Codes to numbers starting " + trip.Prefix + " are limited while a few test codes show whether codes there are used. Try again later"
+	}
 	return &tessera.Error{Code: tessera.ETOOMANY,
-		Message:    "Codes to numbers starting " + trip.Prefix + " are suspended: too few of the codes sent there were used. Try again later",
+		Message:    msg,
 		RetryAfter: int((trip.Until.Sub(now) + time.Second - 1) / time.Second)}
 }
 
