@@ -412,8 +412,12 @@ func (w *Worker) recordFailure(ctx context.Context, m *tessera.Message, sendErr 
 	if IsPermanent(sendErr) || attempts >= w.MaxAttempts {
 		w.observe(m.Channel, "failed")
 		w.Log.Warn("outbox: message failed", "message", m.ID, "channel", m.Channel, "attempts", attempts, "err", msg)
-		if done, err := w.fallBack(ctx, m, attempts, msg); done || err != nil {
+		done, err := w.fallBack(ctx, m, attempts, msg)
+		if done {
 			return err
+		}
+		if err != nil {
+			w.Log.Error("outbox: no fallback: the message fails", "message", m.ID, "err", err)
 		}
 		return w.storeCall(ctx, func(ctx context.Context) error { return w.Store.FailMessage(ctx, m.ID, w.Holder, attempts, msg) })
 	}
