@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tessera-id/tessera"
 )
 
 // MemoryBreakerStore keeps the breaker's entries in this process: each
@@ -155,7 +157,8 @@ func (r *RedisBreakerStore) Update(ctx context.Context, keys []string, retain ti
 			return nil
 		}
 	}
-	return fmt.Errorf("sms breaker: redis: %d updates of %v overtaken in a row", maxBreakerRetries, keys)
+	// Contention so heavy is a passing overload: retry later, not a bug.
+	return &tessera.Error{Code: tessera.EUNAVAILABLE, Message: fmt.Sprintf("Too many codes to %s at once: retry shortly", keys[len(keys)-1])}
 }
 
 // Entries scans the breaker's keys.
