@@ -439,6 +439,11 @@ const (
 	AuditAdminMFAReset        = "admin.mfa_reset"
 	AuditAdminSessionsRevoked = "admin.sessions_revoked"
 	AuditAdminUserImported    = "admin.user_imported"
+	// The SMS pumping breaker's changes: no user; Detail names the prefix.
+	AuditSMSBreakerOpen     = "sms_breaker.open"
+	AuditSMSBreakerHalfOpen = "sms_breaker.half_open"
+	AuditSMSBreakerClosed   = "sms_breaker.closed"
+	AuditSMSBreakerCleared  = "sms_breaker.cleared" // by an operator: tessera sms-breaker clear
 )
 
 // AuditKinds lists every audit kind, for validating filters.
@@ -451,6 +456,7 @@ var AuditKinds = []string{
 	AuditPasskeyAdded, AuditPasskeyRemoved, AuditPasskeyCloned, AuditPasswordRemoved,
 	AuditAdminUserViewed, AuditAdminUserDisabled, AuditAdminUserEnabled, AuditAdminUserDeleted,
 	AuditAdminMFAReset, AuditAdminSessionsRevoked, AuditAdminUserImported,
+	AuditSMSBreakerOpen, AuditSMSBreakerHalfOpen, AuditSMSBreakerClosed, AuditSMSBreakerCleared,
 }
 
 // AuditFilter selects audit events; empty fields select everything.

@@ -13,16 +13,47 @@ const (
 	MethodEmail      Method = "email"       // a code sent by email
 	MethodPhone      Method = "phone"       // a code sent by SMS to an E.164 number
 	MethodGoogleAuth Method = "google_auth" // a TOTP code from an authenticator app (RFC 6238)
+	MethodWhatsApp   Method = "whatsapp"    // a code sent by WhatsApp to an E.164 number
+	MethodCall       Method = "call"        // a code read out in a voice call to an E.164 number
 )
+
+// Phone reports whether the method's consumer is a phone number: its
+// messages cost money per send, so the phone rules (number types, country
+// caps, the pumping breaker) apply to it.
+func (m Method) Phone() bool {
+	return m == MethodPhone || m == MethodWhatsApp || m == MethodCall
+}
+
+// Channel is the channel a method's code goes out on first; "" for
+// google_auth, which sends nothing.
+func (m Method) Channel() Channel {
+	switch m {
+	case MethodEmail:
+		return ChannelEmail
+	case MethodPhone:
+		return ChannelSMS
+	case MethodWhatsApp:
+		return ChannelWhatsApp
+	case MethodCall:
+		return ChannelCall
+	}
+	return ""
+}
 
 // Channel is the transport a message travels on.
 type Channel string
 
 // The delivery channels.
 const (
-	ChannelEmail Channel = "email"
-	ChannelSMS   Channel = "sms"
+	ChannelEmail    Channel = "email"
+	ChannelSMS      Channel = "sms"
+	ChannelWhatsApp Channel = "whatsapp"
+	ChannelCall     Channel = "call" // a voice call that reads the code out
 )
+
+// PhoneChannels are the channels that reach a phone number, in the order
+// a fallback may name them.
+var PhoneChannels = []Channel{ChannelSMS, ChannelWhatsApp, ChannelCall}
 
 // Verification is one code a person must give back: its hash, its limits
 // and who it belongs to. A verification is usable while it is neither
@@ -129,15 +160,45 @@ type DeliveryStore interface {
 	Message(ctx context.Context, id string) (*Message, error)
 }
 
+// FallbackStore hands a message that failed on its channel over to the
+// next channel of its fallback order. A store may implement it besides
+// Store.
+type FallbackStore interface {
+	// FailOver gives message id of holder up, as FailMessage does, and
+	// queues next (the same message on its next channel) in the same
+	// transaction, so the hand-over is never lost nor done twice;
+	// ENOTFOUND when holder does not hold id, and then next is not queued.
+	FailOver(ctx context.Context, id, holder string, attempts int, lastErr string, next *Message) error
+	// FallBack queues next to take over from message id, whatever its
+	// status (a provider reported it undelivered after accepting it), in
+	// one transaction with marking id as taken over; ENOTFOUND when there
+	// is no such message or one took over from it already (then next is
+	// not queued). FailOver marks the same way.
+	FallBack(ctx context.Context, id string, next *Message) error
+	// MessageByID returns message id; ENOTFOUND if there is none.
+	MessageByID(ctx context.Context, id string) (*Message, error)
+	// MessagesForVerification lists the messages of a verification, oldest
+	// first: each channel it was tried on, with its own state.
+	MessagesForVerification(ctx context.Context, owner, verificationID string) ([]*Message, error)
+}
+
 // MessageContent is what a sender delivers.
 type MessageContent struct {
 	Subject   string `json:"subject,omitempty"`
 	Body      string `json:"body"`
 	FromEmail string `json:"fromEmail,omitempty"`
 	FromName  string `json:"fromName,omitempty"`
-	// Code is the code Body carries, kept beside it (sealed alike) for the
-	// development inbox; senders send Body and never read it.
+	// Code is the code Body carries, kept beside it (sealed alike): a voice
+	// call reads it out character by character, a WhatsApp template fills
+	// it in, and the development inbox shows it; empty for a message
+	// without a code.
 	Code string `json:"code,omitempty"`
+	// Fallback lists the channels to try next, in order, when this
+	// message's channel refuses it for good (a permanent provider error,
+	// or retries used up); the message then goes to the same address on
+	// Fallback[0], carrying the rest. It travels sealed with the content,
+	// so a resend starts the same order again.
+	Fallback []Channel `json:"fallback,omitempty"`
 }
 
 // TOTPSecret is a consumer's authenticator-app secret. It is temporary until

@@ -10,6 +10,7 @@
 //	tessera user list|show|disable|enable|revoke-sessions|reset-mfa|delete|import
 //	                               find, manage and import end users
 //	tessera keys rotate|list       manage ID-token signing keys
+//	tessera sms-breaker status|clear [PREFIX]  the SMS pumping breaker
 //	tessera migrate                apply database migrations and exit
 //	tessera bench [flags]          drive initiate→validate load at a running server
 //
@@ -45,6 +46,8 @@ Usage:
   tessera keys list              list ID-token signing keys and their states
   tessera audit [--user EMAIL|ID] [--kind KIND] [--since 24h] [--limit 100] [--json]
                                  the audit log of end-user security events, newest first
+  tessera sms-breaker status|clear [PREFIX]
+                                 the SMS pumping breaker: prefixes whose codes are refused; clear one
   tessera config                 print the effective configuration, secrets masked
   tessera migrate                apply database migrations and exit
   tessera bench [flags]          load-test a running server (tessera bench -help)
@@ -112,6 +115,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return migrateCommand(ctx, getenv, stdout)
 	case "audit":
 		return auditCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "sms-breaker":
+		return smsBreakerCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		return loadtest.Command(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -159,8 +164,9 @@ Prints the effective configuration (from TESSERA_* variables, their _FILE
 variants and defaults), with passwords, tokens and keys masked. Fails with
 what to fix, like serve, when the configuration is invalid.
 `,
-	"bench": "Usage: tessera bench [flags]; see tessera bench -help\n",
-	"audit": auditHelp(),
+	"bench":       "Usage: tessera bench [flags]; see tessera bench -help\n",
+	"audit":       auditHelp(),
+	"sms-breaker": smsBreakerUsage + "\n",
 }
 
 // configCommand prints the effective configuration with secrets masked.

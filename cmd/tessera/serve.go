@@ -19,6 +19,7 @@ import (
 	"github.com/tessera-id/tessera/internal/deliver"
 	"github.com/tessera-id/tessera/internal/password"
 	"github.com/tessera-id/tessera/internal/ratelimit"
+	"github.com/tessera-id/tessera/internal/verify"
 	"github.com/tessera-id/tessera/internal/web"
 )
 
@@ -67,13 +68,18 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		}
 		defer client.Close()
 		limiter = r
+		if cfg.SMSBreaker != nil {
+			// Every instance judges all the traffic, and a prefix open on
+			// one is open on all.
+			cfg.SMSBreaker.Store = &verify.RedisBreakerStore{Client: client, Prefix: cfg.RedisPrefix}
+		}
 	}
 	a := app.New(app.Options{
 		Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
 		Limits: app.Limits{IP: cfg.LimitIP, Client: cfg.LimitClient, DestinationHour: cfg.LimitDestHour, DestinationDay: cfg.LimitDestDay,
 			SMSCountry: cfg.LimitSMSCountry, SMSCountries: cfg.SMSCountries, SMSNumberTypes: cfg.SMSNumberTypes, SMSBreaker: cfg.SMSBreaker},
 		Store: store, Keys: keys, Log: log, Senders: senders, Retention: cfg.Retention, AuditRetention: cfg.AuditRetention,
-		SenderNames: map[tessera.Channel]string{tessera.ChannelEmail: cfg.EmailSender, tessera.ChannelSMS: cfg.SMSSender, tessera.ChannelEvents: "webhook"},
+		SenderNames: senderNames(cfg), PhoneFallback: cfg.PhoneFallback,
 		EventTypes:  cfg.Events.Types,
 		OutboxLease: cfg.OutboxLease, OutboxMaxAttempts: cfg.OutboxMaxAttempts, ResendCooldown: cfg.ResendCooldown, DBTimeout: cfg.DBTimeout,
 		ServiceName: cfg.ServiceName, TokenIssuer: cfg.TokenIssuer, TokenAudience: cfg.TokenAudience, IDTokenTTL: cfg.IDTokenTTL,
@@ -231,4 +237,13 @@ Try passkeys in a browser: %[3]s/ui/passkeys
 		fmt.Fprintf(w, "Sign up, sign in and manage the account in a browser: %s/account/\n\n", passkeyOrigin(cfg))
 	}
 	return nil
+}
+
+// senderNames names each channel's sender, for metrics.
+func senderNames(cfg *config.Config) map[tessera.Channel]string {
+	names := map[tessera.Channel]string{tessera.ChannelEmail: cfg.EmailSender, tessera.ChannelEvents: "webhook"}
+	for _, ch := range app.PhoneChannels(cfg) {
+		names[ch] = cfg.SMSSender
+	}
+	return names
 }

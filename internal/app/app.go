@@ -108,6 +108,10 @@ type Options struct {
 	// tessera.ChannelEvents, and off otherwise: none is even written.
 	EventTypes map[string]bool
 
+	// PhoneFallback is the order phone channels are tried in when a
+	// request names none (verify.Engine.PhoneFallback).
+	PhoneFallback []tessera.Channel
+
 	// PublicURL and TwilioAuthToken accept Twilio's status callbacks
 	// (POST /webhooks/twilio/status); without both the route is 404.
 	PublicURL       string
@@ -205,6 +209,7 @@ func New(o Options) *App {
 		},
 		Breaker: limits.SMSBreaker,
 		Store:   o.Store, Keys: o.Keys, Now: o.Now, Log: o.Log,
+		Channels: channelsOf(o.Senders), PhoneFallback: o.PhoneFallback,
 		Deliver: a.Worker.Enqueue, DeliveryLease: a.Worker.Lease, ResendCooldown: o.ResendCooldown,
 	}
 	if _, on := o.Senders[tessera.ChannelEvents]; on {
@@ -241,17 +246,7 @@ func New(o Options) *App {
 	a.Engine.Observe = func(m tessera.Method, result string) { a.Metrics.ObserveVerification(string(m), result) }
 	a.Engine.ObserveConversion = a.Metrics.ObserveConversion
 	if b := a.Engine.Breaker; b != nil {
-		b.OnTrip = func(t verify.Trip) {
-			country, _, isPrefix := strings.Cut(t.Prefix, " ")
-			level := "country"
-			if isPrefix {
-				level = "prefix"
-			}
-			a.Metrics.ObserveBreakerTrip(country, level)
-			a.Log.Warn("sms pumping breaker tripped: SMS to this prefix are refused until it recovers or is cleared",
-				"prefix", t.Prefix, "level", level, "sends", t.Sends, "validated", t.Validated,
-				"conversion", t.Conversion, "until", t.Until)
-		}
+		b.OnChange = a.breakerChanged
 	}
 	a.Worker.SenderNames = o.SenderNames
 	a.Worker.Observe = func(ch tessera.Channel, sender, result string) { a.Metrics.ObserveDelivery(string(ch), sender, result) }
@@ -284,6 +279,35 @@ func withInbox(senders map[tessera.Channel]tessera.Sender, inbox *deliver.Inbox)
 		out[ch] = s
 	}
 	return out
+}
+
+// channelsOf is the set of channels with a sender.
+func channelsOf(senders map[tessera.Channel]tessera.Sender) map[tessera.Channel]bool {
+	out := map[tessera.Channel]bool{}
+	for ch := range senders {
+		out[ch] = true
+	}
+	return out
+}
+
+// breakerChanged logs, counts and audits a change of the SMS pumping
+// breaker.
+func (a *App) breakerChanged(c verify.BreakerChange) {
+	country, _, _ := strings.Cut(c.Prefix, " ")
+	a.Metrics.ObserveBreakerChange(c.State, c.Level())
+	log := a.Log.Info
+	switch c.State {
+	case verify.BreakerOpen:
+		a.Metrics.ObserveBreakerTrip(country, c.Level())
+		log = a.Log.Warn
+	}
+	log("sms pumping breaker: "+c.State, "prefix", c.Prefix, "level", c.Level(), "sends", c.Sends, "validated", c.Validated,
+		"conversion", c.Conversion, "until", c.Until)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.Store.AppendAudit(ctx, c.AuditEvent()); err != nil {
+		a.Log.Error("audit: sms breaker event not recorded", "prefix", c.Prefix, "state", c.State, "err", err)
+	}
 }
 
 func orStrings(v, def []string) []string {

@@ -50,6 +50,7 @@ func Senders(cfg *config.Config, logOut io.Writer, deliveries tessera.DeliverySt
 				AccountSID: cfg.Twilio.AccountSID, AuthToken: cfg.Twilio.AuthToken, From: cfg.Twilio.From,
 				MessagingServiceSID: cfg.Twilio.MessagingServiceSID, BaseURL: cfg.Twilio.BaseURL,
 				StatusCallback: callback, Deliveries: deliveries,
+				WhatsAppFrom: cfg.Twilio.WhatsAppFrom, WhatsAppContentSID: cfg.Twilio.WhatsAppContentSID, VoiceLanguage: cfg.VoiceLanguage,
 			})
 			if err != nil {
 				return nil, fmt.Errorf("TESSERA_TWILIO_*: %w", err)
@@ -67,6 +68,9 @@ func Senders(cfg *config.Config, logOut io.Writer, deliveries tessera.DeliverySt
 		return nil, err
 	}
 	senders := map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: email, tessera.ChannelSMS: sms}
+	for _, ch := range PhoneChannels(cfg) {
+		senders[ch] = sms
+	}
 	if cfg.Events.URL != "" {
 		events, err := deliver.NewEventSender(deliver.WebhookConfig{URL: cfg.Events.URL, Secret: cfg.Events.Secret})
 		if err != nil {
@@ -75,4 +79,19 @@ func Senders(cfg *config.Config, logOut io.Writer, deliveries tessera.DeliverySt
 		senders[tessera.ChannelEvents] = events
 	}
 	return senders, nil
+}
+
+// PhoneChannels are the phone channels the configuration can send on. They
+// share the SMS sender: the log and webhook senders take every channel;
+// Twilio sends WhatsApp with TESSERA_TWILIO_WHATSAPP_FROM and calls with
+// TESSERA_TWILIO_FROM (a messaging service cannot call).
+func PhoneChannels(cfg *config.Config) []tessera.Channel {
+	chs := []tessera.Channel{tessera.ChannelSMS}
+	if cfg.SMSSender != "twilio" || cfg.Twilio.WhatsAppFrom != "" {
+		chs = append(chs, tessera.ChannelWhatsApp)
+	}
+	if cfg.SMSSender != "twilio" || cfg.Twilio.From != "" {
+		chs = append(chs, tessera.ChannelCall)
+	}
+	return chs
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/deliver"
 	"github.com/tessera-id/tessera/internal/ratelimit"
 	"github.com/tessera-id/tessera/internal/secret"
 	"github.com/tessera-id/tessera/internal/verify"
@@ -94,6 +95,10 @@ type Config struct {
 	OutboxLease       time.Duration // TESSERA_OUTBOX_LEASE: how long a worker holds a message it is sending
 	OutboxMaxAttempts int           // TESSERA_OUTBOX_MAX_ATTEMPTS: tries before a message is given up
 	ResendCooldown    time.Duration // TESSERA_RESEND_COOLDOWN: wait between sends of the same code
+	// TESSERA_PHONE_FALLBACK: the order phone channels are tried in when
+	// a request names none ("whatsapp,sms,call"); nil: no fallback
+	PhoneFallback []tessera.Channel
+	VoiceLanguage string // TESSERA_VOICE_LANGUAGE: the language calls read codes in (default en-US)
 
 	// Browser apps and developers.
 	CORSOrigins []string // TESSERA_CORS_ORIGINS: origins whose scripts may call the accounts API; empty: CORS off
@@ -129,6 +134,8 @@ type Twilio struct {
 	From                string // TESSERA_TWILIO_FROM: an E.164 number, or
 	MessagingServiceSID string // TESSERA_TWILIO_MESSAGING_SERVICE_SID
 	BaseURL             string // TESSERA_TWILIO_BASE_URL (default https://api.twilio.com)
+	WhatsAppFrom        string // TESSERA_TWILIO_WHATSAPP_FROM: the WhatsApp sender's E.164 number; unset: no WhatsApp
+	WhatsAppContentSID  string // TESSERA_TWILIO_WHATSAPP_CONTENT_SID: an approved template (HX…) whose {{1}} is the code
 }
 
 // Webhook is the webhook sender's settings.
@@ -365,8 +372,18 @@ func (c *Config) loadDelivery(getenv func(string) string, get func(name, def str
 	c.Twilio = Twilio{
 		AccountSID: get("TESSERA_TWILIO_ACCOUNT_SID", ""), AuthToken: secretOf("TESSERA_TWILIO_AUTH_TOKEN"),
 		From: get("TESSERA_TWILIO_FROM", ""), MessagingServiceSID: get("TESSERA_TWILIO_MESSAGING_SERVICE_SID", ""),
-		BaseURL: get("TESSERA_TWILIO_BASE_URL", "https://api.twilio.com"),
+		BaseURL:      get("TESSERA_TWILIO_BASE_URL", "https://api.twilio.com"),
+		WhatsAppFrom: get("TESSERA_TWILIO_WHATSAPP_FROM", ""), WhatsAppContentSID: get("TESSERA_TWILIO_WHATSAPP_CONTENT_SID", ""),
 	}
+	c.VoiceLanguage = get("TESSERA_VOICE_LANGUAGE", deliver.DefaultVoiceLanguage)
+	if err := deliver.CheckVoiceLanguage(c.VoiceLanguage); err != nil {
+		bad("TESSERA_VOICE_LANGUAGE: %v", err)
+	}
+	fallback, err := verify.ParsePhoneFallback(get("TESSERA_PHONE_FALLBACK", ""))
+	if err != nil {
+		bad("TESSERA_PHONE_FALLBACK: %v", err)
+	}
+	c.PhoneFallback = fallback
 	c.Webhook = Webhook{URL: get("TESSERA_WEBHOOK_URL", ""), Secret: secretOf("TESSERA_WEBHOOK_SECRET")}
 	c.Events = Events{URL: get("TESSERA_EVENTS_URL", ""), Secret: secretOf("TESSERA_EVENTS_SECRET")}
 	if c.Events.URL != "" && c.Events.Secret == "" {
@@ -623,6 +640,10 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_TWILIO_FROM", c.Twilio.From},
 		{"TESSERA_TWILIO_MESSAGING_SERVICE_SID", c.Twilio.MessagingServiceSID},
 		{"TESSERA_TWILIO_BASE_URL", c.Twilio.BaseURL},
+		{"TESSERA_TWILIO_WHATSAPP_FROM", c.Twilio.WhatsAppFrom},
+		{"TESSERA_TWILIO_WHATSAPP_CONTENT_SID", c.Twilio.WhatsAppContentSID},
+		{"TESSERA_VOICE_LANGUAGE", c.VoiceLanguage},
+		{"TESSERA_PHONE_FALLBACK", verify.FormatPhoneFallback(c.PhoneFallback)},
 		{"TESSERA_PUBLIC_URL", c.PublicURL},
 		{"TESSERA_WEBHOOK_URL", c.Webhook.URL},
 		{"TESSERA_WEBHOOK_SECRET", mask(c.Webhook.Secret)},

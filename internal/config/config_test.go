@@ -268,6 +268,9 @@ func TestLoadBadValues(t *testing.T) {
 		{name: "sms breaker sends", vars: map[string]string{"TESSERA_SMS_BREAKER": "0,0.2,1h"}, want: []string{"TESSERA_SMS_BREAKER", "MIN_SENDS"}},
 		{name: "sms breaker window", vars: map[string]string{"TESSERA_SMS_BREAKER": "50,0.2,1s"}, want: []string{"TESSERA_SMS_BREAKER", "WINDOW"}},
 		{name: "sms number types empty", vars: map[string]string{"TESSERA_SMS_NUMBER_TYPES": " , "}, want: []string{"TESSERA_SMS_NUMBER_TYPES"}},
+		{name: "phone fallback channel", vars: map[string]string{"TESSERA_PHONE_FALLBACK": "sms,email"}, want: []string{"TESSERA_PHONE_FALLBACK", "email"}},
+		{name: "phone fallback twice", vars: map[string]string{"TESSERA_PHONE_FALLBACK": "sms,call,sms"}, want: []string{"TESSERA_PHONE_FALLBACK", "twice"}},
+		{name: "voice language", vars: map[string]string{"TESSERA_VOICE_LANGUAGE": `en"><Play>`}, want: []string{"TESSERA_VOICE_LANGUAGE"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -535,5 +538,24 @@ func TestAccountPagesSettings(t *testing.T) {
 		if err := CheckReturnURL(bad); err == nil {
 			t.Errorf("return URL %q accepted", bad)
 		}
+	}
+}
+
+func TestPhoneChannelSettings(t *testing.T) {
+	c, err := Load(env(map[string]string{"TESSERA_DATA_DIR": t.TempDir(), "TESSERA_PHONE_FALLBACK": "WhatsApp, sms,call",
+		"TESSERA_VOICE_LANGUAGE": "de-DE", "TESSERA_TWILIO_WHATSAPP_FROM": "+14155550111"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]string{}
+	for _, s := range c.Settings() {
+		settings[s.Name] = s.Value
+	}
+	if settings["TESSERA_PHONE_FALLBACK"] != "whatsapp,sms,call" || settings["TESSERA_VOICE_LANGUAGE"] != "de-DE" || settings["TESSERA_TWILIO_WHATSAPP_FROM"] != "+14155550111" {
+		t.Fatalf("settings %v", settings)
+	}
+	c, err = Load(env(map[string]string{"TESSERA_DATA_DIR": t.TempDir()}))
+	if err != nil || c.PhoneFallback != nil || c.VoiceLanguage != "en-US" {
+		t.Fatalf("defaults: %v %q, %v", c.PhoneFallback, c.VoiceLanguage, err)
 	}
 }

@@ -41,7 +41,23 @@ type TwilioConfig struct {
 	StatusCallback string
 	// Deliveries, when set, records each accepted message's SID.
 	Deliveries tessera.DeliveryStore
+
+	// WhatsAppFrom is the WhatsApp sender, an E.164 number registered as a
+	// WhatsApp sender of the account (sent as "whatsapp:+1…"); without it
+	// WhatsApp messages fail permanently (and fall back, if they may).
+	WhatsAppFrom string
+	// WhatsAppContentSID ("HX…"), when set, sends codes as that approved
+	// content template, its variable {{1}} the code, instead of as free
+	// text: WhatsApp delivers free text only within 24 hours of the
+	// person's last message to the sender.
+	WhatsAppContentSID string
+	// VoiceLanguage is the language of the voice that reads codes out in
+	// calls (DefaultVoiceLanguage when empty). Calls come from From.
+	VoiceLanguage string
 }
+
+// DefaultVoiceLanguage is the language of calls when none is configured.
+const DefaultVoiceLanguage = "en-US"
 
 // TwilioStatusPath is where Twilio's status callbacks arrive.
 const TwilioStatusPath = "/webhooks/twilio/status"
@@ -58,12 +74,15 @@ func TwilioStatusCallback(callback, id string) string {
 // sent: delivery is at least once, and a request that times out after
 // Twilio accepted it is retried and may reach the phone twice.
 type TwilioSender struct {
-	endpoint            string
+	endpoint, callsURL  string
 	accountSID, token   string
 	from, messagingSSID string
 	client              *http.Client
 	callback            string
 	deliveries          tessera.DeliveryStore
+	whatsAppFrom        string
+	whatsAppContentSID  string
+	voiceLanguage       string
 }
 
 // NewTwilioSender checks cfg and returns a sender.
@@ -96,12 +115,17 @@ func NewTwilioSender(cfg TwilioConfig) (*TwilioSender, error) {
 			return nil, fmt.Errorf("twilio: status callback %q must be an http(s) URL without query", cfg.StatusCallback)
 		}
 	}
+	if err := checkWhatsAppVoice(&cfg); err != nil {
+		return nil, err
+	}
 	client := cfg.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}
+	account := strings.TrimRight(base, "/") + "/2010-04-01/Accounts/" + url.PathEscape(cfg.AccountSID)
 	return &TwilioSender{
-		endpoint:   strings.TrimRight(base, "/") + "/2010-04-01/Accounts/" + url.PathEscape(cfg.AccountSID) + "/Messages.json",
+		endpoint: account + "/Messages.json", callsURL: account + "/Calls.json",
+		whatsAppFrom: cfg.WhatsAppFrom, whatsAppContentSID: cfg.WhatsAppContentSID, voiceLanguage: cfg.VoiceLanguage,
 		accountSID: cfg.AccountSID, token: cfg.AuthToken,
 		from: cfg.From, messagingSSID: cfg.MessagingServiceSID,
 		client: client, callback: cfg.StatusCallback, deliveries: cfg.Deliveries,
@@ -120,19 +144,38 @@ type twilioError struct {
 // (an invalid number, bad credentials, an unverified number) are
 // permanent; rate limits, server errors and network failures are not.
 func (s *TwilioSender) Send(ctx context.Context, m *tessera.Outgoing) error {
-	if m.Channel != tessera.ChannelSMS {
+	endpoint := s.endpoint
+	var form url.Values
+	switch m.Channel {
+	case tessera.ChannelSMS:
+		form = url.Values{"To": {m.To}, "Body": {m.Content.Body}}
+		if s.messagingSSID != "" {
+			form.Set("MessagingServiceSid", s.messagingSSID)
+		} else {
+			form.Set("From", s.from)
+		}
+	case tessera.ChannelWhatsApp:
+		if s.whatsAppFrom == "" {
+			return Permanent(errors.New("twilio: no WhatsApp sender configured (TESSERA_TWILIO_WHATSAPP_FROM)"))
+		}
+		form = whatsAppForm(m, s.whatsAppFrom, s.whatsAppContentSID)
+	case tessera.ChannelCall:
+		if s.from == "" {
+			return Permanent(errors.New("twilio: calls need a From number (TESSERA_TWILIO_FROM); a messaging service cannot call"))
+		}
+		twiml, err := VoiceTwiML(s.voiceLanguage, m.Content)
+		if err != nil {
+			return Permanent(fmt.Errorf("twilio: %w", err))
+		}
+		endpoint = s.callsURL
+		form = url.Values{"To": {m.To}, "From": {s.from}, "Twiml": {twiml}}
+	default:
 		return Permanent(fmt.Errorf("twilio: cannot send a %q message", m.Channel))
-	}
-	form := url.Values{"To": {m.To}, "Body": {m.Content.Body}}
-	if s.messagingSSID != "" {
-		form.Set("MessagingServiceSid", s.messagingSSID)
-	} else {
-		form.Set("From", s.from)
 	}
 	if s.callback != "" {
 		form.Set("StatusCallback", TwilioStatusCallback(s.callback, m.ID))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return Permanent(fmt.Errorf("twilio: %w", err))
 	}
@@ -154,9 +197,10 @@ func (s *TwilioSender) Send(ctx context.Context, m *tessera.Outgoing) error {
 			SID string `json:"sid"`
 		}
 		if json.Unmarshal(raw, &ok) != nil || ok.SID == "" {
-			// Something answered success without creating a message (a
-			// proxy, a wrong base URL): try again rather than lose it.
-			return fmt.Errorf("twilio: HTTP %d without a message sid", resp.StatusCode)
+			// Something answered success without creating a message or
+			// call (a proxy, a wrong base URL): try again rather than lose
+			// it.
+			return fmt.Errorf("twilio: HTTP %d without a sid", resp.StatusCode)
 		}
 		if s.deliveries != nil {
 			// Best effort: Twilio has the message, and a status callback
@@ -172,6 +216,9 @@ func (s *TwilioSender) Send(ctx context.Context, m *tessera.Outgoing) error {
 		msg := te.Message
 		if b := m.Content.Body; b != "" {
 			msg = strings.ReplaceAll(msg, b, "[body]") // the code never goes to logs or the outbox row
+		}
+		if c := m.Content.Code; c != "" {
+			msg = strings.ReplaceAll(msg, c, "[code]")
 		}
 		if len(msg) > 300 {
 			msg = strings.ToValidUTF8(msg[:300], "")

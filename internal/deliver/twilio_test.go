@@ -274,7 +274,7 @@ func TestTwilioErrors(t *testing.T) {
 		{
 			name: "success without a sid", status: 201, permanent: false,
 			answer: `{"status": "queued"}`,
-			want:   []string{"without a message sid"},
+			want:   []string{"without a sid"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -126,7 +126,7 @@ func NewWorker(store tessera.Store, keys *secret.Keyring, senders map[tessera.Ch
 // channels are the channels with a lane: every channel with a sender, and
 // the built-in ones (whose messages fail at once without a sender).
 func (w *Worker) channels() []tessera.Channel {
-	chs := []tessera.Channel{tessera.ChannelEmail, tessera.ChannelSMS}
+	chs := []tessera.Channel{tessera.ChannelEmail, tessera.ChannelSMS, tessera.ChannelWhatsApp, tessera.ChannelCall}
 	for ch := range w.Senders {
 		if !slices.Contains(chs, ch) {
 			chs = append(chs, ch)
@@ -423,6 +423,13 @@ func (w *Worker) recordFailure(ctx context.Context, m *tessera.Message, sendErr 
 	if IsPermanent(sendErr) || w.exhausted(m, attempts) {
 		w.observe(m.Channel, "failed")
 		w.Log.Warn("outbox: message failed", "message", m.ID, "channel", m.Channel, "attempts", attempts, "err", msg)
+		done, err := w.fallBack(ctx, m, attempts, msg)
+		if done {
+			return err
+		}
+		if err != nil {
+			w.Log.Error("outbox: no fallback: the message fails", "message", m.ID, "err", err)
+		}
 		return w.storeCall(ctx, func(ctx context.Context) error { return w.fail(ctx, m, attempts, msg) })
 	}
 	delay := w.Backoff << (attempts - 1)

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/nyaruka/phonenumbers"
 
+	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/app"
 	"github.com/tessera-id/tessera/internal/verify"
 )
@@ -109,7 +111,31 @@ func TestPumpingBreakerTripsOnALowConversionPrefix(t *testing.T) {
 	if m := scrape(t, e); !strings.Contains(m, `tessera_sms_breaker_trips_total{country="+1",level="prefix"} 1`) {
 		t.Fatal("no trip in the metrics")
 	}
-	// It recovers after the window.
+	// After the cooldown it is half-open: a few probes go out (five), and
+	// when enough of their codes are used (30%: two) the prefix closes.
 	e.clock.Advance(time.Hour)
-	initiate("+12125559999").want(t, 200)
+	for _, n := range []string{"+12125559998", "+12125559999"} {
+		id = initiate(n).want(t, 200).str("verificationId")
+		e.do("POST", "/methods/phone/verifiers/"+id+"/actions/validate", map[string]any{"code": e.codeFor(n)}).want(t, 200)
+	}
+	// Every change is in the audit log and the metrics.
+	events, err := e.store.AuditEvents(context.Background(), tessera.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, ev := range events {
+		if strings.HasPrefix(ev.Kind, "sms_breaker.") {
+			kinds = append(kinds, ev.Kind+" "+ev.Detail[:strings.Index(ev.Detail, ":")])
+		}
+	}
+	if want := []string{"sms_breaker.closed +1 2125", "sms_breaker.half_open +1 2125", "sms_breaker.open +1 2125"}; strings.Join(kinds, ",") != strings.Join(want, ",") {
+		t.Fatalf("audit events %q, want %q", kinds, want)
+	}
+	m := scrape(t, e)
+	for _, st := range []string{"open", "half_open", "closed"} {
+		if want := `tessera_sms_breaker_changes_total{level="prefix",state="` + st + `"} 1`; !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }

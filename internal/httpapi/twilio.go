@@ -4,6 +4,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/tessera-id/tessera"
@@ -49,15 +50,12 @@ func (s *Server) handleTwilioStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.URL.Query().Get("message")
-	sid := r.PostForm.Get("MessageSid")
+	sid, status, channel := twilioReport(r.PostForm)
 	if id == "" || sid == "" {
 		s.writeError(w, r, tessera.Errorf(tessera.EINVALID, "The callback names no message"))
 		return
 	}
-	status := tessera.DeliveryStatus(r.PostForm.Get("MessageStatus"))
-	switch status {
-	case tessera.DeliveryDelivered, tessera.DeliveryUndelivered, tessera.DeliveryFailed:
-	default:
+	if status == "" {
 		w.WriteHeader(http.StatusNoContent) // not final: nothing to record
 		return
 	}
@@ -69,7 +67,19 @@ func (s *Server) handleTwilioStatus(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		if s.ObserveDeliveryReport != nil {
-			s.ObserveDeliveryReport(string(tessera.ChannelSMS), string(status))
+			s.ObserveDeliveryReport(string(channel), string(status))
+		}
+		if status != tessera.DeliveryDelivered {
+			// An error here answers 5xx, so Twilio calls again; the report
+			// is recorded again and the fallback, set once, is retried.
+			next, err := s.Engine.FallBackAfterReport(r.Context(), id)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			if next != nil {
+				s.Log.Info("twilio status callback: falling back to the next channel", "message", id, "status", status, "next", next.ID, "next_channel", next.Channel)
+			}
 		}
 	case tessera.ErrorCode(err) == tessera.ENOTFOUND:
 		// Gone (cleaned up), another SID, or delivered already: a late or
@@ -80,4 +90,35 @@ func (s *Server) handleTwilioStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// twilioReport reads a status callback: the SID of the message or call,
+// its final state ("" for one that is not final yet) and its channel. A
+// message (SMS or WhatsApp) reports MessageStatus; read (WhatsApp) counts
+// as delivered. A call reports CallStatus: completed means it was
+// answered and the code read out; busy and no-answer, that it did not
+// reach anyone; failed and canceled, that it never rang.
+func twilioReport(form url.Values) (sid string, status tessera.DeliveryStatus, channel tessera.Channel) {
+	if sid = form.Get("CallSid"); sid != "" && form.Get("MessageSid") == "" {
+		switch form.Get("CallStatus") {
+		case "completed":
+			status = tessera.DeliveryDelivered
+		case "busy", "no-answer":
+			status = tessera.DeliveryUndelivered
+		case "failed", "canceled":
+			status = tessera.DeliveryFailed
+		}
+		return sid, status, tessera.ChannelCall
+	}
+	sid, channel = form.Get("MessageSid"), tessera.ChannelSMS
+	if strings.HasPrefix(form.Get("To"), "whatsapp:") || strings.HasPrefix(form.Get("From"), "whatsapp:") {
+		channel = tessera.ChannelWhatsApp
+	}
+	switch st := tessera.DeliveryStatus(form.Get("MessageStatus")); st {
+	case tessera.DeliveryDelivered, tessera.DeliveryUndelivered, tessera.DeliveryFailed:
+		status = st
+	case "read":
+		status = tessera.DeliveryDelivered
+	}
+	return sid, status, channel
 }

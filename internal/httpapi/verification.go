@@ -22,6 +22,7 @@ type verificationJSON struct {
 
 // deliveryJSON is the outbox state of a verification's message.
 type deliveryJSON struct {
+	Channel   tessera.Channel       `json:"channel"`
 	Status    tessera.MessageStatus `json:"status"`
 	Attempts  int                   `json:"attempts"`
 	LastError string                `json:"lastError,omitempty"`
@@ -30,6 +31,21 @@ type deliveryJSON struct {
 	DeliveryStatus tessera.DeliveryStatus `json:"deliveryStatus,omitempty"`
 	ProviderError  string                 `json:"providerError,omitempty"`
 	DeliveredAt    *time.Time             `json:"deliveredAt,omitempty"`
+	// History lists every message of the verification, oldest first, when
+	// there was more than one: each channel a fallback tried, and resends.
+	History []*deliveryJSON `json:"history,omitempty"`
+}
+
+func deliveryView(msg *tessera.Message) *deliveryJSON {
+	d := &deliveryJSON{Channel: msg.Channel, Status: msg.Status, Attempts: msg.Attempts, LastError: msg.LastError,
+		DeliveryStatus: msg.DeliveryStatus, ProviderError: msg.ProviderError}
+	if !msg.SentAt.IsZero() {
+		d.SentAt = &msg.SentAt
+	}
+	if !msg.DeliveredAt.IsZero() {
+		d.DeliveredAt = &msg.DeliveredAt
+	}
+	return d
 }
 
 func verificationView(v *tessera.Verification) *verificationJSON {
@@ -47,7 +63,7 @@ func verificationView(v *tessera.Verification) *verificationJSON {
 // blueprint says.
 func method(r *http.Request) (tessera.Method, error) {
 	switch m := tessera.Method(r.PathValue("method")); m {
-	case tessera.MethodEmail, tessera.MethodPhone, tessera.MethodGoogleAuth:
+	case tessera.MethodEmail, tessera.MethodPhone, tessera.MethodGoogleAuth, tessera.MethodWhatsApp, tessera.MethodCall:
 		return m, nil
 	}
 	return "", tessera.Errorf(tessera.ENOTFOUND, "Method not supported")
@@ -123,13 +139,14 @@ func (s *Server) handleGetVerification(w http.ResponseWriter, r *http.Request) {
 	}
 	view := verificationView(v)
 	if msg, err := s.Engine.Delivery(r.Context(), owner, v.ID); err == nil {
-		view.Delivery = &deliveryJSON{Status: msg.Status, Attempts: msg.Attempts, LastError: msg.LastError}
-		if !msg.SentAt.IsZero() {
-			view.Delivery.SentAt = &msg.SentAt
-		}
-		view.Delivery.DeliveryStatus, view.Delivery.ProviderError = msg.DeliveryStatus, msg.ProviderError
-		if !msg.DeliveredAt.IsZero() {
-			view.Delivery.DeliveredAt = &msg.DeliveredAt
+		view.Delivery = deliveryView(msg)
+		if all, err := s.Engine.Deliveries(r.Context(), owner, v.ID); err != nil {
+			s.writeError(w, r, err)
+			return
+		} else if len(all) > 1 {
+			for _, m := range all {
+				view.Delivery.History = append(view.Delivery.History, deliveryView(m))
+			}
 		}
 	} else if tessera.ErrorCode(err) != tessera.ENOTFOUND {
 		s.writeError(w, r, err)

@@ -28,6 +28,7 @@ type Metrics struct {
 	reports       *prometheus.CounterVec
 	conversions   *prometheus.CounterVec
 	breakerTrips  *prometheus.CounterVec
+	breakerStates *prometheus.CounterVec
 }
 
 // New registers Tessera's collectors and the Go runtime's.
@@ -62,8 +63,11 @@ func New() *Metrics {
 		breakerTrips: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tessera_sms_breaker_trips_total", Help: "Trips of the SMS pumping breaker, by country calling code and level: prefix or country.",
 		}, []string{"country", "level"}),
+		breakerStates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tessera_sms_breaker_changes_total", Help: "Changes of state of the SMS pumping breaker, by new state (open, half_open, closed, cleared) and level (prefix or country).",
+		}, []string{"state", "level"}),
 	}
-	m.Registry.MustRegister(m.requests, m.latency, m.verifications, m.deliveries, m.logins, m.rateLimited, m.reports, m.conversions, m.breakerTrips,
+	m.Registry.MustRegister(m.requests, m.latency, m.verifications, m.deliveries, m.logins, m.rateLimited, m.reports, m.conversions, m.breakerTrips, m.breakerStates,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -132,4 +136,10 @@ func (m *Metrics) WatchDB(name string, db *sql.DB) {
 // the calling code ("+44"), level "prefix" or "country".
 func (m *Metrics) ObserveBreakerTrip(country, level string) {
 	m.breakerTrips.WithLabelValues(country, level).Inc()
+}
+
+// ObserveBreakerChange counts a change of state of the SMS pumping
+// breaker: state is the new one, level "prefix" or "country".
+func (m *Metrics) ObserveBreakerChange(state, level string) {
+	m.breakerStates.WithLabelValues(state, level).Inc()
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) tessera.Store) {
 		{"OutboxLeaseOnDatabaseClock", testOutboxLeaseOnDatabaseClock},
 		{"DeleteStale", testDeleteStale},
 		{"DeliveryReports", testDeliveryReports},
+		{"FailOver", testFailOver},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

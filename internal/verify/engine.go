@@ -71,6 +71,13 @@ type Engine struct {
 	// check, and the message events of delivery reports, for the
 	// operator's endpoint.
 	Events *Events
+	// Channels are the channels this server can send on (nil: all); a
+	// method or fallback on another is refused.
+	Channels map[tessera.Channel]bool
+	// PhoneFallback is the order phone channels are tried in when a
+	// request names no fallback (TESSERA_PHONE_FALLBACK): a phone method
+	// falls back to the channels after its own.
+	PhoneFallback []tessera.Channel
 }
 
 // SendLimits bound the messages Tessera sends, whoever asks.
@@ -119,22 +126,22 @@ type sendCheck struct {
 //     for all users, one user gets 1/SubjectShare of it (of the default
 //     300/h, 30/h: as many as the accounts let a user send an hour).
 func (e *Engine) checkSend(ctx context.Context, owner, subject string, method tessera.Method, consumer string) error {
-	if method == tessera.MethodPhone && len(e.Limits.SMSCountries) > 0 {
+	if method.Phone() && len(e.Limits.SMSCountries) > 0 {
 		if region := RegionOf(consumer); !e.Limits.SMSCountries[region] {
 			return tessera.Invalid(tessera.FieldError{Path: "consumer", Error: "SMS to this country (" + region + ") are not enabled on this server"})
 		}
 	}
-	if method == tessera.MethodPhone {
+	if method.Phone() {
 		if err := e.CheckSMSNumber(consumer); err != nil {
 			return tessera.Invalid(tessera.FieldError{Path: "consumer", Error: err.Error()})
 		}
 	}
 	if e.Limiter == nil {
-		return e.checkBreaker(method, consumer)
+		return e.checkBreaker(ctx, method, consumer)
 	}
 	dest := limitConsumer(method, consumer)
 	var country string
-	if method == tessera.MethodPhone {
+	if method.Phone() {
 		country = callingCode(consumer)
 	}
 	l := e.Limits
@@ -174,22 +181,26 @@ func (e *Engine) checkSend(ctx context.Context, owner, subject string, method te
 				RetryAfter: int((res.RetryAfter + time.Second - 1) / time.Second)}
 		}
 	}
-	return e.checkBreaker(method, consumer)
+	return e.checkBreaker(ctx, method, consumer)
 }
 
 // checkBreaker asks the SMS pumping breaker, last: a send the limits
 // refuse is not counted as a send.
-func (e *Engine) checkBreaker(method tessera.Method, consumer string) error {
-	if method != tessera.MethodPhone || e.Breaker == nil {
+func (e *Engine) checkBreaker(ctx context.Context, method tessera.Method, consumer string) error {
+	if !method.Phone() || e.Breaker == nil {
 		return nil
 	}
 	now := e.now()
-	trip := e.Breaker.Send(consumer, now)
-	if trip == nil {
-		return nil
+	trip, err := e.Breaker.Send(ctx, consumer, now)
+	if err != nil || trip == nil {
+		return err
+	}
+	msg := "Codes to numbers starting " + trip.Prefix + " are suspended: too few of the codes sent there were used. Try again later"
+	if trip.State == BreakerHalfOpen {
+		msg = "Codes to numbers starting " + trip.Prefix + " are limited while a few test codes show whether codes there are used. Try again later"
 	}
 	return &tessera.Error{Code: tessera.ETOOMANY,
-		Message:    "Text messages to numbers starting " + trip.Prefix + " are suspended: too few of the codes sent there were used. Try again later",
+		Message:    msg,
 		RetryAfter: int((trip.Until.Sub(now) + time.Second - 1) / time.Second)}
 }
 
@@ -240,6 +251,11 @@ type InitiateRequest struct {
 	GenerateCode CodeSpec        `json:"generateCode"`
 	Policy       Policy          `json:"policy"`
 	Payload      json.RawMessage `json:"payload"`
+	// Fallback, for the phone methods, names the channels to try in turn
+	// when the method's own channel refuses the message for good (see
+	// tessera.MessageContent.Fallback). Absent (nil): the server's
+	// PhoneFallback order; empty: none.
+	Fallback []tessera.Channel `json:"fallback"`
 
 	// Binding, for Tessera's own callers, is mixed into the code's hash: a
 	// code only validates with the binding it was issued with, so a code
@@ -325,6 +341,9 @@ func (e *Engine) Initiate(ctx context.Context, owner string, method tessera.Meth
 
 func (e *Engine) initiate(ctx context.Context, owner string, method tessera.Method, req *InitiateRequest) (*Initiated, error) {
 	now := e.now()
+	if err := e.checkMethodEnabled(method); err != nil {
+		return nil, err
+	}
 	var bad []tessera.FieldError
 	fail := func(path string, err error) { bad = append(bad, tessera.FieldError{Path: path, Error: err.Error()}) }
 
@@ -386,6 +405,10 @@ func (e *Engine) initiate(ctx context.Context, owner string, method tessera.Meth
 		}
 		bad = append(bad, checkTemplate(method, &req.Template)...)
 	}
+	fallback, err := e.fallbackFor(method, req.Fallback)
+	if err != nil {
+		bad = append(bad, tessera.FieldError{Path: "fallback", Error: err.Error()})
+	}
 	if len(bad) > 0 {
 		return nil, tessera.Invalid(bad...)
 	}
@@ -438,6 +461,7 @@ func (e *Engine) initiate(ctx context.Context, owner string, method tessera.Meth
 	}
 	v.CodeHash = e.codeHash(owner, id, req.Binding, code)
 	content := messageContent(method, tpl, req.Issuer, code, id)
+	content.Fallback = fallback
 	plain, err := json.Marshal(content)
 	if err != nil {
 		return nil, err
@@ -482,6 +506,9 @@ func (e *Engine) Resend(ctx context.Context, owner string, method tessera.Method
 	}
 	if method == tessera.MethodGoogleAuth {
 		return nil, tessera.Invalid(tessera.FieldError{Path: "method", Error: "google_auth codes come from the authenticator app; there is nothing to resend"})
+	}
+	if err := e.checkMethodEnabled(method); err != nil {
+		return nil, err
 	}
 	now := e.now()
 	v, err := e.Store.Verification(ctx, owner, id)
@@ -601,8 +628,10 @@ func (e *Engine) ValidateBound(ctx context.Context, owner string, method tessera
 	switch tessera.ErrorCode(err) {
 	case "":
 		e.observe(method, "validated")
-		if method == tessera.MethodPhone && e.Breaker != nil && v != nil {
-			e.Breaker.Validated(v.Consumer, e.now())
+		if method.Phone() && e.Breaker != nil && v != nil {
+			// Best effort: the code is used already, and a conversion
+			// not counted only makes the breaker stricter.
+			_ = e.Breaker.Validated(ctx, v.Consumer, e.now())
 		}
 		if method != tessera.MethodGoogleAuth && v != nil {
 			e.recordConversion(ctx, v)
@@ -759,6 +788,15 @@ func (e *Engine) Delivery(ctx context.Context, owner, id string) (*tessera.Messa
 	return e.Store.MessageForVerification(ctx, owner, id)
 }
 
+// Deliveries lists every message of verification id, oldest first, when
+// the store keeps them apart (FallbackStore); nil otherwise.
+func (e *Engine) Deliveries(ctx context.Context, owner, id string) ([]*tessera.Message, error) {
+	if fs, ok := e.Store.(tessera.FallbackStore); ok {
+		return fs.MessagesForVerification(ctx, owner, id)
+	}
+	return nil, nil
+}
+
 // Invalidate deletes verification id so its code can no longer be used.
 func (e *Engine) Invalidate(ctx context.Context, owner string, method tessera.Method, id string) error {
 	if err := checkID(id); err != nil {
@@ -808,7 +846,7 @@ func (e *Engine) newMessage(owner string, v *tessera.Verification, plain []byte,
 		ID:             u.String(),
 		Owner:          owner,
 		VerificationID: v.ID,
-		Channel:        channelOf(v.Method),
+		Channel:        v.Method.Channel(),
 		To:             v.Consumer,
 		Status:         tessera.MessagePending,
 		NextAttemptAt:  now,
@@ -823,19 +861,12 @@ func (e *Engine) newMessage(owner string, v *tessera.Verification, plain []byte,
 	return m, nil
 }
 
-func channelOf(m tessera.Method) tessera.Channel {
-	if m == tessera.MethodPhone {
-		return tessera.ChannelSMS
-	}
-	return tessera.ChannelEmail
-}
-
 // normalizeConsumer validates the consumer the way its method needs.
 func normalizeConsumer(m tessera.Method, consumer string) (string, error) {
 	switch m {
 	case tessera.MethodEmail:
 		return NormalizeEmail(consumer)
-	case tessera.MethodPhone:
+	case tessera.MethodPhone, tessera.MethodWhatsApp, tessera.MethodCall:
 		return NormalizePhone(consumer)
 	case tessera.MethodGoogleAuth:
 		if consumer == "" {

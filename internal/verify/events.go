@@ -119,7 +119,7 @@ type MessageEvent struct {
 func verificationEvent(v *tessera.Verification) VerificationEvent {
 	d := VerificationEvent{VerificationID: v.ID, Owner: v.Owner, Method: v.Method, Attempts: v.Attempts, MaxAttempts: v.MaxAttempts}
 	if v.Method != tessera.MethodGoogleAuth {
-		d.Destination = MaskDestination(channelOf(v.Method), v.Consumer)
+		d.Destination = MaskDestination(v.Method.Channel(), v.Consumer)
 	}
 	return d
 }

@@ -41,7 +41,7 @@ func MaskDestination(ch tessera.Channel, to string) string {
 	switch ch {
 	case tessera.ChannelEmail:
 		return MaskEmail(to)
-	case tessera.ChannelSMS:
+	case tessera.ChannelSMS, tessera.ChannelWhatsApp, tessera.ChannelCall:
 		return MaskPhone(to)
 	}
 	return ""

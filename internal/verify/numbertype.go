@@ -127,5 +127,5 @@ func (e *Engine) CheckSMSNumber(e164 string) error {
 	if allowed[t] {
 		return nil
 	}
-	return fmt.Errorf("is %s, and this server does not send text messages to those", numberTypeText[t])
+	return fmt.Errorf("is %s, and this server does not send codes to those", numberTypeText[t])
 }
