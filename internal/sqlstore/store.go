@@ -37,6 +37,7 @@ type shared struct {
 	// stmts caches prepared statements by pool and query text: parsing SQL
 	// costs more than running these short statements.
 	stmts sync.Map // stmtKey → *sql.Stmt
+	counter statementCounter
 
 	closeOnce sync.Once
 	closeErr  error
