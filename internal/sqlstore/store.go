@@ -36,7 +36,7 @@ type shared struct {
 	dialect     dialect
 	// stmts caches prepared statements by pool and query text: parsing SQL
 	// costs more than running these short statements.
-	stmts sync.Map // stmtKey → *sql.Stmt
+	stmts   sync.Map // stmtKey → *sql.Stmt
 	counter statementCounter
 
 	closeOnce sync.Once
