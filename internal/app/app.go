@@ -263,7 +263,7 @@ func New(o Options) *App {
 		Ready: o.Store.Ready, Metrics: a.Metrics.Handler(), Observe: a.Metrics.ObserveRequest,
 		Limiter: o.Limiter, LimitIP: limits.IP, LimitClient: limits.Client, TrustedProxies: o.TrustedProxies,
 		Idempotency: o.Store, Keys: o.Keys, Now: o.Now,
-		DBTimeout:      o.DBTimeout, MaxInFlight: o.MaxInFlight,
+		DBTimeout: o.DBTimeout, MaxInFlight: o.MaxInFlight,
 		NoAccountPages: o.NoAccountPages, Brand: o.Brand, ReturnURLs: o.ReturnURLs,
 		PublicURL: o.PublicURL, TwilioAuthToken: o.TwilioAuthToken, ObserveDeliveryReport: a.Metrics.ObserveDeliveryReport,
 		CORSOrigins: o.CORSOrigins, Inbox: o.DevInbox,
