@@ -661,9 +661,24 @@ func (db *DB) Message(ctx context.Context, id string) (*tessera.Message, error) 
 
 // RecordConversion marks the delivered, unconverted message of a
 // verification converted, in one statement, so it counts once.
+//
+// Every validation asks, and few verifications have a delivered message
+// (only some providers report delivery), so a read decides first whether
+// there is anything to write: on SQLite it runs beside the single writer
+// instead of taking a turn on it. The UPDATE checks again, so a
+// conversion still counts once.
 func (db *DB) RecordConversion(ctx context.Context, owner, verificationID string, now time.Time) (*tessera.Message, error) {
+	var one int
+	err := db.reader().queryRow(ctx, `SELECT 1 FROM outbox
+		WHERE owner = ? AND verification_id = ? AND delivery_status = 'delivered' AND converted_at IS NULL LIMIT 1`, owner, verificationID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound()
+	}
+	if err != nil {
+		return nil, err
+	}
 	var m *tessera.Message
-	err := db.writeOp(ctx, false, func(r runner) error {
+	err = db.writeOp(ctx, false, func(r runner) error {
 		var err error
 		m, err = scanMessage(r.queryRow(ctx, `UPDATE outbox SET converted_at = ?
 			WHERE owner = ? AND verification_id = ? AND delivery_status = 'delivered' AND converted_at IS NULL
