@@ -81,7 +81,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Store: store, Keys: keys, Log: log, Senders: senders, Retention: cfg.Retention, AuditRetention: cfg.AuditRetention,
 		SenderNames: senderNames(cfg), PhoneFallback: cfg.PhoneFallback,
 		EventTypes:  cfg.Events.Types,
-		OutboxLease: cfg.OutboxLease, OutboxMaxAttempts: cfg.OutboxMaxAttempts, ResendCooldown: cfg.ResendCooldown, DBTimeout: cfg.DBTimeout,
+		OutboxLease: cfg.OutboxLease, OutboxMaxAttempts: cfg.OutboxMaxAttempts, ResendCooldown: cfg.ResendCooldown, DBTimeout: cfg.DBTimeout, MaxInFlight: cfg.MaxInFlight,
 		ServiceName: cfg.ServiceName, TokenIssuer: cfg.TokenIssuer, TokenAudience: cfg.TokenAudience, IDTokenTTL: cfg.IDTokenTTL,
 		IDTokenClaims: cfg.IDTokenClaims, IDTokenAlg: cfg.IDTokenAlg, KeyPublishAhead: cfg.KeyPublishAhead, KeyRotation: cfg.KeyRotation,
 		RefreshGrace: cfg.RefreshGrace, PrivilegedMaxAge: cfg.PrivilegedMaxAge, NoNewDeviceNotices: !cfg.NewDeviceNotices,

@@ -63,6 +63,9 @@ type Options struct {
 	// DBTimeout bounds each request's work; when it runs out the request
 	// answers 503 unavailable (httpapi.Options.DBTimeout). Zero: no bound.
 	DBTimeout time.Duration
+	// MaxInFlight bounds the requests served at once; the excess gets a
+	// fast 503 (httpapi.Options.MaxInFlight). Zero: no bound.
+	MaxInFlight int
 
 	// SenderNames names each channel's sender, for metrics.
 	SenderNames map[tessera.Channel]string
@@ -260,7 +263,7 @@ func New(o Options) *App {
 		Ready: o.Store.Ready, Metrics: a.Metrics.Handler(), Observe: a.Metrics.ObserveRequest,
 		Limiter: o.Limiter, LimitIP: limits.IP, LimitClient: limits.Client, TrustedProxies: o.TrustedProxies,
 		Idempotency: o.Store, Keys: o.Keys, Now: o.Now,
-		DBTimeout:      o.DBTimeout,
+		DBTimeout: o.DBTimeout, MaxInFlight: o.MaxInFlight,
 		NoAccountPages: o.NoAccountPages, Brand: o.Brand, ReturnURLs: o.ReturnURLs,
 		PublicURL: o.PublicURL, TwilioAuthToken: o.TwilioAuthToken, ObserveDeliveryReport: a.Metrics.ObserveDeliveryReport,
 		CORSOrigins: o.CORSOrigins, Inbox: o.DevInbox,

@@ -31,6 +31,9 @@ type Server struct {
 	Options
 	mux       *http.ServeMux
 	seenPaths map[string]bool // paths that have a JSON 405 fallback
+	// inFlight holds a token per request being served, MaxInFlight at
+	// most; nil: no bound.
+	inFlight chan struct{}
 }
 
 // Options are the parts a Server is built from.
@@ -67,6 +70,10 @@ type Options struct {
 	// when it runs out the request answers 503 unavailable with
 	// Retry-After instead of waiting out a silent database. Zero: no bound.
 	DBTimeout time.Duration
+	// MaxInFlight bounds the requests served at once; past it a request
+	// is answered at once with 503 unavailable and Retry-After (see
+	// admit). Zero: no bound.
+	MaxInFlight int
 
 	// PublicURL and TwilioAuthToken verify Twilio's status callbacks
 	// (POST /webhooks/twilio/status); without both, and a Store that is a
@@ -94,6 +101,9 @@ type Options struct {
 // New returns a server with every route registered.
 func New(o Options) *Server {
 	s := &Server{Options: o, mux: http.NewServeMux(), seenPaths: map[string]bool{}}
+	if o.MaxInFlight > 0 {
+		s.inFlight = make(chan struct{}, o.MaxInFlight)
+	}
 	s.routes()
 	return s
 }
@@ -202,6 +212,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cors(rec, r) {
 		return
 	}
+	release, ok := s.admit(r)
+	if !ok {
+		s.writeError(rec, r, &tessera.Error{Code: tessera.EUNAVAILABLE, Message: "Overloaded: too many requests in progress, retry shortly", RetryAfter: 1})
+		return
+	}
+	defer release()
 	if !acceptsJSON(r.Header.Get("Accept")) && r.URL.Path != devInboxPath {
 		s.writeError(rec, r, tessera.Errorf(tessera.ENOTACCEPT, "This API answers application/json only"))
 		return

@@ -27,6 +27,8 @@ type batcher struct {
 	// wal, if set, is told of each commit, and may hold the next batch
 	// back while the WAL is past its bound (see checkpoint.go).
 	wal *checkpointer
+	// counter counts the statements run on conn.
+	counter *statementCounter
 }
 
 // maxBatch bounds one transaction, so one commit never waits on too much.
@@ -51,12 +53,12 @@ const (
 	opWithdrawn
 )
 
-func newBatcher(ctx context.Context, pool *sql.DB, wal *checkpointer) (*batcher, error) {
+func newBatcher(ctx context.Context, pool *sql.DB, wal *checkpointer, counter *statementCounter) (*batcher, error) {
 	conn, err := pool.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
-	b := &batcher{conn: conn, ops: make(chan *writeOp, 4*maxBatch), stmts: map[string]*sql.Stmt{}, done: make(chan struct{}), wal: wal}
+	b := &batcher{conn: conn, ops: make(chan *writeOp, 4*maxBatch), stmts: map[string]*sql.Stmt{}, done: make(chan struct{}), wal: wal, counter: counter}
 	go b.loop()
 	return b, nil
 }
@@ -209,6 +211,7 @@ func (b *batcher) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 }
 
 func (b *batcher) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	b.counter.writes.Add(1)
 	ctx = context.WithoutCancel(ctx)
 	st, err := b.stmt(ctx, query)
 	if err != nil {
@@ -218,6 +221,7 @@ func (b *batcher) exec(ctx context.Context, query string, args ...any) (sql.Resu
 }
 
 func (b *batcher) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	b.counter.writes.Add(1)
 	ctx = context.WithoutCancel(ctx)
 	st, err := b.stmt(ctx, query)
 	if err != nil {
@@ -227,6 +231,7 @@ func (b *batcher) queryRow(ctx context.Context, query string, args ...any) *sql.
 }
 
 func (b *batcher) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	b.counter.writes.Add(1)
 	ctx = context.WithoutCancel(ctx)
 	st, err := b.stmt(ctx, query)
 	if err != nil {

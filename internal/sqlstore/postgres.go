@@ -87,6 +87,7 @@ func OpenPostgresTimeout(ctx context.Context, dsn string, maxConns int, timeout 
 			skipLocked:  "FOR UPDATE SKIP LOCKED",
 			forUpdate:   "FOR UPDATE",
 			nowMS:       "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
+			writingWith: true,
 		},
 	}}
 	return store, nil

@@ -23,9 +23,11 @@ type runner interface {
 type poolRunner struct {
 	db   *DB
 	pool *sql.DB
+	kind poolKind
 }
 
 func (p poolRunner) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	p.db.count(p.kind)
 	st, err := p.db.prepared(ctx, p.pool, query)
 	if err != nil {
 		return nil, err
@@ -34,6 +36,7 @@ func (p poolRunner) exec(ctx context.Context, query string, args ...any) (sql.Re
 }
 
 func (p poolRunner) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	p.db.count(p.kind)
 	st, err := p.db.prepared(ctx, p.pool, query)
 	if err != nil {
 		// Let the error surface from Scan, as with QueryRow.
@@ -43,6 +46,7 @@ func (p poolRunner) queryRow(ctx context.Context, query string, args ...any) *sq
 }
 
 func (p poolRunner) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	p.db.count(p.kind)
 	st, err := p.db.prepared(ctx, p.pool, query)
 	if err != nil {
 		return nil, err
@@ -58,14 +62,17 @@ type txRunner struct {
 }
 
 func (t txRunner) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	t.db.count(writePool)
 	return t.tx.ExecContext(ctx, t.db.rebind(query), args...)
 }
 
 func (t txRunner) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	t.db.count(writePool)
 	return t.tx.QueryRowContext(ctx, t.db.rebind(query), args...)
 }
 
 func (t txRunner) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	t.db.count(writePool)
 	return t.tx.QueryContext(ctx, t.db.rebind(query), args...)
 }
 
@@ -111,7 +118,7 @@ func (db *DB) reader() runner {
 	if db.tx != nil {
 		return db.tx
 	}
-	return poolRunner{db, db.read}
+	return poolRunner{db, db.read, readPool}
 }
 
 // InTx runs fn with a DB bound to one transaction: every Store and
@@ -153,8 +160,9 @@ func (db *DB) writeOp(ctx context.Context, multi bool, fn func(r runner) error) 
 		return db.batch.do(ctx, multi, fn)
 	}
 	if !multi {
-		return fn(poolRunner{db, db.write})
+		return fn(poolRunner{db, db.write, writePool})
 	}
+	db.count(writePool) // BEGIN
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -163,5 +171,6 @@ func (db *DB) writeOp(ctx context.Context, multi bool, fn func(r runner) error) 
 		_ = tx.Rollback()
 		return err
 	}
+	db.count(writePool) // COMMIT
 	return tx.Commit()
 }

@@ -39,6 +39,13 @@ const DefaultWALLimit = 64 << 20
 
 // OpenSQLiteWith is OpenSQLite with options.
 func OpenSQLiteWith(ctx context.Context, path string, opts SQLiteOptions) (*DB, error) {
+	return openSQLite(ctx, path, opts, true)
+}
+
+// openSQLite is OpenSQLiteWith; without background checkpoints (tests
+// only) the WAL grows by every page written, which makes it a count of
+// them.
+func openSQLite(ctx context.Context, path string, opts SQLiteOptions, background bool) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
@@ -94,20 +101,24 @@ func OpenSQLiteWith(ctx context.Context, path string, opts SQLiteOptions) (*DB, 
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
 	read.SetConnMaxIdleTime(0)
-	ckpt, err := sql.Open("sqlite", dsn(checkpointBusy))
-	if err != nil {
+	sh := &shared{write: write, read: read, dialect: dialect{name: "sqlite"}}
+	if background {
+		ckpt, err := sql.Open("sqlite", dsn(checkpointBusy))
+		if err != nil {
+			write.Close()
+			read.Close()
+			return nil, err
+		}
+		ckpt.SetMaxOpenConns(1)
+		sh.checkpoints = startCheckpointer(ckpt, bound)
+	}
+	if sh.batch, err = newBatcher(ctx, write, sh.checkpoints, &sh.counter); err != nil {
+		if sh.checkpoints != nil {
+			sh.checkpoints.close()
+		}
 		write.Close()
 		read.Close()
 		return nil, err
 	}
-	ckpt.SetMaxOpenConns(1)
-	checkpoints := startCheckpointer(ckpt, bound)
-	batch, err := newBatcher(ctx, write, checkpoints)
-	if err != nil {
-		checkpoints.close()
-		write.Close()
-		read.Close()
-		return nil, err
-	}
-	return &DB{shared: &shared{write: write, read: read, batch: batch, dialect: dialect{name: "sqlite"}, checkpoints: checkpoints}}, nil
+	return &DB{shared: sh}, nil
 }

@@ -36,7 +36,8 @@ type shared struct {
 	dialect     dialect
 	// stmts caches prepared statements by pool and query text: parsing SQL
 	// costs more than running these short statements.
-	stmts sync.Map // stmtKey → *sql.Stmt
+	stmts   sync.Map // stmtKey → *sql.Stmt
+	counter statementCounter
 
 	closeOnce sync.Once
 	closeErr  error
@@ -63,6 +64,9 @@ type dialect struct {
 	// leases are measured on it, so instances whose clocks disagree still
 	// agree on when a lease ends. Empty means SQLite's expression.
 	nowMS string
+	// writingWith says a WITH clause may insert or update (PostgreSQL), so
+	// statements that must commit together can be one statement.
+	writingWith bool
 }
 
 // sqliteNowMS is SQLite's clock in Unix milliseconds. SQLite runs in one
@@ -200,24 +204,48 @@ func (db *DB) RenewVerification(ctx context.Context, v *tessera.Verification, ms
 		WHERE verifications.consumed_at IS NOT NULL OR verifications.expires_at <= excluded.created_at`)
 }
 
+const insertVerification = `INSERT INTO verifications (` + verificationColumns + `)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?) `
+
+func verificationArgs(v *tessera.Verification) []any {
+	return []any{v.Owner, v.ID, string(v.Method), v.Consumer, v.Issuer, v.CodeHash, v.Attempts, v.MaxAttempts, v.Payload, ms(v.CreatedAt), ms(v.ExpiresAt),
+		v.SealedContent, v.Sends, msOrZero(v.LastSentAt)}
+}
+
+// insertVerificationWithMessage is putVerification in one statement, where
+// a WITH clause may write (PostgreSQL): the message is inserted only if
+// the verification was, and the statement is atomic by itself, so an
+// initiate is one round trip instead of four (BEGIN, two inserts, COMMIT).
+// The casts type the message's parameters, which a SELECT list leaves
+// untyped.
+const insertVerificationWithMessage = `WITH v AS (` + insertVerification + `%s RETURNING 1)
+	INSERT INTO outbox (id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, locked_until, last_error, created_at)
+	SELECT ?::TEXT, ?::TEXT, ?::TEXT, ?::TEXT, ?::TEXT, ?::BYTEA, ?::TEXT, 0, ?::BIGINT, ?::BIGINT, '', ?::BIGINT FROM v`
+
 func (db *DB) putVerification(ctx context.Context, v *tessera.Verification, msg *tessera.Message, onConflict string) error {
+	if msg != nil && db.dialect.writingWith {
+		return db.writeOp(ctx, false, func(r runner) error {
+			return inUse(oneRow(r.exec(ctx, fmt.Sprintf(insertVerificationWithMessage, onConflict), append(verificationArgs(v), messageArgs(msg)...)...)))
+		})
+	}
 	return db.writeAtomic(ctx, func(r runner) error {
-		res, err := r.exec(ctx, `INSERT INTO verifications (`+verificationColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?) `+onConflict,
-			v.Owner, v.ID, string(v.Method), v.Consumer, v.Issuer, v.CodeHash, v.Attempts, v.MaxAttempts, v.Payload, ms(v.CreatedAt), ms(v.ExpiresAt),
-			v.SealedContent, v.Sends, msOrZero(v.LastSentAt))
-		if err := oneRow(res, err); tessera.ErrorCode(err) == tessera.ENOTFOUND {
-			return tessera.Errorf(tessera.ECONFLICT, "Verification id already in use")
-		} else if err != nil || msg == nil {
+		if err := inUse(oneRow(r.exec(ctx, insertVerification+onConflict, verificationArgs(v)...))); err != nil || msg == nil {
 			return err
 		}
-		_, err = r.exec(ctx, insertMessage, messageArgs(msg)...)
-		if err != nil {
+		if _, err := r.exec(ctx, insertMessage, messageArgs(msg)...); err != nil {
 			_, undoErr := r.exec(ctx, `DELETE FROM verifications WHERE owner = ? AND id = ?`, v.Owner, v.ID)
 			return errors.Join(err, undoErr)
 		}
 		return nil
 	})
+}
+
+// inUse turns "no row written" into the conflict of an id in use.
+func inUse(err error) error {
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		return tessera.Errorf(tessera.ECONFLICT, "Verification id already in use")
+	}
+	return err
 }
 
 // Verification returns one verification, consumed or not.
@@ -633,9 +661,24 @@ func (db *DB) Message(ctx context.Context, id string) (*tessera.Message, error) 
 
 // RecordConversion marks the delivered, unconverted message of a
 // verification converted, in one statement, so it counts once.
+//
+// Every validation asks, and few verifications have a delivered message
+// (only some providers report delivery), so a read decides first whether
+// there is anything to write: on SQLite it runs beside the single writer
+// instead of taking a turn on it. The UPDATE checks again, so a
+// conversion still counts once.
 func (db *DB) RecordConversion(ctx context.Context, owner, verificationID string, now time.Time) (*tessera.Message, error) {
+	var one int
+	err := db.reader().queryRow(ctx, `SELECT 1 FROM outbox
+		WHERE owner = ? AND verification_id = ? AND delivery_status = 'delivered' AND converted_at IS NULL LIMIT 1`, owner, verificationID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound()
+	}
+	if err != nil {
+		return nil, err
+	}
 	var m *tessera.Message
-	err := db.writeOp(ctx, false, func(r runner) error {
+	err = db.writeOp(ctx, false, func(r runner) error {
 		var err error
 		m, err = scanMessage(r.queryRow(ctx, `UPDATE outbox SET converted_at = ?
 			WHERE owner = ? AND verification_id = ? AND delivery_status = 'delivered' AND converted_at IS NULL

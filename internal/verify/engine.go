@@ -414,11 +414,9 @@ func (e *Engine) initiate(ctx context.Context, owner string, method tessera.Meth
 	}
 
 	if id == "" {
-		u, err := uuid.NewRandomFromReader(e.random())
-		if err != nil {
+		if id, err = newID(e.random()); err != nil {
 			return nil, fmt.Errorf("new id: %w", err)
 		}
-		id = u.String()
 	}
 	v := &tessera.Verification{
 		ID:          id,
@@ -838,12 +836,12 @@ func contentAD(owner, id string) []byte { return []byte("content\x00" + owner + 
 // tessera.MessageContent), leased to this instance's worker when there is
 // one.
 func (e *Engine) newMessage(owner string, v *tessera.Verification, plain []byte, now time.Time) (*tessera.Message, error) {
-	u, err := uuid.NewRandomFromReader(e.random())
+	id, err := newID(e.random())
 	if err != nil {
 		return nil, err
 	}
 	m := &tessera.Message{
-		ID:             u.String(),
+		ID:             id,
 		Owner:          owner,
 		VerificationID: v.ID,
 		Channel:        v.Method.Channel(),

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/secret"
 )
@@ -63,12 +61,12 @@ func (ev *Events) Queue(ctx context.Context, store tessera.Store, typ string, da
 	if random == nil {
 		random = rand.Reader
 	}
-	u, err := uuid.NewRandomFromReader(random)
+	u, err := newID(random)
 	if err != nil {
 		return nil, err
 	}
 	now := ev.Now()
-	id := "evt_" + strings.ReplaceAll(u.String(), "-", "")
+	id := "evt_" + strings.ReplaceAll(u, "-", "")
 	body, err := json.Marshal(eventBody{ID: id, Type: typ, Timestamp: now.UTC().Format(time.RFC3339Nano), Data: data})
 	if err != nil {
 		return nil, err
