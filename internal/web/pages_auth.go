@@ -33,6 +33,7 @@ func (p *Pages) Routes(handle func(pattern string, h http.HandlerFunc)) {
 	post("/login", p.handleLogin)
 	post("/login/mfa", p.handleLoginMFA)
 	post("/login/sms", p.handleLoginSMS)
+	post("/login/continue", p.handleContinue)
 	get("/signup", p.handleSignupPage)
 	post("/signup", p.handleSignup)
 	post("/signup/confirm", p.handleSignupConfirm)
@@ -167,6 +168,57 @@ func (p *Pages) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := p.newView(r, "page.login.title", nil, "")
+	if st := stateOf(r); st.user != nil && v.ReturnTo != "" && p.Accounts.MayContinue(st.user, st.sess) {
+		p.continueStep(w, r, v)
+		return
+	}
+	p.loginStep(w, r, v)
+}
+
+// continueData is the single sign-on page's.
+type continueData struct{ Email, App string }
+
+// continueStep asks a signed-in browser whether to continue to the app
+// as the signed-in user. It is a page with a form, not a redirect: a
+// cross-site link cannot sign anyone in to an app without a click on
+// Tessera's own page (which no other site may frame), and the person sees
+// which account the app gets.
+func (p *Pages) continueStep(w http.ResponseWriter, r *http.Request, v *view) {
+	v.Title = "page.continue.title"
+	v.User = stateOf(r).user
+	app := v.ReturnTo
+	if u, err := url.Parse(v.ReturnTo); err == nil {
+		app = u.Host
+	}
+	v.Data = &continueData{Email: v.User.Email, App: app}
+	p.render(w, r, statusOf(v), "continue", v)
+}
+
+// handleContinue handles POST /account/login/continue: single sign-on.
+// The browser's session, if it still satisfies a login, gives the app a
+// session of its own through a handoff code; otherwise the login page.
+func (p *Pages) handleContinue(w http.ResponseWriter, r *http.Request) {
+	if p.badReturn(w, r) {
+		return
+	}
+	st := stateOf(r)
+	rt, ok := p.returnURL(r.PostFormValue("return_to"))
+	if !ok || st.user == nil {
+		redirect(w, r, withReturn(Prefix+"/login", rt))
+		return
+	}
+	sess, tokens, err := p.Accounts.ContinueSession(r.Context(), st.sess.ID, p.Meta(r))
+	if err == nil {
+		var target string
+		if target, err = p.handoffTarget(r, sess, tokens, rt); err == nil {
+			redirect(w, r, target)
+			return
+		}
+	}
+	v := p.newView(r, "page.login.title", nil, "")
+	if code := tessera.ErrorCode(err); code != tessera.EREAUTH && code != tessera.EUNAUTHORIZED {
+		p.fail(r, v, err, nil)
+	}
 	p.loginStep(w, r, v)
 }
 
@@ -298,6 +350,12 @@ func (p *Pages) loginTarget(r *http.Request, w http.ResponseWriter, tokens *acco
 	if !ok {
 		return Prefix + "/settings", nil
 	}
+	return p.handoffTarget(r, sess, tokens, rt)
+}
+
+// handoffTarget returns the allowed return URL rt with a one-time code
+// that fetches the tokens of sess.
+func (p *Pages) handoffTarget(r *http.Request, sess *tessera.Session, tokens *account.Tokens, rt string) (string, error) {
 	code, err := p.Accounts.BeginHandoff(r.Context(), sess, tokens.RefreshToken, rt)
 	if err != nil {
 		return "", err
@@ -350,7 +408,13 @@ func (p *Pages) handleLogout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	setCookie(w, r, sessionCookie, "", time.Time{})
-	redirect(w, r, Prefix+"/login?done=logged_out")
+	// "Use another account" on the single sign-on page signs out and
+	// logs in again for the same app.
+	target := Prefix + "/login?done=logged_out"
+	if rt, ok := p.returnURL(r.PostFormValue("return_to")); ok {
+		target += "&return_to=" + url.QueryEscape(rt)
+	}
+	redirect(w, r, target)
 }
 
 // ---- step-up ----
