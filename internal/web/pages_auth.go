@@ -3,27 +3,26 @@ package web
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/account"
+	"github.com/tessera-id/tessera/internal/i18n"
 )
 
 // Routes registers the pages with handle, which takes a "METHOD /path"
 // pattern as http.ServeMux.HandleFunc does.
 func (p *Pages) Routes(handle func(pattern string, h http.HandlerFunc)) {
-	limit := p.Limit
-	if limit == nil {
-		limit = func(h http.HandlerFunc) http.HandlerFunc { return h }
-	}
 	get := func(path string, h http.HandlerFunc) { handle("GET "+Prefix+path, p.wrap(h)) }
 	// Posts are limited per IP before anything else runs, like the JSON
 	// API's public endpoints.
-	post := func(path string, h http.HandlerFunc) { handle("POST "+Prefix+path, limit(p.wrap(h))) }
+	post := func(path string, h http.HandlerFunc) { handle("POST "+Prefix+path, p.limit(p.wrap(h))) }
 
 	handle("GET "+Prefix+"/static/account.js", serveFile("text/javascript; charset=utf-8", pageScript))
 	handle("GET "+Prefix+"/static/account.css", serveFile("text/css; charset=utf-8", pageStyle))
@@ -54,6 +53,40 @@ func (p *Pages) Routes(handle func(pattern string, h http.HandlerFunc)) {
 }
 
 var started = time.Now()
+
+// limit refuses a post over the per-IP limit with a page in the
+// browser's language (the page script gets JSON), 429 with Retry-After.
+func (p *Pages) limit(h http.HandlerFunc) http.HandlerFunc {
+	if p.Allow == nil {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := p.Allow(r)
+		if err == nil {
+			h(w, r)
+			return
+		}
+		status := http.StatusServiceUnavailable
+		var te *tessera.Error
+		if errors.As(err, &te) && te.Code == tessera.ETOOMANY {
+			status = http.StatusTooManyRequests
+			if te.RetryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfter))
+			}
+		} else {
+			p.logError(r, "rate limit", err)
+		}
+		// No state (CSRF cookie, session) is looked at: the refusal
+		// comes before anything else runs.
+		v := &view{Lang: i18n.Negotiate("", r.Header.Get("Accept-Language")), Brand: p.Brand, Title: "page.error.title"}
+		v.Error = v.T(map[int]string{http.StatusTooManyRequests: "page.error.too_many", http.StatusServiceUnavailable: "page.error.internal"}[status])
+		if isJSON(r) {
+			writeJSON(w, status, map[string]string{"error": v.Error, "code": tessera.ErrorCode(err)})
+			return
+		}
+		p.render(w, r, status, "message", v)
+	}
+}
 
 func serveFile(contentType string, body []byte) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
