@@ -411,6 +411,7 @@ const (
 	AuditLoginMFARequired   = "login.mfa_required" // right password, second factor pending
 	AuditLoginMFASuccess    = "login.mfa_success"
 	AuditLoginMFAFailed     = "login.mfa_failed"
+	AuditLoginSSO           = "login.sso"     // an app signed in from the hosted pages' session, without a new login
 	AuditRefreshReuse       = "refresh.reuse" // a spent refresh token came back: its session is revoked
 	AuditSessionRevoked     = "session.revoked"
 	AuditLogout             = "logout"
@@ -448,7 +449,7 @@ const (
 
 // AuditKinds lists every audit kind, for validating filters.
 var AuditKinds = []string{
-	AuditLoginSuccess, AuditLoginFailed, AuditLoginLocked, AuditLoginMFARequired, AuditLoginMFASuccess, AuditLoginMFAFailed,
+	AuditLoginSuccess, AuditLoginFailed, AuditLoginLocked, AuditLoginMFARequired, AuditLoginMFASuccess, AuditLoginMFAFailed, AuditLoginSSO,
 	AuditRefreshReuse, AuditSessionRevoked, AuditLogout, AuditPasswordChanged, AuditPasswordReset,
 	AuditMFAEnabled, AuditMFADisabled, AuditRecoveryCodesRegen,
 	AuditKeyAdded, AuditKeyChanged, AuditKeyRemoved, AuditKeyRecovered, AuditAntiPhishingSet,

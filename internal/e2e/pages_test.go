@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,24 +27,46 @@ const (
 	ArtifactsEnv = "TESSERA_TEST_ARTIFACTS"
 )
 
-// codeFor returns the newest 6-digit code sent to `to`, as a person
-// reading their inbox would. It is the one place the journey reads
-// messages; it reads the log sender's output until /dev/inbox exists.
-func codeFor(t *testing.T, s *server, to string) string {
-	t.Helper()
-	code := ""
-	for _, line := range strings.Split(s.delivered(t), "\n") {
-		var m struct{ To, Body string }
-		if json.Unmarshal([]byte(line), &m) == nil && m.To == to {
-			if c := regexp.MustCompile(`\b\d{6}\b`).FindString(m.Body); c != "" {
-				code = c
+// AppCallback is the return URL (on the test server's origin) of the app
+// the journey signs in to.
+const AppCallback = "/app/callback"
+
+// inboxCode reads the code of the next message to `to` from the
+// development inbox (/dev/inbox), as a person reads their mail: in a tab
+// of its own, reloading until a message with a code newer than those read
+// before arrives. The first visit is screenshotted and checked too.
+func (j *journey) inboxCode(origin, to string) string {
+	j.t.Helper()
+	tab, closeTab := chromedp.NewContext(j.ctx)
+	defer closeTab()
+	page := origin + "/dev/inbox?to=" + url.QueryEscape(to)
+	count := `[...document.querySelectorAll("article.message[data-code]")].filter(m => m.dataset.to === ` + jsString(to) + `)`
+	for {
+		if err := chromedp.Do(tab, chromedp.Navigate(page)); err != nil {
+			j.t.Fatalf("the development inbox: %v", err)
+		}
+		var got struct {
+			N    int
+			Code string
+		}
+		raw, err := chromedp.Run(tab, chromedp.Evaluate[[]byte](`(() => { const m = `+count+`; return {n: m.length, code: m.length ? m[0].dataset.code : ""}; })()`))
+		if err != nil || json.Unmarshal(raw, &got) != nil {
+			j.t.Fatalf("reading the development inbox: %v %s", err, raw)
+		}
+		if got.N > j.read[to] {
+			j.read[to] = got.N
+			if !j.inboxSeen {
+				j.inboxSeen = true
+				j.check(tab, "inbox")
 			}
+			return got.Code
+		}
+		select {
+		case <-j.ctx.Done():
+			j.t.Fatalf("no new code for %s in the development inbox: %v", to, j.ctx.Err())
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	if code == "" {
-		t.Fatalf("no code was sent to %s", to)
-	}
-	return code
 }
 
 // journey drives one tab through the pages: each step waits for the page
@@ -53,10 +77,12 @@ type journey struct {
 	artifacts string
 	axe       string // axe.min.js, or "" when not checked
 	shots     int
+	read      map[string]int // per address, how many codes were read from the inbox
+	inboxSeen bool
 }
 
 func newJourney(t *testing.T, ctx context.Context) *journey {
-	j := &journey{t: t, ctx: ctx, artifacts: os.Getenv(ArtifactsEnv)}
+	j := &journey{t: t, ctx: ctx, artifacts: os.Getenv(ArtifactsEnv), read: map[string]int{}}
 	if j.artifacts == "" {
 		j.artifacts = t.TempDir()
 	}
@@ -64,6 +90,15 @@ func newJourney(t *testing.T, ctx context.Context) *journey {
 		t.Fatal(err)
 	}
 	t.Logf("screenshots in %s", j.artifacts)
+	j.axe = loadAxe(t)
+	return j
+}
+
+// loadAxe returns the source of axe.min.js: from AxeEnv, else where
+// scripts/test installs it. Without it the pages are not checked, or,
+// when browsertest.RequireEnv is set (CI), the test fails.
+func loadAxe(t *testing.T) string {
+	t.Helper()
 	path := os.Getenv(AxeEnv)
 	if path == "" {
 		if home, err := os.UserHomeDir(); err == nil {
@@ -73,13 +108,13 @@ func newJourney(t *testing.T, ctx context.Context) *journey {
 	src, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		j.axe = string(src)
+		return string(src)
 	case os.Getenv(browsertest.RequireEnv) != "":
 		t.Fatalf("%s is set, so the pages must be checked with axe-core: %v (scripts/test installs it; set %s)", browsertest.RequireEnv, err, AxeEnv)
 	default:
 		t.Logf("axe-core not found (%v): the pages are not checked for accessibility", err)
 	}
-	return j
+	return ""
 }
 
 func (j *journey) run(actions ...chromedp.Action[chromedp.Void]) {
@@ -102,7 +137,14 @@ func (j *journey) waitFor(what, expression string) {
 func (j *journey) page(name, path, selector string) {
 	j.t.Helper()
 	j.waitFor(name, `location.pathname === `+jsString(path)+` && document.readyState === "complete" && document.querySelector(`+jsString(selector)+`) !== null`)
-	png, err := chromedp.Run(j.ctx, chromedp.FullScreenshot(100))
+	j.check(j.ctx, name)
+}
+
+// check saves a screenshot of the page of tab named name and runs
+// axe-core on it: no serious or critical violation may be found.
+func (j *journey) check(tab context.Context, name string) {
+	j.t.Helper()
+	png, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
 	if err != nil {
 		j.t.Fatal(err)
 	}
@@ -113,23 +155,31 @@ func (j *journey) page(name, path, selector string) {
 	if j.axe == "" {
 		return
 	}
-	type violation struct {
-		ID, Impact, Help string
-		Nodes            []struct{ Target []string }
-	}
-	check := `(async () => {
-		if (!window.axe) { ` + j.axe + ` }
-		const r = await axe.run(document, {resultTypes: ["violations"]});
-		return r.violations.filter(v => v.impact === "serious" || v.impact === "critical")
-			.map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => ({target: n.target.map(String)}))}));
-	})()`
-	violations, err := chromedp.Run(j.ctx, chromedp.Evaluate[[]violation](check, chromedp.EvalAwaitPromise))
+	violations, err := chromedp.Run(tab, chromedp.Evaluate[[]violation](axeCheck(j.axe), chromedp.EvalAwaitPromise))
 	if err != nil {
 		j.t.Fatalf("axe on %s: %v", name, err)
 	}
 	for _, v := range violations {
 		j.t.Errorf("axe on %s: %s (%s): %s at %v", name, v.ID, v.Impact, v.Help, v.Nodes)
 	}
+}
+
+// violation is a serious or critical finding of axe-core.
+type violation struct {
+	ID, Impact, Help string
+	Nodes            []struct{ Target []string }
+}
+
+// axeCheck is the script that runs axe-core (its source, axe) on a page
+// and lists its serious and critical violations. Runtime.evaluate is not
+// subject to the page's CSP, so no page needs to allow it.
+func axeCheck(axe string) string {
+	return `(async () => {
+		if (!window.axe) { ` + axe + ` }
+		const r = await axe.run(document, {resultTypes: ["violations"]});
+		return r.violations.filter(v => v.impact === "serious" || v.impact === "critical")
+			.map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => ({target: n.target.map(String)}))}));
+	})()`
 }
 
 func jsString(s string) string { b, _ := json.Marshal(s); return string(b) }
@@ -180,7 +230,7 @@ func TestAccountPagesJourney(t *testing.T) {
 	j.fill("#email", email, "#password", pw)
 	j.click("#submit")
 	j.page("confirm", "/account/signup", "input#code")
-	j.fill("#code", codeFor(t, s, email))
+	j.fill("#code", j.inboxCode(s.origin, email))
 	j.click("#submit")
 	j.page("settings", "/account/settings", "#mfa-status")
 
@@ -234,7 +284,7 @@ func TestAccountPagesJourney(t *testing.T) {
 	j.fill("#email", email)
 	j.click("#submit")
 	j.page("reset", "/account/recovery", "input#code")
-	j.fill("#code", codeFor(t, s, email), "#password", newPW)
+	j.fill("#code", j.inboxCode(s.origin, email), "#password", newPW)
 	j.click("#submit")
 	j.waitFor("the login page after the reset", `location.search.includes("done=password_reset")`)
 	j.fill("#email", email, "#password", newPW)
@@ -253,6 +303,59 @@ func TestAccountPagesJourney(t *testing.T) {
 	j.waitFor("the session ended", `location.search.includes("done=session_ended")`)
 	if status := apiMe(t, s, other); status != http.StatusUnauthorized {
 		t.Errorf("the ended session's ID token still works: %d", status)
+	}
+
+	// An app sends the signed-in browser to the login page: one click on
+	// "Continue as", no password, and the app's backend exchanges the
+	// code for tokens of the user.
+	returnTo := s.origin + AppCallback + "?state=journey"
+	j.run(chromedp.Navigate(s.origin + "/account/login?return_to=" + url.QueryEscape(returnTo)))
+	j.page("continue", "/account/login", "#continue-sso")
+	j.click("#continue-sso")
+	code, err = browsertest.WaitFor[string](ctx, `location.pathname === `+jsString(AppCallback)+` && new URLSearchParams(location.search).get("code")`)
+	if err != nil {
+		t.Fatalf("waiting for the app's callback: %v", err)
+	}
+	var tokens struct{ IDToken string }
+	post(t, s, "/auth/exchange", map[string]string{"code": code, "returnUrl": returnTo}, &tokens)
+	if status := apiMe(t, s, tokens.IDToken); status != http.StatusOK {
+		t.Errorf("the app's ID token from single sign-on: %d", status)
+	}
+}
+
+// TestAxeFindsViolations proves the journey's accessibility check can
+// fail: on a page with an unlabelled input and no language, axe-core
+// reports serious or critical violations.
+func TestAxeFindsViolations(t *testing.T) {
+	axe := loadAxe(t)
+	if axe == "" {
+		t.Skip("axe-core not found")
+	}
+	browser := browsertest.Start(t)
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!doctype html><html><head><title>Bad</title></head><body><main><form><input type="text" name="code"><button type="submit"></button></form></main></body></html>`)
+	}))
+	defer bad.Close()
+	ctx, closeTab := chromedp.NewContext(browser)
+	defer closeTab()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(bad.URL)); err != nil {
+		t.Fatal(err)
+	}
+	violations, err := chromedp.Run(ctx, chromedp.Evaluate[[]violation](axeCheck(axe), chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, v := range violations {
+		found[v.ID] = true
+	}
+	for _, want := range []string{"label", "button-name", "html-has-lang"} {
+		if !found[want] {
+			t.Errorf("axe did not report %s on the bad page: %+v", want, violations)
+		}
 	}
 }
 

@@ -4,7 +4,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"net"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,21 +26,12 @@ import (
 	"github.com/tessera-id/tessera/internal/storetest"
 )
 
-// inbox is where the log sender writes every message Tessera sends.
-type inbox struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (i *inbox) Write(p []byte) (int, error) { i.mu.Lock(); defer i.mu.Unlock(); return i.b.Write(p) }
-func (i *inbox) String() string              { i.mu.Lock(); defer i.mu.Unlock(); return i.b.String() }
-
 // server is a whole Tessera on SQLite, serving at origin
 // (http://localhost:PORT), which is also its WebAuthn origin.
 type server struct {
 	app    *app.App
 	origin string
-	inbox  *inbox
+	inbox  *deliver.Inbox // the development inbox
 }
 
 func startServer(t *testing.T) *server {
@@ -53,22 +42,31 @@ func startServer(t *testing.T) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{origin: fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port), inbox: &inbox{}}
+	s := &server{origin: fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port), inbox: deliver.NewInbox(deliver.DefaultInboxSize, nil)}
 	key := func() []byte { b := make([]byte, 32); rand.Read(b); return b }
 	keys, err := secret.NewKeyring(key(), []secret.Key{{ID: "k1", Key: key()}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sender := deliver.NewLogSender(s.inbox)
+	// Messages are read from the development inbox, not the log.
+	sender := deliver.NewLogSender(io.Discard)
 	s.app = app.New(app.Options{
 		Store: storetest.OpenSQLite(t), Keys: keys, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Senders:        map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: sender, tessera.ChannelSMS: sender},
 		PasswordParams: password.Params{Memory: 64, Time: 1, Threads: 1},
 		WebAuthnRPID:   "localhost", WebAuthnOrigins: []string{s.origin},
+		// The development inbox, where the journey reads its codes, and
+		// an app on this origin that a login may return to.
+		DevInbox:   s.inbox,
+		ReturnURLs: []string{s.origin + AppCallback},
 	})
 	if err := s.app.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// The outbox worker delivers as in serve: to the inbox, at once.
+	ctx, stop := context.WithCancel(context.Background())
+	wait := s.app.RunBackground(ctx)
+	t.Cleanup(func() { stop(); wait() })
 	srv := httptest.NewUnstartedServer(s.app.HTTP)
 	srv.Listener.Close()
 	srv.Listener = ln
@@ -77,14 +75,19 @@ func startServer(t *testing.T) *server {
 	return s
 }
 
-// delivered runs the outbox worker and returns everything sent so far.
+// delivered runs the outbox worker and returns the subjects and bodies of
+// everything sent so far.
 func (s *server) delivered(t *testing.T) string {
 	t.Helper()
 	s.app.Accounts.Drain()
 	if _, err := s.app.Worker.DeliverDue(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return s.inbox.String()
+	var b strings.Builder
+	for _, m := range s.inbox.Messages() {
+		b.WriteString(m.Subject + "\n" + m.Body + "\n")
+	}
+	return b.String()
 }
 
 // TestPasskeyInABrowser is a person with headless Chromium and a passkey

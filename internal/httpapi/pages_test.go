@@ -24,9 +24,10 @@ const appReturn = "https://app.example.com/auth/callback"
 
 // browser is a cookie-keeping client of the env's server.
 type browser struct {
-	t *testing.T
-	e *env
-	c *http.Client
+	t    *testing.T
+	e    *env
+	c    *http.Client
+	lang string // the Accept-Language it sends, if any
 }
 
 func newBrowser(t *testing.T, e *env) *browser {
@@ -37,6 +38,9 @@ func newBrowser(t *testing.T, e *env) *browser {
 func (b *browser) do(req *http.Request) (*http.Response, string) {
 	b.t.Helper()
 	req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+	if b.lang != "" {
+		req.Header.Set("Accept-Language", b.lang)
+	}
 	res, err := b.c.Do(req)
 	if err != nil {
 		b.t.Fatal(err)

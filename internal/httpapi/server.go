@@ -132,7 +132,8 @@ func (s *Server) routes() {
 	s.openapiRoutes()
 	web.Routes(s.handle) // the minimal passkey page
 	if !s.NoAccountPages {
-		pages := &web.Pages{Accounts: s.Accounts, Keys: s.Keys, Brand: s.Brand, ReturnURLs: s.ReturnURLs, Meta: meta, Limit: s.limitIP, Log: s.Log}
+		pages := &web.Pages{Accounts: s.Accounts, Keys: s.Keys, Brand: s.Brand, ReturnURLs: s.ReturnURLs, Meta: meta, Log: s.Log,
+			Allow: func(r *http.Request) error { return s.allow(r.Context(), "ip:"+clientIPFrom(r.Context()), s.LimitIP) }}
 		if pages.Brand.Name == "" {
 			pages.Brand.Name = s.Accounts.ServiceName
 		}

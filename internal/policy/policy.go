@@ -167,6 +167,15 @@ func Privileged(f Factors, s Session, action Action, now time.Time, maxAge time.
 	return nil
 }
 
+// MayContinue reports whether a session authenticated as s may sign its
+// user in to an app without a new login (single sign-on on the hosted
+// pages): only when it reached what a login would reach now, the user's
+// full assurance level. A session begun before the user turned MFA on
+// does not: the user logs in again, second factor included. The app's
+// session keeps s's methods and auth time, so single sign-on never makes
+// a proof look fresher or stronger than it was.
+func MayContinue(f Factors, s Session) bool { return s.AAL >= f.FullAAL() }
+
 // MayRemove reports whether a session authenticated with amr may remove a
 // factor of the given method: it must have used a factor at least as
 // strong (or a recovery code). The mailbox alone never removes an

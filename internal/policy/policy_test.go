@@ -100,3 +100,24 @@ func TestAAL(t *testing.T) {
 		}
 	}
 }
+
+// TestMayContinue: single sign-on only from a session at the assurance a
+// login would reach now, however old its proof (the app's session keeps
+// that auth time, so its privileged actions still step up).
+func TestMayContinue(t *testing.T) {
+	for _, c := range []struct {
+		f   Factors
+		aal int
+		ok  bool
+	}{
+		{Factors{}, 1, true},
+		{Factors{TOTP: true}, 1, false},
+		{Factors{TOTP: true}, 2, true},
+		{Factors{Passkeys: true}, 1, false},
+		{Factors{RecoveryCodes: true}, 1, true}, // recovery codes alone are no second factor
+	} {
+		if got := MayContinue(c.f, Session{AAL: c.aal}); got != c.ok {
+			t.Errorf("factors %+v, session AAL %d: %v, want %v", c.f, c.aal, got, c.ok)
+		}
+	}
+}

@@ -62,9 +62,10 @@ type Pages struct {
 	// Meta describes the client of a request (user agent, client IP), as
 	// the JSON API does.
 	Meta func(*http.Request) account.Meta
-	// Limit wraps the handlers that try a password or a code: the JSON
-	// API's per-IP limit. Nil: no limit.
-	Limit func(http.HandlerFunc) http.HandlerFunc
+	// Allow applies the JSON API's per-IP limit to a form post (each
+	// tries a password, a code or a send): nil, or the ETOOMANY to show.
+	// Nil: no limit.
+	Allow func(*http.Request) error
 	Log   *slog.Logger
 }
 
@@ -400,8 +401,11 @@ func (p *Pages) fail(r *http.Request, v *view, err error, fields map[string]stri
 	switch te.Code {
 	case tessera.EINVALID:
 		for _, d := range te.Details {
+			msg, known := v.fieldError(d.Error)
 			if f, ok := fields[d.Path]; ok {
-				v.Errors[f] = v.T("page.error.field", "detail", d.Error)
+				v.Errors[f] = msg
+			} else if known {
+				v.Error = msg
 			} else {
 				v.Error = v.T("page.error.field", "detail", d.Path+" "+d.Error)
 			}

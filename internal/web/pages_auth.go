@@ -3,27 +3,26 @@ package web
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/account"
+	"github.com/tessera-id/tessera/internal/i18n"
 )
 
 // Routes registers the pages with handle, which takes a "METHOD /path"
 // pattern as http.ServeMux.HandleFunc does.
 func (p *Pages) Routes(handle func(pattern string, h http.HandlerFunc)) {
-	limit := p.Limit
-	if limit == nil {
-		limit = func(h http.HandlerFunc) http.HandlerFunc { return h }
-	}
 	get := func(path string, h http.HandlerFunc) { handle("GET "+Prefix+path, p.wrap(h)) }
 	// Posts are limited per IP before anything else runs, like the JSON
 	// API's public endpoints.
-	post := func(path string, h http.HandlerFunc) { handle("POST "+Prefix+path, limit(p.wrap(h))) }
+	post := func(path string, h http.HandlerFunc) { handle("POST "+Prefix+path, p.limit(p.wrap(h))) }
 
 	handle("GET "+Prefix+"/static/account.js", serveFile("text/javascript; charset=utf-8", pageScript))
 	handle("GET "+Prefix+"/static/account.css", serveFile("text/css; charset=utf-8", pageStyle))
@@ -33,6 +32,7 @@ func (p *Pages) Routes(handle func(pattern string, h http.HandlerFunc)) {
 	post("/login", p.handleLogin)
 	post("/login/mfa", p.handleLoginMFA)
 	post("/login/sms", p.handleLoginSMS)
+	post("/login/continue", p.handleContinue)
 	get("/signup", p.handleSignupPage)
 	post("/signup", p.handleSignup)
 	post("/signup/confirm", p.handleSignupConfirm)
@@ -53,6 +53,40 @@ func (p *Pages) Routes(handle func(pattern string, h http.HandlerFunc)) {
 }
 
 var started = time.Now()
+
+// limit refuses a post over the per-IP limit with a page in the
+// browser's language (the page script gets JSON), 429 with Retry-After.
+func (p *Pages) limit(h http.HandlerFunc) http.HandlerFunc {
+	if p.Allow == nil {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := p.Allow(r)
+		if err == nil {
+			h(w, r)
+			return
+		}
+		status := http.StatusServiceUnavailable
+		var te *tessera.Error
+		if errors.As(err, &te) && te.Code == tessera.ETOOMANY {
+			status = http.StatusTooManyRequests
+			if te.RetryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfter))
+			}
+		} else {
+			p.logError(r, "rate limit", err)
+		}
+		// No state (CSRF cookie, session) is looked at: the refusal
+		// comes before anything else runs.
+		v := &view{Lang: i18n.Negotiate("", r.Header.Get("Accept-Language")), Brand: p.Brand, Title: "page.error.title"}
+		v.Error = v.T(map[int]string{http.StatusTooManyRequests: "page.error.too_many", http.StatusServiceUnavailable: "page.error.internal"}[status])
+		if isJSON(r) {
+			writeJSON(w, status, map[string]string{"error": v.Error, "code": tessera.ErrorCode(err)})
+			return
+		}
+		p.render(w, r, status, "message", v)
+	}
+}
 
 func serveFile(contentType string, body []byte) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -167,6 +201,57 @@ func (p *Pages) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := p.newView(r, "page.login.title", nil, "")
+	if st := stateOf(r); st.user != nil && v.ReturnTo != "" && p.Accounts.MayContinue(st.user, st.sess) {
+		p.continueStep(w, r, v)
+		return
+	}
+	p.loginStep(w, r, v)
+}
+
+// continueData is the single sign-on page's.
+type continueData struct{ Email, App string }
+
+// continueStep asks a signed-in browser whether to continue to the app
+// as the signed-in user. It is a page with a form, not a redirect: a
+// cross-site link cannot sign anyone in to an app without a click on
+// Tessera's own page (which no other site may frame), and the person sees
+// which account the app gets.
+func (p *Pages) continueStep(w http.ResponseWriter, r *http.Request, v *view) {
+	v.Title = "page.continue.title"
+	v.User = stateOf(r).user
+	app := v.ReturnTo
+	if u, err := url.Parse(v.ReturnTo); err == nil {
+		app = u.Host
+	}
+	v.Data = &continueData{Email: v.User.Email, App: app}
+	p.render(w, r, statusOf(v), "continue", v)
+}
+
+// handleContinue handles POST /account/login/continue: single sign-on.
+// The browser's session, if it still satisfies a login, gives the app a
+// session of its own through a handoff code; otherwise the login page.
+func (p *Pages) handleContinue(w http.ResponseWriter, r *http.Request) {
+	if p.badReturn(w, r) {
+		return
+	}
+	st := stateOf(r)
+	rt, ok := p.returnURL(r.PostFormValue("return_to"))
+	if !ok || st.user == nil {
+		redirect(w, r, withReturn(Prefix+"/login", rt))
+		return
+	}
+	sess, tokens, err := p.Accounts.ContinueSession(r.Context(), st.sess.ID, p.Meta(r))
+	if err == nil {
+		var target string
+		if target, err = p.handoffTarget(r, sess, tokens, rt); err == nil {
+			redirect(w, r, target)
+			return
+		}
+	}
+	v := p.newView(r, "page.login.title", nil, "")
+	if code := tessera.ErrorCode(err); code != tessera.EREAUTH && code != tessera.EUNAUTHORIZED {
+		p.fail(r, v, err, nil)
+	}
 	p.loginStep(w, r, v)
 }
 
@@ -298,6 +383,12 @@ func (p *Pages) loginTarget(r *http.Request, w http.ResponseWriter, tokens *acco
 	if !ok {
 		return Prefix + "/settings", nil
 	}
+	return p.handoffTarget(r, sess, tokens, rt)
+}
+
+// handoffTarget returns the allowed return URL rt with a one-time code
+// that fetches the tokens of sess.
+func (p *Pages) handoffTarget(r *http.Request, sess *tessera.Session, tokens *account.Tokens, rt string) (string, error) {
 	code, err := p.Accounts.BeginHandoff(r.Context(), sess, tokens.RefreshToken, rt)
 	if err != nil {
 		return "", err
@@ -350,7 +441,13 @@ func (p *Pages) handleLogout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	setCookie(w, r, sessionCookie, "", time.Time{})
-	redirect(w, r, Prefix+"/login?done=logged_out")
+	// "Use another account" on the single sign-on page signs out and
+	// logs in again for the same app.
+	target := Prefix + "/login?done=logged_out"
+	if rt, ok := p.returnURL(r.PostFormValue("return_to")); ok {
+		target += "&return_to=" + url.QueryEscape(rt)
+	}
+	redirect(w, r, target)
 }
 
 // ---- step-up ----

@@ -35,6 +35,8 @@ func (p *Pages) settingsRoutes(get, post func(string, http.HandlerFunc)) {
 	post("/settings/key/confirm", p.handleKeyChangeConfirm)
 	post("/settings/phone", p.handlePhoneAdd)
 	post("/settings/phone/confirm", p.handlePhoneAddConfirm)
+	post("/settings/phone/remove", p.handlePhoneRemove)
+	post("/settings/phone/remove/confirm", p.handlePhoneRemoveConfirm)
 	post("/settings/mfa-off", p.handleMFAOff)
 	post("/settings/mfa-off/confirm", p.handleMFAOffConfirm)
 }
@@ -523,6 +525,42 @@ func (p *Pages) handlePhoneAddConfirm(w http.ResponseWriter, r *http.Request) {
 	v := p.newView(r, "page.phone.title", u, "")
 	p.fail(r, v, err, tokenFields)
 	p.phoneConfirmStep(w, r, v, r.PostFormValue("intro"), phone)
+}
+
+// handlePhoneRemove handles POST /account/settings/phone/remove: a token
+// to the phone, which must still be the user's to remove it.
+func (p *Pages) handlePhoneRemove(w http.ResponseWriter, r *http.Request) {
+	u, sess, ok := p.signedIn(w, r)
+	if !ok {
+		return
+	}
+	sent, err := p.Accounts.SendKeyRemoving(r.Context(), u, sess, account.DestinationPhone)
+	if err != nil {
+		p.changed(w, r, err, "", nil)
+		return
+	}
+	v := p.newView(r, "page.phone.remove_title", u, "")
+	p.phoneRemoveStep(w, r, v, sentTo(v, sent))
+}
+
+func (p *Pages) phoneRemoveStep(w http.ResponseWriter, r *http.Request, v *view, intro string) {
+	p.tokenStep(w, r, v, intro, Prefix+"/settings/phone/remove/confirm", []hidden{{"intro", intro}}, nil)
+}
+
+// handlePhoneRemoveConfirm handles POST /account/settings/phone/remove/confirm.
+func (p *Pages) handlePhoneRemoveConfirm(w http.ResponseWriter, r *http.Request) {
+	u, sess, ok := p.signedIn(w, r)
+	if !ok {
+		return
+	}
+	_, err := p.Accounts.RemoveKey(r.Context(), u, sess, account.DestinationPhone, r.PostFormValue("token"), p.Meta(r))
+	if err == nil || tessera.ErrorCode(err) == tessera.EREAUTH {
+		p.changed(w, r, err, "phone_removed", nil)
+		return
+	}
+	v := p.newView(r, "page.phone.remove_title", u, "")
+	p.fail(r, v, err, tokenFields)
+	p.phoneRemoveStep(w, r, v, r.PostFormValue("intro"))
 }
 
 // handleMFAOff handles POST /account/settings/mfa-off: a token by email
