@@ -62,7 +62,7 @@ func (s *Server) requireInbox(next http.HandlerFunc) http.HandlerFunc {
 // devInboxMessages are the inbox's messages, newest first, only those to
 // the ?to= address when one is given (compared case-insensitively).
 func (s *Server) devInboxMessages(r *http.Request) (to string, msgs []deliver.InboxMessage) {
-	to = strings.TrimSpace(r.URL.Query().Get("to"))
+	to = devInboxTo(r.URL.Query().Get("to"))
 	msgs = s.Inbox.Messages()
 	if to == "" {
 		return "", msgs
@@ -104,4 +104,14 @@ func (s *Server) handleDevInbox(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleDevInboxJSON(w http.ResponseWriter, r *http.Request) {
 	_, msgs := s.devInboxMessages(r)
 	writeJSON(w, http.StatusOK, map[string]any{"status": http.StatusOK, "messages": msgs})
+}
+
+// devInboxTo is the ?to= value as typed. A number typed unescaped,
+// ?to=+14155552671, arrives with its "+" decoded as a space; no address
+// starts with one, so a space and digits are taken as that number.
+func devInboxTo(v string) string {
+	if digits := strings.TrimPrefix(v, " "); digits != v && digits != "" && strings.Trim(digits, "0123456789") == "" {
+		return "+" + digits
+	}
+	return strings.TrimSpace(v)
 }

@@ -146,6 +146,23 @@ func TestDevInboxNewestFirstAndEscaped(t *testing.T) {
 	e.do("POST", "/methods/email/verifiers/"+id+"/actions/validate", map[string]any{"code": arts[0].code}).want(t, 200)
 }
 
+// A number typed into the query as it is written, with its "+" unescaped
+// (which a query decodes as a space), still finds its messages.
+func TestDevInboxNumberTypedWithPlus(t *testing.T) {
+	e := newInboxEnv(t)
+	e.do("POST", "/methods/phone/actions/initiate", map[string]any{"consumer": "+14155552671"}).want(t, 200)
+	e.deliver()
+	for _, query := range []string{"to=%2B14155552671", "to=+14155552671"} {
+		r := e.doWith("GET", "/dev/inbox.json?"+query, nil, nil).want(t, 200)
+		if msgs, _ := r.body["messages"].([]any); len(msgs) != 1 || msgs[0].(map[string]any)["to"] != "+14155552671" {
+			t.Fatalf("GET /dev/inbox.json?%s: %s", query, r.raw)
+		}
+	}
+	if r := e.doWith("GET", "/dev/inbox.json?to=14155552671", nil, nil).want(t, 200); len(r.body["messages"].([]any)) != 0 {
+		t.Fatalf("a number without its + matched: %s", r.raw)
+	}
+}
+
 func TestDevInboxOffByDefault(t *testing.T) {
 	e := newEnv(t, storetest.OpenSQLite(t))
 	e.doWith("POST", "/auth/register", map[string]any{"email": "ana@example.com", "password": "correct horse battery"}, nil).want(t, 202)

@@ -117,8 +117,12 @@ func TestSendingPolicyRefusesFreeText(t *testing.T) {
 		// An unknown template, or a template with free text, is a bad
 		// request, not a policy refusal.
 		r := e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "a@example.com", "template": map[string]any{"id": "nope"}}).want(t, 422)
-		if path, _ := r.detail(); path != "template.id" {
+		if path, why := r.detail(); path != "template.id" || why != `no template "nope" is registered for locale en` {
 			t.Fatalf("unknown template: %s", r.raw)
+		}
+		r = e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "a@example.com", "template": map[string]any{"id": "nope", "locale": "pt-BR"}}).want(t, 422)
+		if _, why := r.detail(); why != `no template "nope" is registered for locale pt-BR or pt or en` {
+			t.Fatalf("unknown template in pt-BR: %s", r.raw)
 		}
 		r = e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "a@example.com", "template": map[string]any{"id": "login", "body": "x {{{CODE}}}"}}).want(t, 422)
 		if path, _ := r.detail(); path != "template.body" {

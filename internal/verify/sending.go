@@ -182,5 +182,5 @@ func (e *Engine) lookupTemplate(ctx context.Context, id, locale string) (*tesser
 			return nil, err
 		}
 	}
-	return nil, tessera.Invalid(tessera.FieldError{Path: "template.id", Error: fmt.Sprintf("no template %q is registered for locale %s or %s", id, locale, DefaultLocale)})
+	return nil, tessera.Invalid(tessera.FieldError{Path: "template.id", Error: fmt.Sprintf("no template %q is registered for locale %s", id, strings.Join(tries, " or "))})
 }
