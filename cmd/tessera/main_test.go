@@ -185,6 +185,7 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 }
 
 func TestClientCommands(t *testing.T) {
+	t.Parallel() // mostly waits (for a timeout, a cache, a lease): let the others run
 	dir := t.TempDir()
 	run := func(args ...string) string {
 		t.Helper()
@@ -306,6 +307,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 // slow-loris attack holding connections open) is disconnected by the
 // server's header timeout instead of keeping the connection forever.
 func TestSlowClientsAreCutOff(t *testing.T) {
+	t.Parallel() // mostly waits (for a timeout, a cache, a lease): let the others run
 	s := startServer(t, t.TempDir())
 	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
 	if err != nil {

@@ -29,6 +29,7 @@ import (
 // detection and rate limits hold across them; an outbox message is sent by
 // one instance only.
 func TestSeveralInstances(t *testing.T) {
+	t.Parallel() // mostly waits (for a timeout, a cache, a lease): let the others run
 	redisURL := os.Getenv("TESSERA_TEST_REDIS_URL")
 	if redisURL == "" {
 		if os.Getenv(storetest.RequireEnv) != "" {

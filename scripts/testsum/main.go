@@ -13,10 +13,13 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -35,22 +38,27 @@ type event struct {
 
 func main() {
 	record := flag.String("record", "", "append every event read from standard input to this file")
-	summary := flag.Bool("summary", false, "print the summary of the event files named as arguments")
+	summary := flag.Bool("summary", false, "print the summary of the test event files named as arguments")
+	fuzz := flag.String("fuzz", "", "with -summary, a file of fuzzing events, counted as fuzz targets")
 	slowest := flag.Int("slowest", 5, "with -summary, name this many slowest packages and tests")
-	since := flag.Int64("since", 0, "with -summary, the Unix time the run started, for its duration (default: the first event's)")
+	since := flag.Int64("since", 0, "with -summary, the Unix time the run started, for its duration")
 	flag.Parse()
 	if *summary {
-		t, err := tallyFiles(flag.Args())
-		if err == nil && *since > 0 {
-			t.first = time.Unix(*since, 0)
-			t.last = time.Now()
-		}
+		tests, err := tallyFiles(flag.Args()...)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "testsum:", err)
-			os.Exit(2)
+			fail(err)
 		}
-		t.print(os.Stdout, *slowest)
-		if t.anyFailed() {
+		var fuzzed *tally
+		if *fuzz != "" {
+			if fuzzed, err = tallyFiles(*fuzz); err != nil {
+				fail(err)
+			}
+		}
+		var took time.Duration
+		if *since > 0 {
+			took = time.Since(time.Unix(*since, 0))
+		}
+		if !printSummary(os.Stdout, tests, fuzzed, *slowest, took) {
 			os.Exit(1)
 		}
 		return
@@ -59,16 +67,19 @@ func main() {
 	if *record != "" {
 		f, err := os.OpenFile(*record, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "testsum:", err)
-			os.Exit(2)
+			fail(err)
 		}
 		defer f.Close()
 		rec = f
 	}
 	if err := render(os.Stdin, os.Stdout, rec); err != nil {
-		fmt.Fprintln(os.Stderr, "testsum:", err)
-		os.Exit(2)
+		fail(err)
 	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "testsum:", err)
+	os.Exit(2)
 }
 
 // render prints the human-readable form of the events on in to out as
@@ -116,19 +127,23 @@ func render(in io.Reader, out, rec io.Writer) error {
 	return sc.Err()
 }
 
+// tally counts what a stream of events says ran.
 type tally struct {
-	packages, noTests, packagesFailed int
-	passed, failed, skipped           int
-	failedNames, skippedNames         []string
-	pkgTime                           map[string]float64
-	testTime                          map[string]float64
-	first, last                       time.Time
+	packages                  map[string]bool // import path → passed
+	noTests                   int
+	passed, failed, skipped   int
+	failedNames, skippedNames []string
+	pkgTime, testTime         map[string]float64
+	started                   map[string]time.Time // top-level tests by name
 }
 
-func tallyFiles(names []string) (*tally, error) {
-	t := &tally{pkgTime: map[string]float64{}, testTime: map[string]float64{}}
+func tallyFiles(names ...string) (*tally, error) {
+	t := &tally{packages: map[string]bool{}, pkgTime: map[string]float64{}, testTime: map[string]float64{}, started: map[string]time.Time{}}
 	for _, name := range names {
 		f, err := os.Open(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // a stage that did not run
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -149,35 +164,37 @@ func (t *tally) read(r io.Reader) error {
 		if json.Unmarshal(sc.Bytes(), &e) != nil {
 			continue
 		}
-		if !e.Time.IsZero() {
-			if t.first.IsZero() || e.Time.Before(t.first) {
-				t.first = e.Time
-			}
-			if e.Time.After(t.last) {
-				t.last = e.Time
-			}
-		}
-		name := strings.TrimPrefix(e.Package, modulePrefix(e.Package))
+		name := short(e.Package)
 		if e.Test != "" {
 			name += "." + e.Test
 		}
 		switch {
 		case e.Action == "build-fail":
-			t.packagesFailed++
-			t.failedNames = append(t.failedNames, e.ImportPath+" (build)")
+			t.packages[e.ImportPath] = false
+			t.failedNames = append(t.failedNames, short(e.ImportPath)+" (build)")
 		case e.Test == "" && e.Action == "pass":
-			t.packages++
+			if _, seen := t.packages[e.Package]; !seen {
+				t.packages[e.Package] = true
+			}
 			t.pkgTime[e.Package] += e.Elapsed
 		case e.Test == "" && e.Action == "skip": // [no test files]
-			t.packages++
+			t.packages[e.Package] = true
 			t.noTests++
 		case e.Test == "" && e.Action == "fail":
-			t.packages++
-			t.packagesFailed++
+			t.packages[e.Package] = false
 			t.pkgTime[e.Package] += e.Elapsed
+			if !slices.ContainsFunc(t.failedNames, func(n string) bool { return strings.HasPrefix(n, short(e.Package)) }) {
+				t.failedNames = append(t.failedNames, short(e.Package)) // a crash or build failure
+			}
+		case e.Test != "" && e.Action == "run":
+			t.started[name] = e.Time
 		case e.Test != "" && e.Action == "pass":
 			t.passed++
-			t.testTime[name] = e.Elapsed
+			// From start to end, not Elapsed: a test's Elapsed leaves out
+			// its parallel subtests.
+			if !strings.Contains(e.Test, "/") && !t.started[name].IsZero() {
+				t.testTime[name] = e.Time.Sub(t.started[name]).Seconds()
+			}
 		case e.Test != "" && e.Action == "fail":
 			t.failed++
 			t.failedNames = append(t.failedNames, name)
@@ -189,50 +206,70 @@ func (t *tally) read(r io.Reader) error {
 	return sc.Err()
 }
 
-// modulePrefix is the part of an import path every package of this
-// module shares, left out of names to keep lines short.
-func modulePrefix(pkg string) string {
-	const mod = "github.com/tessera-id/tessera/"
-	if strings.HasPrefix(pkg, mod) {
-		return mod
+func (t *tally) packagesFailed() int {
+	n := 0
+	for _, ok := range t.packages {
+		if !ok {
+			n++
+		}
 	}
-	return ""
+	return n
 }
 
-func (t *tally) anyFailed() bool { return t.failed > 0 || t.packagesFailed > 0 }
+func (t *tally) ok() bool { return t.failed == 0 && t.packagesFailed() == 0 }
 
-func (t *tally) print(w io.Writer, slowest int) {
-	if slowest > 0 {
-		fmt.Fprintf(w, "slowest packages: %s\n", top(t.pkgTime, slowest))
-		fmt.Fprintf(w, "slowest tests: %s\n", top(t.testTime, slowest))
+// short leaves out the module path every package of Tessera shares.
+func short(pkg string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(pkg, "github.com/tessera-id/tessera"), "/")
+}
+
+// printSummary prints what ran, the last line a one-line verdict, and
+// reports whether everything passed.
+func printSummary(w io.Writer, tests, fuzzed *tally, slowest int, took time.Duration) bool {
+	if slowest > 0 && len(tests.pkgTime) > 0 {
+		fmt.Fprintf(w, "slowest packages: %s\n", top(tests.pkgTime, slowest, func(p string) string { return short(p) }))
+		fmt.Fprintf(w, "slowest tests: %s\n", top(tests.testTime, slowest, func(n string) string { return n }))
 	}
-	if len(t.skippedNames) > 0 {
-		fmt.Fprintf(w, "skipped: %s\n", strings.Join(t.skippedNames, ", "))
+	ok := tests.ok()
+	var skipped, failed []string
+	skipped = append(skipped, tests.skippedNames...)
+	failed = append(failed, tests.failedNames...)
+	line := fmt.Sprintf("%d packages (%d without tests, %d failed), %d tests: %d passed, %d failed, %d skipped",
+		len(tests.packages), tests.noTests, tests.packagesFailed(), tests.passed+tests.failed+tests.skipped, tests.passed, tests.failed, tests.skipped)
+	if fuzzed != nil {
+		ok = ok && fuzzed.ok()
+		failed = append(failed, fuzzed.failedNames...)
+		line += fmt.Sprintf("; %d fuzz targets: %d passed, %d failed", fuzzed.passed+fuzzed.failed+fuzzed.skipped, fuzzed.passed, fuzzed.failed+fuzzed.packagesFailed())
 	}
-	if len(t.failedNames) > 0 {
-		fmt.Fprintf(w, "failed: %s\n", strings.Join(t.failedNames, ", "))
+	if took > 0 {
+		line += "; " + took.Round(time.Second).String()
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(w, "skipped: %s\n", strings.Join(skipped, ", "))
+	}
+	if len(failed) > 0 {
+		fmt.Fprintf(w, "failed: %s\n", strings.Join(failed, ", "))
 	}
 	verdict := "PASS"
-	if t.anyFailed() {
+	if !ok {
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(w, "%s: %d packages (%d without tests, %d failed), %d tests run: %d passed, %d failed, %d skipped in %s\n",
-		verdict, t.packages, t.noTests, t.packagesFailed, t.passed+t.failed+t.skipped, t.passed, t.failed, t.skipped,
-		t.last.Sub(t.first).Round(time.Second))
+	fmt.Fprintf(w, "%s: %s\n", verdict, line)
+	return ok
 }
 
-func top(times map[string]float64, n int) string {
-	names := make([]string, 0, len(times))
-	for name := range times {
-		names = append(names, name)
+func top(times map[string]float64, n int, name func(string) string) string {
+	keys := make([]string, 0, len(times))
+	for k := range times {
+		keys = append(keys, k)
 	}
-	sort.Slice(names, func(i, j int) bool { return times[names[i]] > times[names[j]] })
-	if len(names) > n {
-		names = names[:n]
+	sort.Slice(keys, func(i, j int) bool { return times[keys[i]] > times[keys[j]] })
+	if len(keys) > n {
+		keys = keys[:n]
 	}
-	parts := make([]string, len(names))
-	for i, name := range names {
-		parts[i] = fmt.Sprintf("%s %.1fs", strings.TrimPrefix(name, modulePrefix(name)), times[name])
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.1fs", name(k), times[k])
 	}
 	return strings.Join(parts, ", ")
 }
