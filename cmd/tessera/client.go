@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -28,13 +30,26 @@ func clientCommand(ctx context.Context, args []string, getenv func(string) strin
 	if args[0] == "policy" {
 		return clientPolicyCommand(ctx, args[1:], getenv, stdout, stderr)
 	}
-	want := map[string]int{"create": 2, "list": 1, "revoke": 2}[args[0]]
-	if want == 0 {
+	want := map[string]int{"create": 1, "list": 0, "revoke": 1}
+	n, known := want[args[0]]
+	if !known {
 		return fmt.Errorf("unknown client command %q\n%s", args[0], clientUsage)
 	}
-	if len(args) != want {
-		return fmt.Errorf("wrong number of arguments\n%s", clientUsage)
+	rest, err := parseFlags(flag.NewFlagSet("client "+args[0], flag.ContinueOnError), args[1:], clientUsage)
+	if err != nil {
+		return err
 	}
+	if len(rest) != n {
+		what := "no arguments"
+		if n == 1 {
+			what = "one NAME"
+			if args[0] == "revoke" {
+				what = "one NAME or ID"
+			}
+		}
+		return fmt.Errorf("client %s takes %s, not %d\n%s", args[0], what, len(rest), clientUsage)
+	}
+	args = append(args[:1], rest...)
 	cfg, store, reg, err := openRegistry(ctx, getenv)
 	if err != nil {
 		return err
@@ -75,9 +90,9 @@ func clientCommand(ctx context.Context, args []string, getenv func(string) strin
 }
 
 func openRegistry(ctx context.Context, getenv func(string) string) (*config.Config, *sqlstore.DB, *apiclient.Registry, error) {
-	cfg, err := config.Load(getenv)
+	cfg, err := loadConfig(ctx, getenv, os.Stderr)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("configuration:\n%w", err)
+		return nil, nil, nil, err
 	}
 	store, err := app.OpenStore(ctx, cfg)
 	if err != nil {
@@ -99,10 +114,10 @@ func describeDB(cfg *config.Config) string {
 }
 
 // migrateCommand applies migrations (opening the store does) and exits.
-func migrateCommand(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := config.Load(getenv)
+func migrateCommand(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(ctx, getenv, stderr)
 	if err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+		return err
 	}
 	store, err := app.OpenStore(ctx, cfg)
 	if err != nil {

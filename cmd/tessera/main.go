@@ -10,6 +10,7 @@
 //	tessera keys rotate|list       manage ID-token signing keys
 //	tessera migrate                apply database migrations and exit
 //	tessera bench [flags]          drive initiate→validate load at a running server
+//	tessera version                what this binary was built from
 //
 // Configuration comes from TESSERA_* environment variables; see README.md.
 package main
@@ -36,7 +37,8 @@ Usage:
   tessera client revoke NAME|ID  revoke an API client
   tessera client policy NAME|ID [flags]  show or set what a client may send (fromEmail, templates only)
   tessera template add|list|remove       registered message templates (tessera template --help)
-  tessera user create EMAIL [--verified]  create an end-user account (password on standard input)
+  tessera user create EMAIL      create an end-user account, its email confirmed (asks for the
+                                 password on a terminal, else reads it from standard input)
   tessera keys rotate            add a new ID-token signing key
   tessera keys list              list ID-token signing keys
   tessera audit [--user EMAIL|ID] [--kind KIND] [--since 24h] [--limit 100] [--json]
@@ -44,7 +46,14 @@ Usage:
   tessera config                 print the effective configuration, secrets masked
   tessera migrate                apply database migrations and exit
   tessera bench [flags]          load-test a running server (tessera bench -help)
+  tessera version                what this binary was built from
   tessera help [COMMAND]         show this help, or a command's (also: tessera COMMAND --help)
+
+Commands other than serve work on the data serve has created: they refuse
+to start on a TESSERA_DATA_DIR without a Tessera database (run them where
+serve runs, or set TESSERA_DATA_DIR). --init, on any of them, creates a new
+data directory instead. Flags go before or after the arguments; --help on
+any command prints its help and does nothing else.
 
 Configuration (environment):
   TESSERA_ADDR              listen address (default 127.0.0.1:8080)
@@ -81,18 +90,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("a command is required")
 	}
-	if len(args) > 1 && isHelp(args[1]) && args[0] != "bench" {
-		text, ok := commandHelp[args[0]]
-		if !ok {
-			text = usage
-		}
-		fmt.Fprint(stdout, text)
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		printHelp(ctx, stdout, args[1:])
 		return nil
+	case "version", "-version", "--version":
+		return versionCommand(stdout)
+	}
+	if helpAsked(args[1:]) {
+		printHelp(ctx, stdout, args)
+		return nil
+	}
+	if args[0] != "bench" {
+		ctx, args = takeInit(ctx, args)
 	}
 	switch args[0] {
 	case "config":
-		return configCommand(getenv, stdout)
+		return configCommand(args[1:], getenv, stdout)
 	case "serve":
+		if len(args) > 1 {
+			return fmt.Errorf("serve takes no arguments (configuration is in TESSERA_* variables)\n%s", commandHelp["serve"])
+		}
 		return serve(ctx, getenv, stdout, stderr)
 	case "client":
 		return clientCommand(ctx, args[1:], getenv, stdout, stderr)
@@ -103,26 +121,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "keys":
 		return keysCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "migrate":
-		return migrateCommand(ctx, getenv, stdout)
+		if len(args) > 1 {
+			return fmt.Errorf("migrate takes no arguments\n%s", commandHelp["migrate"])
+		}
+		return migrateCommand(ctx, getenv, stdout, stderr)
 	case "audit":
 		return auditCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		return loadtest.Command(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "-help", "--help":
-		if len(args) > 1 {
-			if text, ok := commandHelp[args[1]]; ok {
-				fmt.Fprint(stdout, text)
-				return nil
-			}
-		}
-		fmt.Fprint(stdout, usage)
-		return nil
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
 }
-
-func isHelp(a string) bool { return a == "-h" || a == "-help" || a == "--help" || a == "help" }
 
 // commandHelp is each command's --help.
 var commandHelp = map[string]string{
@@ -137,10 +147,11 @@ answers and is migrated, GET /metrics has Prometheus figures.
 SIGTERM or Ctrl-C drain requests in flight (TESSERA_SHUTDOWN_TIMEOUT).
 Configuration: tessera help (environment variables) and README.md.
 `,
-	"client":   clientUsage + "\n",
-	"template": templateUsage + "\n",
-	"user":     userUsage + "\n",
-	"keys":     userUsage + "\n",
+	"client":        clientUsage + "\n",
+	"template":      templateUsage + "\n",
+	"user":          userUsage + "\n",
+	"keys":          keysUsage + "\n",
+	"client policy": clientPolicyUsage + "\n",
 	"migrate": `Usage: tessera migrate
 
 Applies the database migrations this binary carries and prints the schema
@@ -158,8 +169,12 @@ what to fix, like serve, when the configuration is invalid.
 }
 
 // configCommand prints the effective configuration with secrets masked.
-func configCommand(getenv func(string) string, stdout io.Writer) error {
-	cfg, err := config.Load(getenv)
+// It creates nothing: keys serve has not generated yet show as such.
+func configCommand(args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return fmt.Errorf("config takes no arguments\n%s", commandHelp["config"])
+	}
+	cfg, err := config.LoadMode(getenv, config.ReadOnly)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
@@ -171,5 +186,11 @@ func configCommand(getenv func(string) string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\n", s.Name, v)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, w := range cfg.UnknownVariables(environ()) {
+		fmt.Fprintln(stdout, "warning:", w)
+	}
+	return nil
 }

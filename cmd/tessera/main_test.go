@@ -48,7 +48,8 @@ func command(dataDir string, args []string, env ...string) *exec.Cmd {
 type server struct {
 	cmd    *exec.Cmd
 	url    string
-	token  string // set when the start created the quickstart client
+	token  string   // set when the start created the quickstart client
+	banner []string // what serve printed up to "Then validate it"
 	stderr *bytes.Buffer
 	done   chan error
 }
@@ -84,6 +85,7 @@ func startServer(t *testing.T, dataDir string, env ...string) *server {
 			if !ok {
 				t.Fatalf("serve exited before it was ready; stderr:\n%s", s.stderr)
 			}
+			s.banner = append(s.banner, line)
 			if m := listening.FindStringSubmatch(line); m != nil {
 				s.url = m[1]
 			}
@@ -195,7 +197,7 @@ func TestClientCommands(t *testing.T) {
 		}
 		return string(out)
 	}
-	out := run("client", "create", "shop")
+	out := run("client", "create", "--init", "shop")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	token := lines[len(lines)-1]
 	if !strings.HasPrefix(token, "tsk_") {
@@ -244,7 +246,7 @@ func TestBadConfigurationSaysWhatToFix(t *testing.T) {
 
 func TestUserAndKeysCommands(t *testing.T) {
 	dir := t.TempDir()
-	create := command(dir, []string{"user", "create", "ops@example.com", "--verified"})
+	create := command(dir, []string{"user", "create", "ops@example.com", "--verified", "--init"})
 	create.Stdin = strings.NewReader("a long operator password\n")
 	out, err := create.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Created user ops@example.com") || !strings.Contains(string(out), "status active") {
@@ -338,7 +340,7 @@ func TestTemplateAndPolicyCommands(t *testing.T) {
 		}
 		return string(out)
 	}
-	lines := strings.Split(strings.TrimSpace(run("client", "create", "shop")), "\n")
+	lines := strings.Split(strings.TrimSpace(run("client", "create", "shop", "--init")), "\n")
 	token := lines[len(lines)-1]
 	if out, err := command(dir, []string{"template", "add", "login", "--body", "no placeholder"}).CombinedOutput(); err == nil || !strings.Contains(string(out), "{{{CODE}}}") {
 		t.Fatalf("a body without {{{CODE}}} was accepted: %v\n%s", err, out)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"time"
 
@@ -27,6 +28,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	log := newLogger(cfg, stderr)
+	for _, w := range cfg.UnknownVariables(environ()) {
+		log.Warn(w)
+	}
 	// Tessera's live heap is small, so it collects garbage less often than
 	// Go's default, within a soft memory limit. GOGC and GOMEMLIMIT, when
 	// set, win.
@@ -94,7 +98,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if cfg.DebugAddr != "" {
 		go serveDebug(cfg.DebugAddr, log)
 	}
-	if err := printWelcome(ctx, stdout, cfg, a, "http://"+ln.Addr().String()); err != nil {
+	if err := printWelcome(ctx, stdout, cfg, a, "http://"+ln.Addr().String(), getenv); err != nil {
 		ln.Close()
 		return err
 	}
@@ -152,6 +156,22 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// rerun is the command line that runs this Tessera's commands from the
+// shell that started it: the same program, and the same data directory
+// when it was chosen by TESSERA_DATA_DIR (PostgreSQL needs the same
+// TESSERA_* variables, which the shell has).
+func rerun(cfg *config.Config, getenv func(string) string) string {
+	cmd := selfCommand()
+	if getenv("TESSERA_DATA_DIR") != "" && !cfg.UsesPostgres() {
+		dir, err := filepath.Abs(cfg.DataDir)
+		if err != nil {
+			dir = cfg.DataDir
+		}
+		cmd = "TESSERA_DATA_DIR=" + shellQuote(dir) + " " + cmd
+	}
+	return cmd
+}
+
 // passkeyOrigin is where a browser must open Tessera's pages for passkeys
 // to work: the first WebAuthn origin.
 func passkeyOrigin(cfg *config.Config) string {
@@ -164,7 +184,7 @@ func passkeyOrigin(cfg *config.Config) string {
 // printWelcome tells a newcomer how to make a first call. On a brand-new
 // SQLite database it also creates a first API client, so the very first
 // start is enough to try the API; the token is shown this once only.
-func printWelcome(ctx context.Context, w io.Writer, cfg *config.Config, a *app.App, baseURL string) error {
+func printWelcome(ctx context.Context, w io.Writer, cfg *config.Config, a *app.App, baseURL string, getenv func(string) string) error {
 	fmt.Fprintf(w, "Tessera is listening on %s\n", baseURL)
 	if cfg.UsesPostgres() {
 		fmt.Fprintln(w, "Database: PostgreSQL")
@@ -187,7 +207,7 @@ func printWelcome(ctx context.Context, w io.Writer, cfg *config.Config, a *app.A
 		token = t
 		fmt.Fprintf(w, "\nCreated a first API client, \"quickstart\". Its token (shown only now):\n\n  %s\n", token)
 	} else {
-		fmt.Fprintln(w, "\nCreate an API client and keep its token (printed last) in TOKEN:\n\n  TOKEN=$(go run ./cmd/tessera client create my-app | tail -n 1)")
+		fmt.Fprintf(w, "\nCreate an API client and keep its token (printed last) in TOKEN:\n\n  TOKEN=$(%s client create my-app-$(date +%%s) | tail -n 1)\n", rerun(cfg, getenv))
 	}
 	fmt.Fprintf(w, `
 Send a code by email (it appears on standard error, from the log sender):
