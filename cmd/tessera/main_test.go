@@ -274,7 +274,7 @@ func TestUserAndKeysCommands(t *testing.T) {
 func TestConfigMasksSecrets(t *testing.T) {
 	out, err := command(t.TempDir(), []string{"config"},
 		"TESSERA_DATABASE_URL=postgres://app:pa55word@db.example:5432/tessera",
-		"TESSERA_HMAC_KEY=AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=", "TESSERA_ENCRYPTION_KEYS=k1:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=",
+		"TESSERA_HMAC_KEY=iozc/to1PtvZfluMcTHEoOR8E2chhABeoIWmgF8L1xo=", "TESSERA_ENCRYPTION_KEYS=k1:tAzLQHJ1/w1voIPFSvoUldS+qiztdBPzJJQ9ksVf8Pg=",
 		"TESSERA_SMS_SENDER=twilio", "TESSERA_TWILIO_ACCOUNT_SID=AC0123", "TESSERA_TWILIO_AUTH_TOKEN=tw1l10-t0ken", "TESSERA_TWILIO_FROM=+14155550100",
 	).CombinedOutput()
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tessera-id/tessera/internal/deliver"
 	"github.com/tessera-id/tessera/internal/ratelimit"
 	"github.com/tessera-id/tessera/internal/secret"
 	"github.com/tessera-id/tessera/internal/verify"
@@ -377,6 +378,13 @@ func (c *Config) loadDelivery(getenv func(string) string, get func(name, def str
 	}
 	if needWebhook && (c.Webhook.URL == "" || c.Webhook.Secret == "") {
 		bad("the webhook sender needs TESSERA_WEBHOOK_URL and TESSERA_WEBHOOK_SECRET (whsec_…)")
+	}
+	// Checked even when no sender uses it yet: a secret in the wrong form
+	// would otherwise surface only when the webhook is switched on.
+	if c.Webhook.Secret != "" {
+		if _, err := deliver.ParseWebhookSecret(c.Webhook.Secret); err != nil {
+			bad("TESSERA_WEBHOOK_SECRET: %v; make one with: echo whsec_$(openssl rand -base64 32)", strings.TrimPrefix(err.Error(), "webhook: "))
+		}
 	}
 }
 

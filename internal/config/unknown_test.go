@@ -40,3 +40,19 @@ func TestExistingModeCreatesNothing(t *testing.T) {
 		t.Fatalf("%s was created", dir)
 	}
 }
+
+// TestSecretsAreCheckedForFormAndStrength: a webhook secret that is not
+// the documented form fails at start even before a sender uses it, and
+// a placeholder key is refused.
+func TestSecretsAreCheckedForFormAndStrength(t *testing.T) {
+	for name, env := range map[string]map[string]string{
+		"TESSERA_WEBHOOK_SECRET": {"TESSERA_WEBHOOK_SECRET": "my-shared-secret"},
+		"TESSERA_HMAC_KEY":       {"TESSERA_HMAC_KEY": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="},
+	} {
+		env["TESSERA_DATA_DIR"] = t.TempDir()
+		_, err := Load(func(k string) string { return env[k] })
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%s: %v", name, env[name], err)
+		}
+	}
+}
