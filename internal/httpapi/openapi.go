@@ -32,7 +32,7 @@ func (s *Server) openapiRoutes() {
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Write(openapiJSON)
 	})
-	s.handle("GET /docs", func(w http.ResponseWriter, r *http.Request) {
+	s.handleText("GET /docs", func(w http.ResponseWriter, r *http.Request) {
 		page, err := renderedDocs()
 		if err != nil {
 			s.writeError(w, r, fmt.Errorf("render /docs: %w", err))

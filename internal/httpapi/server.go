@@ -28,8 +28,9 @@ import (
 // Server holds what the handlers need. Build it with New.
 type Server struct {
 	Options
-	mux       *http.ServeMux
-	seenPaths map[string]bool // paths that have a JSON 405 fallback
+	mux        *http.ServeMux
+	seenPaths  map[string]bool // paths that have a JSON 405 fallback
+	textRoutes map[string]bool // patterns that answer something other than JSON (handleText)
 }
 
 // Options are the parts a Server is built from.
@@ -81,7 +82,7 @@ type Options struct {
 
 // New returns a server with every route registered.
 func New(o Options) *Server {
-	s := &Server{Options: o, mux: http.NewServeMux(), seenPaths: map[string]bool{}}
+	s := &Server{Options: o, mux: http.NewServeMux(), seenPaths: map[string]bool{}, textRoutes: map[string]bool{}}
 	s.routes()
 	return s
 }
@@ -90,7 +91,9 @@ func (s *Server) routes() {
 	s.handle("GET /healthz", s.handleHealthz)
 	s.handle("GET /readyz", s.handleReadyz)
 	if s.Metrics != nil {
-		s.handle("GET /metrics", s.Metrics.ServeHTTP)
+		// Prometheus's handler picks the text format or OpenMetrics from
+		// the scraper's Accept.
+		s.handleText("GET /metrics", s.Metrics.ServeHTTP)
 	}
 
 	// The verification API (service to service, API-client bearer token).
@@ -106,7 +109,7 @@ func (s *Server) routes() {
 	// The accounts API (end users, ID-token bearer).
 	s.accountRoutes()
 	s.openapiRoutes()
-	web.Routes(s.handle) // the minimal passkey page, until the hosted pages exist
+	web.Routes(s.handleText) // the minimal passkey page, until the hosted pages exist
 
 	// Anything else: JSON 404, never the mux's plain-text page.
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -126,6 +129,13 @@ func (s *Server) handle(pattern string, h http.HandlerFunc) {
 	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, tessera.Errorf(tessera.EBADMETHOD, "Method %s not allowed here", r.Method))
 	})
+}
+
+// handleText is handle for a route that does not answer JSON (a page,
+// metrics): the JSON APIs' Accept rule does not apply to it.
+func (s *Server) handleText(pattern string, h http.HandlerFunc) {
+	s.handle(pattern, h)
+	s.textRoutes[pattern] = true
 }
 
 // ServeHTTP runs the middleware chain around the routes.
@@ -171,7 +181,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.Observe(r.Pattern, r.Method, rec.status, d)
 		}
 	}()
-	if !acceptsJSON(r.Header.Get("Accept")) {
+	if _, pattern := s.mux.Handler(r); !s.textRoutes[pattern] && !acceptsJSON(r.Header.Get("Accept")) {
 		s.writeError(rec, r, tessera.Errorf(tessera.ENOTACCEPT, "This API answers application/json only"))
 		return
 	}

@@ -135,10 +135,11 @@ type tally struct {
 	failedNames, skippedNames []string
 	pkgTime, testTime         map[string]float64
 	started                   map[string]time.Time // top-level tests by name
+	testFails                 map[string]int       // failed tests by package
 }
 
 func tallyFiles(names ...string) (*tally, error) {
-	t := &tally{packages: map[string]bool{}, pkgTime: map[string]float64{}, testTime: map[string]float64{}, started: map[string]time.Time{}}
+	t := &tally{packages: map[string]bool{}, pkgTime: map[string]float64{}, testTime: map[string]float64{}, started: map[string]time.Time{}, testFails: map[string]int{}}
 	for _, name := range names {
 		f, err := os.Open(name)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -197,6 +198,7 @@ func (t *tally) read(r io.Reader) error {
 			}
 		case e.Test != "" && e.Action == "fail":
 			t.failed++
+			t.testFails[e.Package]++
 			t.failedNames = append(t.failedNames, name)
 		case e.Test != "" && e.Action == "skip":
 			t.skipped++
@@ -210,6 +212,18 @@ func (t *tally) packagesFailed() int {
 	n := 0
 	for _, ok := range t.packages {
 		if !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// failures counts the failed tests, and the failed packages without a
+// failed test (a build error, a crash in TestMain) as one each.
+func (t *tally) failures() int {
+	n := t.failed
+	for pkg, ok := range t.packages {
+		if !ok && t.testFails[pkg] == 0 {
 			n++
 		}
 	}
@@ -234,15 +248,18 @@ func printSummary(w io.Writer, tests, fuzzed *tally, slowest int, took time.Dura
 	var skipped, failed []string
 	skipped = append(skipped, tests.skippedNames...)
 	failed = append(failed, tests.failedNames...)
-	line := fmt.Sprintf("%d packages (%d without tests, %d failed), %d tests: %d passed, %d failed, %d skipped",
+	passed, failedN, skippedN := tests.passed, tests.failures(), tests.skipped
+	ran := fmt.Sprintf("ran %d packages (%d without tests, %d failed) and %d tests (%d passed, %d failed, %d skipped)",
 		len(tests.packages), tests.noTests, tests.packagesFailed(), tests.passed+tests.failed+tests.skipped, tests.passed, tests.failed, tests.skipped)
 	if fuzzed != nil {
 		ok = ok && fuzzed.ok()
 		failed = append(failed, fuzzed.failedNames...)
-		line += fmt.Sprintf("; %d fuzz targets: %d passed, %d failed", fuzzed.passed+fuzzed.failed+fuzzed.skipped, fuzzed.passed, fuzzed.failed+fuzzed.packagesFailed())
+		fuzzFailed := fuzzed.failures()
+		ran += fmt.Sprintf(", fuzzed %d targets (%d passed, %d failed)", fuzzed.passed+fuzzFailed, fuzzed.passed, fuzzFailed)
+		passed, failedN = passed+fuzzed.passed, failedN+fuzzFailed
 	}
 	if took > 0 {
-		line += "; " + took.Round(time.Second).String()
+		ran += " in " + took.Round(time.Second).String()
 	}
 	if len(skipped) > 0 {
 		fmt.Fprintf(w, "skipped: %s\n", strings.Join(skipped, ", "))
@@ -250,11 +267,14 @@ func printSummary(w io.Writer, tests, fuzzed *tally, slowest int, took time.Dura
 	if len(failed) > 0 {
 		fmt.Fprintf(w, "failed: %s\n", strings.Join(failed, ", "))
 	}
+	fmt.Fprintln(w, ran)
 	verdict := "PASS"
 	if !ok {
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(w, "%s: %s\n", verdict, line)
+	// The last line in the plain form CI systems read: "N passed, N
+	// failed, N skipped", one word and a colon before it.
+	fmt.Fprintf(w, "%s: %d passed, %d failed, %d skipped\n", verdict, passed, failedN, skippedN)
 	return ok
 }
 
