@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -273,37 +274,61 @@ func openPTY(t *testing.T) (master, tty *os.File) {
 }
 
 // TestBannerCommandsWork pastes the commands serve prints on a restart,
-// in another directory, and sees them work.
+// in another directory, and sees them work: a client is created, a code
+// sent, and the code typed in validates.
 func TestBannerCommandsWork(t *testing.T) {
 	dir, _ := newData(t) // a client exists: serve prints how to make one
 	s := startServer(t, dir)
 	banner := strings.Join(s.banner, "\n")
-	var script []string
-	for i, line := range s.banner {
-		if strings.HasPrefix(line, "  TOKEN=") {
-			script = append(script, line)
-		}
-		if strings.HasPrefix(line, "  curl") && strings.Contains(line, "/actions/initiate") {
-			for _, l := range s.banner[i:] {
-				script = append(script, l)
-				if !strings.HasSuffix(l, `\`) {
-					break
-				}
-			}
-		}
-	}
-	if len(script) < 2 {
-		t.Fatalf("the banner lacks the TOKEN and curl commands:\n%s", banner)
-	}
 	if strings.Contains(banner, "'$TOKEN") || strings.Contains(banner, "go run") {
 		t.Fatalf("a binary's banner quotes $TOKEN in single quotes or names go run:\n%s", banner)
 	}
-	sh := exec.Command("bash", "-euo", "pipefail", "-c", strings.Join(script, "\n"))
-	sh.Dir = t.TempDir()
-	sh.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	out, err := sh.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), `"verificationId"`) {
-		t.Fatalf("the banner's commands, pasted:\n%s\nanswered: %v\n%s", strings.Join(script, "\n"), err, out)
+	// block is the command starting with prefix, with its continuation lines.
+	block := func(prefix string) string {
+		for i, line := range s.banner {
+			if strings.HasPrefix(line, prefix) {
+				var cmd []string
+				for _, l := range s.banner[i:] {
+					cmd = append(cmd, l)
+					if !strings.HasSuffix(l, `\`) {
+						return strings.Join(cmd, "\n")
+					}
+				}
+			}
+		}
+		t.Fatalf("the banner has no %q:\n%s", prefix, banner)
+		return ""
+	}
+	paste := func(script, stdin string, env ...string) string {
+		t.Helper()
+		sh := exec.Command("bash", "-euo", "pipefail", "-c", script)
+		sh.Dir = t.TempDir()
+		sh.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+		sh.Stdin = strings.NewReader(stdin)
+		out, err := sh.Output()
+		if err != nil {
+			t.Fatalf("pasting\n%s\nfailed: %v\n%s", script, err, out)
+		}
+		return string(out)
+	}
+	out := paste(block("  TOKEN=")+"\n"+block("  ID=$(curl")+"\necho \"$TOKEN\"; echo \"$ID\"", "")
+	vars := strings.Fields(out)
+	if len(vars) != 2 || !strings.HasPrefix(vars[0], "tsk_") || len(vars[1]) != 36 {
+		t.Fatalf("after the first commands, TOKEN and ID are %q", out)
+	}
+	code := regexp.MustCompile(`verification code is (\d{6})`)
+	timeout := time.After(20 * time.Second)
+	for !code.MatchString(s.stderr.String()) {
+		select {
+		case <-s.stderr.changed:
+		case <-timeout:
+			t.Fatalf("no code in the log:\n%s", s.stderr)
+		}
+	}
+	typed := code.FindStringSubmatch(s.stderr.String())[1] + "\n"
+	out = paste(block("  printf 'Code: '")+"\n"+block("  curl -s"), typed, "TOKEN="+vars[0], "ID="+vars[1])
+	if !strings.Contains(out, `"status":200`) || !strings.Contains(out, vars[1]) {
+		t.Fatalf("validating with the typed code answered %s", out)
 	}
 }
 

@@ -48,9 +48,9 @@ func command(dataDir string, args []string, env ...string) *exec.Cmd {
 type server struct {
 	cmd    *exec.Cmd
 	url    string
-	token  string   // set when the start created the quickstart client
-	banner []string // what serve printed up to "Then validate it"
-	stderr *bytes.Buffer
+	token  string        // set when the start created the quickstart client
+	banner []string      // what serve printed up to its last line, "Try passkeys…"
+	stderr *lockedScreen // the log, read while serve writes it
 	done   chan error
 }
 
@@ -59,7 +59,7 @@ var listening = regexp.MustCompile(`Tessera is listening on (http://\S+)`)
 // startServer starts `tessera serve` and waits for its welcome text.
 func startServer(t *testing.T, dataDir string, env ...string) *server {
 	t.Helper()
-	s := &server{cmd: command(dataDir, []string{"serve"}, env...), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	s := &server{cmd: command(dataDir, []string{"serve"}, env...), stderr: &lockedScreen{changed: make(chan struct{}, 1)}, done: make(chan error, 1)}
 	s.cmd.Stderr = s.stderr
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
@@ -92,7 +92,7 @@ func startServer(t *testing.T, dataDir string, env ...string) *server {
 			if tok := strings.TrimSpace(line); strings.HasPrefix(tok, "tsk_") {
 				s.token = tok
 			}
-			if strings.HasPrefix(line, "Then validate it") {
+			if strings.HasPrefix(line, "Try passkeys") {
 				go func() {
 					for range lines {
 					}

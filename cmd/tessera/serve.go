@@ -210,17 +210,20 @@ func printWelcome(ctx context.Context, w io.Writer, cfg *config.Config, a *app.A
 		fmt.Fprintf(w, "\nCreate an API client and keep its token (printed last) in TOKEN:\n\n  TOKEN=$(%s client create my-app-$(date +%%s) | tail -n 1)\n", rerun(cfg, getenv))
 	}
 	fmt.Fprintf(w, `
-Send a code by email (it appears on standard error, from the log sender):
+Send a code by email (it appears on standard error, from the log sender)
+and keep the verification's id:
 
-  curl -s %[1]s/methods/email/actions/initiate \
+  ID=$(curl -s %[1]s/methods/email/actions/initiate \
     -H "Authorization: Bearer %[2]s" -H 'Content-Type: application/json' \
-    -d '{"consumer":"you@example.com","issuer":"Acme"}'
+    -d '{"consumer":"you@example.com","issuer":"Acme"}' | tee /dev/stderr | sed -E 's/.*"verificationId":"([^"]*)".*/\1/')
 
-Then validate it with the verificationId and the code:
+Then validate it with the code from the message (the first line waits for
+you to type it):
 
-  curl -s %[1]s/methods/email/verifiers/VERIFICATION_ID/actions/validate \
+  printf 'Code: '; read -r CODE
+  curl -s %[1]s/methods/email/verifiers/$ID/actions/validate \
     -H "Authorization: Bearer %[2]s" -H 'Content-Type: application/json' \
-    -d '{"code":"CODE"}'
+    -d "{\"code\":\"$CODE\"}"
 
 End users (registration, logins, MFA, account security) use the accounts
 API under /auth and /api/v1: see the README, and %[1]s/docs.
