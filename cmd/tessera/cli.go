@@ -128,7 +128,7 @@ func loadConfig(ctx context.Context, getenv func(string) string, stderr io.Write
 	if err != nil {
 		return nil, fmt.Errorf("configuration:\n%w", err)
 	}
-	for _, w := range cfg.UnknownVariables(environ()) {
+	for _, w := range cfg.UnknownVariables(environ(), loadtest.TokenEnv) {
 		fmt.Fprintln(stderr, "tessera: warning:", w)
 	}
 	return cfg, nil

@@ -189,7 +189,7 @@ func configCommand(args []string, getenv func(string) string, stdout io.Writer) 
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for _, w := range cfg.UnknownVariables(environ()) {
+	for _, w := range cfg.UnknownVariables(environ(), loadtest.TokenEnv) {
 		fmt.Fprintln(stdout, "warning:", w)
 	}
 	return nil

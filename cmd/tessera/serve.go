@@ -17,6 +17,7 @@ import (
 
 	"github.com/tessera-id/tessera/internal/app"
 	"github.com/tessera-id/tessera/internal/config"
+	"github.com/tessera-id/tessera/internal/loadtest"
 	"github.com/tessera-id/tessera/internal/ratelimit"
 )
 
@@ -28,7 +29,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	log := newLogger(cfg, stderr)
-	for _, w := range cfg.UnknownVariables(environ()) {
+	for _, w := range cfg.UnknownVariables(environ(), loadtest.TokenEnv) {
 		log.Warn(w)
 	}
 	// Tessera's live heap is small, so it collects garbage less often than

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -22,12 +23,13 @@ func (r *recorder) get(name string) string {
 // UnknownVariables names the TESSERA_* variables of environ (os.Environ's
 // form, NAME=value) that Load did not read: most likely misspelt, and
 // silently ignored otherwise. Each comes with the closest known name.
-// TESSERA_TEST_* belong to the tests and are left out.
-func (c *Config) UnknownVariables(environ []string) []string {
+// TESSERA_TEST_* belong to the tests and are left out, and so are the
+// alsoKnown names, read by commands other than serve (such as bench).
+func (c *Config) UnknownVariables(environ []string, alsoKnown ...string) []string {
 	var out []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, "TESSERA_") || strings.HasPrefix(name, "TESSERA_TEST_") || c.known[name] {
+		if !strings.HasPrefix(name, "TESSERA_") || strings.HasPrefix(name, "TESSERA_TEST_") || c.known[name] || slices.Contains(alsoKnown, name) {
 			continue
 		}
 		msg := name + " is not a Tessera setting and is ignored"

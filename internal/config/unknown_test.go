@@ -14,7 +14,7 @@ func TestUnknownVariablesAreReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := c.UnknownVariables([]string{"TESSERA_SMTP_HOTS=mail.example", "TESSERA_DATA_DIR=x", "TESSERA_TEST_POSTGRES_URL=x",
-		"TESSERA_HMAC_KEY_FILE=/k", "TESSERA_COMPLETELY_DIFFERENT=1", "HOME=/root"})
+		"TESSERA_HMAC_KEY_FILE=/k", "TESSERA_COMPLETELY_DIFFERENT=1", "HOME=/root", "TESSERA_TOKEN=tsk_x"}, "TESSERA_TOKEN")
 	want := []string{
 		"TESSERA_COMPLETELY_DIFFERENT is not a Tessera setting and is ignored",
 		"TESSERA_SMTP_HOTS is not a Tessera setting and is ignored (did you mean TESSERA_SMTP_HOST?)",
