@@ -111,6 +111,10 @@ func PostgresSchema(t testing.TB) string {
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
+	// A commit need not wait for its WAL to reach the disk: no test
+	// crashes PostgreSQL, and the tests spend most of their time waiting
+	// for those flushes (each migration and each write is a commit).
+	q.Set("synchronous_commit", "off")
 	u.RawQuery = q.Encode()
 	return u.String()
 }
