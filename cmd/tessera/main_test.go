@@ -170,7 +170,7 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 }
 
 func TestSIGTERMStopsCleanly(t *testing.T) {
-	s := startServer(t, t.TempDir())
+	s := startServer(t, t.TempDir(), "TESSERA_SMTP_HOTS=mail.example") // and a typo, reported at start
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-s.done:
@@ -183,6 +183,9 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	}
 	if !strings.Contains(s.stderr.String(), "msg=stopped") {
 		t.Fatalf("no clean stop in the log:\n%s", s.stderr)
+	}
+	if !strings.Contains(s.stderr.String(), "TESSERA_SMTP_HOTS is not a Tessera setting and is ignored (did you mean TESSERA_SMTP_HOST?)") {
+		t.Fatalf("the misspelt variable was not reported at start:\n%s", s.stderr)
 	}
 }
 
