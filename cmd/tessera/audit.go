@@ -16,7 +16,6 @@ import (
 
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/app"
-	"github.com/tessera-id/tessera/internal/config"
 )
 
 const auditUsage = `Usage: tessera audit [--user EMAIL|ID] [--kind KIND] [--since 24h] [--limit 100] [--json]
@@ -65,21 +64,17 @@ func auditHelp() string {
 // auditCommand prints the audit log.
 func auditCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, auditHelp()) }
 	who := fs.String("user", "", "")
 	kind := fs.String("kind", "", "")
 	since := fs.String("since", "", "")
 	limit := fs.Int("limit", tessera.DefaultAuditLimit, "")
 	asJSON := fs.Bool("json", false, "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	rest, err := parseFlags(fs, args, auditHelp())
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q\n%s", fs.Arg(0), auditHelp())
+	if len(rest) > 0 {
+		return fmt.Errorf("unexpected argument %q\n%s", rest[0], auditHelp())
 	}
 	filter := tessera.AuditFilter{Kind: *kind, Limit: *limit}
 	if filter.Kind != "" && !slices.Contains(tessera.AuditKinds, filter.Kind) {
@@ -96,9 +91,9 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 		filter.Since = t
 	}
 
-	cfg, err := config.Load(getenv)
+	cfg, err := loadConfig(ctx, getenv, stderr)
 	if err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+		return err
 	}
 	store, err := app.OpenStore(ctx, cfg)
 	if err != nil {

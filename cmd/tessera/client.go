@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
-	"slices"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -32,19 +33,31 @@ func clientCommand(ctx context.Context, args []string, getenv func(string) strin
 	if args[0] == "policy" {
 		return clientPolicyCommand(ctx, args[1:], getenv, stdout, stderr)
 	}
-	admin := false
-	if args[0] == "create" {
-		if i := slices.Index(args, "--admin"); i > 0 {
-			admin, args = true, slices.Delete(slices.Clone(args), i, i+1)
-		}
-	}
-	want := map[string]int{"create": 2, "list": 1, "revoke": 2}[args[0]]
-	if want == 0 {
+	want := map[string]int{"create": 1, "list": 0, "revoke": 1}
+	n, known := want[args[0]]
+	if !known {
 		return fmt.Errorf("unknown client command %q\n%s", args[0], clientUsage)
 	}
-	if len(args) != want {
-		return fmt.Errorf("wrong number of arguments\n%s", clientUsage)
+	flags := flag.NewFlagSet("client "+args[0], flag.ContinueOnError)
+	var admin *bool
+	if args[0] == "create" {
+		admin = flags.Bool("admin", false, "give the client the admin scope (the admin API)")
 	}
+	rest, err := parseFlags(flags, args[1:], clientUsage)
+	if err != nil {
+		return err
+	}
+	if len(rest) != n {
+		what := "no arguments"
+		if n == 1 {
+			what = "one NAME"
+			if args[0] == "revoke" {
+				what = "one NAME or ID"
+			}
+		}
+		return fmt.Errorf("client %s takes %s, not %d\n%s", args[0], what, len(rest), clientUsage)
+	}
+	args = append(args[:1], rest...)
 	cfg, store, reg, err := openRegistry(ctx, getenv)
 	if err != nil {
 		return err
@@ -54,7 +67,7 @@ func clientCommand(ctx context.Context, args []string, getenv func(string) strin
 	switch args[0] {
 	case "create":
 		create, scope := reg.Create, ""
-		if admin {
+		if *admin {
 			create, scope = reg.CreateAdmin, " with the admin scope"
 		}
 		c, token, err := create(ctx, args[1])
@@ -93,9 +106,9 @@ func clientCommand(ctx context.Context, args []string, getenv func(string) strin
 }
 
 func openRegistry(ctx context.Context, getenv func(string) string) (*config.Config, *sqlstore.DB, *apiclient.Registry, error) {
-	cfg, err := config.Load(getenv)
+	cfg, err := loadConfig(ctx, getenv, os.Stderr)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("configuration:\n%w", err)
+		return nil, nil, nil, err
 	}
 	store, err := app.OpenStore(ctx, cfg)
 	if err != nil {
@@ -117,10 +130,10 @@ func describeDB(cfg *config.Config) string {
 }
 
 // migrateCommand applies migrations (opening the store does) and exits.
-func migrateCommand(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := config.Load(getenv)
+func migrateCommand(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(ctx, getenv, stderr)
 	if err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+		return err
 	}
 	store, err := app.OpenStore(ctx, cfg)
 	if err != nil {

@@ -44,6 +44,7 @@ func (rcv *webhookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // provider holds its delivery open, restarts it, and sees the message
 // delivered (with the same id) after the outbox lease ran out.
 func TestMessageInFlightSurvivesKill9(t *testing.T) {
+	t.Parallel() // mostly waits (for a timeout, a cache, a lease): let the others run
 	rcv := &webhookReceiver{hold: true, arrived: make(chan string, 16)}
 	hook := httptest.NewServer(rcv)
 	defer hook.Close()

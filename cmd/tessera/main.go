@@ -13,6 +13,7 @@
 //	tessera sms-breaker status|clear [PREFIX]  the SMS pumping breaker
 //	tessera migrate                apply database migrations and exit
 //	tessera bench [flags]          drive initiate→validate load at a running server
+//	tessera version                what this binary was built from
 //
 // Configuration comes from TESSERA_* environment variables; see README.md.
 package main
@@ -39,7 +40,8 @@ Usage:
   tessera client revoke NAME|ID  revoke an API client
   tessera client policy NAME|ID [flags]  show or set what a client may send (fromEmail, templates only)
   tessera template add|list|remove       registered message templates (tessera template --help)
-  tessera user create EMAIL [--verified]  create an end-user account (password on standard input)
+  tessera user create EMAIL      create an end-user account, its email confirmed (asks for the
+                                 password on a terminal, else reads it from standard input)
   tessera user list|show|disable|enable|revoke-sessions|reset-mfa|delete|import
                                  find and manage end users, import them (tessera user --help)
   tessera keys rotate [--now]    publish a new ID-token signing key (it signs after TESSERA_KEY_PUBLISH_AHEAD)
@@ -51,7 +53,14 @@ Usage:
   tessera config                 print the effective configuration, secrets masked
   tessera migrate                apply database migrations and exit
   tessera bench [flags]          load-test a running server (tessera bench -help)
+  tessera version                what this binary was built from
   tessera help [COMMAND]         show this help, or a command's (also: tessera COMMAND --help)
+
+Commands other than serve work on the data serve has created: they refuse
+to start on a TESSERA_DATA_DIR without a Tessera database (run them where
+serve runs, or set TESSERA_DATA_DIR). --init, on any of them, creates a new
+data directory instead. Flags go before or after the arguments; --help on
+any command prints its help and does nothing else.
 
 Configuration (environment):
   TESSERA_ADDR              listen address (default 127.0.0.1:8080)
@@ -90,18 +99,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("a command is required")
 	}
-	if len(args) > 1 && isHelp(args[1]) && args[0] != "bench" {
-		text, ok := commandHelp[args[0]]
-		if !ok {
-			text = usage
-		}
-		fmt.Fprint(stdout, text)
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		printHelp(ctx, stdout, args[1:])
 		return nil
+	case "version", "-version", "--version":
+		return versionCommand(stdout)
+	}
+	if helpAsked(args[1:]) {
+		printHelp(ctx, stdout, args)
+		return nil
+	}
+	if args[0] != "bench" {
+		ctx, args = takeInit(ctx, args)
 	}
 	switch args[0] {
 	case "config":
-		return configCommand(getenv, stdout)
+		return configCommand(args[1:], getenv, stdout)
 	case "serve":
+		if len(args) > 1 {
+			return fmt.Errorf("serve takes no arguments (configuration is in TESSERA_* variables)\n%s", commandHelp["serve"])
+		}
 		return serve(ctx, getenv, stdout, stderr)
 	case "client":
 		return clientCommand(ctx, args[1:], getenv, stdout, stderr)
@@ -112,28 +130,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "keys":
 		return keysCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "migrate":
-		return migrateCommand(ctx, getenv, stdout)
+		if len(args) > 1 {
+			return fmt.Errorf("migrate takes no arguments\n%s", commandHelp["migrate"])
+		}
+		return migrateCommand(ctx, getenv, stdout, stderr)
 	case "audit":
 		return auditCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "sms-breaker":
 		return smsBreakerCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		return loadtest.Command(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "-help", "--help":
-		if len(args) > 1 {
-			if text, ok := commandHelp[args[1]]; ok {
-				fmt.Fprint(stdout, text)
-				return nil
-			}
-		}
-		fmt.Fprint(stdout, usage)
-		return nil
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
 }
-
-func isHelp(a string) bool { return a == "-h" || a == "-help" || a == "--help" || a == "help" }
 
 // commandHelp is each command's --help.
 var commandHelp = map[string]string{
@@ -148,10 +158,11 @@ answers and is migrated, GET /metrics has Prometheus figures.
 SIGTERM or Ctrl-C drain requests in flight (TESSERA_SHUTDOWN_TIMEOUT).
 Configuration: tessera help (environment variables) and README.md.
 `,
-	"client":   clientUsage + "\n",
-	"template": templateUsage + "\n",
-	"user":     userUsage + "\n",
-	"keys":     userUsage + "\n",
+	"client":        clientUsage + "\n",
+	"template":      templateUsage + "\n",
+	"user":          userUsage + "\n",
+	"keys":          keysUsage + "\n",
+	"client policy": clientPolicyUsage + "\n",
 	"migrate": `Usage: tessera migrate
 
 Applies the database migrations this binary carries and prints the schema
@@ -170,8 +181,12 @@ what to fix, like serve, when the configuration is invalid.
 }
 
 // configCommand prints the effective configuration with secrets masked.
-func configCommand(getenv func(string) string, stdout io.Writer) error {
-	cfg, err := config.Load(getenv)
+// It creates nothing: keys serve has not generated yet show as such.
+func configCommand(args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return fmt.Errorf("config takes no arguments\n%s", commandHelp["config"])
+	}
+	cfg, err := config.LoadMode(getenv, config.ReadOnly)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
@@ -183,5 +198,11 @@ func configCommand(getenv func(string) string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\n", s.Name, v)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, w := range cfg.UnknownVariables(environ(), loadtest.TokenEnv) {
+		fmt.Fprintln(stdout, "warning:", w)
+	}
+	return nil
 }

@@ -48,9 +48,9 @@ func command(dataDir string, args []string, env ...string) *exec.Cmd {
 type server struct {
 	cmd    *exec.Cmd
 	url    string
-	token  string // set when the start created the quickstart client
-	banner string // what it printed up to its first curl
-	stderr *bytes.Buffer
+	token  string        // set when the start created the quickstart client
+	banner []string      // what serve printed up to its last line, "Try passkeys…"
+	stderr *lockedScreen // the log, read while serve writes it
 	done   chan error
 }
 
@@ -59,7 +59,7 @@ var listening = regexp.MustCompile(`Tessera is listening on (http://\S+)`)
 // startServer starts `tessera serve` and waits for its welcome text.
 func startServer(t *testing.T, dataDir string, env ...string) *server {
 	t.Helper()
-	s := &server{cmd: command(dataDir, []string{"serve"}, env...), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	s := &server{cmd: command(dataDir, []string{"serve"}, env...), stderr: &lockedScreen{changed: make(chan struct{}, 1)}, done: make(chan error, 1)}
 	s.cmd.Stderr = s.stderr
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
@@ -85,14 +85,14 @@ func startServer(t *testing.T, dataDir string, env ...string) *server {
 			if !ok {
 				t.Fatalf("serve exited before it was ready; stderr:\n%s", s.stderr)
 			}
-			s.banner += line + "\n"
+			s.banner = append(s.banner, line)
 			if m := listening.FindStringSubmatch(line); m != nil {
 				s.url = m[1]
 			}
 			if tok := strings.TrimSpace(line); strings.HasPrefix(tok, "tsk_") {
 				s.token = tok
 			}
-			if strings.HasPrefix(line, "Then validate it") {
+			if strings.HasPrefix(line, "Try passkeys") {
 				go func() {
 					for range lines {
 					}
@@ -148,8 +148,8 @@ func TestFirstStartCreatesKeysAndAClient(t *testing.T) {
 	}
 	// On loopback with SQLite the development inbox is on, and the banner
 	// says where.
-	if !strings.Contains(s.banner, s.url+"/dev/inbox") {
-		t.Fatalf("the banner does not point to the development inbox:\n%s", s.banner)
+	if banner := strings.Join(s.banner, "\n"); !strings.Contains(banner, s.url+"/dev/inbox") {
+		t.Fatalf("the banner does not point to the development inbox:\n%s", banner)
 	}
 	if res, err := http.Get(s.url + "/dev/inbox"); err != nil || res.StatusCode != 200 {
 		t.Fatalf("GET /dev/inbox: %v %v", res, err)
@@ -178,7 +178,7 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 }
 
 func TestSIGTERMStopsCleanly(t *testing.T) {
-	s := startServer(t, t.TempDir())
+	s := startServer(t, t.TempDir(), "TESSERA_SMTP_HOTS=mail.example") // and a typo, reported at start
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-s.done:
@@ -192,9 +192,13 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	if !strings.Contains(s.stderr.String(), "msg=stopped") {
 		t.Fatalf("no clean stop in the log:\n%s", s.stderr)
 	}
+	if !strings.Contains(s.stderr.String(), "TESSERA_SMTP_HOTS is not a Tessera setting and is ignored (did you mean TESSERA_SMTP_HOST?)") {
+		t.Fatalf("the misspelt variable was not reported at start:\n%s", s.stderr)
+	}
 }
 
 func TestClientCommands(t *testing.T) {
+	t.Parallel() // mostly waits (for a timeout, a cache, a lease): let the others run
 	dir := t.TempDir()
 	run := func(args ...string) string {
 		t.Helper()
@@ -204,7 +208,7 @@ func TestClientCommands(t *testing.T) {
 		}
 		return string(out)
 	}
-	out := run("client", "create", "shop")
+	out := run("client", "create", "--init", "shop")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	token := lines[len(lines)-1]
 	if !strings.HasPrefix(token, "tsk_") {
@@ -253,7 +257,7 @@ func TestBadConfigurationSaysWhatToFix(t *testing.T) {
 
 func TestUserAndKeysCommands(t *testing.T) {
 	dir := t.TempDir()
-	create := command(dir, []string{"user", "create", "ops@example.com", "--verified"})
+	create := command(dir, []string{"user", "create", "ops@example.com", "--verified", "--init"})
 	create.Stdin = strings.NewReader("a long operator password\n")
 	out, err := create.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Created user ops@example.com") || !strings.Contains(string(out), "status active") {
@@ -285,7 +289,7 @@ func TestUserAndKeysCommands(t *testing.T) {
 func TestConfigMasksSecrets(t *testing.T) {
 	out, err := command(t.TempDir(), []string{"config"},
 		"TESSERA_DATABASE_URL=postgres://app:pa55word@db.example:5432/tessera",
-		"TESSERA_HMAC_KEY=AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=", "TESSERA_ENCRYPTION_KEYS=k1:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=",
+		"TESSERA_HMAC_KEY=iozc/to1PtvZfluMcTHEoOR8E2chhABeoIWmgF8L1xo=", "TESSERA_ENCRYPTION_KEYS=k1:tAzLQHJ1/w1voIPFSvoUldS+qiztdBPzJJQ9ksVf8Pg=",
 		"TESSERA_SMS_SENDER=twilio", "TESSERA_TWILIO_ACCOUNT_SID=AC0123", "TESSERA_TWILIO_AUTH_TOKEN=tw1l10-t0ken", "TESSERA_TWILIO_FROM=+14155550100",
 	).CombinedOutput()
 	if err != nil {
@@ -320,6 +324,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 // slow-loris attack holding connections open) is disconnected by the
 // server's header timeout instead of keeping the connection forever.
 func TestSlowClientsAreCutOff(t *testing.T) {
+	t.Parallel() // mostly waits (for a timeout, a cache, a lease): let the others run
 	s := startServer(t, t.TempDir())
 	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
 	if err != nil {
@@ -350,7 +355,7 @@ func TestTemplateAndPolicyCommands(t *testing.T) {
 		}
 		return string(out)
 	}
-	lines := strings.Split(strings.TrimSpace(run("client", "create", "shop")), "\n")
+	lines := strings.Split(strings.TrimSpace(run("client", "create", "shop", "--init")), "\n")
 	token := lines[len(lines)-1]
 	if out, err := command(dir, []string{"template", "add", "login", "--body", "no placeholder"}).CombinedOutput(); err == nil || !strings.Contains(string(out), "{{{CODE}}}") {
 		t.Fatalf("a body without {{{CODE}}} was accepted: %v\n%s", err, out)

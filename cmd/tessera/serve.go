@@ -11,12 +11,14 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"time"
 
 	"github.com/tessera-id/tessera/internal/app"
 	"github.com/tessera-id/tessera/internal/config"
 	"github.com/tessera-id/tessera/internal/deliver"
+	"github.com/tessera-id/tessera/internal/loadtest"
 	"github.com/tessera-id/tessera/internal/password"
 	"github.com/tessera-id/tessera/internal/ratelimit"
 	"github.com/tessera-id/tessera/internal/verify"
@@ -31,6 +33,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	log := newLogger(cfg, stderr)
+	for _, w := range cfg.UnknownVariables(environ(), loadtest.TokenEnv) {
+		log.Warn(w)
+	}
 	// Garbage collection and the soft memory limit (set below, once the
 	// password hasher's bound is known) agree with the number of password
 	// hashes allowed at once: see password.GCPercent and
@@ -117,7 +122,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if cfg.DebugAddr != "" {
 		go serveDebug(cfg.DebugAddr, log)
 	}
-	if err := printWelcome(ctx, stdout, cfg, a, "http://"+ln.Addr().String()); err != nil {
+	if err := printWelcome(ctx, stdout, cfg, a, "http://"+ln.Addr().String(), getenv); err != nil {
 		ln.Close()
 		return err
 	}
@@ -175,6 +180,22 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// rerun is the command line that runs this Tessera's commands from the
+// shell that started it: the same program, and the same data directory
+// when it was chosen by TESSERA_DATA_DIR (PostgreSQL needs the same
+// TESSERA_* variables, which the shell has).
+func rerun(cfg *config.Config, getenv func(string) string) string {
+	cmd := selfCommand()
+	if getenv("TESSERA_DATA_DIR") != "" && !cfg.UsesPostgres() {
+		dir, err := filepath.Abs(cfg.DataDir)
+		if err != nil {
+			dir = cfg.DataDir
+		}
+		cmd = "TESSERA_DATA_DIR=" + shellQuote(dir) + " " + cmd
+	}
+	return cmd
+}
+
 // passkeyOrigin is where a browser must open Tessera's pages for passkeys
 // to work: the first WebAuthn origin.
 func passkeyOrigin(cfg *config.Config) string {
@@ -187,7 +208,7 @@ func passkeyOrigin(cfg *config.Config) string {
 // printWelcome tells a newcomer how to make a first call. On a brand-new
 // SQLite database it also creates a first API client, so the very first
 // start is enough to try the API; the token is shown this once only.
-func printWelcome(ctx context.Context, w io.Writer, cfg *config.Config, a *app.App, baseURL string) error {
+func printWelcome(ctx context.Context, w io.Writer, cfg *config.Config, a *app.App, baseURL string, getenv func(string) string) error {
 	fmt.Fprintf(w, "Tessera is listening on %s\n", baseURL)
 	if cfg.UsesPostgres() {
 		fmt.Fprintln(w, "Database: PostgreSQL")
@@ -213,20 +234,23 @@ func printWelcome(ctx context.Context, w io.Writer, cfg *config.Config, a *app.A
 		token = t
 		fmt.Fprintf(w, "\nCreated a first API client, \"quickstart\". Its token (shown only now):\n\n  %s\n", token)
 	} else {
-		fmt.Fprintln(w, "\nCreate an API client and keep its token (printed last) in TOKEN:\n\n  TOKEN=$(go run ./cmd/tessera client create my-app | tail -n 1)")
+		fmt.Fprintf(w, "\nCreate an API client and keep its token (printed last) in TOKEN:\n\n  TOKEN=$(%s client create my-app-$(date +%%s) | tail -n 1)\n", rerun(cfg, getenv))
 	}
 	fmt.Fprintf(w, `
-Send a code by email (it appears on standard error, from the log sender):
+Send a code by email (it appears on standard error, from the log sender)
+and keep the verification's id:
 
-  curl -s %[1]s/methods/email/actions/initiate \
+  ID=$(curl -s %[1]s/methods/email/actions/initiate \
     -H "Authorization: Bearer %[2]s" -H 'Content-Type: application/json' \
-    -d '{"consumer":"you@example.com","issuer":"Acme"}'
+    -d '{"consumer":"you@example.com","issuer":"Acme"}' | tee /dev/stderr | sed -E 's/.*"verificationId":"([^"]*)".*/\1/')
 
-Then validate it with the verificationId and the code:
+Then validate it with the code from the message (the first line waits for
+you to type it):
 
-  curl -s %[1]s/methods/email/verifiers/VERIFICATION_ID/actions/validate \
+  printf 'Code: '; read -r CODE
+  curl -s %[1]s/methods/email/verifiers/$ID/actions/validate \
     -H "Authorization: Bearer %[2]s" -H 'Content-Type: application/json' \
-    -d '{"code":"CODE"}'
+    -d "{\"code\":\"$CODE\"}"
 
 End users (registration, logins, MFA, account security) use the accounts
 API under /auth and /api/v1: see the README, and %[1]s/docs.

@@ -47,7 +47,9 @@ func smsBreakerCommand(ctx context.Context, args []string, getenv func(string) s
 		}
 		prefix = p
 	}
-	cfg, err := config.Load(getenv)
+	// The breaker lives in Redis: nothing in the data directory is needed,
+	// and nothing may be created there.
+	cfg, err := config.LoadMode(getenv, config.ReadOnly)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}

@@ -51,24 +51,19 @@ func templateCommand(ctx context.Context, args []string, getenv func(string) str
 		return fmt.Errorf("a template command is required\n%s", templateUsage)
 	}
 	fs := flag.NewFlagSet("template "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stdout, templateUsage) }
 	locale := fs.String("locale", verify.DefaultLocale, "")
 	subject := fs.String("subject", "", "")
 	body := fs.String("body", "", "")
-	var id string
-	rest := args[1:]
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		id, rest = rest[0], rest[1:]
-	}
-	if err := fs.Parse(rest); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	rest, err := parseFlags(fs, args[1:], templateUsage)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q\n%s", fs.Arg(0), templateUsage)
+	var id string
+	if len(rest) > 0 {
+		id, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("unexpected argument %q\n%s", rest[0], templateUsage)
 	}
 	switch args[0] {
 	case "add", "remove":
@@ -84,7 +79,6 @@ func templateCommand(ctx context.Context, args []string, getenv func(string) str
 	}
 	var t *tessera.MessageTemplate
 	if args[0] == "add" {
-		var err error
 		if t, err = verify.NewMessageTemplate(id, *locale, *subject, *body, time.Now()); err != nil {
 			return describeInvalid(err)
 		}
@@ -127,26 +121,19 @@ func templateCommand(ctx context.Context, args []string, getenv func(string) str
 // clientPolicyCommand shows, sets or clears a client's sending policy.
 func clientPolicyCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("client policy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stdout, clientPolicyUsage) }
 	var emails, domains listFlag
 	fs.Var(&emails, "from-email", "")
 	fs.Var(&domains, "from-domain", "")
 	templatesOnly := fs.Bool("templates-only", false, "")
 	clear := fs.Bool("clear", false, "")
-	var name string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		name, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	rest, err := parseFlags(fs, args, clientPolicyUsage)
+	if err != nil {
 		return err
 	}
-	if name == "" || fs.NArg() > 0 {
+	if len(rest) != 1 {
 		return fmt.Errorf("client policy needs one NAME or ID\n%s", clientPolicyUsage)
 	}
+	name := rest[0]
 	set := fs.NFlag() > 0 && !*clear
 	if *clear && fs.NFlag() > 1 {
 		return fmt.Errorf("--clear goes alone\n%s", clientPolicyUsage)

@@ -1,26 +1,30 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/tessera-id/tessera/internal/app"
-	"github.com/tessera-id/tessera/internal/config"
 	"github.com/tessera-id/tessera/internal/sqlstore"
 	"github.com/tessera-id/tessera/internal/token"
 )
 
 const userUsage = `Usage:
-  tessera user create EMAIL                create an end-user account, its email confirmed
-                                           (the operator vouches for it); the password is read from standard input
-` + userAdminUsage + `
+  tessera user create EMAIL [--verified]   create an end-user account, its email confirmed (the
+                                           operator vouches for it; --verified, the default, is
+                                           accepted for scripts that pass it). On a terminal it asks
+                                           for the password twice without echo; otherwise it reads
+                                           the first line of standard input:
+                                             printf '%s\n' "$PASSWORD" | tessera user create EMAIL
+` + userAdminUsage
+
+const keysUsage = `Usage:
   tessera keys rotate [--now]              publish a new ID-token signing key; it signs after TESSERA_KEY_PUBLISH_AHEAD
                                            (--now: at once, for a leaked key; verifiers holding a cached JWKS
                                            reject new tokens until they fetch it again); old tokens keep verifying
@@ -29,9 +33,9 @@ const userUsage = `Usage:
 // openApp wires the service for a one-off command: same configuration and
 // database as serve, messages to the log on stderr.
 func openApp(ctx context.Context, getenv func(string) string, stderr io.Writer) (*app.App, *sqlstore.DB, error) {
-	cfg, err := config.Load(getenv)
+	cfg, err := loadConfig(ctx, getenv, stderr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("configuration:\n%w", err)
+		return nil, nil, err
 	}
 	store, err := app.OpenStore(ctx, cfg)
 	if err != nil {
@@ -60,20 +64,35 @@ func userCommand(ctx context.Context, args []string, getenv func(string) string,
 	if len(args) > 0 && args[0] != "create" {
 		return userAdminCommand(ctx, args, getenv, stdin, stdout, stderr)
 	}
-	// --verified is accepted for scripts written when it was an option.
-	if len(args) < 2 || args[0] != "create" || len(args) > 3 || (len(args) == 3 && args[2] != "--verified") {
+	if len(args) == 0 {
 		return fmt.Errorf("usage:\n%s", userUsage)
 	}
-	pw, err := bufio.NewReader(stdin).ReadString('\n')
-	if err != nil && err != io.EOF {
-		return fmt.Errorf("read the password from standard input: %w", err)
+	fs := flag.NewFlagSet("user create", flag.ContinueOnError)
+	fs.Bool("verified", true, "")
+	rest, err := parseFlags(fs, args[1:], userUsage)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return fmt.Errorf("user create takes one EMAIL, not %d arguments\n%s", len(rest), userUsage)
+	}
+	email := rest[0]
+	// Asking for a password only to refuse the directory would surprise.
+	if ctx.Value(initKey{}) == nil {
+		if _, err := loadConfig(ctx, getenv, io.Discard); err != nil {
+			return err
+		}
+	}
+	pw, err := readPassword(stdin, stderr, email)
+	if err != nil {
+		return err
 	}
 	a, store, err := openApp(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	u, err := a.Accounts.CreateUser(ctx, args[1], strings.TrimRight(pw, "\r\n"))
+	u, err := a.Accounts.CreateUser(ctx, email, pw)
 	if err != nil {
 		return err
 	}
@@ -83,10 +102,22 @@ func userCommand(ctx context.Context, args []string, getenv func(string) string,
 
 // keysCommand manages ID-token signing keys.
 func keysCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	now := len(args) == 2 && args[0] == "rotate" && args[1] == "--now"
-	if !now && (len(args) != 1 || (args[0] != "rotate" && args[0] != "list")) {
-		return fmt.Errorf("usage:\n%s", userUsage)
+	if len(args) == 0 || (args[0] != "rotate" && args[0] != "list") {
+		return fmt.Errorf("usage:\n%s", keysUsage)
 	}
+	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
+	var nowFlag *bool
+	if args[0] == "rotate" {
+		nowFlag = fs.Bool("now", false, "sign with the new key at once (for a leaked key)")
+	}
+	rest, err := parseFlags(fs, args[1:], keysUsage)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return fmt.Errorf("keys %s takes no arguments\n%s", args[0], keysUsage)
+	}
+	now := nowFlag != nil && *nowFlag
 	a, store, err := openApp(ctx, getenv, stderr)
 	if err != nil {
 		return err

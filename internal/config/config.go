@@ -116,6 +116,8 @@ type Config struct {
 	EncryptionKeys []secret.Key
 	// KeysGenerated is true when keys were created in DataDir this start.
 	KeysGenerated bool
+
+	known map[string]bool // every variable Load read (UnknownVariables)
 }
 
 // SMTP is the SMTP sender's settings.
@@ -176,8 +178,13 @@ func (c *Config) UsesPostgres() bool {
 }
 
 // Load reads the configuration with getenv (os.Getenv outside tests) and
-// loads or creates the keys.
-func Load(getenv func(string) string) (*Config, error) {
+// loads or creates the keys, as serve does.
+func Load(getenv func(string) string) (*Config, error) { return LoadMode(getenv, Create) }
+
+// LoadMode is Load that does to the data directory only what mode allows.
+func LoadMode(getenv func(string) string, mode Mode) (*Config, error) {
+	lookups := &recorder{getenv: getenv, names: map[string]bool{}}
+	getenv = lookups.get
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	get := func(name, def string) string {
@@ -256,9 +263,15 @@ func Load(getenv func(string) string) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	if err := c.loadKeys(getenv); err != nil {
+	if mode == Existing && !c.UsesPostgres() {
+		if _, err := os.Stat(c.SQLitePath()); errors.Is(err, os.ErrNotExist) {
+			return nil, noData(c.DataDir, filepath.Base(c.SQLitePath()))
+		}
+	}
+	if err := c.loadKeys(getenv, mode); err != nil {
 		return nil, err
 	}
+	c.known = lookups.names
 	return c, nil
 }
 
@@ -445,6 +458,13 @@ func (c *Config) loadDelivery(getenv func(string) string, get func(name, def str
 	if needWebhook && (c.Webhook.URL == "" || c.Webhook.Secret == "") {
 		bad("the webhook sender needs TESSERA_WEBHOOK_URL and TESSERA_WEBHOOK_SECRET (whsec_…)")
 	}
+	// Checked even when no sender uses it yet: a secret in the wrong form
+	// would otherwise surface only when the webhook is switched on.
+	if c.Webhook.Secret != "" {
+		if _, err := deliver.ParseWebhookSecret(c.Webhook.Secret); err != nil {
+			bad("TESSERA_WEBHOOK_SECRET: %v; make one with: echo whsec_$(openssl rand -base64 32)", strings.TrimPrefix(err.Error(), "webhook: "))
+		}
+	}
 }
 
 // CheckPublicURL checks TESSERA_PUBLIC_URL: an absolute https URL (http
@@ -501,7 +521,7 @@ const (
 
 // loadKeys takes the keys from the environment, or else from the data
 // directory, creating them there (mode 0600) on first start.
-func (c *Config) loadKeys(getenv func(string) string) error {
+func (c *Config) loadKeys(getenv func(string) string, mode Mode) error {
 	hmacText, err := secretValue(getenv, "TESSERA_HMAC_KEY")
 	if err != nil {
 		return err
@@ -510,18 +530,18 @@ func (c *Config) loadKeys(getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	if hmacText == "" || encText == "" {
+	if (hmacText == "" || encText == "") && mode == Create {
 		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 			return fmt.Errorf("TESSERA_DATA_DIR: %w", err)
 		}
 	}
 	if hmacText == "" {
-		if hmacText, err = c.readOrCreate(hmacKeyFile, "h1:"+secret.NewKey()+"\n"); err != nil {
+		if hmacText, err = c.readOrCreate(hmacKeyFile, "h1:"+secret.NewKey()+"\n", mode); err != nil || hmacText == "" {
 			return err
 		}
 	}
 	if encText == "" {
-		if encText, err = c.readOrCreate(encryptionKeysFile, "k1:"+secret.NewKey()+"\n"); err != nil {
+		if encText, err = c.readOrCreate(encryptionKeysFile, "k1:"+secret.NewKey()+"\n", mode); err != nil || encText == "" {
 			return err
 		}
 	}
@@ -535,9 +555,22 @@ func (c *Config) loadKeys(getenv func(string) string) error {
 }
 
 // readOrCreate reads a key file of the data directory, writing initial to
-// it first if it does not exist yet.
-func (c *Config) readOrCreate(name, initial string) (string, error) {
+// it first if it does not exist yet and mode is Create. In ReadOnly mode
+// a missing file reads as "".
+func (c *Config) readOrCreate(name, initial string, mode Mode) (string, error) {
 	path := filepath.Join(c.DataDir, name)
+	if mode != Create && !c.UsesPostgres() {
+		b, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, os.ErrNotExist) && mode == ReadOnly:
+			return "", nil
+		case errors.Is(err, os.ErrNotExist):
+			return "", noData(c.DataDir, name)
+		case err != nil:
+			return "", fmt.Errorf("read %s: %w", path, err)
+		}
+		return string(b), nil
+	}
 	if c.UsesPostgres() {
 		// Several instances share a PostgreSQL database: keys one of them
 		// generated could not check what another created. Never generate.
@@ -578,6 +611,15 @@ func mask(s string) string {
 	return "******** (set)"
 }
 
+// keyState describes a key: shown, or not made yet (tessera config
+// creates nothing).
+func keyState(present bool, shown, dataDir string) string {
+	if present {
+		return shown
+	}
+	return "(none yet: serve creates it in " + dataDir + ")"
+}
+
 // maskURL hides the password of a database URL.
 func maskURL(s string) string {
 	if u, err := url.Parse(s); err == nil {
@@ -611,8 +653,8 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_POSTGRES_MAX_CONNS", strconv.Itoa(c.PostgresConns)},
 		{"TESSERA_DB_TIMEOUT", c.DBTimeout.String()},
 		{"TESSERA_MAX_IN_FLIGHT", strconv.Itoa(c.MaxInFlight)},
-		{"TESSERA_HMAC_KEY", "key ids " + strings.Join(macIDs, ",") + " (keys masked; the first hashes)"},
-		{"TESSERA_ENCRYPTION_KEYS", "key ids " + strings.Join(ids, ",") + " (keys masked; the first encrypts)"},
+		{"TESSERA_HMAC_KEY", keyState(len(c.HMACKeys) > 0, "key ids "+strings.Join(macIDs, ",")+" (keys masked; the first hashes)", c.DataDir)},
+		{"TESSERA_ENCRYPTION_KEYS", keyState(len(ids) > 0, "key ids "+strings.Join(ids, ",")+" (keys masked; the first encrypts)", c.DataDir)},
 		{"TESSERA_LOG_FORMAT", c.LogFormat},
 		{"TESSERA_LOG_LEVEL", c.LogLevel},
 		{"TESSERA_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()},

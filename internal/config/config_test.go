@@ -15,7 +15,17 @@ func env(vars map[string]string) func(string) string {
 	return func(name string) string { return vars[name] }
 }
 
-func b64(b byte) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32)) }
+// raw is a test key, different for each b; its bytes differ, as a random
+// key's do (placeholders of one repeated byte are refused).
+func raw(b byte) []byte {
+	k := make([]byte, 32)
+	for i := range k {
+		k[i] = b + byte(i)
+	}
+	return k
+}
+
+func b64(b byte) string { return base64.StdEncoding.EncodeToString(raw(b)) }
 
 func writeFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
@@ -128,7 +138,7 @@ func TestLoadValues(t *testing.T) {
 	if c.KeysGenerated {
 		t.Error("KeysGenerated with keys from the environment")
 	}
-	if len(c.HMACKeys) != 1 || c.HMACKeys[0].ID != "" || !bytes.Equal(c.HMACKeys[0].Key, bytes.Repeat([]byte{1}, 32)) {
+	if len(c.HMACKeys) != 1 || c.HMACKeys[0].ID != "" || !bytes.Equal(c.HMACKeys[0].Key, raw(1)) {
 		t.Errorf("HMACKeys = %+v, want the one key without id", c.HMACKeys)
 	}
 	if len(c.EncryptionKeys) != 2 || c.EncryptionKeys[0].ID != "new" || c.EncryptionKeys[1].ID != "old" {
@@ -154,10 +164,10 @@ func TestLoadFileVariants(t *testing.T) {
 	if c.DatabaseURL != "postgres://u:pw@db/tessera" || !c.UsesPostgres() {
 		t.Errorf("DatabaseURL = %q", c.DatabaseURL)
 	}
-	if len(c.HMACKeys) != 1 || !bytes.Equal(c.HMACKeys[0].Key, bytes.Repeat([]byte{7}, 32)) {
+	if len(c.HMACKeys) != 1 || !bytes.Equal(c.HMACKeys[0].Key, raw(7)) {
 		t.Errorf("HMACKeys = %+v", c.HMACKeys)
 	}
-	if len(c.EncryptionKeys) != 2 || c.EncryptionKeys[0].ID != "k9" || !bytes.Equal(c.EncryptionKeys[0].Key, bytes.Repeat([]byte{8}, 32)) {
+	if len(c.EncryptionKeys) != 2 || c.EncryptionKeys[0].ID != "k9" || !bytes.Equal(c.EncryptionKeys[0].Key, raw(8)) {
 		t.Errorf("EncryptionKeys = %+v", c.EncryptionKeys)
 	}
 	if c.KeysGenerated {
@@ -174,7 +184,7 @@ func TestLoadGeneratesOnlyMissingKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.KeysGenerated || !bytes.Equal(c.HMACKeys[0].Key, bytes.Repeat([]byte{1}, 32)) {
+	if !c.KeysGenerated || !bytes.Equal(c.HMACKeys[0].Key, raw(1)) {
 		t.Errorf("KeysGenerated = %v, HMACKeys = %+v", c.KeysGenerated, c.HMACKeys)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "hmac.key")); err == nil {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/secret"
 )
 
 var _ tessera.Sender = (*WebhookSender)(nil)
@@ -61,7 +62,7 @@ func NewWebhookSender(cfg WebhookConfig) (*WebhookSender, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, errors.New("webhook: the URL must be an absolute http(s) URL")
 	}
-	key, err := parseWebhookSecret(cfg.Secret)
+	key, err := ParseWebhookSecret(cfg.Secret)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +78,9 @@ func NewWebhookSender(cfg WebhookConfig) (*WebhookSender, error) {
 	return &WebhookSender{url: cfg.URL, key: key, client: client, now: time.Now}, nil
 }
 
-func parseWebhookSecret(s string) ([]byte, error) {
+// ParseWebhookSecret checks a secret's form ("whsec_" and the base64 of a
+// 24- to 64-byte random key) and returns the key.
+func ParseWebhookSecret(s string) ([]byte, error) {
 	b64, ok := strings.CutPrefix(s, webhookSecretPrefix)
 	if !ok {
 		return nil, errors.New(`webhook: the secret must start with "whsec_" (make one with NewWebhookSecret)`)
@@ -88,6 +91,9 @@ func parseWebhookSecret(s string) ([]byte, error) {
 	}
 	if len(key) < minWebhookKey || len(key) > maxWebhookKey {
 		return nil, fmt.Errorf("webhook: the secret's key must be %d to %d bytes, got %d", minWebhookKey, maxWebhookKey, len(key))
+	}
+	if err := secret.CheckRandom(key); err != nil {
+		return nil, fmt.Errorf("webhook: the secret's %w", err)
 	}
 	return key, nil
 }

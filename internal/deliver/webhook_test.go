@@ -182,7 +182,7 @@ func fixedClock(t time.Time) func() time.Time { return func() time.Time { return
 func TestWebhookSignatureTestVector(t *testing.T) {
 	// The Standard Webhooks reference libraries' test vector: what a
 	// receiver's library computes.
-	key, err := parseWebhookSecret(whTestSecret)
+	key, err := ParseWebhookSecret(whTestSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +355,13 @@ func TestWebhookReceiverDown(t *testing.T) {
 }
 
 func TestNewWebhookSenderValidation(t *testing.T) {
-	b64 := func(n int) string { return "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, n)) }
+	b64 := func(n int) string {
+		k := make([]byte, n)
+		for i := range k {
+			k[i] = byte(i)
+		}
+		return "whsec_" + base64.StdEncoding.EncodeToString(k)
+	}
 	for _, tc := range []struct {
 		name, url, secret string
 		want              string // "" for valid
@@ -396,7 +402,7 @@ func TestNewWebhookSecret(t *testing.T) {
 		t.Error("two secrets are equal")
 	}
 	for _, s := range []string{a, b} {
-		key, err := parseWebhookSecret(s)
+		key, err := ParseWebhookSecret(s)
 		if err != nil {
 			t.Fatalf("%q: %v", s, err)
 		}

@@ -45,7 +45,7 @@ var devInboxCSP = func() string {
 }()
 
 func (s *Server) devInboxRoutes() {
-	s.handle("GET "+devInboxPath, s.requireInbox(s.handleDevInbox))
+	s.handleText("GET "+devInboxPath, s.requireInbox(s.handleDevInbox))
 	s.handle("GET "+devInboxJSONPath, s.requireInbox(s.handleDevInboxJSON))
 }
 

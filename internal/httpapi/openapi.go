@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // openapiJSON is the OpenAPI 3.1 description of every endpoint. The HTTP
@@ -26,16 +27,13 @@ func OpenAPI() []byte { return openapiJSON }
 // openapiRoutes registers GET /openapi.json (the document) and GET /docs
 // (an HTML reference rendered from it, self-contained: no scripts, no CDN).
 func (s *Server) openapiRoutes() {
-	page, err := renderDocs(openapiJSON)
-	if err != nil {
-		s.Log.Error("openapi: cannot render /docs", "err", err)
-	}
 	s.handle("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Write(openapiJSON)
 	})
-	s.handle("GET /docs", func(w http.ResponseWriter, r *http.Request) {
+	s.handleText("GET /docs", func(w http.ResponseWriter, r *http.Request) {
+		page, err := renderedDocs()
 		if err != nil {
 			s.writeError(w, r, fmt.Errorf("render /docs: %w", err))
 			return
@@ -232,6 +230,11 @@ type docsSecurity struct {
 	Scheme      string
 	Description template.HTML
 }
+
+// renderedDocs is the /docs page, rendered on first request rather than with
+// every Server: rendering costs more than the rest of New, and the tests
+// build hundreds of servers.
+var renderedDocs = sync.OnceValues(func() ([]byte, error) { return renderDocs(openapiJSON) })
 
 // renderDocs renders the reference page from an OpenAPI document.
 func renderDocs(doc []byte) ([]byte, error) {

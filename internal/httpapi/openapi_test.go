@@ -3,12 +3,15 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/tessera-id/tessera/internal/httpapi"
 )
@@ -44,10 +47,16 @@ func TestOpenAPIDocument(t *testing.T) {
 				t.Errorf("%s and %s share operationId %s", name, other, op.OperationID)
 			}
 			ids[op.OperationID] = name
-			for _, status := range []string{"406", "500"} {
-				if op.Responses.Value(status) == nil {
-					t.Errorf("%s: no %s response (every endpoint can answer it)", name, status)
-				}
+			if op.Responses.Value("500") == nil {
+				t.Errorf("%s: no 500 response (every endpoint can answer it)", name)
+			}
+			if answersJSON(op) && op.Responses.Value("406") == nil {
+				t.Errorf("%s: no 406 response (every JSON endpoint can answer it)", name)
+			}
+			// Absent, linters and client generators take security as
+			// unknown (or the document's default): say so for public ones.
+			if op.Security == nil {
+				t.Errorf(`%s: no security; a public operation says "security": []`, name)
 			}
 			if op.RequestBody != nil {
 				for _, status := range []string{"400", "413", "415", "422"} {
@@ -61,6 +70,47 @@ func TestOpenAPIDocument(t *testing.T) {
 			}
 		}
 	}
+}
+
+// answersJSON reports whether an operation's success answer is JSON (the
+// JSON APIs' Accept rule, and its 406, apply to it).
+func answersJSON(op *openapi3.Operation) bool {
+	for status, r := range op.Responses.Map() {
+		if strings.HasPrefix(status, "2") && r.Value != nil && r.Value.Content.Get("application/json") != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// TestOpenAPISchemasAreTyped: every schema that fixes its values (const,
+// enum) also says their type. Without one, Go generators such as
+// oapi-codegen fail or fall back to interface{}, and TypeScript ones to
+// unknown.
+func TestOpenAPISchemasAreTyped(t *testing.T) {
+	var doc any
+	if err := json.Unmarshal(httpapi.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(v any, pointer string)
+	walk = func(v any, pointer string) {
+		switch v := v.(type) {
+		case map[string]any:
+			_, hasConst := v["const"]
+			_, hasEnum := v["enum"]
+			if _, typed := v["type"]; (hasConst || hasEnum) && !typed {
+				t.Errorf("%s: const or enum without a type", pointer)
+			}
+			for k, sub := range v {
+				walk(sub, pointer+"/"+strings.NewReplacer("~", "~0", "/", "~1").Replace(k))
+			}
+		case []any:
+			for i, sub := range v {
+				walk(sub, fmt.Sprintf("%s/%d", pointer, i))
+			}
+		}
+	}
+	walk(doc, "#")
 }
 
 // TestOpenAPICoversEveryRoute: every route the server registers is in the

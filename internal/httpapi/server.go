@@ -29,8 +29,9 @@ import (
 // Server holds what the handlers need. Build it with New.
 type Server struct {
 	Options
-	mux       *http.ServeMux
-	seenPaths map[string]bool // paths that have a JSON 405 fallback
+	mux        *http.ServeMux
+	seenPaths  map[string]bool // paths that have a JSON 405 fallback
+	textRoutes map[string]bool // patterns that answer something other than JSON (handleText)
 	// inFlight holds a token per request being served, MaxInFlight at
 	// most; nil: no bound.
 	inFlight chan struct{}
@@ -100,7 +101,7 @@ type Options struct {
 
 // New returns a server with every route registered.
 func New(o Options) *Server {
-	s := &Server{Options: o, mux: http.NewServeMux(), seenPaths: map[string]bool{}}
+	s := &Server{Options: o, mux: http.NewServeMux(), seenPaths: map[string]bool{}, textRoutes: map[string]bool{}}
 	if o.MaxInFlight > 0 {
 		s.inFlight = make(chan struct{}, o.MaxInFlight)
 	}
@@ -112,7 +113,9 @@ func (s *Server) routes() {
 	s.handle("GET /healthz", s.handleHealthz)
 	s.handle("GET /readyz", s.handleReadyz)
 	if s.Metrics != nil {
-		s.handle("GET /metrics", s.Metrics.ServeHTTP)
+		// Prometheus's handler picks the text format or OpenMetrics from
+		// the scraper's Accept.
+		s.handleText("GET /metrics", s.Metrics.ServeHTTP)
 	}
 
 	// The verification API (service to service, API-client bearer token).
@@ -130,7 +133,7 @@ func (s *Server) routes() {
 	// The admin API (API clients with the admin scope).
 	s.adminRoutes()
 	s.openapiRoutes()
-	web.Routes(s.handle) // the minimal passkey page
+	web.Routes(s.handleText) // the minimal passkey page
 	if !s.NoAccountPages {
 		pages := &web.Pages{Accounts: s.Accounts, Keys: s.Keys, Brand: s.Brand, ReturnURLs: s.ReturnURLs, Meta: meta, Log: s.Log,
 			Allow: func(r *http.Request) error { return s.allow(r.Context(), "ip:"+clientIPFrom(r.Context()), s.LimitIP) }}
@@ -140,7 +143,7 @@ func (s *Server) routes() {
 		if pages.Brand.Color == "" {
 			pages.Brand.Color = "#1f5fbf"
 		}
-		pages.Routes(s.handle)
+		pages.Routes(s.handleText)
 	}
 	s.devInboxRoutes()
 
@@ -162,6 +165,13 @@ func (s *Server) handle(pattern string, h http.HandlerFunc) {
 	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, tessera.Errorf(tessera.EBADMETHOD, "Method %s not allowed here", r.Method))
 	})
+}
+
+// handleText is handle for a route that does not answer JSON (a page,
+// metrics): the JSON APIs' Accept rule does not apply to it.
+func (s *Server) handleText(pattern string, h http.HandlerFunc) {
+	s.handle(pattern, h)
+	s.textRoutes[pattern] = true
 }
 
 // ServeHTTP runs the middleware chain around the routes.
@@ -219,7 +229,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	if !acceptsJSON(r.Header.Get("Accept")) && r.URL.Path != devInboxPath {
+	if _, pattern := s.mux.Handler(r); !s.textRoutes[pattern] && !acceptsJSON(r.Header.Get("Accept")) {
 		s.writeError(rec, r, tessera.Errorf(tessera.ENOTACCEPT, "This API answers application/json only"))
 		return
 	}

@@ -50,6 +50,10 @@ Flags:
 // A run that completes returns nil even if requests failed: failures are
 // part of the report. SIGINT and SIGTERM end the run (or the trivial
 // server) early, like ctx being cancelled.
+// TokenEnv is the variable bench takes its API token from when -token is
+// not given.
+const TokenEnv = "TESSERA_TOKEN"
+
 func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -85,7 +89,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	if cfg.Token == "" {
-		cfg.Token = os.Getenv("TESSERA_TOKEN")
+		cfg.Token = os.Getenv(TokenEnv)
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)

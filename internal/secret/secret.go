@@ -287,10 +287,32 @@ func ParseKey(s string) ([]byte, error) {
 			if len(raw) != KeySize {
 				return nil, fmt.Errorf("key must be %d bytes, got %d", KeySize, len(raw))
 			}
+			if err := CheckRandom(raw); err != nil {
+				return nil, err
+			}
 			return raw, nil
 		}
 	}
 	return nil, errors.New("key is not valid base64")
+}
+
+// CheckRandom refuses a key that cannot have come from a random source:
+// one with fewer than 8 distinct byte values, such as a placeholder of
+// one repeated byte (AAAA…). 32 random bytes have about 30 distinct
+// values; fewer than 8 happens by chance essentially never.
+func CheckRandom(key []byte) error {
+	var seen [256]bool
+	distinct := 0
+	for _, b := range key {
+		if !seen[b] {
+			seen[b] = true
+			distinct++
+		}
+	}
+	if distinct < 8 {
+		return fmt.Errorf("key is not random (%d distinct bytes): make one with openssl rand -base64 32", distinct)
+	}
+	return nil
 }
 
 // NewKey returns a fresh random key, base64-encoded.

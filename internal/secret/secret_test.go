@@ -9,7 +9,15 @@ import (
 	"github.com/tessera-id/tessera/internal/secret"
 )
 
-func key(b byte) []byte { return bytes.Repeat([]byte{b}, secret.KeySize) }
+// key is a test key, different for each b; its bytes differ, as a random
+// key's do (ParseKey refuses one repeated byte as a placeholder).
+func key(b byte) []byte {
+	k := make([]byte, secret.KeySize)
+	for i := range k {
+		k[i] = b + byte(i)
+	}
+	return k
+}
 
 func newKeyring(t *testing.T, keys ...secret.Key) *secret.Keyring {
 	t.Helper()

@@ -53,6 +53,9 @@ func RunAccounts(t *testing.T, open func(t *testing.T) tessera.AccountStore) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			// Each case has a store of its own; side by side, one waits
+			// on the database while another runs.
+			t.Parallel()
 			tc.fn(t, open(t))
 		})
 	}

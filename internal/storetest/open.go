@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/tessera-id/tessera/internal/sqlstore"
@@ -25,13 +26,42 @@ const RequireEnv = "TESSERA_TEST_REQUIRE_SERVERS"
 // OpenSQLite returns a store on a fresh SQLite file in t.TempDir().
 func OpenSQLite(t testing.TB) *sqlstore.DB {
 	t.Helper()
-	db, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "tessera.db"), false)
+	migrated, err := migratedSQLite()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "tessera.db")
+	if err := os.WriteFile(path, migrated, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlstore.OpenSQLite(context.Background(), path, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// migratedSQLite is an empty database file with every migration applied.
+// The tests open hundreds of stores; copying this file is far cheaper than
+// migrating each, and opening it still checks the schema version.
+var migratedSQLite = sync.OnceValues(func() ([]byte, error) {
+	dir, err := os.MkdirTemp("", "tessera-storetest")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "tessera.db")
+	db, err := sqlstore.OpenSQLite(context.Background(), path, false)
+	if err != nil {
+		return nil, err
+	}
+	// Close checkpoints the WAL: the file alone holds the schema.
+	if err := db.Close(); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(path)
+})
 
 // OpenPostgres returns a store in a fresh schema of the PostgresEnv
 // database, dropped when the test ends.
@@ -81,6 +111,10 @@ func PostgresSchema(t testing.TB) string {
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
+	// A commit need not wait for its WAL to reach the disk: no test
+	// crashes PostgreSQL, and the tests spend most of their time waiting
+	// for those flushes (each migration and each write is a commit).
+	q.Set("synchronous_commit", "off")
 	u.RawQuery = q.Encode()
 	return u.String()
 }

@@ -298,18 +298,21 @@ type Template struct {
 }
 
 // CodeSpec says how long a code is and which characters it uses.
+//
+// Fields tagged zero:"refuse" take their default when left out; sent as 0,
+// "" or [] they are refused as out of range (see httpapi's decodeJSON).
 type CodeSpec struct {
-	Length    int      `json:"length"`
-	SymbolSet []string `json:"symbolSet"`
+	Length    int      `json:"length" zero:"refuse"`
+	SymbolSet []string `json:"symbolSet" zero:"refuse"`
 }
 
 // Policy sets a verification's expiry and attempts, and lets a caller pick
 // the id or the code itself.
 type Policy struct {
-	ExpiredOn            string `json:"expiredOn"`
+	ExpiredOn            string `json:"expiredOn" zero:"refuse"`
 	ForcedVerificationID string `json:"forcedVerificationId"`
 	ForcedCode           string `json:"forcedCode"`
-	MaxAttempts          int    `json:"maxAttempts"`
+	MaxAttempts          int    `json:"maxAttempts" zero:"refuse"`
 }
 
 // Initiated is the result of Initiate.
