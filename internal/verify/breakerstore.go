@@ -30,7 +30,9 @@ type memoryEntry struct {
 var _ BreakerStore = (*MemoryBreakerStore)(nil)
 
 // Clock is now: one process has one clock.
-func (m *MemoryBreakerStore) Clock(_ context.Context, now time.Time) (time.Time, error) { return now, nil }
+func (m *MemoryBreakerStore) Clock(_ context.Context, now time.Time) (time.Time, error) {
+	return now, nil
+}
 
 // Update runs fn on copies of the entries under the store's lock.
 func (m *MemoryBreakerStore) Update(_ context.Context, keys []string, retain time.Duration, now time.Time, fn func([]*BreakerEntry, time.Time)) error {
