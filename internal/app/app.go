@@ -216,7 +216,10 @@ func New(o Options) *App {
 		FallbackAfter: o.PhoneFallbackAfter, DeliveryReports: o.PublicURL != "" && o.TwilioAuthToken != "",
 		Deliver: a.Worker.Enqueue, DeliveryLease: a.Worker.Lease, ResendCooldown: o.ResendCooldown,
 	}
-	a.Worker.FallBackOverdue = a.Engine.FallBackOverdue
+	if a.Engine.DeliveryReports {
+		// Without reports no message is put on a fallback timer.
+		a.Worker.FallBackOverdue = a.Engine.FallBackOverdue
+	}
 	if _, on := o.Senders[tessera.ChannelEvents]; on {
 		a.Engine.Events = &verify.Events{Keys: o.Keys, Now: o.Now, Types: o.EventTypes}
 		a.Worker.Events = a.Engine.Events
