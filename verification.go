@@ -126,6 +126,10 @@ type Message struct {
 	ProviderError  string         // the provider's error code, if any
 	DeliveredAt    time.Time      // when it was reported delivered
 	ConvertedAt    time.Time      // when its verification was validated after delivery
+	// FallbackAt is when a sent message falls back to the next channel of
+	// its order unless reported delivered first (TimedFallbackStore);
+	// zero when it is on no such timer.
+	FallbackAt time.Time
 }
 
 // DeliveryStatus is the final state a provider reported for a message it
@@ -182,6 +186,31 @@ type FallbackStore interface {
 	MessagesForVerification(ctx context.Context, owner, verificationID string) ([]*Message, error)
 }
 
+// TimedFallbackStore keeps the timers of messages that fall back when not
+// reported delivered in time. A store may implement it besides
+// FallbackStore. The times are the callers' clock, as NextAttemptAt is:
+// which caller falls a message back is decided by a conditional update,
+// never by the clock, so clocks that disagree move a fallback by their
+// difference but never make it happen twice.
+type TimedFallbackStore interface {
+	// MarkSentFallBackAt marks message id sent at sentAt, as
+	// MarkMessagesSent does, and sets it to fall back at fallbackAt unless
+	// a delivery report comes first.
+	MarkSentFallBackAt(ctx context.Context, id string, sentAt, fallbackAt time.Time) error
+	// FallbacksDue lists up to limit messages whose fallback time is
+	// past at now, with no delivery report and nothing taken over from
+	// them, oldest time first.
+	FallbacksDue(ctx context.Context, now time.Time, limit int) ([]*Message, error)
+	// FallBackUndelivered queues next to take over from message id, and
+	// notes why on id (its LastError), in one transaction, only while id
+	// is due (as FallbacksDue says) and nothing took over from it;
+	// ENOTFOUND otherwise (a report came, or another caller fell back
+	// first), and then next is not queued.
+	FallBackUndelivered(ctx context.Context, id string, now time.Time, note string, next *Message) error
+	// StopFallback takes message id off its timer.
+	StopFallback(ctx context.Context, id string) error
+}
+
 // MessageContent is what a sender delivers.
 type MessageContent struct {
 	Subject   string `json:"subject,omitempty"`
@@ -199,6 +228,10 @@ type MessageContent struct {
 	// Fallback[0], carrying the rest. It travels sealed with the content,
 	// so a resend starts the same order again.
 	Fallback []Channel `json:"fallback,omitempty"`
+	// FallbackAfter, in seconds, when not zero, also moves the message to
+	// Fallback[0] when it was sent but not reported delivered within that
+	// long (see TimedFallbackStore).
+	FallbackAfter int `json:"fallbackAfter,omitempty"`
 }
 
 // TOTPSecret is a consumer's authenticator-app secret. It is temporary until

@@ -84,7 +84,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Limits: app.Limits{IP: cfg.LimitIP, Client: cfg.LimitClient, DestinationHour: cfg.LimitDestHour, DestinationDay: cfg.LimitDestDay,
 			SMSCountry: cfg.LimitSMSCountry, SMSCountries: cfg.SMSCountries, SMSNumberTypes: cfg.SMSNumberTypes, SMSBreaker: cfg.SMSBreaker},
 		Store: store, Keys: keys, Log: log, Senders: senders, Retention: cfg.Retention, AuditRetention: cfg.AuditRetention,
-		SenderNames: senderNames(cfg), PhoneFallback: cfg.PhoneFallback,
+		SenderNames: senderNames(cfg), PhoneFallback: cfg.PhoneFallback, PhoneFallbackAfter: cfg.PhoneFallbackAfter,
 		EventTypes:  cfg.Events.Types,
 		OutboxLease: cfg.OutboxLease, OutboxMaxAttempts: cfg.OutboxMaxAttempts, ResendCooldown: cfg.ResendCooldown, DBTimeout: cfg.DBTimeout, MaxInFlight: cfg.MaxInFlight,
 		ServiceName: cfg.ServiceName, TokenIssuer: cfg.TokenIssuer, TokenAudience: cfg.TokenAudience, IDTokenTTL: cfg.IDTokenTTL,

@@ -111,11 +111,10 @@ func (s *Service) login(ctx context.Context, email, pw string, meta Meta) (*Logi
 	// Whether MFA is on is in the user row; recovery codes only matter to
 	// the challenge, so a login with MFA off makes no query for them.
 	if !policy.Of(u, 0).MFA() {
-		tokens, err := s.newSession(ctx, u, []string{policy.Password}, meta)
+		tokens, err := s.newAuditedSession(ctx, u, []string{policy.Password}, meta, tessera.AuditLoginSuccess, "password")
 		if err != nil {
 			return nil, err
 		}
-		s.audit(ctx, tessera.AuditLoginSuccess, u, meta, "password")
 		return &LoginResult{Tokens: tokens}, nil
 	}
 	// The attempt stays counted until the second factor succeeds, so
@@ -303,11 +302,7 @@ func (s *Service) CompleteLogin(ctx context.Context, processingID, factor, code 
 		return s.stepUp(ctx, u, fl.SessionID, amr, meta)
 	}
 	s.observe("mfa_success")
-	tokens, err := s.newSession(ctx, u, amr, meta)
-	if err == nil {
-		s.audit(ctx, tessera.AuditLoginMFASuccess, u, meta, factor)
-	}
-	return tokens, err
+	return s.newAuditedSession(ctx, u, amr, meta, tessera.AuditLoginMFASuccess, factor)
 }
 
 // ---- step-up and privileged actions ----

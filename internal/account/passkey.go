@@ -478,10 +478,9 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, processingID string, c
 	if err := s.Store.UseFlow(ctx, f.ID, s.now()); err != nil {
 		return nil, flowGone()
 	}
-	tokens, err := s.newSession(ctx, u, []string{policy.Passkey, policy.UserVerified}, meta)
+	tokens, err := s.newAuditedSession(ctx, u, []string{policy.Passkey, policy.UserVerified}, meta, tessera.AuditLoginSuccess, "passkey")
 	if err == nil {
 		s.observe("passkey_success")
-		s.audit(ctx, tessera.AuditLoginSuccess, u, meta, "passkey")
 	}
 	return tokens, err
 }

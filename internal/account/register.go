@@ -200,7 +200,10 @@ func (s *Service) ConfirmRegistration(ctx context.Context, email, code, processi
 		if err := t.store.UseFlow(ctx, f.ID, now); err != nil {
 			return err
 		}
-		return t.store.CreateUser(ctx, u)
+		if err := t.store.CreateUser(ctx, u); err != nil {
+			return err
+		}
+		return s.auditIn(ctx, t, tessera.AuditRegisterConfirmed, u, meta, "email confirmed, logged in")
 	})
 	if code := tessera.ErrorCode(err); code == tessera.ENOTFOUND || code == tessera.ECONFLICT {
 		return nil, nil, invalid // confirmed by a parallel request, or the address got an account meanwhile
@@ -211,7 +214,6 @@ func (s *Service) ConfirmRegistration(ctx context.Context, email, code, processi
 	if err != nil {
 		return nil, nil, err
 	}
-	s.audit(ctx, tessera.AuditRegisterConfirmed, u, meta, "email confirmed, logged in")
 	u, err = s.Store.User(ctx, u.ID)
 	return tokens, u, err
 }

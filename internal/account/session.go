@@ -32,6 +32,13 @@ const refreshHashPurpose = "refresh-token"
 // refresh token, an ID token. A login from a device the account has not
 // used before gets a notice, written with the session.
 func (s *Service) newSession(ctx context.Context, u *tessera.User, amr []string, meta Meta) (*Tokens, error) {
+	return s.newAuditedSession(ctx, u, amr, meta, "", "")
+}
+
+// newAuditedSession is newSession that records the audit event kind (with
+// detail) in the session's own transaction, so a login is never without
+// its record and operator event; none when kind is empty.
+func (s *Service) newAuditedSession(ctx context.Context, u *tessera.User, amr []string, meta Meta, kind, detail string) (*Tokens, error) {
 	now := s.now()
 	aal, amr := assurance(amr)
 	sess := &tessera.Session{ID: uuid.NewString(), UserID: u.ID, AAL: aal, AMR: amr, AuthTime: now, UserAgent: clip(meta.UserAgent, 512), IP: meta.IP,
@@ -47,6 +54,11 @@ func (s *Service) newSession(ctx context.Context, u *tessera.User, amr []string,
 		}
 		if err := t.store.LoginSucceeded(ctx, u.ID, now, sess.UserAgent); err != nil {
 			return err
+		}
+		if kind != "" {
+			if err := s.auditIn(ctx, t, kind, u, meta, detail); err != nil {
+				return err
+			}
 		}
 		if !newDevice {
 			return nil

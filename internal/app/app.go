@@ -114,6 +114,9 @@ type Options struct {
 	// PhoneFallback is the order phone channels are tried in when a
 	// request names none (verify.Engine.PhoneFallback).
 	PhoneFallback []tessera.Channel
+	// PhoneFallbackAfter is how long a phone message waits for a delivery
+	// report before the next channel is tried (verify.Engine.FallbackAfter).
+	PhoneFallbackAfter time.Duration
 
 	// PublicURL and TwilioAuthToken accept Twilio's status callbacks
 	// (POST /webhooks/twilio/status); without both the route is 404.
@@ -213,7 +216,12 @@ func New(o Options) *App {
 		Breaker: limits.SMSBreaker,
 		Store:   o.Store, Keys: o.Keys, Now: o.Now, Log: o.Log,
 		Channels: channelsOf(o.Senders), PhoneFallback: o.PhoneFallback,
+		FallbackAfter: o.PhoneFallbackAfter, DeliveryReports: o.PublicURL != "" && o.TwilioAuthToken != "",
 		Deliver: a.Worker.Enqueue, DeliveryLease: a.Worker.Lease, ResendCooldown: o.ResendCooldown,
+	}
+	if a.Engine.DeliveryReports {
+		// Without reports no message is put on a fallback timer.
+		a.Worker.FallBackOverdue = a.Engine.FallBackOverdue
 	}
 	if _, on := o.Senders[tessera.ChannelEvents]; on {
 		a.Engine.Events = &verify.Events{Keys: o.Keys, Now: o.Now, Types: o.EventTypes}

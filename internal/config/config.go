@@ -99,7 +99,11 @@ type Config struct {
 	// TESSERA_PHONE_FALLBACK: the order phone channels are tried in when
 	// a request names none ("whatsapp,sms,call"); nil: no fallback
 	PhoneFallback []tessera.Channel
-	VoiceLanguage string // TESSERA_VOICE_LANGUAGE: the language calls read codes in (default en-US)
+	// TESSERA_PHONE_FALLBACK_AFTER: how long a phone message waits for a
+	// delivery report before the next channel is tried; 0: only a refused
+	// or failed message falls back
+	PhoneFallbackAfter time.Duration
+	VoiceLanguage      string // TESSERA_VOICE_LANGUAGE: the language calls read codes in (default en-US)
 
 	// Browser apps and developers.
 	CORSOrigins []string // TESSERA_CORS_ORIGINS: origins whose scripts may call the accounts API; empty: CORS off
@@ -405,6 +409,9 @@ func (c *Config) loadDelivery(getenv func(string) string, get func(name, def str
 		bad("TESSERA_PHONE_FALLBACK: %v", err)
 	}
 	c.PhoneFallback = fallback
+	if v := get("TESSERA_PHONE_FALLBACK_AFTER", "off"); v != "off" && v != "0" {
+		c.PhoneFallbackAfter = duration(v, "TESSERA_PHONE_FALLBACK_AFTER", bad)
+	}
 	c.Webhook = Webhook{URL: get("TESSERA_WEBHOOK_URL", ""), Secret: secretOf("TESSERA_WEBHOOK_SECRET")}
 	c.Events = Events{URL: get("TESSERA_EVENTS_URL", ""), Secret: secretOf("TESSERA_EVENTS_SECRET")}
 	if c.Events.URL != "" && c.Events.Secret == "" {
@@ -430,6 +437,17 @@ func (c *Config) loadDelivery(getenv func(string) string, get func(name, def str
 			bad("%v", err)
 		}
 		c.PublicURL = strings.TrimRight(v, "/")
+	}
+
+	if after := c.PhoneFallbackAfter; after != 0 {
+		switch {
+		case after < verify.MinFallbackAfter*time.Second || after > verify.MaxFallbackAfter*time.Second:
+			bad("TESSERA_PHONE_FALLBACK_AFTER: must be 0 or between %ds and %ds", verify.MinFallbackAfter, verify.MaxFallbackAfter)
+		case c.PublicURL == "" || c.SMSSender != "twilio":
+			// Without reports every message looks undelivered: each SMS
+			// would be followed by a call.
+			bad("TESSERA_PHONE_FALLBACK_AFTER needs delivery reports: TESSERA_SMS_SENDER=twilio and TESSERA_PUBLIC_URL")
+		}
 	}
 
 	needWebhook := false
@@ -486,6 +504,14 @@ func positive(s, name string, bad func(string, ...any)) int {
 		bad("%s: must be a positive whole number, not %q", name, s)
 	}
 	return n
+}
+
+// durationOrOff writes a duration that may be off as it is read.
+func durationOrOff(d time.Duration) string {
+	if d == 0 {
+		return "off"
+	}
+	return d.String()
 }
 
 func duration(s, name string, bad func(string, ...any)) time.Duration {
@@ -695,6 +721,7 @@ func (c *Config) Settings() []Setting {
 		{"TESSERA_TWILIO_WHATSAPP_CONTENT_SID", c.Twilio.WhatsAppContentSID},
 		{"TESSERA_VOICE_LANGUAGE", c.VoiceLanguage},
 		{"TESSERA_PHONE_FALLBACK", verify.FormatPhoneFallback(c.PhoneFallback)},
+		{"TESSERA_PHONE_FALLBACK_AFTER", durationOrOff(c.PhoneFallbackAfter)},
 		{"TESSERA_PUBLIC_URL", c.PublicURL},
 		{"TESSERA_WEBHOOK_URL", c.Webhook.URL},
 		{"TESSERA_WEBHOOK_SECRET", mask(c.Webhook.Secret)},

@@ -280,6 +280,8 @@ func TestLoadBadValues(t *testing.T) {
 		{name: "sms number types empty", vars: map[string]string{"TESSERA_SMS_NUMBER_TYPES": " , "}, want: []string{"TESSERA_SMS_NUMBER_TYPES"}},
 		{name: "phone fallback channel", vars: map[string]string{"TESSERA_PHONE_FALLBACK": "sms,email"}, want: []string{"TESSERA_PHONE_FALLBACK", "email"}},
 		{name: "phone fallback twice", vars: map[string]string{"TESSERA_PHONE_FALLBACK": "sms,call,sms"}, want: []string{"TESSERA_PHONE_FALLBACK", "twice"}},
+		{name: "phone fallback after without reports", vars: map[string]string{"TESSERA_PHONE_FALLBACK_AFTER": "60s"}, want: []string{"TESSERA_PHONE_FALLBACK_AFTER", "TESSERA_PUBLIC_URL"}},
+		{name: "phone fallback after too short", vars: map[string]string{"TESSERA_PHONE_FALLBACK_AFTER": "2s"}, want: []string{"TESSERA_PHONE_FALLBACK_AFTER", "10s"}},
 		{name: "voice language", vars: map[string]string{"TESSERA_VOICE_LANGUAGE": `en"><Play>`}, want: []string{"TESSERA_VOICE_LANGUAGE"}},
 	}
 	for _, tc := range tests {
@@ -565,7 +567,13 @@ func TestPhoneChannelSettings(t *testing.T) {
 		t.Fatalf("settings %v", settings)
 	}
 	c, err = Load(env(map[string]string{"TESSERA_DATA_DIR": t.TempDir()}))
-	if err != nil || c.PhoneFallback != nil || c.VoiceLanguage != "en-US" {
-		t.Fatalf("defaults: %v %q, %v", c.PhoneFallback, c.VoiceLanguage, err)
+	if err != nil || c.PhoneFallback != nil || c.VoiceLanguage != "en-US" || c.PhoneFallbackAfter != 0 {
+		t.Fatalf("defaults: %v %q %v, %v", c.PhoneFallback, c.VoiceLanguage, c.PhoneFallbackAfter, err)
+	}
+	c, err = Load(env(map[string]string{"TESSERA_DATA_DIR": t.TempDir(), "TESSERA_PHONE_FALLBACK": "sms,call", "TESSERA_PHONE_FALLBACK_AFTER": "90s",
+		"TESSERA_SMS_SENDER": "twilio", "TESSERA_TWILIO_ACCOUNT_SID": "AC123", "TESSERA_TWILIO_AUTH_TOKEN": "tok", "TESSERA_TWILIO_FROM": "+14155550100",
+		"TESSERA_PUBLIC_URL": "https://tessera.example.com"}))
+	if err != nil || c.PhoneFallbackAfter != 90*time.Second {
+		t.Fatalf("TESSERA_PHONE_FALLBACK_AFTER=90s: %v, %v", c.PhoneFallbackAfter, err)
 	}
 }

@@ -139,22 +139,6 @@ func TestSlowProviderTwoWorkersNeverSendTwice(t *testing.T) {
 	})
 }
 
-// blockingSender holds every send until release is closed.
-type blockingSender struct {
-	release chan struct{}
-	started chan string
-}
-
-func (b *blockingSender) Send(ctx context.Context, m *tessera.Outgoing) error {
-	b.started <- m.To
-	select {
-	case <-b.release:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // recordingSender records when each message arrived.
 type recordingSender struct {
 	mu  sync.Mutex
@@ -171,34 +155,49 @@ func (r *recordingSender) Send(_ context.Context, m *tessera.Outgoing) error {
 	return nil
 }
 
-// TestSlowSMSNeverDelaysEmail: while an SMS send hangs, email codes queued
-// after it go out at once.
+// TestSlowSMSNeverDelaysEmail: while Twilio holds an SMS request without
+// answering, email codes queued after it go out at once through the SMTP
+// server.
 func TestSlowSMSNeverDelaysEmail(t *testing.T) {
 	leaseStores(t, func(t *testing.T, db *sqlstore.DB) {
 		k := newLeaseKit(t, db)
-		sms := &blockingSender{release: make(chan struct{}), started: make(chan string, 10)}
-		email := &recordingSender{}
-		w := k.worker(db, map[tessera.Channel]tessera.Sender{tessera.ChannelSMS: sms, tessera.ChannelEmail: email})
+		release, started := make(chan struct{}), make(chan struct{}, 10)
+		tw := newFakeTwilio(t)
+		tw.respond = func(int, twilioRequest) (int, string) {
+			started <- struct{}{}
+			<-release
+			return 0, ""
+		}
+		var released sync.Once
+		letGo := func() { released.Do(func() { close(release) }) }
+		t.Cleanup(letGo) // before the fake Twilio closes, which waits for its requests
+		be := &smtpBackend{}
+		email := newTestSMTPSender(t, SMTPConfig{Port: startSMTP(t, be, nil, nil), TLS: "none"})
+		w := k.worker(db, map[tessera.Channel]tessera.Sender{tessera.ChannelSMS: tw.sender(t, nil), tessera.ChannelEmail: email})
 		k.engine.Deliver, k.engine.DeliveryLease = w.Enqueue, w.Lease
 		run(t, w)
 
 		_, smsVID := k.initiate(t, tessera.MethodPhone)
 		select {
-		case <-sms.started:
+		case <-started:
 		case <-time.After(5 * time.Second):
-			t.Fatal("the SMS send did not start")
+			t.Fatal("the SMS request did not reach Twilio")
 		}
 		var vids []string
 		for range 3 {
 			_, vid := k.initiate(t, tessera.MethodEmail)
 			vids = append(vids, vid)
 		}
-		k.waitSent(t, vids, time.Second)
-		if m, _ := db.MessageForVerification(context.Background(), "client-1", smsVID); m.Status != tessera.MessagePending {
-			t.Fatalf("the SMS is %s while its send hangs", m.Status)
+		k.waitSent(t, vids, 5*time.Second)
+		if n := len(be.received()); n != 3 {
+			t.Fatalf("the SMTP server got %d emails, want 3", n)
 		}
-		close(sms.release)
+		if m, _ := db.MessageForVerification(context.Background(), "client-1", smsVID); m.Status != tessera.MessagePending {
+			t.Fatalf("the SMS is %s while Twilio holds it", m.Status)
+		}
+		letGo()
 		k.waitSent(t, []string{smsVID}, 5*time.Second)
+		tw.check()
 	})
 }
 

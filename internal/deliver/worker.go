@@ -91,6 +91,10 @@ type Worker struct {
 	// Events, when set, writes a message.failed event in the transaction
 	// that gives a message up (not for the events channel's own).
 	Events *verify.Events
+	// FallBackOverdue, when set, is run every Poll (and by DeliverDue):
+	// it moves the messages not reported delivered in time to their next
+	// channel (verify.Engine.FallBackOverdue).
+	FallBackOverdue func(ctx context.Context) (int, error)
 
 	mu       sync.Mutex
 	lanes    map[tessera.Channel]*lane
@@ -198,6 +202,13 @@ func notify(l *lane) {
 // message in flight when ctx ends is finished, so none is left half-sent.
 func (w *Worker) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	if w.FallBackOverdue != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.runFallbackTimers(ctx)
+		}()
+	}
 	for _, ch := range w.channels() {
 		l := w.lane(ch)
 		wg.Add(1)
@@ -232,12 +243,42 @@ func (w *Worker) runLane(ctx context.Context, l *lane) {
 	}
 }
 
+// runFallbackTimers looks for messages whose fallback timer ran out every
+// Poll until ctx ends.
+func (w *Worker) runFallbackTimers(ctx context.Context) {
+	ticker := time.NewTicker(w.Poll)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		if err := w.fallBackOverdue(context.WithoutCancel(ctx)); err != nil {
+			w.Log.Error("outbox: fallback timers", "err", err)
+		}
+	}
+}
+
+func (w *Worker) fallBackOverdue(ctx context.Context) error {
+	if w.FallBackOverdue == nil {
+		return nil
+	}
+	return w.storeCall(ctx, func(ctx context.Context) error {
+		_, err := w.FallBackOverdue(ctx)
+		return err
+	})
+}
+
 // DeliverDue runs one round of every channel's lane, one after the other:
 // the messages handed over in memory (up to Batch), then due ones claimed
 // from the store, each tried once. It returns how many it tried.
 func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
 	total := 0
 	var errs []error
+	if err := w.fallBackOverdue(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	for _, ch := range w.channels() {
 		n, err := w.deliverLane(ctx, w.lane(ch))
 		total += n
@@ -329,7 +370,7 @@ func (w *Worker) deliver(ctx context.Context, m *tessera.Message) {
 		w.observe(m.Channel, "sent")
 		// The provider has it: recorded even if the lease was lost, so
 		// nobody sends it a third time.
-		if err := w.storeCall(ctx, func(ctx context.Context) error { return w.Store.MarkMessagesSent(ctx, []string{m.ID}, w.Now()) }); err != nil {
+		if err := w.storeCall(ctx, func(ctx context.Context) error { return w.markSent(ctx, m) }); err != nil {
 			// The lease will hand it out again, which is the "at least
 			// once" of at-least-once delivery.
 			w.Log.Error("outbox: mark sent", "message", m.ID, "err", err)
@@ -344,6 +385,18 @@ func (w *Worker) deliver(ctx context.Context, m *tessera.Message) {
 	if err := w.recordFailure(ctx, m, err); err != nil {
 		w.Log.Error("outbox: record failure", "message", m.ID, "err", err)
 	}
+}
+
+// markSent records m sent and, when its content asks for a fallback on a
+// timer, starts the timer.
+func (w *Worker) markSent(ctx context.Context, m *tessera.Message) error {
+	now := w.Now()
+	if ts, ok := w.Store.(tessera.TimedFallbackStore); ok && m.VerificationID != "" {
+		if out, err := w.open(m); err == nil && out.Content.FallbackAfter > 0 && len(out.Content.Fallback) > 0 {
+			return ts.MarkSentFallBackAt(ctx, m.ID, now, now.Add(time.Duration(out.Content.FallbackAfter)*time.Second))
+		}
+	}
+	return w.Store.MarkMessagesSent(ctx, []string{m.ID}, now)
 }
 
 // sendHeld sends m while a heartbeat renews its lease every Lease/3. If a
@@ -399,17 +452,26 @@ func (w *Worker) send(ctx context.Context, m *tessera.Message) error {
 	if !ok {
 		return Permanent(fmt.Errorf("no sender configured for channel %q", m.Channel))
 	}
-	plain, err := w.Keys.Open(m.Sealed, verify.MessageAD(m.ID))
+	out, err := w.open(m)
 	if err != nil {
-		return Permanent(fmt.Errorf("decrypt message: %w", err))
-	}
-	out := &tessera.Outgoing{ID: m.ID, Channel: m.Channel, To: m.To}
-	if err := json.Unmarshal(plain, &out.Content); err != nil {
-		return Permanent(fmt.Errorf("decode message: %w", err))
+		return Permanent(err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.SendTimeout)
 	defer cancel()
 	return sender.Send(ctx, out)
+}
+
+// open decrypts and decodes m's content.
+func (w *Worker) open(m *tessera.Message) (*tessera.Outgoing, error) {
+	plain, err := w.Keys.Open(m.Sealed, verify.MessageAD(m.ID))
+	if err != nil {
+		return nil, fmt.Errorf("decrypt message: %w", err)
+	}
+	out := &tessera.Outgoing{ID: m.ID, Channel: m.Channel, To: m.To}
+	if err := json.Unmarshal(plain, &out.Content); err != nil {
+		return nil, fmt.Errorf("decode message: %w", err)
+	}
+	return out, nil
 }
 
 // recordFailure schedules a retry with exponential backoff and jitter, or

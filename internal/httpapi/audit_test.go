@@ -317,8 +317,10 @@ func (failingAudit) AppendAudit(context.Context, *tessera.AuditEvent) error {
 	return errors.New("audit table unavailable")
 }
 
-// TestAuditFailureDoesNotFailTheAction: a user's action succeeds when its
-// event cannot be recorded; the failure is logged.
+// TestAuditFailureDoesNotFailTheAction: a user's action whose event is
+// recorded after it (a registration, a failed login, a logout) succeeds
+// when the event cannot be recorded; the failure is logged. (The
+// confirmation and the login record theirs in their own transaction.)
 func TestAuditFailureDoesNotFailTheAction(t *testing.T) {
 	logs := &lockedBuffer{}
 	e := newEnvWith(t, failingAudit{storetest.OpenSQLite(t)}, func(o *app.Options) {
@@ -328,8 +330,8 @@ func TestAuditFailureDoesNotFailTheAction(t *testing.T) {
 	u.login(t).want(t, 200)
 	e.doWith("POST", "/auth/login", map[string]any{"email": u.email, "password": "wrong password"}, nil).want(t, 401)
 	u.call("POST", "/auth/logout", nil).want(t, 200)
-	if got := strings.Count(logs.String(), "audit: event not recorded"); got < 5 {
-		t.Fatalf("%d audit failures logged, want one per event (5):\n%s", got, logs.String())
+	if got := strings.Count(logs.String(), "audit: event not recorded"); got < 3 {
+		t.Fatalf("%d audit failures logged, want one per event recorded after its action (3):\n%s", got, logs.String())
 	}
 	if strings.Contains(logs.String(), u.password) {
 		t.Fatal("the log holds the password")

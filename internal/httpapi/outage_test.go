@@ -178,6 +178,7 @@ func TestDatabaseOutage(t *testing.T) {
 
 	var mu sync.Mutex
 	var acked []string // verification ids answered 200
+	ackedTo := map[string]bool{}
 	n := 0
 	// initiate sends one initiate; nil when it did not answer in time.
 	initiate := func() (*response, time.Duration) {
@@ -187,14 +188,16 @@ func TestDatabaseOutage(t *testing.T) {
 		mu.Unlock()
 		start := time.Now()
 		done := make(chan *response, 1)
+		to := fmt.Sprintf("outage%d@example.com", i)
 		go func() {
-			done <- e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": fmt.Sprintf("outage%d@example.com", i)})
+			done <- e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": to})
 		}()
 		select {
 		case r := <-done:
 			if r.status == 200 {
 				mu.Lock()
 				acked = append(acked, r.str("verificationId"))
+				ackedTo[to] = true
 				mu.Unlock()
 			}
 			return r, time.Since(start)
@@ -293,8 +296,19 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	t.Logf("recovered from silence %v after the database came back", time.Since(back).Round(time.Millisecond))
 
-	// Nothing acknowledged is lost.
+	// Nothing acknowledged is lost, and no code went out for an initiate
+	// that answered 503: its caller never learned an id to type it into.
 	for _, id := range acked {
 		e.do("GET", "/methods/email/verifiers/"+id, nil).want(t, 200)
+	}
+	sent := map[string]bool{}
+	for _, m := range e.deliver() {
+		if !ackedTo[m.To] {
+			t.Errorf("a code went to %s, whose initiate answered 503", m.To)
+		}
+		sent[m.To] = true
+	}
+	if len(sent) != len(ackedTo) {
+		t.Errorf("codes went to %d of the %d acknowledged initiates", len(sent), len(ackedTo))
 	}
 }

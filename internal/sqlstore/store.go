@@ -512,16 +512,16 @@ func (db *DB) RevokeClient(ctx context.Context, idOrName string, now time.Time) 
 // ---- outbox ----
 
 const messageColumns = `id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, last_error, created_at, sent_at,
-	provider_id, delivery_status, provider_error, delivered_at, converted_at`
+	provider_id, delivery_status, provider_error, delivered_at, converted_at, fallback_at`
 
 func scanMessage(row scanner) (*tessera.Message, error) {
 	var m tessera.Message
 	var channel, status string
-	var next, created int64
+	var next, created, fallbackAt int64
 	var sent, delivered, converted sql.NullInt64
 	var dstatus string
 	if err := row.Scan(&m.ID, &m.Owner, &m.VerificationID, &channel, &m.To, &m.Sealed, &status, &m.Attempts, &next, &m.LastError, &created, &sent,
-		&m.ProviderID, &dstatus, &m.ProviderError, &delivered, &converted); err != nil {
+		&m.ProviderID, &dstatus, &m.ProviderError, &delivered, &converted, &fallbackAt); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, notFound()
 		}
@@ -530,6 +530,9 @@ func scanMessage(row scanner) (*tessera.Message, error) {
 	m.Channel, m.Status = tessera.Channel(channel), tessera.MessageStatus(status)
 	m.NextAttemptAt, m.CreatedAt, m.SentAt = fromMS(next), fromMS(created), fromNullMS(sent)
 	m.DeliveryStatus, m.DeliveredAt, m.ConvertedAt = tessera.DeliveryStatus(dstatus), fromNullMS(delivered), fromNullMS(converted)
+	if fallbackAt > 0 {
+		m.FallbackAt = fromMS(fallbackAt)
+	}
 	return &m, nil
 }
 
@@ -647,7 +650,9 @@ func (db *DB) RecordDelivery(ctx context.Context, id, providerID string, status 
 		delivered = ms(at)
 	}
 	return db.writeOp(ctx, false, func(r runner) error {
-		return oneRow(r.exec(ctx, `UPDATE outbox SET delivery_status = ?, provider_error = ?, delivered_at = ?,
+		// A final report settles the fallback timer: delivered needs none,
+		// a failure falls back at once (Engine.FallBackAfterReport).
+		return oneRow(r.exec(ctx, `UPDATE outbox SET delivery_status = ?, provider_error = ?, delivered_at = ?, fallback_at = 0,
 			provider_id = CASE WHEN provider_id = '' THEN ? ELSE provider_id END
 			WHERE id = ? AND (? = '' OR provider_id = '' OR provider_id = ?) AND delivery_status <> 'delivered'`,
 			string(status), providerError, delivered, providerID, id, providerID, providerID))

@@ -68,3 +68,53 @@ func testFailOver(t *testing.T, st tessera.Store) {
 		t.Fatalf("messages %d, %v", len(all), err)
 	}
 }
+
+// testFallbackTimer: a sent message falls back on its timer once, and not
+// after a delivery report or once taken off it.
+func testFallbackTimer(t *testing.T, st tessera.Store) {
+	s, ok := st.(tessera.TimedFallbackStore)
+	if !ok {
+		t.Skip("not a TimedFallbackStore")
+	}
+	v := newVerification("c1", "v-timer")
+	sms := newMessage("c1", v.ID, "m-timer-sms")
+	sms.Channel = tessera.ChannelSMS
+	must(t, st.CreateVerification(ctx(), v, sms))
+	reported, stopped := newMessage("c1", v.ID, "m-timer-reported"), newMessage("c1", v.ID, "m-timer-stopped")
+	must(t, st.QueueMessage(ctx(), reported))
+	must(t, st.QueueMessage(ctx(), stopped))
+	for _, m := range []*tessera.Message{sms, reported, stopped} {
+		must(t, s.MarkSentFallBackAt(ctx(), m.ID, t0, t0.Add(time.Minute)))
+	}
+	if due, err := s.FallbacksDue(ctx(), t0.Add(59*time.Second), 10); err != nil || len(due) != 0 {
+		t.Fatalf("due before the time: %d, %v", len(due), err)
+	}
+	if ds, ok := st.(tessera.DeliveryStore); ok {
+		must(t, ds.RecordDelivery(ctx(), reported.ID, "SM1", tessera.DeliveryDelivered, "", t0.Add(time.Second)))
+	} else {
+		must(t, s.StopFallback(ctx(), reported.ID))
+	}
+	must(t, s.StopFallback(ctx(), stopped.ID))
+	due, err := s.FallbacksDue(ctx(), t0.Add(time.Minute), 10)
+	must(t, err)
+	if len(due) != 1 || due[0].ID != sms.ID || due[0].Status != tessera.MessageSent || due[0].Sealed != nil || !due[0].FallbackAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("due %+v", due)
+	}
+	call := newMessage("c1", v.ID, "m-timer-call")
+	call.Channel, call.CreatedAt = tessera.ChannelCall, t0.Add(time.Minute)
+	wantCode(t, s.FallBackUndelivered(ctx(), sms.ID, t0.Add(30*time.Second), "early", call), tessera.ENOTFOUND)
+	must(t, s.FallBackUndelivered(ctx(), sms.ID, t0.Add(time.Minute), "not reported delivered within 1m0s", call))
+	wantCode(t, s.FallBackUndelivered(ctx(), sms.ID, t0.Add(time.Minute), "again", newMessage("c1", v.ID, "m-timer-call-2")), tessera.ENOTFOUND)
+	if due, err := s.FallbacksDue(ctx(), t0.Add(time.Hour), 10); err != nil || len(due) != 0 {
+		t.Fatalf("due after the fallback: %d, %v", len(due), err)
+	}
+	fs := st.(tessera.FallbackStore)
+	got, err := fs.MessageByID(ctx(), sms.ID)
+	must(t, err)
+	if got.LastError != "not reported delivered within 1m0s" || !got.FallbackAt.IsZero() || got.Status != tessera.MessageSent {
+		t.Fatalf("the timed-out message %+v", got)
+	}
+	if _, err := fs.MessageByID(ctx(), call.ID); err != nil {
+		t.Fatalf("the call was not queued: %v", err)
+	}
+}

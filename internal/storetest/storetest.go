@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) tessera.Store) {
 		{"DeleteStale", testDeleteStale},
 		{"DeliveryReports", testDeliveryReports},
 		{"FailOver", testFailOver},
+		{"FallbackTimer", testFallbackTimer},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -108,7 +108,15 @@ type BreakerStore interface {
 	// step. fn may run more than once (a shared store retries when
 	// another instance changed the entries meanwhile); only its last run
 	// counts.
-	Update(ctx context.Context, keys []string, retain time.Duration, fn func(entries []*BreakerEntry)) error
+	// fn gets the time to judge the entries at: now on the store's clock
+	// (see Clock).
+	Update(ctx context.Context, keys []string, retain time.Duration, now time.Time, fn func(entries []*BreakerEntry, now time.Time)) error
+	// Clock returns now on the store's clock. A store shared by instances
+	// keeps one clock for all of them, so that an instance whose clock is
+	// off neither half-opens a prefix early nor restarts a window: it
+	// returns now moved by how far the caller's wall clock is from the
+	// store's (0 where they agree; now itself may be a test clock).
+	Clock(ctx context.Context, now time.Time) (time.Time, error)
 	// Entries returns every entry.
 	Entries(ctx context.Context) (map[string]*BreakerEntry, error)
 	// Delete removes the entry of key and returns it (nil if none).
@@ -270,8 +278,10 @@ func (b *Breaker) Send(ctx context.Context, e164 string, now time.Time) (*Trip, 
 	}
 	var trip *Trip
 	var changes []BreakerChange
-	err := b.store().Update(ctx, keys, b.retain(), func(entries []*BreakerEntry) {
-		trip, changes = nil, nil
+	var offset time.Duration // from the store's clock to the caller's
+	err := b.store().Update(ctx, keys, b.retain(), now, func(entries []*BreakerEntry, storeNow time.Time) {
+		trip, changes, offset = nil, nil, now.Sub(storeNow)
+		now := storeNow
 		for i, s := range entries {
 			b.advance(keys[i], s, now, &changes)
 			refused := s.state() == BreakerOpen || (s.state() == BreakerHalfOpen && s.Probes >= b.probes())
@@ -306,7 +316,10 @@ func (b *Breaker) Send(ctx context.Context, e164 string, now time.Time) (*Trip, 
 	if err != nil {
 		return nil, err
 	}
-	b.tell(changes)
+	if trip != nil {
+		trip.Until = trip.Until.Add(offset)
+	}
+	b.tell(shifted(changes, offset))
 	return trip, nil // a send that opened its prefix was counted before: it goes
 }
 
@@ -317,8 +330,10 @@ func (b *Breaker) Validated(ctx context.Context, e164 string, now time.Time) err
 		return nil
 	}
 	var changes []BreakerChange
-	err := b.store().Update(ctx, keys, b.retain(), func(entries []*BreakerEntry) {
-		changes = nil
+	var offset time.Duration
+	err := b.store().Update(ctx, keys, b.retain(), now, func(entries []*BreakerEntry, storeNow time.Time) {
+		changes, offset = nil, now.Sub(storeNow)
+		now := storeNow
 		for i, s := range entries {
 			b.advance(keys[i], s, now, &changes)
 			switch s.state() {
@@ -341,19 +356,35 @@ func (b *Breaker) Validated(ctx context.Context, e164 string, now time.Time) err
 	if err != nil {
 		return err
 	}
-	b.tell(changes)
+	b.tell(shifted(changes, offset))
 	return nil
+}
+
+// shifted moves the times of changes judged on the store's clock by offset,
+// onto the caller's.
+func shifted(changes []BreakerChange, offset time.Duration) []BreakerChange {
+	for i := range changes {
+		changes[i].At = changes[i].At.Add(offset)
+		if !changes[i].Until.IsZero() {
+			changes[i].Until = changes[i].Until.Add(offset)
+		}
+	}
+	return changes
 }
 
 // Clear closes prefix ("+44 7400" or "+44") and forgets its counts; it
 // reports whether the prefix was open or half-open (and then tells a
 // cleared change).
 func (b *Breaker) Clear(ctx context.Context, prefix string, now time.Time) (bool, error) {
+	storeNow, err := b.store().Clock(ctx, now)
+	if err != nil {
+		return false, err
+	}
 	s, err := b.store().Delete(ctx, prefix)
 	if err != nil || s == nil {
 		return false, err
 	}
-	b.advance(prefix, s, now, new([]BreakerChange))
+	b.advance(prefix, s, storeNow, new([]BreakerChange))
 	if s.state() == BreakerClosed {
 		return false, nil
 	}
@@ -368,15 +399,20 @@ type BreakerStatus struct {
 }
 
 // Status lists the entries as they are at now, sorted by prefix: the open
-// and half-open ones, or with all every one still counting.
+// and half-open ones, or with all every one still counting. Their times
+// are the store's clock's.
 func (b *Breaker) Status(ctx context.Context, now time.Time, all bool) ([]BreakerStatus, error) {
+	storeNow, err := b.store().Clock(ctx, now)
+	if err != nil {
+		return nil, err
+	}
 	entries, err := b.store().Entries(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var out []BreakerStatus
 	for k, s := range entries {
-		b.advance(k, s, now, new([]BreakerChange))
+		b.advance(k, s, storeNow, new([]BreakerChange))
 		if all || s.state() != BreakerClosed {
 			out = append(out, BreakerStatus{Prefix: k, BreakerEntry: *s})
 		}

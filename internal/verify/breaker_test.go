@@ -371,3 +371,35 @@ func TestBreakerRedisCountsParallelSends(t *testing.T) {
 		t.Fatalf("status %+v, %v", st, err)
 	}
 }
+
+// TestBreakerOnRedisJudgesOnRedisClock: a prefix one instance opened stays
+// open for an instance whose clock runs an hour ahead (on its own clock
+// the cooldown is over), and that instance's Retry-After is the cooldown
+// left, not an hour less.
+func TestBreakerOnRedisJudgesOnRedisClock(t *testing.T) {
+	client, prefix := testRedis(t)
+	if client == nil {
+		t.Skip("TESSERA_TEST_REDIS_URL is not set")
+	}
+	newBreaker := func(skew time.Duration) *Breaker {
+		wall := func() time.Time { return time.Now().Add(skew) }
+		return &Breaker{MinSends: 5, MinConversion: 0.5, Window: time.Hour, Cooldown: 30 * time.Minute,
+			Store: &RedisBreakerStore{Client: client, Prefix: prefix, Wall: wall}}
+	}
+	onTime, ahead := newBreaker(0), newBreaker(time.Hour)
+	for i := 0; i < 5; i++ {
+		send(t, onTime, fmt.Sprintf("+4474001%05d", i), time.Now())
+	}
+	now := time.Now().Add(time.Hour) // the instance ahead asks at its own now
+	tr := send(t, ahead, "+447400199999", now)
+	if tr == nil || tr.State != BreakerOpen {
+		t.Fatalf("the instance an hour ahead sent into an open prefix: %+v", tr)
+	}
+	if left := tr.Until.Sub(now); left < 29*time.Minute || left > 30*time.Minute {
+		t.Fatalf("open for %v more on the instance's own clock, want about 30m", left)
+	}
+	st, err := ahead.Status(context.Background(), now, false)
+	if err != nil || len(st) != 1 || st[0].State != BreakerOpen {
+		t.Fatalf("status on the instance ahead: %+v, %v", st, err)
+	}
+}

@@ -29,8 +29,13 @@ type memoryEntry struct {
 
 var _ BreakerStore = (*MemoryBreakerStore)(nil)
 
+// Clock is now: one process has one clock.
+func (m *MemoryBreakerStore) Clock(_ context.Context, now time.Time) (time.Time, error) {
+	return now, nil
+}
+
 // Update runs fn on copies of the entries under the store's lock.
-func (m *MemoryBreakerStore) Update(_ context.Context, keys []string, retain time.Duration, fn func([]*BreakerEntry)) error {
+func (m *MemoryBreakerStore) Update(_ context.Context, keys []string, retain time.Duration, now time.Time, fn func([]*BreakerEntry, time.Time)) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweep()
@@ -44,7 +49,7 @@ func (m *MemoryBreakerStore) Update(_ context.Context, keys []string, retain tim
 			*entries[i] = e.BreakerEntry
 		}
 	}
-	fn(entries)
+	fn(entries, now)
 	expires := time.Now().Add(retain)
 	for i, k := range keys {
 		m.entries[k] = &memoryEntry{BreakerEntry: *entries[i], expires: expires}
@@ -98,9 +103,41 @@ func (m *MemoryBreakerStore) Delete(_ context.Context, key string) (*BreakerEntr
 // retention. A prefix of a few digits names nobody, so the keys are not
 // hashed. Updates are optimistic transactions (WATCH, MULTI): one that
 // another instance overtook is run again on what that instance stored.
+// Entries are judged on Redis's clock (TIME, read with them), so instances
+// whose clocks disagree still agree on when a window ends or a prefix
+// half-opens.
 type RedisBreakerStore struct {
 	Client redis.UniversalClient
 	Prefix string // TESSERA_REDIS_PREFIX
+	// Wall is this instance's wall clock (time.Now when nil), against
+	// which Redis's is compared.
+	Wall func() time.Time
+}
+
+func (r *RedisBreakerStore) wall() time.Time {
+	if r.Wall != nil {
+		return r.Wall()
+	}
+	return time.Now()
+}
+
+// onRedisClock moves now by the difference between Redis's clock, read
+// as redisNow between before and after on the wall clock, and the wall
+// clock at that moment, in whole seconds: the breaker counts in minutes,
+// and clocks within half a second of each other (NTP keeps them so) are
+// taken as agreeing, so the round trip's jitter moves nothing.
+func onRedisClock(now, redisNow, before, after time.Time) time.Time {
+	return now.Add(redisNow.Sub(before.Add(after.Sub(before) / 2)).Round(time.Second))
+}
+
+// Clock is now on Redis's clock (one TIME).
+func (r *RedisBreakerStore) Clock(ctx context.Context, now time.Time) (time.Time, error) {
+	before := r.wall()
+	t, err := r.Client.Time(ctx).Result()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sms breaker: redis: %w", err)
+	}
+	return onRedisClock(now, t, before, r.wall()), nil
 }
 
 var _ BreakerStore = (*RedisBreakerStore)(nil)
@@ -111,16 +148,24 @@ const maxBreakerRetries = 50
 func (r *RedisBreakerStore) key(k string) string { return r.Prefix + "sms-breaker:" + k }
 
 // Update runs fn on the stored entries in a WATCH/MULTI transaction.
-func (r *RedisBreakerStore) Update(ctx context.Context, keys []string, retain time.Duration, fn func([]*BreakerEntry)) error {
+func (r *RedisBreakerStore) Update(ctx context.Context, keys []string, retain time.Duration, now time.Time, fn func([]*BreakerEntry, time.Time)) error {
 	rkeys := make([]string, len(keys))
 	for i, k := range keys {
 		rkeys[i] = r.key(k)
 	}
 	txf := func(tx *redis.Tx) error {
-		vals, err := tx.MGet(ctx, rkeys...).Result()
-		if err != nil {
+		// The entries and Redis's clock in one round trip.
+		var mget *redis.SliceCmd
+		var clock *redis.TimeCmd
+		asked := r.wall()
+		if _, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+			mget, clock = p.MGet(ctx, rkeys...), p.Time(ctx)
+			return nil
+		}); err != nil {
 			return err
 		}
+		storeNow := onRedisClock(now, clock.Val(), asked, r.wall())
+		vals := mget.Val()
 		entries := make([]*BreakerEntry, len(keys))
 		before := make([]BreakerEntry, len(keys))
 		for i, v := range vals {
@@ -132,8 +177,8 @@ func (r *RedisBreakerStore) Update(ctx context.Context, keys []string, retain ti
 			}
 			before[i] = *entries[i]
 		}
-		fn(entries)
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		fn(entries, storeNow)
+		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			for i, e := range entries {
 				if *e == before[i] {
 					continue // unchanged (a validation nothing counted): no write

@@ -128,11 +128,34 @@ func (e *Engine) FallBackAfterReport(ctx context.Context, messageID string) (*te
 		return nil, nil
 	}
 	m, err := fs.MessageByID(ctx, messageID)
-	if tessera.ErrorCode(err) == tessera.ENOTFOUND || (err == nil && m.VerificationID == "") {
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
+	}
+	next, err := e.successor(ctx, m, e.now())
+	if next == nil || err != nil {
+		return nil, err
+	}
+	err = fs.FallBack(ctx, m.ID, next)
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	e.handOver(next)
+	return next, nil
+}
+
+// successor builds, without queueing it, the message that takes over from
+// m on the next channel of its verification's order, from the content the
+// verification kept for resends; nil when there is nothing to do (see
+// FallBackAfterReport).
+func (e *Engine) successor(ctx context.Context, m *tessera.Message, now time.Time) (*tessera.Message, error) {
+	if m.VerificationID == "" {
+		return nil, nil
 	}
 	v, err := e.Store.Verification(ctx, m.Owner, m.VerificationID)
 	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
@@ -141,7 +164,6 @@ func (e *Engine) FallBackAfterReport(ctx context.Context, messageID string) (*te
 	if err != nil {
 		return nil, err
 	}
-	now := e.now()
 	if !v.ConsumedAt.IsZero() || v.Expired(now) || v.Locked() || v.SealedContent == nil {
 		return nil, nil
 	}
@@ -178,13 +200,5 @@ func (e *Engine) FallBackAfterReport(ctx context.Context, messageID string) (*te
 	if !now.After(m.CreatedAt) {
 		next.CreatedAt = m.CreatedAt.Add(time.Millisecond) // the newest message is the one in play
 	}
-	err = fs.FallBack(ctx, m.ID, next)
-	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	e.handOver(next)
 	return next, nil
 }

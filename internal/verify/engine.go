@@ -78,6 +78,15 @@ type Engine struct {
 	// request names no fallback (TESSERA_PHONE_FALLBACK): a phone method
 	// falls back to the channels after its own.
 	PhoneFallback []tessera.Channel
+	// FallbackAfter is how long a phone message with a fallback order
+	// waits for a delivery report before the next channel is tried, when
+	// a request names no fallbackAfter (TESSERA_PHONE_FALLBACK_AFTER); 0:
+	// only a refused or failed message falls back.
+	FallbackAfter time.Duration
+	// DeliveryReports says whether providers report delivery to this
+	// server (Twilio status callbacks): without them, every message would
+	// look undelivered, so there is no fallback on a timer.
+	DeliveryReports bool
 }
 
 // SendLimits bound the messages Tessera sends, whoever asks.
@@ -256,6 +265,11 @@ type InitiateRequest struct {
 	// tessera.MessageContent.Fallback). Absent (nil): the server's
 	// PhoneFallback order; empty: none.
 	Fallback []tessera.Channel `json:"fallback"`
+	// FallbackAfter, in seconds, also tries the next channel when a
+	// message was sent but not reported delivered within that long (see
+	// FallBackOverdue). Absent: the server's FallbackAfter; 0: only on a
+	// refusal or failure.
+	FallbackAfter *int `json:"fallbackAfter"`
 
 	// Binding, for Tessera's own callers, is mixed into the code's hash: a
 	// code only validates with the binding it was issued with, so a code
@@ -412,6 +426,10 @@ func (e *Engine) initiate(ctx context.Context, owner string, method tessera.Meth
 	if err != nil {
 		bad = append(bad, tessera.FieldError{Path: "fallback", Error: err.Error()})
 	}
+	fallbackAfter, err := e.fallbackAfterFor(method, req.FallbackAfter, fallback, expiry, req.NoResend)
+	if err != nil {
+		bad = append(bad, tessera.FieldError{Path: "fallbackAfter", Error: err.Error()})
+	}
 	if len(bad) > 0 {
 		return nil, tessera.Invalid(bad...)
 	}
@@ -463,6 +481,9 @@ func (e *Engine) initiate(ctx context.Context, owner string, method tessera.Meth
 	v.CodeHash = e.codeHash(owner, id, req.Binding, code)
 	content := messageContent(method, tpl, req.Issuer, code, id)
 	content.Fallback = fallback
+	if len(fallback) > 0 {
+		content.FallbackAfter = fallbackAfter
+	}
 	plain, err := json.Marshal(content)
 	if err != nil {
 		return nil, err
