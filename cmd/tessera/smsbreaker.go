@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tessera-id/tessera/internal/app"
-	"github.com/tessera-id/tessera/internal/config"
 	"github.com/tessera-id/tessera/internal/verify"
 )
 
@@ -47,11 +46,9 @@ func smsBreakerCommand(ctx context.Context, args []string, getenv func(string) s
 		}
 		prefix = p
 	}
-	// The breaker lives in Redis: nothing in the data directory is needed,
-	// and nothing may be created there.
-	cfg, err := config.LoadMode(getenv, config.ReadOnly)
+	cfg, err := loadConfig(ctx, getenv, stderr)
 	if err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+		return err
 	}
 	b := cfg.SMSBreaker
 	if b == nil {

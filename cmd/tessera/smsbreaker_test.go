@@ -35,6 +35,10 @@ func TestSMSBreakerCommand(t *testing.T) {
 		return string(out), err
 	}
 
+	// No serve has made this data directory: make it as an operator would.
+	if out, err := command(dir, []string{"migrate", "--init"}).CombinedOutput(); err != nil {
+		t.Fatalf("migrate --init: %v\n%s", err, out)
+	}
 	// Without Redis the command says where the state is.
 	if out, err := command(dir, []string{"sms-breaker", "status"}).CombinedOutput(); err != nil || !strings.Contains(string(out), "TESSERA_REDIS_URL") {
 		t.Fatalf("status without Redis: %v\n%s", err, out)

@@ -21,7 +21,7 @@ func TestUserAdminCommands(t *testing.T) {
 		}
 		return string(out)
 	}
-	run(true, "a long operator password\n", "user", "create", "ops@example.com")
+	run(true, "a long operator password\n", "user", "create", "--init", "ops@example.com") // --init: no serve made this directory
 	file := filepath.Join(dir, "users.jsonl")
 	// From jBCrypt's test vectors: "abc".
 	lines := `{"email":"ada@example.com","emailVerified":true,"passwordHash":"$2a$06$If6bvum7DFjUnE9p2uDeDu0YHzrHM6tf.iqN8.yx.jNN1ILEf7h0i"}

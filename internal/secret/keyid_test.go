@@ -8,13 +8,23 @@ import (
 )
 
 // legacyRefreshHash is what Tessera before HMAC key ids stored for the
-// refresh token "rt_legacy" under the key of 32 bytes 0x01: the bare
+// refresh token "rt_legacy" under the key testKey(1): the bare
 // HMAC-SHA256, recorded from that version.
-const legacyRefreshHash = "c3e185f4f2c23828328b7517f2de190257c3b25049be8255b9b26eacf5926051"
+const legacyRefreshHash = "37ad037a025532435485ed94473fdfcf9a82dee233fee07d90d19310f87f42a6"
+
+// testKey is a test key, different for each b, whose bytes differ as a
+// random key's do (keys of one repeated byte are refused as placeholders).
+func testKey(b byte) []byte {
+	k := make([]byte, KeySize)
+	for i := range k {
+		k[i] = b + byte(i)
+	}
+	return k
+}
 
 func TestHMACKeyRotation(t *testing.T) {
-	oldKey, newKey := bytes.Repeat([]byte{1}, KeySize), bytes.Repeat([]byte{3}, KeySize)
-	enc := []Key{{ID: "k1", Key: bytes.Repeat([]byte{2}, KeySize)}}
+	oldKey, newKey := testKey(1), testKey(3)
+	enc := []Key{{ID: "k1", Key: testKey(2)}}
 
 	before, err := NewKeyring(oldKey, enc, nil)
 	if err != nil {
@@ -73,7 +83,7 @@ func TestHMACKeyRotation(t *testing.T) {
 }
 
 func TestParseMACKeys(t *testing.T) {
-	b := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, KeySize))
+	b := base64.StdEncoding.EncodeToString(testKey(1))
 	for _, tc := range []struct {
 		in   string
 		ids  []string
