@@ -155,9 +155,11 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	json.NewEncoder(w).Encode(body)
 }
 
-// sessionMAC authenticates a session id in the cookie.
+// sessionMAC authenticates a session id in the cookie. It is cut from
+// the bare MAC (Keys.MAC), never from a stored hash (Keys.Hash), which
+// begins with the key's id: a cut of that could hold no secret at all.
 func (p *Pages) sessionMAC(sessionID string) string {
-	return b64(p.Keys.Hash("page-session", sessionID)[:18])
+	return b64(p.Keys.MAC("page-session", sessionID)[:18])
 }
 
 // signIn sets the page session cookie to sess.
@@ -242,7 +244,7 @@ func (p *Pages) csrfToken(st *state, flow string) string {
 	if st.sess != nil {
 		sid = st.sess.ID
 	}
-	return b64(p.Keys.Hash("page-csrf", st.csrf, sid, flow)[:24])
+	return b64(p.Keys.MAC("page-csrf", st.csrf, sid, flow)[:24])
 }
 
 func (p *Pages) checkCSRF(st *state, token, flow string) bool {

@@ -1,0 +1,68 @@
+package httpapi_test
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/tessera-id/tessera/internal/app"
+	"github.com/tessera-id/tessera/internal/secret"
+)
+
+// Attacks on the surfaces that landed together: the hosted pages' cookie
+// and CSRF tokens, the development inbox, the admin API. Each test is the
+// attack as the attacker runs it; it passes when the attack fails.
+
+// longKeyID is an HMAC key id as an operator may name a rotated key (ids
+// up to 32 characters are allowed). Every stored hash carries it, so it
+// is no secret.
+const longKeyID = "rotated-2026-11-29-hmac"
+
+// longKeyIDKeys is a keyring whose HMAC key has longKeyID.
+func longKeyIDKeys(t *testing.T) *secret.Keyring {
+	t.Helper()
+	key := func() []byte { b := make([]byte, 32); rand.Read(b); return b }
+	keys, err := secret.New([]secret.Key{{ID: longKeyID, Key: key()}}, []secret.Key{{ID: "k1", Key: key()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// TestRedteamPageCookieFromSessionID: the page session cookie is the
+// session id and a MAC of it; the CSRF token, a MAC of the browser's
+// CSRF cookie, session and flow. Both MACs were cut from the stored form
+// of a hash, which starts with the HMAC key's id: with an id of 17
+// characters or more the "MAC" held no secret byte at all. Whoever knew
+// a session id (the sid claim of any ID token: every app that receives
+// one, every log that keeps one) then signed in to the pages as its user
+// for the session's whole life, and any site could post the pages'
+// forms. The attacker here has a stolen ID token and the key's id.
+func TestRedteamPageCookieFromSessionID(t *testing.T) {
+	e := newEnvWith(t, stores[0].open(t), func(o *app.Options) { o.Keys = longKeyIDKeys(t); o.ReturnURLs = []string{appReturn} })
+	victim := register(t, e, "cookie-victim@example.com")
+	sid, _ := claimsOf(t, e, victim.idToken)["sid"].(string)
+	if sid == "" {
+		t.Fatal("the ID token has no sid")
+	}
+	tag := append([]byte{byte(len(longKeyID))}, longKeyID...)
+
+	b := newBrowser(t, e)
+	base, _ := url.Parse(e.srv.URL)
+	b.c.Jar.SetCookies(base, []*http.Cookie{{Name: "tessera-session", Value: sid + "." + base64.RawURLEncoding.EncodeToString(tag[:18]), Path: "/"}})
+	res, body := b.get("/account/settings")
+	if res.StatusCode == http.StatusOK {
+		t.Fatalf("a cookie forged from the session id signs in to the settings:\n%s", body)
+	}
+
+	// Cross-site: the victim is signed in on the pages; the attacker's
+	// page posts the password change with a token it made up.
+	const pw = "correct horse battery"
+	vb := loginBrowser(t, e, victim.email, pw)
+	res, body = vb.post("/account/settings/password", url.Values{
+		"csrf": {base64.RawURLEncoding.EncodeToString(tag[:24])}, "old-password": {pw}, "new-password": {"attacker's password"},
+	})
+	wantStatus(t, res, body, http.StatusForbidden)
+}
