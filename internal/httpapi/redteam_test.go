@@ -3,8 +3,10 @@ package httpapi_test
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/tessera-id/tessera/internal/app"
@@ -65,4 +67,58 @@ func TestRedteamPageCookieFromSessionID(t *testing.T) {
 		"csrf": {base64.RawURLEncoding.EncodeToString(tag[:24])}, "old-password": {pw}, "new-password": {"attacker's password"},
 	})
 	wantStatus(t, res, body, http.StatusForbidden)
+}
+
+// TestRedteamDevInboxFromOutside: the development inbox shows every code
+// in clear text and is on by default on a loopback address, on the
+// assumption that only this machine reaches it. Two ways around that:
+// a reverse proxy on the same machine (loopback is then reachable from
+// anywhere; the proxy says so in X-Forwarded-For or Forwarded), and DNS
+// rebinding (a site the developer visits rebinds its own name to
+// 127.0.0.1; the browser then sends that name as Host). Either way a
+// stranger reads the codes of every account and every API client.
+func TestRedteamDevInboxFromOutside(t *testing.T) {
+	e := newInboxEnv(t)
+	e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "dev@example.com"}).want(t, 200)
+	e.deliver()
+
+	get := func(host string, headers map[string]string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", e.srv.URL+"/dev/inbox.json", nil)
+		if host != "" {
+			req.Host = host
+		}
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		e.violations.LoadAndDelete(res.Header.Get("X-Request-Id"))
+		return res.StatusCode, string(body)
+	}
+	if status, body := get("", nil); status != http.StatusOK || !strings.Contains(body, "dev@example.com") {
+		t.Fatalf("the developer's own request: %d %s", status, body)
+	}
+	if status, _ := get("localhost:8080", nil); status != http.StatusOK {
+		t.Fatalf("Host localhost: %d", status)
+	}
+	for _, c := range []struct {
+		name    string
+		host    string
+		headers map[string]string
+	}{
+		{"through a proxy (X-Forwarded-For)", "", map[string]string{"X-Forwarded-For": "203.0.113.9"}},
+		{"through a proxy (Forwarded)", "", map[string]string{"Forwarded": "for=203.0.113.9;host=auth.example.com"}},
+		{"through a proxy (X-Real-IP)", "", map[string]string{"X-Real-IP": "203.0.113.9"}},
+		{"through a proxy (public Host)", "auth.example.com", nil},
+		{"DNS rebinding", "rebind.attacker.example:8080", nil},
+	} {
+		if status, body := get(c.host, c.headers); status != http.StatusNotFound || strings.Contains(body, "dev@example.com") {
+			t.Errorf("%s: %d %s", c.name, status, body)
+		}
+	}
 }
