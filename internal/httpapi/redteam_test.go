@@ -122,3 +122,31 @@ func TestRedteamDevInboxFromOutside(t *testing.T) {
 		}
 	}
 }
+
+// TestRedteamAdminBadBytes: NUL and invalid UTF-8 in an admin API path
+// or filter reached PostgreSQL, which refuses them in a text column: 500
+// where a lookup finds nothing (404) or a filter is invalid (422).
+func TestRedteamAdminBadBytes(t *testing.T) {
+	onEachStore(t, func(t *testing.T, e *env) {
+		a := newAdmin(t, e)
+		for _, c := range []struct {
+			method, path string
+			status       int
+		}{
+			{"GET", "/admin/users/%00", 404},
+			{"GET", "/admin/users/a%00b@example.com", 404},
+			{"POST", "/admin/users/%ff/disable", 404},
+			{"DELETE", "/admin/users/%ff", 404},
+			{"DELETE", "/admin/users/%00/sessions", 404},
+			{"POST", "/admin/users/%ff%00/mfa/reset", 404},
+			{"GET", "/admin/users?email=%00", 422},
+			{"GET", "/admin/users?phone=%2B1%00", 422},
+			{"GET", "/admin/users?cursor=" + base64.RawURLEncoding.EncodeToString([]byte("123.\x00")), 422},
+			{"GET", "/admin/users?cursor=" + base64.RawURLEncoding.EncodeToString([]byte("123.\xff")), 422},
+		} {
+			if r := a.call(c.method, c.path, nil); r.status != c.status {
+				t.Errorf("%s %s: %d, want %d: %s", c.method, c.path, r.status, c.status, r.raw)
+			}
+		}
+	})
+}
