@@ -150,3 +150,30 @@ func TestRedteamAdminBadBytes(t *testing.T) {
 		}
 	})
 }
+
+// TestRedteamCookieBehindProxyKeepingLoopbackHost: a TLS-terminating
+// proxy that passes on its upstream's address as Host (nginx's default
+// proxy_pass does: "Host: 127.0.0.1:8080") made every browser's cookies
+// plain "tessera-session" without Secure: sent over plain HTTP to the
+// public name, where a network attacker reads the page session, and open
+// to cookie tossing from a sibling domain. The proxy says the browser
+// used https; a request that says so gets Secure, __Host- cookies.
+func TestRedteamCookieBehindProxyKeepingLoopbackHost(t *testing.T) {
+	e := pagesEnv(t, stores[0].open(t))
+	for _, h := range []map[string]string{{"X-Forwarded-Proto": "https"}, {"Forwarded": "for=203.0.113.9;proto=https;host=login.example.com"}} {
+		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/account/login", nil)
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		res, _ := newBrowser(t, e).do(req)
+		var c *http.Cookie
+		for _, k := range res.Cookies() {
+			if strings.HasSuffix(k.Name, "tessera-csrf") {
+				c = k
+			}
+		}
+		if c == nil || c.Name != "__Host-tessera-csrf" || !c.Secure {
+			t.Errorf("%v: CSRF cookie %+v, want __Host-tessera-csrf, Secure", h, c)
+		}
+	}
+}

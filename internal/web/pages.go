@@ -96,10 +96,17 @@ const (
 )
 
 // secureRequest reports whether the browser reached a host other than
-// plain-HTTP loopback (directly, or through a TLS-terminating proxy): its
-// cookies are then Secure and carry the __Host- prefix.
+// plain-HTTP loopback (directly, or through a TLS-terminating proxy, which
+// says so in X-Forwarded-Proto or Forwarded): its cookies are then Secure
+// and carry the __Host- prefix.
 func secureRequest(r *http.Request) bool {
 	if r.TLS != nil {
+		return true
+	}
+	// A proxy that says the browser used https is believed without being
+	// a trusted one: a false claim only makes the cookies stricter. It
+	// may have passed its upstream's loopback address as Host.
+	if strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") || strings.Contains(strings.ToLower(r.Header.Get("Forwarded")), "proto=https") {
 		return true
 	}
 	host := r.Host
