@@ -1,7 +1,10 @@
 package httpapi_test
 
 import (
+	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"io"
 	"net/http"
@@ -176,4 +179,44 @@ func TestRedteamCookieBehindProxyKeepingLoopbackHost(t *testing.T) {
 			t.Errorf("%v: CSRF cookie %+v, want __Host-tessera-csrf, Secure", h, c)
 		}
 	}
+}
+
+// TestRedteamIDTokenAlgConfusion: a stolen ID token's claims re-signed by
+// the attacker: with alg none, with HS256 under the published public key
+// (the classic confusion), and with a kid that names no key. Each is
+// refused; only what the server signed passes.
+func TestRedteamIDTokenAlgConfusion(t *testing.T) {
+	e := newEnv(t, stores[0].open(t))
+	u := register(t, e, "alg@example.com")
+	parts := strings.Split(u.idToken, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWS: %s", u.idToken)
+	}
+	kid := kidOf(t, u.idToken)
+	pub := fetchJWKS(t, e).Keys[0]
+	pubJSON, _ := pub.MarshalJSON()
+	enc := base64.RawURLEncoding
+	header := func(alg, kid string) string {
+		return enc.EncodeToString([]byte(`{"alg":"` + alg + `","kid":"` + kid + `","typ":"JWT"}`))
+	}
+	hs := func(h string, key []byte) string {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(h + "." + parts[1]))
+		return h + "." + parts[1] + "." + enc.EncodeToString(m.Sum(nil))
+	}
+	edPub, ok := pub.Key.(ed25519.PublicKey)
+	if !ok {
+		t.Fatalf("the JWKS key is %T, want Ed25519", pub.Key)
+	}
+	for name, forged := range map[string]string{
+		"alg none":                       header("none", kid) + "." + parts[1] + ".",
+		"HS256 under the raw public key": hs(header("HS256", kid), edPub),
+		"HS256 under the JWK":            hs(header("HS256", kid), pubJSON),
+		"kid of no key":                  header("EdDSA", "../../../dev/null") + "." + parts[1] + "." + parts[2],
+	} {
+		if r := e.doWith("GET", "/auth/me", nil, map[string]string{"Authorization": "Bearer " + forged}); r.status != http.StatusUnauthorized {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+	}
+	u.call("GET", "/auth/me", nil).want(t, 200)
 }
