@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tessera-id/tessera/internal/app"
 	"github.com/tessera-id/tessera/internal/secret"
@@ -219,4 +220,61 @@ func TestRedteamIDTokenAlgConfusion(t *testing.T) {
 		}
 	}
 	u.call("GET", "/auth/me", nil).want(t, 200)
+}
+
+// TestRedteamDisableEndsPagesHandoffAndPendingLogins: the admin disables
+// an account that is mid-way everywhere: signed in on the pages, a
+// handoff code on its way to the app, a login waiting for its second
+// factor. None of them may still produce a session, not even after the
+// account is enabled again.
+func TestRedteamDisableEndsPagesHandoffAndPendingLogins(t *testing.T) {
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			t.Parallel()
+			disableMidWay(t, pagesEnv(t, st.open(t)))
+		})
+	}
+}
+
+func disableMidWay(t *testing.T, e *env) {
+	// Turning MFA on ends the other sessions, so the page session and
+	// the handoff are one account's, the pending login another's.
+	const email, pw = "disable-me@example.com", "correct horse battery"
+	browser := signUp(t, e, email, pw)
+	code := loginReturning(t, e, email, pw, appReturn)
+	if res, body := browser.get("/account/settings"); res.StatusCode != http.StatusOK {
+		t.Fatalf("before: the page session is not signed in: %d\n%s", res.StatusCode, body)
+	}
+	u := register(t, e, "disable-me-too@example.com")
+	secret, recovery := enrolTOTP(t, e, u)
+	e.clock.Advance(30 * time.Second)
+	pending := mfaChallenge(t, u).str("processingId")
+
+	a := newAdmin(t, e)
+	setStatus := func(action string) {
+		for _, who := range []string{email, u.email} {
+			a.call("POST", "/admin/users/"+url.PathEscape(who)+"/"+action, nil).want(t, 200)
+		}
+	}
+	signedOut := func(when string) {
+		t.Helper()
+		if res, body := browser.get("/account/settings"); res.StatusCode == http.StatusOK {
+			t.Fatalf("%s: the page session still shows the settings:\n%s", when, body)
+		}
+		if r := e.do("POST", "/auth/exchange", map[string]string{"code": code, "returnUrl": appReturn}); r.status < 400 || r.status >= 500 || r.str("idToken") != "" {
+			t.Fatalf("%s: the handoff code: %s", when, r.raw)
+		}
+		for _, c := range []map[string]any{
+			{"processingId": pending, "method": "totp", "code": totpCode(secret, e.clock.Now())},
+			{"processingId": pending, "method": "recovery_code", "code": recovery[0]},
+		} {
+			if r := e.doWith("POST", "/auth/login/mfa", c, nil); r.status < 400 || r.status >= 500 || r.str("idToken") != "" {
+				t.Fatalf("%s: the pending login (%s): %s", when, c["method"], r.raw)
+			}
+		}
+	}
+	setStatus("disable")
+	signedOut("disabled")
+	setStatus("enable")
+	signedOut("enabled again")
 }
