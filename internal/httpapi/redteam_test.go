@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -277,4 +278,44 @@ func disableMidWay(t *testing.T, e *env) {
 	signedOut("disabled")
 	setStatus("enable")
 	signedOut("enabled again")
+}
+
+// TestRedteamHandoffRace: a handoff code leaked to several parties (a
+// proxy log, a browser extension) is exchanged by all of them at once:
+// exactly one gets the tokens.
+func TestRedteamHandoffRace(t *testing.T) {
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			t.Parallel()
+			e := pagesEnv(t, st.open(t))
+			const email, pw = "race-handoff@example.com", "correct horse battery"
+			signUp(t, e, email, pw)
+			code := loginReturning(t, e, email, pw, appReturn)
+			const n = 8
+			statuses := make(chan int, n)
+			var wg sync.WaitGroup
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r := e.doWith("POST", "/auth/exchange", map[string]string{"code": code, "returnUrl": appReturn}, nil)
+					statuses <- r.status
+				}()
+			}
+			wg.Wait()
+			close(statuses)
+			won := 0
+			for s := range statuses {
+				switch {
+				case s == http.StatusOK:
+					won++
+				case s != http.StatusUnprocessableEntity:
+					t.Errorf("an exchange answered %d", s)
+				}
+			}
+			if won != 1 {
+				t.Fatalf("%d of %d parallel exchanges got tokens, want exactly 1", won, n)
+			}
+		})
+	}
 }
