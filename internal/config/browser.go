@@ -62,6 +62,13 @@ func CanonicalOrigin(o string) (string, error) {
 		return "", fmt.Errorf("%q must use https or http", o)
 	}
 	host, port := strings.ToLower(u.Hostname()), u.Port()
+	// A page served over plain HTTP is anyone's on its network path:
+	// allowed, its injected script would drive the accounts API in the
+	// user's name. Only a developer's own machine may use http, as for
+	// the return URLs.
+	if ip := net.ParseIP(host); scheme == "http" && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return "", fmt.Errorf("%q must use https (http only for localhost)", o)
+	}
 	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
 		port = ""
 	}
