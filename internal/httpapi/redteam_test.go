@@ -19,8 +19,9 @@ import (
 )
 
 // Attacks on the surfaces that landed together: the hosted pages' cookie
-// and CSRF tokens, the development inbox, the admin API. Each test is the
-// attack as the attacker runs it; it passes when the attack fails.
+// and CSRF tokens, the development inbox, the handoff, the admin API, ID
+// tokens, the phone fallback. Each test is the attack as the attacker
+// runs it; it passes when the attack fails.
 
 // longKeyID is an HMAC key id as an operator may name a rotated key (ids
 // up to 32 characters are allowed). Every stored hash carries it, so it
@@ -318,4 +319,49 @@ func TestRedteamHandoffRace(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRedteamNoFallbackForFinishedVerification: a WhatsApp message that
+// fails for good falls back to a call, the dearest channel. The outbox
+// did so even when the verification no longer wanted its code (the
+// client deleted it, or it expired while the message was retried), as a
+// provider's undelivered report never does: calls paid for nothing.
+func TestRedteamNoFallbackForFinishedVerification(t *testing.T) {
+	onEachStoreWith(t, func(t *testing.T, s app.Storage) (*env, *fakeTwilioChannels) {
+		e, tw := newChannelsEnv(t, s, nil)
+		tw.refuse = func(s twilioSend) (int, string) {
+			if strings.HasPrefix(s.To, "whatsapp:") {
+				return 400, `{"code":63007,"message":"Twilio could not find a Channel with the specified From address","status":400}`
+			}
+			return 0, ""
+		}
+		return e, tw
+	}, func(t *testing.T, e *env, tw *fakeTwilioChannels) {
+		calls := func() (n int) {
+			for _, s := range tw.sends() {
+				if s.API == "Calls" {
+					n++
+				}
+			}
+			return n
+		}
+		id := e.do("POST", "/methods/whatsapp/actions/initiate", map[string]any{"consumer": "+14155552671", "fallback": []string{"call"}}).want(t, 200).str("verificationId")
+		e.do("DELETE", "/methods/whatsapp/verifiers/"+id, nil).want(t, 200)
+		e.deliverAll()
+		if n := calls(); n != 0 {
+			t.Fatalf("a deleted verification's code was read out in %d calls", n)
+		}
+		e.do("POST", "/methods/whatsapp/actions/initiate", map[string]any{"consumer": "+14155552672", "fallback": []string{"call"}}).want(t, 200)
+		e.clock.Advance(2 * time.Hour)
+		e.deliverAll()
+		if n := calls(); n != 0 {
+			t.Fatalf("an expired verification's code was read out in %d calls", n)
+		}
+		// Still waiting for its code: the call goes out.
+		e.do("POST", "/methods/whatsapp/actions/initiate", map[string]any{"consumer": "+14155552673", "fallback": []string{"call"}}).want(t, 200)
+		e.deliverAll()
+		if n := calls(); n != 1 {
+			t.Fatalf("%d calls for a verification that waits for its code, want 1", n)
+		}
+	})
 }

@@ -116,6 +116,13 @@ func FormatPhoneFallback(order []tessera.Channel) string {
 	return strings.Join(parts, ",")
 }
 
+// AwaitsCode reports whether v still waits for its code at now: not used,
+// expired or locked (nor deleted, when the caller found none). Only then
+// does a failed message fall back to the next, often dearer, channel.
+func AwaitsCode(v *tessera.Verification, now time.Time) bool {
+	return v.ConsumedAt.IsZero() && !v.Expired(now) && !v.Locked()
+}
+
 // FallBackAfterReport queues the next channel of a message a provider
 // reported undelivered or failed after accepting it (a status callback),
 // and returns the new message; nil when there is nothing to do: the
@@ -141,10 +148,10 @@ func (e *Engine) FallBackAfterReport(ctx context.Context, messageID string) (*te
 	if err != nil {
 		return nil, err
 	}
-	now := e.now()
-	if !v.ConsumedAt.IsZero() || v.Expired(now) || v.Locked() || v.SealedContent == nil {
+	if !AwaitsCode(v, e.now()) || v.SealedContent == nil {
 		return nil, nil
 	}
+	now := e.now()
 	plain, err := e.Keys.Open(v.SealedContent, contentAD(v.Owner, v.ID))
 	if err != nil {
 		return nil, fmt.Errorf("open message content: %w", err)
