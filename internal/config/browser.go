@@ -37,12 +37,12 @@ func (c *Config) loadBrowser(get func(name, def string) string, bad func(string,
 		if err != nil {
 			bad("TESSERA_DEV_INBOX: must be 1 (on) or 0 (off), not %q", v)
 		}
-		c.DevInbox = on
+		c.DevInbox, c.DevInboxAnywhere = on, on
 	}
 	// It shows what the log sender delivers; with real senders only it
 	// would stay empty.
 	if c.EmailSender != "log" && c.SMSSender != "log" {
-		c.DevInbox = false
+		c.DevInbox, c.DevInboxAnywhere = false, false
 	}
 }
 

@@ -22,3 +22,25 @@ func TestCORSOriginMustBeHTTPS(t *testing.T) {
 		}
 	}
 }
+
+// TestDevInboxAnywhereOnlyWhenAskedFor: the inbox that is on by default
+// (loopback, SQLite) answers this machine only; TESSERA_DEV_INBOX=1, the
+// operator's explicit choice, answers whoever reaches it.
+func TestDevInboxAnywhereOnlyWhenAskedFor(t *testing.T) {
+	for _, c := range []struct {
+		set             string
+		inbox, anywhere bool
+	}{{"", true, false}, {"1", true, true}, {"0", false, false}} {
+		vars := map[string]string{"TESSERA_DATA_DIR": t.TempDir()}
+		if c.set != "" {
+			vars["TESSERA_DEV_INBOX"] = c.set
+		}
+		cfg, err := Load(env(vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.DevInbox != c.inbox || cfg.DevInboxAnywhere != c.anywhere {
+			t.Errorf("TESSERA_DEV_INBOX=%q: inbox %v anywhere %v, want %v %v", c.set, cfg.DevInbox, cfg.DevInboxAnywhere, c.inbox, c.anywhere)
+		}
+	}
+}

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/tessera-id/tessera/internal/app"
+	"github.com/tessera-id/tessera/internal/deliver"
 	"github.com/tessera-id/tessera/internal/secret"
+	"github.com/tessera-id/tessera/internal/storetest"
 )
 
 // Attacks on the surfaces that landed together: the hosted pages' cookie
@@ -88,28 +90,10 @@ func TestRedteamDevInboxFromOutside(t *testing.T) {
 	e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "dev@example.com"}).want(t, 200)
 	e.deliver()
 
-	get := func(host string, headers map[string]string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequest("GET", e.srv.URL+"/dev/inbox.json", nil)
-		if host != "" {
-			req.Host = host
-		}
-		for k, v := range headers {
-			req.Header.Set(k, v)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		body, _ := io.ReadAll(res.Body)
-		e.violations.LoadAndDelete(res.Header.Get("X-Request-Id"))
-		return res.StatusCode, string(body)
-	}
-	if status, body := get("", nil); status != http.StatusOK || !strings.Contains(body, "dev@example.com") {
+	if status, body := inboxFrom(t, e, "", nil); status != http.StatusOK || !strings.Contains(body, "dev@example.com") {
 		t.Fatalf("the developer's own request: %d %s", status, body)
 	}
-	if status, _ := get("localhost:8080", nil); status != http.StatusOK {
+	if status, _ := inboxFrom(t, e, "localhost:8080", nil); status != http.StatusOK {
 		t.Fatalf("Host localhost: %d", status)
 	}
 	for _, c := range []struct {
@@ -123,10 +107,40 @@ func TestRedteamDevInboxFromOutside(t *testing.T) {
 		{"through a proxy (public Host)", "auth.example.com", nil},
 		{"DNS rebinding", "rebind.attacker.example:8080", nil},
 	} {
-		if status, body := get(c.host, c.headers); status != http.StatusNotFound || strings.Contains(body, "dev@example.com") {
+		if status, body := inboxFrom(t, e, c.host, c.headers); status != http.StatusNotFound || strings.Contains(body, "dev@example.com") {
 			t.Errorf("%s: %d %s", c.name, status, body)
 		}
 	}
+
+	// Asked for (TESSERA_DEV_INBOX=1, a shared staging server behind its
+	// proxy): the operator chose to show it to whoever reaches it.
+	asked := newEnvWith(t, storetest.OpenSQLite(t), func(o *app.Options) {
+		o.DevInbox = deliver.NewInbox(deliver.DefaultInboxSize, o.Now)
+		o.DevInbox.Anywhere = true
+	})
+	if status, _ := inboxFrom(t, asked, "staging.example.com", map[string]string{"X-Forwarded-For": "203.0.113.9"}); status != http.StatusOK {
+		t.Errorf("an inbox asked for, through its proxy: %d", status)
+	}
+}
+
+// inboxFrom GETs /dev/inbox.json with Host host (unless empty) and headers.
+func inboxFrom(t *testing.T, e *env, host string, headers map[string]string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", e.srv.URL+"/dev/inbox.json", nil)
+	if host != "" {
+		req.Host = host
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	e.violations.LoadAndDelete(res.Header.Get("X-Request-Id"))
+	return res.StatusCode, string(body)
 }
 
 // TestRedteamAdminBadBytes: NUL and invalid UTF-8 in an admin API path
