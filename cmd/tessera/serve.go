@@ -63,6 +63,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	var devInbox *deliver.Inbox
 	if cfg.DevInbox {
 		devInbox = deliver.NewInbox(deliver.DefaultInboxSize, nil)
+		devInbox.Anywhere = cfg.DevInboxAnywhere
 	}
 	// Limits live in Redis when several instances must share them.
 	var limiter ratelimit.Limiter

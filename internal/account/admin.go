@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/policy"
@@ -86,6 +87,11 @@ func ParseUserQuery(get func(name string) string) (tessera.UserQuery, error) {
 	default:
 		bad = append(bad, tessera.FieldError{Path: "status", Error: "must be unverified, active or disabled"})
 	}
+	for _, f := range []struct{ name, value string }{{"email", q.Email}, {"phone", q.Phone}} {
+		if !storable(f.value) {
+			bad = append(bad, tessera.FieldError{Path: f.name, Error: "must be UTF-8 text without NUL characters"})
+		}
+	}
 	for _, f := range []struct {
 		name string
 		to   *time.Time
@@ -118,6 +124,11 @@ func ParseUserQuery(get func(name string) string) (tessera.UserQuery, error) {
 	return q, nil
 }
 
+// storable reports whether s can be compared with a text column at all:
+// PostgreSQL refuses NUL and invalid UTF-8 with an error, where a
+// lookup must simply find nothing (or the value be refused as invalid).
+func storable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
 // A cursor is the position of a page's last user, opaque to the caller.
 func cursorOf(u *tessera.User) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(u.CreatedAt.UnixMilli(), 10) + "." + u.ID))
@@ -130,7 +141,7 @@ func parseCursor(c string) (*tessera.UserPosition, error) {
 	}
 	at, id, ok := strings.Cut(string(raw), ".")
 	msec, err := strconv.ParseInt(at, 10, 64)
-	if !ok || err != nil || id == "" {
+	if !ok || err != nil || id == "" || !storable(id) {
 		return nil, fmt.Errorf("bad cursor")
 	}
 	return &tessera.UserPosition{CreatedAt: time.UnixMilli(msec).UTC(), ID: id}, nil
@@ -164,6 +175,9 @@ func (s *Service) ListUsers(ctx context.Context, admin policy.Admin, q tessera.U
 func (s *Service) FindUser(ctx context.Context, admin policy.Admin, idOrEmail string) (*tessera.User, error) {
 	if err := policy.MayAdminister(admin, policy.ReadUser); err != nil {
 		return nil, err
+	}
+	if !storable(idOrEmail) {
+		return nil, tessera.Errorf(tessera.ENOTFOUND, "No such user")
 	}
 	var u *tessera.User
 	var err error

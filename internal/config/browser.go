@@ -37,12 +37,12 @@ func (c *Config) loadBrowser(get func(name, def string) string, bad func(string,
 		if err != nil {
 			bad("TESSERA_DEV_INBOX: must be 1 (on) or 0 (off), not %q", v)
 		}
-		c.DevInbox = on
+		c.DevInbox, c.DevInboxAnywhere = on, on
 	}
 	// It shows what the log sender delivers; with real senders only it
 	// would stay empty.
 	if c.EmailSender != "log" && c.SMSSender != "log" {
-		c.DevInbox = false
+		c.DevInbox, c.DevInboxAnywhere = false, false
 	}
 }
 
@@ -62,6 +62,13 @@ func CanonicalOrigin(o string) (string, error) {
 		return "", fmt.Errorf("%q must use https or http", o)
 	}
 	host, port := strings.ToLower(u.Hostname()), u.Port()
+	// A page served over plain HTTP is anyone's on its network path:
+	// allowed, its injected script would drive the accounts API in the
+	// user's name. Only a developer's own machine may use http, as for
+	// the return URLs.
+	if ip := net.ParseIP(host); scheme == "http" && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return "", fmt.Errorf("%q must use https (http only for localhost)", o)
+	}
 	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
 		port = ""
 	}

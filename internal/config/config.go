@@ -110,6 +110,9 @@ type Config struct {
 	// TESSERA_DEV_INBOX: serve /dev/inbox with the log sender's recent
 	// messages (default: on a loopback address with SQLite)
 	DevInbox bool
+	// DevInboxAnywhere: TESSERA_DEV_INBOX=1 asked for it, so it answers
+	// whoever reaches it; on by default, it answers this machine only.
+	DevInboxAnywhere bool
 
 	// HMACKeys and EncryptionKeys come from TESSERA_HMAC_KEY and
 	// TESSERA_ENCRYPTION_KEYS, or else from files in DataDir that are

@@ -29,6 +29,17 @@ func (w *Worker) fallBack(ctx context.Context, m *tessera.Message, attempts int,
 		return false, nil
 	}
 	now := w.Now()
+	// A verification deleted, used, expired or locked while this message
+	// was retried no longer needs its code: no call or message more.
+	if m.VerificationID != "" {
+		v, err := w.Store.Verification(ctx, m.Owner, m.VerificationID)
+		if tessera.ErrorCode(err) == tessera.ENOTFOUND || err == nil && !verify.AwaitsCode(v, now) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
 	next := &tessera.Message{
 		ID: uuid.NewString(), Owner: m.Owner, VerificationID: m.VerificationID,
 		Channel: content.Fallback[0], To: m.To, Status: tessera.MessagePending, NextAttemptAt: now,

@@ -12,6 +12,11 @@ import (
 // sender), newest first, for the development inbox page (/dev/inbox). It
 // lives in memory: a restart empties it, and each instance has its own.
 type Inbox struct {
+	// Anywhere: the operator asked for the inbox (TESSERA_DEV_INBOX=1), so
+	// it answers requests through a proxy or naming another host too;
+	// otherwise only a request from this machine that names it.
+	Anywhere bool
+
 	now  func() time.Time
 	mu   sync.Mutex
 	ring []InboxMessage // at most cap(ring); next is the slot written next

@@ -6,7 +6,9 @@ import (
 	"embed"
 	"encoding/base64"
 	"html/template"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/tessera-id/tessera"
@@ -51,12 +53,44 @@ func (s *Server) devInboxRoutes() {
 
 func (s *Server) requireInbox(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.Inbox == nil {
+		if s.Inbox == nil || !s.Inbox.Anywhere && !directRequest(r) {
 			s.writeError(w, r, tessera.Errorf(tessera.ENOTFOUND, "Not found"))
 			return
 		}
 		next(w, r)
 	}
+}
+
+// directRequest reports whether r reached the inbox the way a developer
+// reaches it, not the two ways a stranger reaches a loopback address:
+// through a reverse proxy on this machine (it names the client in a
+// forwarding header) or by DNS rebinding (a browser on this machine sends
+// the attacker's host name). A request from this machine must name this
+// machine; one from elsewhere arrives only where the operator opened the
+// inbox to every interface. An inbox the operator asked for
+// (TESSERA_DEV_INBOX=1, Inbox.Anywhere) answers every request.
+func directRequest(r *http.Request) bool {
+	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip"} {
+		if r.Header.Get(h) != "" {
+			return false
+		}
+	}
+	return !loopbackHost(r.RemoteAddr) || loopbackHost(r.Host)
+}
+
+// loopbackHost reports whether hostport (a host with or without port)
+// names this machine: localhost or a loopback address.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // devInboxMessages are the inbox's messages, newest first, only those to

@@ -51,6 +51,7 @@ const (
 // legacy is a parsed foreign hash: verify recomputes it from a password.
 type legacy struct {
 	scheme string
+	memory uint64 // KiB one verification takes (argon2, scrypt); 0: little
 	verify func(pw string) (bool, error)
 }
 
@@ -143,7 +144,7 @@ func parseArgon2(encoded string) (*legacy, error) {
 	if parts[1] == "argon2i" {
 		derive = argon2.Key
 	}
-	return &legacy{scheme: parts[1], verify: func(pw string) (bool, error) {
+	return &legacy{scheme: parts[1], memory: uint64(m), verify: func(pw string) (bool, error) {
 		return equal(derive([]byte(pw), salt, t, m, uint8(p), uint32(len(want))), want), nil
 	}}, nil
 }
@@ -227,6 +228,10 @@ func scryptParams(field string) (n, r, p int, err error) {
 	return n, r, p, nil
 }
 
+// scryptMemory is what scrypt with n, r, p takes, in KiB: its table of n
+// blocks and its p lanes, 128·r bytes each.
+func scryptMemory(n, r, p int) uint64 { return 128 * uint64(r) * (uint64(n) + uint64(p)) / 1024 }
+
 func parseScrypt(encoded string) (*legacy, error) {
 	parts := strings.Split(encoded, "$")
 	if len(parts) != 5 {
@@ -244,7 +249,7 @@ func parseScrypt(encoded string) (*legacy, error) {
 	if err := checkKey(want); err != nil {
 		return nil, err
 	}
-	return &legacy{scheme: "scrypt", verify: func(pw string) (bool, error) {
+	return &legacy{scheme: "scrypt", memory: scryptMemory(n, r, p), verify: func(pw string) (bool, error) {
 		got, err := scrypt.Key([]byte(pw), salt, n, r, p, len(want))
 		return err == nil && equal(got, want), err
 	}}, nil
@@ -284,7 +289,7 @@ func parseFirebaseScrypt(encoded string) (*legacy, error) {
 	if err := checkKey(want); err != nil {
 		return nil, err
 	}
-	return &legacy{scheme: "firebase-scrypt", verify: func(pw string) (bool, error) {
+	return &legacy{scheme: "firebase-scrypt", memory: scryptMemory(n, r, p), verify: func(pw string) (bool, error) {
 		key, err := scrypt.Key([]byte(pw), append(append([]byte{}, salt...), sep...), n, r, p, 32)
 		if err != nil {
 			return false, err

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -43,8 +44,12 @@ const (
 type Hasher struct {
 	Params Params
 	slots  chan struct{}
-	dummy  string // a hash of nothing, to spend the same time on unknown accounts
-	kdf    func(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte
+	// wide serialises taking several slots at once (a hash that needs the
+	// memory of several), so two such hashes never each hold some slots
+	// while waiting for the other's.
+	wide  sync.Mutex
+	dummy string // a hash of nothing, to spend the same time on unknown accounts
+	kdf   func(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte
 }
 
 // DefaultConcurrency is how many hashes run at once by default: one per
@@ -144,23 +149,50 @@ func (h *Hasher) verifyLegacy(ctx context.Context, pw, encoded string) (bool, er
 	if err != nil {
 		return false, err
 	}
-	select {
-	case h.slots <- struct{}{}:
-	case <-ctx.Done():
-		return false, ctx.Err()
+	release, err := h.acquire(ctx, l.memory)
+	if err != nil {
+		return false, err
 	}
-	defer func() { <-h.slots }()
+	defer release()
 	return l.verify(pw)
 }
 
 func (h *Hasher) derive(ctx context.Context, pw string, salt []byte, p Params) ([]byte, error) {
-	select {
-	case h.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	release, err := h.acquire(ctx, uint64(p.Memory))
+	if err != nil {
+		return nil, err
 	}
-	defer func() { <-h.slots }()
+	defer release()
 	return h.kdf([]byte(pw), salt, p.Time, p.Memory, p.Threads, keyLen), nil
+}
+
+// acquire takes the slots a hash using memory KiB needs: one per Memory
+// it uses (at least one, at most all), so the memory budget holds for
+// imported hashes that use many times what Tessera's own do. It returns
+// the function that gives them back.
+func (h *Hasher) acquire(ctx context.Context, memory uint64) (func(), error) {
+	n := 1
+	if per := uint64(h.Params.Memory); per > 0 && memory > per {
+		n = int(min((memory+per-1)/per, uint64(cap(h.slots))))
+	}
+	release := func(k int) {
+		for range k {
+			<-h.slots
+		}
+	}
+	if n > 1 {
+		h.wide.Lock()
+		defer h.wide.Unlock()
+	}
+	for i := range n {
+		select {
+		case h.slots <- struct{}{}:
+		case <-ctx.Done():
+			release(i)
+			return nil, ctx.Err()
+		}
+	}
+	return func() { release(n) }, nil
 }
 
 func parse(encoded string) (Params, []byte, []byte, error) {

@@ -116,6 +116,13 @@ func FormatPhoneFallback(order []tessera.Channel) string {
 	return strings.Join(parts, ",")
 }
 
+// AwaitsCode reports whether v still waits for its code at now: not used,
+// expired or locked (nor deleted, when the caller found none). Only then
+// does a failed message fall back to the next, often dearer, channel.
+func AwaitsCode(v *tessera.Verification, now time.Time) bool {
+	return v.ConsumedAt.IsZero() && !v.Expired(now) && !v.Locked()
+}
+
 // FallBackAfterReport queues the next channel of a message a provider
 // reported undelivered or failed after accepting it (a status callback),
 // and returns the new message; nil when there is nothing to do: the
@@ -164,7 +171,7 @@ func (e *Engine) successor(ctx context.Context, m *tessera.Message, now time.Tim
 	if err != nil {
 		return nil, err
 	}
-	if !v.ConsumedAt.IsZero() || v.Expired(now) || v.Locked() || v.SealedContent == nil {
+	if !AwaitsCode(v, now) || v.SealedContent == nil {
 		return nil, nil
 	}
 	plain, err := e.Keys.Open(v.SealedContent, contentAD(v.Owner, v.ID))

@@ -97,10 +97,17 @@ const (
 )
 
 // secureRequest reports whether the browser reached a host other than
-// plain-HTTP loopback (directly, or through a TLS-terminating proxy): its
-// cookies are then Secure and carry the __Host- prefix.
+// plain-HTTP loopback (directly, or through a TLS-terminating proxy, which
+// says so in X-Forwarded-Proto or Forwarded): its cookies are then Secure
+// and carry the __Host- prefix.
 func secureRequest(r *http.Request) bool {
 	if r.TLS != nil {
+		return true
+	}
+	// A proxy that says the browser used https is believed without being
+	// a trusted one: a false claim only makes the cookies stricter. It
+	// may have passed its upstream's loopback address as Host.
+	if strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") || strings.Contains(strings.ToLower(r.Header.Get("Forwarded")), "proto=https") {
 		return true
 	}
 	host := r.Host
@@ -156,9 +163,11 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	json.NewEncoder(w).Encode(body)
 }
 
-// sessionMAC authenticates a session id in the cookie.
+// sessionMAC authenticates a session id in the cookie. It is cut from
+// the bare MAC (Keys.MAC), never from a stored hash (Keys.Hash), which
+// begins with the key's id: a cut of that could hold no secret at all.
 func (p *Pages) sessionMAC(sessionID string) string {
-	return b64(p.Keys.Hash("page-session", sessionID)[:18])
+	return b64(p.Keys.MAC("page-session", sessionID)[:18])
 }
 
 // signIn sets the page session cookie to sess.
@@ -243,7 +252,7 @@ func (p *Pages) csrfToken(st *state, flow string) string {
 	if st.sess != nil {
 		sid = st.sess.ID
 	}
-	return b64(p.Keys.Hash("page-csrf", st.csrf, sid, flow)[:24])
+	return b64(p.Keys.MAC("page-csrf", st.csrf, sid, flow)[:24])
 }
 
 func (p *Pages) checkCSRF(st *state, token, flow string) bool {
