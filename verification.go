@@ -217,6 +217,11 @@ type MessageContent struct {
 	Body      string `json:"body"`
 	FromEmail string `json:"fromEmail,omitempty"`
 	FromName  string `json:"fromName,omitempty"`
+	// PlainText says Body is text, never HTML, whatever it contains: the
+	// account messages, which may quote text someone else chose (the user
+	// agent of a new sign-in). An email sender escapes it for its HTML
+	// part instead of taking tags in it for markup.
+	PlainText bool `json:"plainText,omitempty"`
 	// Code is the code Body carries, kept beside it (sealed alike): a voice
 	// call reads it out character by character, a WhatsApp template fills
 	// it in, and the development inbox shows it; empty for a message

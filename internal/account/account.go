@@ -222,7 +222,7 @@ func (s *Service) send(ctx context.Context, u *tessera.User, method tessera.Meth
 	req := &verify.InitiateRequest{
 		Consumer: destination,
 		Issuer:   s.ServiceName,
-		Template: verify.Template{Subject: subject, Body: body},
+		Template: verify.Template{Subject: subject, Body: body, PlainText: true},
 		Policy: verify.Policy{
 			ExpiredOn:            hms(ttl),
 			MaxAttempts:          codeMaxAttempts,

@@ -85,6 +85,9 @@ func (s *Service) notifyOn(ctx context.Context, eng *verify.Engine, u *tessera.U
 	return eng.Notice(ctx, Owner, tessera.MethodEmail, address, tessera.MessageContent{
 		Subject: s.ServiceName + ": " + i18n.T(lang, "msg.notice."+kind+".subject", args...),
 		Body:    s.antiPhishingLine(u, lang) + i18n.T(lang, "msg.notice."+kind+".body", args...) + "\n\n" + i18n.T(lang, "msg.notice.footer"),
+		// A notice may quote what someone else typed (a new device's user
+		// agent): it must never become markup in a genuine email.
+		PlainText: true,
 	})
 }
 

@@ -231,6 +231,9 @@ func (s *SMTPSender) message(m *tessera.Outgoing) (*gomail.Msg, error) {
 	msg.SetMessageIDWithValue(messageID(m.ID, from.Address))
 	msg.SetDate()
 	plain, htmlBody := bodies(m.Content.Body)
+	if m.Content.PlainText {
+		plain, htmlBody = m.Content.Body, textToHTML(m.Content.Body)
+	}
 	msg.SetBodyString(gomail.TypeTextPlain, plain)
 	msg.AddAlternativeString(gomail.TypeTextHTML, htmlBody)
 	return msg, nil

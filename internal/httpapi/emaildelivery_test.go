@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"io"
+	"mime/quotedprintable"
 	"net"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 type mailServer struct {
 	mu       sync.Mutex
 	accepted []string
+	messages []string // the raw messages accepted, in order
 }
 
 func (m *mailServer) NewSession(*smtp.Conn) (smtp.Session, error) { return &mailSession{srv: m}, nil }
@@ -40,12 +42,14 @@ func (s *mailSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 func (s *mailSession) Data(r io.Reader) error {
-	if _, err := io.Copy(io.Discard, r); err != nil {
+	raw, err := io.ReadAll(r)
+	if err != nil {
 		return err
 	}
 	s.srv.mu.Lock()
 	defer s.srv.mu.Unlock()
 	s.srv.accepted = append(s.srv.accepted, s.to)
+	s.srv.messages = append(s.srv.messages, string(raw))
 	return nil
 }
 func (s *mailSession) Reset()        { s.to = "" }
@@ -103,4 +107,51 @@ func TestEmailDeliveryStates(t *testing.T) {
 			t.Fatalf("the SMTP server accepted %v", mail.accepted)
 		}
 	})
+}
+
+// TestNoticeQuotesNeverBecomeMarkup: an attacker who knows the password
+// signs in with a user agent of HTML. The genuine new-device notice, with
+// the owner's anti-phishing code, must show that text, never render it as
+// a link the owner would trust.
+func TestNoticeQuotesNeverBecomeMarkup(t *testing.T) {
+	mail, port := startMailServer(t)
+	e := newEnvWith(t, stores[0].open(t), func(o *app.Options) {
+		o.NoNewDeviceNotices = false
+		sender, err := deliver.NewSMTPSender(deliver.SMTPConfig{Host: "127.0.0.1", Port: port, TLS: "none", From: "no-reply@acme.example"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Senders[tessera.ChannelEmail] = sender
+	})
+	u := &user{e: e, email: "quoted@example.com", password: "correct horse battery"}
+	e.doWith("POST", "/auth/register", map[string]any{"email": u.email, "password": u.password}, nil).want(t, 202)
+	e.deliver()
+	mail.mu.Lock()
+	code := sixDigits.FindString(strings.Join(mail.messages, "\n"))
+	mail.mu.Unlock()
+	e.doWith("POST", "/auth/register/confirm", map[string]any{"email": u.email, "code": code}, nil).want(t, 200)
+
+	const evil = `<a href="https://evil.example/secure">Secure your account</a>`
+	e.doWith("POST", "/auth/login", map[string]any{"email": u.email, "password": u.password}, map[string]string{"User-Agent": evil}).want(t, 200)
+	e.deliver()
+	mail.mu.Lock()
+	defer mail.mu.Unlock()
+	last := mail.messages[len(mail.messages)-1]
+	_, htmlPart, ok := strings.Cut(decodeQuotedPrintable(last), "Content-Type: text/html")
+	if !ok || !strings.Contains(htmlPart, "&lt;a href=") {
+		t.Fatalf("the notice's HTML part does not show the user agent as text:\n%s", last)
+	}
+	if strings.Contains(htmlPart, `<a href="https://evil.example`) {
+		t.Fatalf("the attacker's user agent became a link in the genuine notice:\n%s", htmlPart)
+	}
+}
+
+// decodeQuotedPrintable undoes the quoted-printable soft line breaks and
+// escapes of a raw message, enough to search its text.
+func decodeQuotedPrintable(raw string) string {
+	b, err := io.ReadAll(quotedprintable.NewReader(strings.NewReader(raw)))
+	if err != nil {
+		return raw
+	}
+	return string(b)
 }

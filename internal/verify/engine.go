@@ -309,6 +309,9 @@ type Template struct {
 	Subject   string `json:"subject"`
 	FromEmail string `json:"fromEmail"`
 	FromName  string `json:"fromName"`
+	// PlainText marks Body as text, never HTML (tessera.MessageContent's
+	// PlainText); Tessera's own messages set it, API clients cannot.
+	PlainText bool `json:"-"`
 }
 
 // CodeSpec says how long a code is and which characters it uses.
@@ -956,7 +959,7 @@ func messageContent(m tessera.Method, t *Template, issuer, code, id string) tess
 			body = "Your " + issuer + " verification code is " + PlaceholderCode
 		}
 	}
-	c := tessera.MessageContent{Body: Render(body, code, id), FromEmail: t.FromEmail, FromName: t.FromName, Code: code}
+	c := tessera.MessageContent{Body: Render(body, code, id), FromEmail: t.FromEmail, FromName: t.FromName, Code: code, PlainText: t.PlainText}
 	if m == tessera.MethodEmail {
 		c.Subject = t.Subject
 		if c.Subject == "" {
