@@ -563,9 +563,24 @@ func scanSession(row scanner) (*tessera.Session, error) {
 	return &s, nil
 }
 
-// CreateSession stores a session and its first refresh token together.
+// CreateSession stores a session and its first refresh token together,
+// unless the user is disabled (EFORBIDDEN). The user's row is locked
+// first: a login that checked the account before an operator disabled it
+// either commits before the disabling (whose revocation then ends the
+// session) or sees it, and never leaves a session that enabling the
+// account would bring back.
 func (db *DB) CreateSession(ctx context.Context, s *tessera.Session, first *tessera.RefreshToken) error {
 	return db.writeOp(ctx, true, func(r runner) error {
+		if err := db.lockUser(ctx, r, s.UserID); err != nil {
+			return err
+		}
+		var status string
+		if err := r.queryRow(ctx, `SELECT status FROM users WHERE id = ?`, s.UserID).Scan(&status); err != nil {
+			return err
+		}
+		if tessera.UserStatus(status) == tessera.UserDisabled {
+			return tessera.Errorf(tessera.EFORBIDDEN, "This account is disabled")
+		}
 		if _, err := r.exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, '', ?, ?)`,
 			s.ID, s.UserID, strings.Join(s.AMR, ","), s.UserAgent, s.IP, ms(s.CreatedAt), ms(s.LastUsedAt), ms(s.ExpiresAt), s.AAL, ms(s.AuthTime)); err != nil {
 			return err

@@ -34,6 +34,7 @@ func RunAccounts(t *testing.T, open func(t *testing.T) tessera.AccountStore) {
 		{"CredentialsChangeEmailParallel", testCredentialsChangeEmailParallel},
 		{"CredentialsRecoveryCodes", testCredentialsRecoveryCodes},
 		{"Sessions", testSessions},
+		{"NoSessionForADisabledUser", testNoSessionForADisabledUser},
 		{"RotateRefreshToken", testRotateRefreshToken},
 		{"RotateRefreshTokenParallel", testRotateRefreshTokenParallel},
 		{"DeleteStaleKeepsSpentRefreshTokens", testDeleteStaleKeepsSpentRefreshTokens},
@@ -1226,6 +1227,7 @@ func testPendingRegistrations(t *testing.T, s tessera.AccountStore) {
 // testSessionAuth: a step-up rewrites the assurance of an active session
 // only.
 func testSessionAuth(t *testing.T, s tessera.AccountStore) {
+	createUser(t, s, "u1", "a@example.com")
 	sess := &tessera.Session{ID: "s1", UserID: "u1", AAL: 1, AMR: []string{"pwd"}, AuthTime: t0, CreatedAt: t0, LastUsedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 	must(t, s.CreateSession(ctx(), sess, &tessera.RefreshToken{Hash: []byte("h1"), SessionID: "s1", CreatedAt: t0}))
 	got, err := s.Session(ctx(), "s1")
@@ -1574,4 +1576,44 @@ func testPasskeys(t *testing.T, s tessera.AccountStore) {
 	if u := getUser(t, s, "u2"); u.HasPasskeys() {
 		t.Fatalf("passkeys left: %+v", u)
 	}
+}
+
+// testNoSessionForADisabledUser: a login that checked the account before
+// an operator disabled it must not leave a session behind (one that
+// enabling the account would bring back): CreateSession refuses a
+// disabled user, also when the two race.
+func testNoSessionForADisabledUser(t *testing.T, s tessera.AccountStore) {
+	createUser(t, s, "u1", "a@example.com")
+	must(t, s.SetUserStatus(ctx(), "u1", tessera.UserActive))
+	now := t0.Add(time.Minute)
+	disable := func() {
+		must(t, s.InTx(ctx(), func(tx tessera.TxStore) error {
+			if err := tx.SetUserStatus(ctx(), "u1", tessera.UserDisabled); err != nil {
+				return err
+			}
+			_, err := tx.RevokeSessions(ctx(), "u1", "", "", "account disabled", now)
+			return err
+		}))
+	}
+	disable()
+	wantCode(t, s.CreateSession(ctx(), newSession("late", "u1", now), firstToken("rt-late", now)), tessera.EFORBIDDEN)
+	wantSessions(t, s, "u1", now)
+
+	// Logins racing the disabling: each ends refused or revoked.
+	must(t, s.SetUserStatus(ctx(), "u1", tessera.UserActive))
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.CreateSession(ctx(), newSession(fmt.Sprint("race", i), "u1", now), firstToken(fmt.Sprint("rt-race", i), now))
+			if err != nil && tessera.ErrorCode(err) != tessera.EFORBIDDEN {
+				t.Errorf("session %d: %v", i, err)
+			}
+		}()
+	}
+	disable()
+	wg.Wait()
+	must(t, s.SetUserStatus(ctx(), "u1", tessera.UserActive))
+	wantSessions(t, s, "u1", now)
 }
