@@ -358,9 +358,9 @@ func (s *Server) handleChangePassword(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, r, okJSON, s.Accounts.ChangePassword(r.Context(), a.user, a.session, req.OldPassword, req.NewPassword, meta(r)))
 }
 
+// sessionJSON is a session as the accounts and admin APIs show it.
 type sessionJSON struct {
 	ID         string    `json:"id"`
-	Current    bool      `json:"current"`
 	UserAgent  string    `json:"userAgent"`
 	IP         string    `json:"ip"`
 	AMR        []string  `json:"amr"`
@@ -371,6 +371,17 @@ type sessionJSON struct {
 	ExpiresAt  time.Time `json:"expiresAt"`
 }
 
+func sessionJSONOf(ss *tessera.Session) sessionJSON {
+	return sessionJSON{ss.ID, ss.UserAgent, ss.IP, ss.AMR, ss.AAL, ss.AuthTime, ss.CreatedAt, ss.LastUsedAt, ss.ExpiresAt}
+}
+
+// ownSessionJSON is one of the user's own sessions, marked when it is the
+// one asking.
+type ownSessionJSON struct {
+	sessionJSON
+	Current bool `json:"current"`
+}
+
 // handleSessions handles GET /auth/sessions.
 func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
 	a := userFrom(r.Context())
@@ -379,9 +390,9 @@ func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := make([]sessionJSON, 0, len(list))
+	out := make([]ownSessionJSON, 0, len(list))
 	for _, ss := range list {
-		out = append(out, sessionJSON{ss.ID, ss.ID == a.session.ID, ss.UserAgent, ss.IP, ss.AMR, ss.AAL, ss.AuthTime, ss.CreatedAt, ss.LastUsedAt, ss.ExpiresAt})
+		out = append(out, ownSessionJSON{sessionJSONOf(ss), ss.ID == a.session.ID})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
 }

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/tessera-id/tessera"
 	"github.com/tessera-id/tessera/internal/account"
@@ -32,19 +31,6 @@ const (
 )
 
 func adminOf(r *http.Request) policy.Admin { return policy.AdminOf(clientFrom(r.Context())) }
-
-// adminSessionJSON is a session as the admin API shows it.
-type adminSessionJSON struct {
-	ID         string    `json:"id"`
-	UserAgent  string    `json:"userAgent"`
-	IP         string    `json:"ip"`
-	AMR        []string  `json:"amr"`
-	AAL        int       `json:"aal"`
-	AuthTime   time.Time `json:"authTime"`
-	CreatedAt  time.Time `json:"createdAt"`
-	LastUsedAt time.Time `json:"lastUsedAt"`
-	ExpiresAt  time.Time `json:"expiresAt"`
-}
 
 // writeAdminUser answers with err, or else with the user u.
 func (s *Server) writeAdminUser(w http.ResponseWriter, r *http.Request, u *tessera.User, err error) {
@@ -87,9 +73,9 @@ func (s *Server) handleGetUser(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	sessions := make([]adminSessionJSON, 0, len(d.Sessions))
+	sessions := make([]sessionJSON, 0, len(d.Sessions))
 	for _, ss := range d.Sessions {
-		sessions = append(sessions, adminSessionJSON{ss.ID, ss.UserAgent, ss.IP, ss.AMR, ss.AAL, ss.AuthTime, ss.CreatedAt, ss.LastUsedAt, ss.ExpiresAt})
+		sessions = append(sessions, sessionJSONOf(ss))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": http.StatusOK, "user": d.User, "credentials": d.Credentials, "sessions": sessions})
 }

@@ -53,7 +53,12 @@ func (db *DB) MarkSentFallBackAt(ctx context.Context, id string, sentAt, fallbac
 
 // FallbacksDue lists the messages whose fallback timer ran out at now.
 func (db *DB) FallbacksDue(ctx context.Context, now time.Time, limit int) ([]*tessera.Message, error) {
-	rows, err := db.reader().query(ctx, `SELECT `+messageColumns+` FROM outbox WHERE `+fallbackDue+` ORDER BY fallback_at LIMIT ?`, ms(now), limit)
+	return db.queryMessages(ctx, `SELECT `+messageColumns+` FROM outbox WHERE `+fallbackDue+` ORDER BY fallback_at LIMIT ?`, ms(now), limit)
+}
+
+// queryMessages runs a query of messageColumns on the read pool.
+func (db *DB) queryMessages(ctx context.Context, query string, args ...any) ([]*tessera.Message, error) {
+	rows, err := db.reader().query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -98,19 +103,6 @@ func (db *DB) MessageByID(ctx context.Context, id string) (*tessera.Message, err
 
 // MessagesForVerification lists a verification's messages, oldest first.
 func (db *DB) MessagesForVerification(ctx context.Context, owner, verificationID string) ([]*tessera.Message, error) {
-	rows, err := db.reader().query(ctx, `SELECT `+messageColumns+` FROM outbox
+	return db.queryMessages(ctx, `SELECT `+messageColumns+` FROM outbox
 		WHERE owner = ? AND verification_id = ? ORDER BY created_at, id`, owner, verificationID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*tessera.Message
-	for rows.Next() {
-		m, err := scanMessage(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
 }
