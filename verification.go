@@ -78,6 +78,10 @@ type Verification struct {
 	SealedContent []byte
 	Sends         int       // how many times the message was queued
 	LastSentAt    time.Time // when it was last queued
+	// Delivered says a message of it was reported delivered
+	// (DeliveryStore.RecordDelivery): only then can its validation be a
+	// conversion.
+	Delivered bool
 }
 
 // Locked reports whether the wrong codes have used up the attempts.

@@ -150,7 +150,7 @@ func oneRow(res sql.Result, err error) error {
 
 // ---- verifications ----
 
-const verificationColumns = `owner, id, method, consumer, issuer, code_hash, attempts, max_attempts, payload, created_at, expires_at, consumed_at, sealed_content, sends, last_sent_at`
+const verificationColumns = `owner, id, method, consumer, issuer, code_hash, attempts, max_attempts, payload, created_at, expires_at, consumed_at, sealed_content, sends, last_sent_at, delivered`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -160,13 +160,14 @@ func scanVerification(row scanner) (*tessera.Verification, error) {
 	var created, expires int64
 	var consumed sql.NullInt64
 	var lastSent int64
-	if err := row.Scan(&v.Owner, &v.ID, &method, &v.Consumer, &v.Issuer, &v.CodeHash, &v.Attempts, &v.MaxAttempts, &v.Payload, &created, &expires, &consumed, &v.SealedContent, &v.Sends, &lastSent); err != nil {
+	var delivered int
+	if err := row.Scan(&v.Owner, &v.ID, &method, &v.Consumer, &v.Issuer, &v.CodeHash, &v.Attempts, &v.MaxAttempts, &v.Payload, &created, &expires, &consumed, &v.SealedContent, &v.Sends, &lastSent, &delivered); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, notFound()
 		}
 		return nil, err
 	}
-	v.Method = tessera.Method(method)
+	v.Method, v.Delivered = tessera.Method(method), delivered == 1
 	v.CreatedAt, v.ExpiresAt, v.ConsumedAt = fromMS(created), fromMS(expires), fromNullMS(consumed)
 	if lastSent > 0 {
 		v.LastSentAt = fromMS(lastSent)
@@ -205,7 +206,7 @@ func (db *DB) RenewVerification(ctx context.Context, v *tessera.Verification, ms
 }
 
 const insertVerification = `INSERT INTO verifications (` + verificationColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?) `
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, 0) `
 
 func verificationArgs(v *tessera.Verification) []any {
 	return []any{v.Owner, v.ID, string(v.Method), v.Consumer, v.Issuer, v.CodeHash, v.Attempts, v.MaxAttempts, v.Payload, ms(v.CreatedAt), ms(v.ExpiresAt),
@@ -649,13 +650,25 @@ func (db *DB) RecordDelivery(ctx context.Context, id, providerID string, status 
 	if status == tessera.DeliveryDelivered {
 		delivered = ms(at)
 	}
-	return db.writeOp(ctx, false, func(r runner) error {
+	// A delivery is also noted on its verification (see RecordConversion),
+	// in the same commit.
+	return db.writeOp(ctx, status == tessera.DeliveryDelivered, func(r runner) error {
 		// A final report settles the fallback timer: delivered needs none,
 		// a failure falls back at once (Engine.FallBackAfterReport).
-		return oneRow(r.exec(ctx, `UPDATE outbox SET delivery_status = ?, provider_error = ?, delivered_at = ?, fallback_at = 0,
+		var owner, verificationID string
+		err := r.queryRow(ctx, `UPDATE outbox SET delivery_status = ?, provider_error = ?, delivered_at = ?, fallback_at = 0,
 			provider_id = CASE WHEN provider_id = '' THEN ? ELSE provider_id END
-			WHERE id = ? AND (? = '' OR provider_id = '' OR provider_id = ?) AND delivery_status <> 'delivered'`,
-			string(status), providerError, delivered, providerID, id, providerID, providerID))
+			WHERE id = ? AND (? = '' OR provider_id = '' OR provider_id = ?) AND delivery_status <> 'delivered'
+			RETURNING owner, verification_id`,
+			string(status), providerError, delivered, providerID, id, providerID, providerID).Scan(&owner, &verificationID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound()
+		}
+		if err != nil || status != tessera.DeliveryDelivered || verificationID == "" {
+			return err
+		}
+		_, err = r.exec(ctx, `UPDATE verifications SET delivered = 1 WHERE owner = ? AND id = ? AND delivered = 0`, owner, verificationID)
+		return err
 	})
 }
 
@@ -665,7 +678,8 @@ func (db *DB) Message(ctx context.Context, id string) (*tessera.Message, error) 
 }
 
 // RecordConversion marks the delivered, unconverted message of a
-// verification converted, in one statement, so it counts once.
+// verification converted, in one statement, so it counts once. The engine
+// asks only for a verification marked Delivered.
 //
 // Every validation asks, and few verifications have a delivered message
 // (only some providers report delivery), so a read decides first whether

@@ -703,11 +703,25 @@ func testDeliveryReports(t *testing.T, st tessera.Store) {
 	if got := get(); got.ProviderID != "SM1" || got.DeliveryStatus != "" || got.ProviderError != "" {
 		t.Fatalf("after foreign reports: %+v", got)
 	}
+	// Only a delivered message marks its verification, which is what
+	// makes the engine ask for a conversion.
+	delivered := func() bool {
+		t.Helper()
+		got, err := st.Verification(ctx(), "c1", v.ID)
+		must(t, err)
+		return got.Delivered
+	}
 	must(t, s.RecordDelivery(ctx(), m.ID, "SM1", tessera.DeliveryUndelivered, "30003", t0))
 	if got := get(); got.DeliveryStatus != tessera.DeliveryUndelivered || got.ProviderError != "30003" || !got.DeliveredAt.IsZero() {
 		t.Fatalf("after undelivered: %+v", got)
 	}
+	if delivered() {
+		t.Fatal("an undelivered message marked its verification delivered")
+	}
 	must(t, s.RecordDelivery(ctx(), m.ID, "SM1", tessera.DeliveryDelivered, "", t0.Add(time.Second)))
+	if !delivered() {
+		t.Fatal("a delivered message did not mark its verification delivered")
+	}
 	wantCode(t, s.RecordDelivery(ctx(), m.ID, "SM1", tessera.DeliveryFailed, "30008", t0.Add(2*time.Second)), tessera.ENOTFOUND)
 	if got := get(); got.DeliveryStatus != tessera.DeliveryDelivered || got.ProviderError != "" || !got.DeliveredAt.Equal(t0.Add(time.Second)) {
 		t.Fatalf("after delivered: %+v", got)

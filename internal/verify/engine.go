@@ -658,7 +658,9 @@ func (e *Engine) ValidateBound(ctx context.Context, owner string, method tessera
 			// not counted only makes the breaker stricter.
 			_ = e.Breaker.Validated(ctx, v.Consumer, e.now())
 		}
-		if method != tessera.MethodGoogleAuth && v != nil {
+		// Only a verification with a message reported delivered can
+		// convert: the others (nearly all) need no question to the store.
+		if method != tessera.MethodGoogleAuth && v != nil && v.Delivered {
 			e.recordConversion(ctx, v)
 		}
 	case tessera.EINVALIDCODE:
