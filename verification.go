@@ -114,12 +114,16 @@ type Message struct {
 	Status        MessageStatus
 	Attempts      int
 	NextAttemptAt time.Time
-	// LockedUntil is set by the engine on a message it hands to its own
-	// instance's worker in memory. The store keeps leases on the database's
-	// clock and with a holder (see Store.ClaimMessages): a message nobody
-	// has claimed yet may be claimed by any worker, so one the local worker
-	// could not take (its queue was full, the process died) waits no lease.
-	LockedUntil time.Time
+	// LeaseHolder, set on a new message, is the worker it is written
+	// leased to, for Lease from the moment of the write on the database's
+	// clock (as Store.ClaimMessages leases): the engine hands such a
+	// message to that worker in memory, which sends it without claiming
+	// it. LeasedFrom is when the write began on this process's clock,
+	// which the lease cannot have started before. Without a LeaseHolder a
+	// new message is claimable by any worker at once.
+	LeaseHolder string
+	Lease       time.Duration
+	LeasedFrom  time.Time
 	LastError   string
 	CreatedAt   time.Time
 	SentAt      time.Time

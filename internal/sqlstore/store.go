@@ -219,9 +219,9 @@ func verificationArgs(v *tessera.Verification) []any {
 // initiate is one round trip instead of four (BEGIN, two inserts, COMMIT).
 // The casts type the message's parameters, which a SELECT list leaves
 // untyped.
-const insertVerificationWithMessage = `WITH v AS (` + insertVerification + `%s RETURNING 1)
-	INSERT INTO outbox (id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, locked_until, last_error, created_at)
-	SELECT ?::TEXT, ?::TEXT, ?::TEXT, ?::TEXT, ?::TEXT, ?::BYTEA, ?::TEXT, 0, ?::BIGINT, ?::BIGINT, '', ?::BIGINT FROM v`
+var insertVerificationWithMessage = `WITH v AS (` + insertVerification + `%s RETURNING 1)
+	INSERT INTO outbox (id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, locked_until, last_error, created_at, lease_holder)
+	SELECT ?::TEXT, ?::TEXT, ?::TEXT, ?::TEXT, ?::TEXT, ?::BYTEA, ?::TEXT, 0, ?::BIGINT, ` + leasedUntil(postgresNowMS, "?::BIGINT") + `, '', ?::BIGINT, ?::TEXT FROM v`
 
 func (db *DB) putVerification(ctx context.Context, v *tessera.Verification, msg *tessera.Message, onConflict string) error {
 	if msg != nil && db.dialect.writingWith {
@@ -233,7 +233,7 @@ func (db *DB) putVerification(ctx context.Context, v *tessera.Verification, msg 
 		if err := inUse(oneRow(r.exec(ctx, insertVerification+onConflict, verificationArgs(v)...))); err != nil || msg == nil {
 			return err
 		}
-		if _, err := r.exec(ctx, insertMessage, messageArgs(msg)...); err != nil {
+		if _, err := r.exec(ctx, db.insertMessage(), messageArgs(msg)...); err != nil {
 			_, undoErr := r.exec(ctx, `DELETE FROM verifications WHERE owner = ? AND id = ?`, v.Owner, v.ID)
 			return errors.Join(err, undoErr)
 		}
@@ -296,12 +296,33 @@ func (db *DB) CheckCode(ctx context.Context, owner string, method tessera.Method
 	return nil, false, err
 }
 
-const insertMessage = `INSERT INTO outbox (id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, locked_until, last_error, created_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, '', ?)`
+// insertMessage is the INSERT of a new outbox message on each dialect. A
+// message with a LeaseHolder is written leased to that worker for
+// msg.Lease from the moment of the write on the database's clock, as a
+// claim would lease it, so that worker sends it without claiming it.
+var insertMessage = map[string]string{"sqlite": insertMessageAt(sqliteNowMS), "postgres": insertMessageAt(postgresNowMS)}
+
+func insertMessageAt(nowMS string) string {
+	return `INSERT INTO outbox (id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, locked_until, last_error, created_at, lease_holder)
+	VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ` + leasedUntil(nowMS, "CAST(? AS BIGINT)") + `, '', ?, ?)`
+}
+
+// leasedUntil is the locked_until of a new message: 0 (nobody holds it)
+// without a lease, else the end of the lease on the database's clock.
+// lease is the SQL of the parameter, which comes twice.
+func leasedUntil(nowMS, lease string) string {
+	return `CASE WHEN ` + lease + ` > 0 THEN ` + nowMS + ` + ` + lease + ` ELSE 0 END`
+}
+
+func (db *DB) insertMessage() string { return insertMessage[db.dialect.name] }
 
 func messageArgs(msg *tessera.Message) []any {
+	lease := int64(0)
+	if msg.LeaseHolder != "" {
+		lease = max(msg.Lease.Milliseconds(), 1)
+	}
 	return []any{msg.ID, msg.Owner, msg.VerificationID, string(msg.Channel), msg.To, msg.Sealed, string(tessera.MessagePending),
-		ms(msg.NextAttemptAt), msOrZero(msg.LockedUntil), ms(msg.CreatedAt)}
+		ms(msg.NextAttemptAt), lease, lease, ms(msg.CreatedAt), msg.LeaseHolder}
 }
 
 // usableCondition is the condition under which a code may be checked. It
@@ -354,7 +375,7 @@ func (db *DB) QueueResend(ctx context.Context, owner string, method tessera.Meth
 		if err != nil {
 			return err
 		}
-		_, err = r.exec(ctx, insertMessage, messageArgs(msg)...)
+		_, err = r.exec(ctx, db.insertMessage(), messageArgs(msg)...)
 		if err != nil {
 			_, undoErr := r.exec(ctx, `UPDATE verifications SET sends = sends - 1 WHERE owner = ? AND id = ?`, owner, id)
 			return errors.Join(err, undoErr)
@@ -371,7 +392,7 @@ func (db *DB) QueueResend(ctx context.Context, owner string, method tessera.Meth
 // QueueMessage queues a message that carries no code.
 func (db *DB) QueueMessage(ctx context.Context, msg *tessera.Message) error {
 	return db.writeOp(ctx, false, func(r runner) error {
-		_, err := r.exec(ctx, insertMessage, messageArgs(msg)...)
+		_, err := r.exec(ctx, db.insertMessage(), messageArgs(msg)...)
 		return err
 	})
 }

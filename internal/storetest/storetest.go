@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) tessera.Store) {
 		{"OutboxClaimLeaseAndSend", testOutbox},
 		{"OutboxParallelClaimsNeverOverlap", testOutboxParallelClaims},
 		{"OutboxLeaseOnDatabaseClock", testOutboxLeaseOnDatabaseClock},
+		{"OutboxWrittenLeased", testOutboxWrittenLeased},
 		{"DeleteStale", testDeleteStale},
 		{"DeliveryReports", testDeliveryReports},
 		{"FailOver", testFailOver},
@@ -341,9 +342,6 @@ func testOutbox(t *testing.T, s tessera.Store) {
 		v := newVerification("c1", fmt.Sprint("v", i))
 		m := newMessage("c1", v.ID, fmt.Sprint("m", i))
 		m.NextAttemptAt = t0.Add(time.Duration(i) * time.Second)
-		// A lease set by the engine for its own worker does not keep a
-		// message nobody claimed from the others.
-		m.LockedUntil = time.Now().Add(time.Hour)
 		must(t, s.CreateVerification(ctx(), v, m))
 	}
 	sms := newVerification("c1", "v-sms")
@@ -436,6 +434,39 @@ func testOutboxLeaseOnDatabaseClock(t *testing.T, s tessera.Store) {
 	wantCode(t, s.RenewLease(ctx(), "m", "w1", time.Minute), tessera.ENOTFOUND)
 	wantCode(t, s.FailMessage(ctx(), "m", "w1", 1, "x"), tessera.ENOTFOUND)
 	must(t, s.RenewLease(ctx(), "m", "w2", time.Minute))
+}
+
+// testOutboxWrittenLeased: a message written leased to a worker (the
+// engine's hand-over in memory) is that worker's from the write on, as if
+// it had claimed it: nobody else claims it, on any of the ways a message
+// is written, until the holder lets it go or the lease runs out.
+func testOutboxWrittenLeased(t *testing.T, s tessera.Store) {
+	leased := func(m *tessera.Message) *tessera.Message {
+		m.LeaseHolder, m.Lease, m.LeasedFrom = "w1", time.Hour, time.Now()
+		return m
+	}
+	v := newVerification("c1", "v-leased")
+	must(t, s.CreateVerification(ctx(), v, leased(newMessage("c1", v.ID, "m-leased"))))
+	w := newVerification("c1", "v-leased-renewed")
+	must(t, s.ReplaceVerification(ctx(), w, leased(newMessage("c1", w.ID, "m-leased-renewed"))))
+	must(t, s.QueueMessage(ctx(), leased(newMessage("c1", "", "m-leased-notice"))))
+	if got, err := s.ClaimMessages(ctx(), tessera.ChannelEmail, "w2", t0.Add(time.Hour), time.Minute, 10); err != nil || len(got) != 0 {
+		t.Fatalf("another worker claimed %v (%v) of messages written leased", ids(got), err)
+	}
+	_, err := s.ClaimMessage(ctx(), "m-leased", "w2", t0, time.Minute)
+	wantCode(t, err, tessera.ENOTFOUND)
+	wantCode(t, s.RenewLease(ctx(), "m-leased", "w2", time.Minute), tessera.ENOTFOUND)
+	must(t, s.RenewLease(ctx(), "m-leased", "w1", time.Minute))
+	// The holder gives them back untried (a worker that stops with
+	// messages still queued): then anyone may claim them.
+	for _, id := range []string{"m-leased", "m-leased-renewed", "m-leased-notice"} {
+		must(t, s.RetryMessage(ctx(), id, "w1", 0, t0, ""))
+	}
+	got, err := s.ClaimMessages(ctx(), tessera.ChannelEmail, "w2", t0, time.Minute, 10)
+	must(t, err)
+	if len(got) != 3 {
+		t.Fatalf("after their release claimed %v, want all three", ids(got))
+	}
 }
 
 // testOutboxParallelClaims has several workers claim at once: each message
