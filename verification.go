@@ -330,6 +330,11 @@ type Store interface {
 	// verification or another method, EEXPIRED or ELOCKED (with the
 	// verification) when it is not usable.
 	CheckCode(ctx context.Context, owner string, method Method, id string, now time.Time, check func(*Verification) bool) (*Verification, bool, error)
+	// CheckCodeHash is CheckCode for a code whose stored hash has known
+	// forms (one per HMAC key, secret.Keyring.Hashes): the code is right if
+	// the verification's hash is one of hashes. The store can then check
+	// and change in one statement, without reading the row first.
+	CheckCodeHash(ctx context.Context, owner string, method Method, id string, now time.Time, hashes [][]byte) (*Verification, bool, error)
 	// QueueResend queues msg, another copy of a usable verification's
 	// message, if the last one was queued at or before sentBefore and fewer
 	// than maxSends were queued; in the same step it counts the send. It is

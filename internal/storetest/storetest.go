@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) tessera.Store) {
 		{"ParallelAttemptsHoldTheCap", testParallelAttempts},
 		{"ConsumeOnceAndRaceAtTheCap", testConsumeOnce},
 		{"CheckSeesTheStoredVerification", testCheckSeesTheStoredVerification},
+		{"CheckCodeWithCallback", testCheckCodeWithCallback},
 		{"ParallelCreatesWithConflicts", testParallelCreatesWithConflicts},
 		{"RenewVerificationOnlyOverAnUnusableOne", testRenewVerification},
 		{"ParallelRenewalsHoldTheCap", testParallelRenewals},
@@ -533,22 +534,54 @@ func testDeleteStale(t *testing.T, s tessera.Store) {
 	}
 }
 
-// failAttempt gives a wrong code.
+// failAttempt gives a wrong code, as the engine checks codes it hashed
+// (CheckCodeHash): two hash forms, as during a key rotation, neither the
+// stored one.
 func failAttempt(s tessera.Store, owner string, m tessera.Method, id string, now time.Time) (*tessera.Verification, error) {
-	v, ok, err := s.CheckCode(ctx(), owner, m, id, now, func(*tessera.Verification) bool { return false })
+	v, ok, err := s.CheckCodeHash(ctx(), owner, m, id, now, [][]byte{[]byte("hash-of-another"), []byte("hash-of-a-third")})
 	if ok {
-		return nil, fmt.Errorf("CheckCode reported a right code for a check that said no")
+		return nil, fmt.Errorf("CheckCodeHash reported a right code for hashes that differ")
 	}
 	return v, err
 }
 
-// consume gives a right code.
+// consume gives a right code: the stored hash is the second of two forms.
 func consume(s tessera.Store, owner string, m tessera.Method, id string, now time.Time) (*tessera.Verification, error) {
-	v, ok, err := s.CheckCode(ctx(), owner, m, id, now, func(*tessera.Verification) bool { return true })
+	v, ok, err := s.CheckCodeHash(ctx(), owner, m, id, now, [][]byte{[]byte("hash-of-another"), []byte("hash-of-code")})
 	if err == nil && !ok {
-		return nil, fmt.Errorf("CheckCode reported a wrong code for a check that said yes")
+		return nil, fmt.Errorf("CheckCodeHash reported a wrong code for the stored hash")
 	}
 	return v, err
+}
+
+// testCheckCodeWithCallback: CheckCode (which google_auth codes take)
+// counts what check refuses, locks at the cap and consumes what it
+// accepts; check gets the stored row.
+func testCheckCodeWithCallback(t *testing.T, s tessera.Store) {
+	v := newVerification("c1", "cb")
+	must(t, s.CreateVerification(ctx(), v, nil))
+	for i := 1; i < v.MaxAttempts; i++ {
+		got, ok, err := s.CheckCode(ctx(), "c1", tessera.MethodEmail, "cb", t0, func(*tessera.Verification) bool { return false })
+		must(t, err)
+		if ok || got.Attempts != i {
+			t.Fatalf("wrong code %d: ok %v, attempts %d", i, ok, got.Attempts)
+		}
+	}
+	got, ok, err := s.CheckCode(ctx(), "c1", tessera.MethodEmail, "cb", t0, func(*tessera.Verification) bool { return true })
+	must(t, err)
+	if !ok || got.ConsumedAt.IsZero() || got.SealedContent != nil {
+		t.Fatalf("right code: ok %v, %+v", ok, got)
+	}
+	_, _, err = s.CheckCode(ctx(), "c1", tessera.MethodEmail, "cb", t0, func(*tessera.Verification) bool { return true })
+	wantCode(t, err, tessera.ENOTFOUND)
+	w := newVerification("c1", "cb-locked")
+	must(t, s.CreateVerification(ctx(), w, nil))
+	for range w.MaxAttempts {
+		_, _, err := s.CheckCode(ctx(), "c1", tessera.MethodEmail, "cb-locked", t0, func(*tessera.Verification) bool { return false })
+		must(t, err)
+	}
+	_, _, err = s.CheckCode(ctx(), "c1", tessera.MethodEmail, "cb-locked", t0, func(*tessera.Verification) bool { return true })
+	wantCode(t, err, tessera.ELOCKED)
 }
 
 // testCheckSeesTheStoredVerification: check gets the stored row, so it

@@ -720,9 +720,9 @@ func (e *Engine) validate(ctx context.Context, owner string, method tessera.Meth
 	if method == tessera.MethodGoogleAuth {
 		v, ok, err = e.checkTOTP(ctx, owner, id, code, now)
 	} else {
-		v, ok, err = e.checkCode(ctx, owner, method, id, now, func(v *tessera.Verification) bool {
-			return e.Keys.Check(v.CodeHash, codeHashParts(v.Owner, v.ID, binding, code)...)
-		})
+		// The code's hash under every HMAC key: the store compares and
+		// consumes or counts in one statement.
+		v, ok, err = e.checkCode(ctx, owner, method, id, now, e.Keys.Hashes(codeHashParts(owner, id, binding, code)...), nil)
 	}
 	if err != nil {
 		return nil, unusableError(v, err)
@@ -759,7 +759,7 @@ func (e *Engine) checkTOTP(ctx context.Context, owner, id, code string, now time
 	if err != nil {
 		return nil, false, err
 	}
-	return e.checkCode(ctx, owner, tessera.MethodGoogleAuth, id, now, func(*tessera.Verification) bool { return right })
+	return e.checkCode(ctx, owner, tessera.MethodGoogleAuth, id, now, nil, func(*tessera.Verification) bool { return right })
 }
 
 // recordConversion notes that v, whose message was reported delivered, was
