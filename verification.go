@@ -78,6 +78,10 @@ type Verification struct {
 	SealedContent []byte
 	Sends         int       // how many times the message was queued
 	LastSentAt    time.Time // when it was last queued
+	// Delivered says a message of it was reported delivered
+	// (DeliveryStore.RecordDelivery): only then can its validation be a
+	// conversion.
+	Delivered bool
 }
 
 // Locked reports whether the wrong codes have used up the attempts.
@@ -110,12 +114,16 @@ type Message struct {
 	Status        MessageStatus
 	Attempts      int
 	NextAttemptAt time.Time
-	// LockedUntil is set by the engine on a message it hands to its own
-	// instance's worker in memory. The store keeps leases on the database's
-	// clock and with a holder (see Store.ClaimMessages): a message nobody
-	// has claimed yet may be claimed by any worker, so one the local worker
-	// could not take (its queue was full, the process died) waits no lease.
-	LockedUntil time.Time
+	// LeaseHolder, set on a new message, is the worker it is written
+	// leased to, for Lease from the moment of the write on the database's
+	// clock (as Store.ClaimMessages leases): the engine hands such a
+	// message to that worker in memory, which sends it without claiming
+	// it. LeasedFrom is when the write began on this process's clock,
+	// which the lease cannot have started before. Without a LeaseHolder a
+	// new message is claimable by any worker at once.
+	LeaseHolder string
+	Lease       time.Duration
+	LeasedFrom  time.Time
 	LastError   string
 	CreatedAt   time.Time
 	SentAt      time.Time
@@ -322,6 +330,11 @@ type Store interface {
 	// verification or another method, EEXPIRED or ELOCKED (with the
 	// verification) when it is not usable.
 	CheckCode(ctx context.Context, owner string, method Method, id string, now time.Time, check func(*Verification) bool) (*Verification, bool, error)
+	// CheckCodeHash is CheckCode for a code whose stored hash has known
+	// forms (one per HMAC key, secret.Keyring.Hashes): the code is right if
+	// the verification's hash is one of hashes. The store can then check
+	// and change in one statement, without reading the row first.
+	CheckCodeHash(ctx context.Context, owner string, method Method, id string, now time.Time, hashes [][]byte) (*Verification, bool, error)
 	// QueueResend queues msg, another copy of a usable verification's
 	// message, if the last one was queued at or before sentBefore and fewer
 	// than maxSends were queued; in the same step it counts the send. It is

@@ -182,7 +182,7 @@ serve_tessera() {
 
 	# Created before the server starts, so the server sees it from the
 	# start whatever it caches; the token is the last line of stdout.
-	token=$(env "${envs[@]}" "$bin" client create bench | tail -n 1)
+	token=$(env "${envs[@]}" "$bin" client create --init bench | tail -n 1)
 	[[ -n $token ]] || die "$name: tessera client create printed no token"
 
 	# `client create` applied the migrations: the tables are there.

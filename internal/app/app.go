@@ -217,7 +217,7 @@ func New(o Options) *App {
 		Store:   o.Store, Keys: o.Keys, Now: o.Now, Log: o.Log,
 		Channels: channelsOf(o.Senders), PhoneFallback: o.PhoneFallback,
 		FallbackAfter: o.PhoneFallbackAfter, DeliveryReports: o.PublicURL != "" && o.TwilioAuthToken != "",
-		Deliver: a.Worker.Enqueue, DeliveryLease: a.Worker.Lease, ResendCooldown: o.ResendCooldown,
+		Deliver: a.Worker.Enqueue, Reserve: a.Worker.Reserve, Unreserve: a.Worker.Unreserve, DeliveryLease: a.Worker.Lease, ResendCooldown: o.ResendCooldown,
 	}
 	if a.Engine.DeliveryReports {
 		// Without reports no message is put on a fallback timer.

@@ -111,14 +111,25 @@ func TestSlowProviderTwoWorkersNeverSendTwice(t *testing.T) {
 		tw := newFakeTwilio(t)
 		tw.respond = func(int, twilioRequest) (int, string) { time.Sleep(slow); return 0, "" }
 		k := newLeaseKit(t, db)
-		var vids []string
-		for range count {
-			_, vid := k.initiate(t, tessera.MethodPhone)
-			vids = append(vids, vid)
-		}
+		var workers []*Worker
 		for range 2 {
 			w := k.worker(db, map[tessera.Channel]tessera.Sender{tessera.ChannelSMS: tw.sender(t, nil)})
 			w.Lease = lease
+			workers = append(workers, w)
+		}
+		// Half the messages are handed over in memory to the first
+		// worker, written leased to it (as served): they wait in its
+		// queue past their lease while it sends the others slowly.
+		var vids []string
+		for i := range count {
+			if i == count/2 {
+				w := workers[0]
+				k.engine.Deliver, k.engine.DeliveryLease, k.engine.Reserve, k.engine.Unreserve = w.Enqueue, w.Lease, w.Reserve, w.Unreserve
+			}
+			_, vid := k.initiate(t, tessera.MethodPhone)
+			vids = append(vids, vid)
+		}
+		for _, w := range workers {
 			run(t, w)
 		}
 		k.waitSent(t, vids, 15*time.Second)
@@ -275,12 +286,26 @@ func TestFailedClaimKeepsTheBatch(t *testing.T) {
 // next claims, each message once.
 func TestQueueBoundedUnderBurst(t *testing.T) {
 	leaseStores(t, func(t *testing.T, db *sqlstore.DB) {
+		for _, leased := range []bool{false, true} {
+			t.Run(fmt.Sprint("written leased ", leased), func(t *testing.T) { queueBoundedUnderBurst(t, db, leased) })
+		}
+	})
+}
+
+// queueBoundedUnderBurst: with leased, the engine writes the messages
+// that find room in the queue leased to the worker (as served), the others
+// for anyone to claim.
+func queueBoundedUnderBurst(t *testing.T, db *sqlstore.DB, leased bool) {
+	{
 		const burst, size = 60, 8
 		k := newLeaseKit(t, db)
 		email := &recordingSender{}
 		w := k.worker(db, map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: email})
 		w.QueueSize, w.Lease = size, time.Minute
 		k.engine.Deliver, k.engine.DeliveryLease = w.Enqueue, w.Lease
+		if leased {
+			k.engine.Reserve, k.engine.Unreserve = w.Reserve, w.Unreserve
+		}
 		var vids []string
 		start := time.Now()
 		for range burst {
@@ -308,6 +333,44 @@ func TestQueueBoundedUnderBurst(t *testing.T) {
 		if len(email.got) != burst {
 			t.Errorf("delivered to %d recipients, want %d", len(email.got), burst)
 		}
+		for to, n := range email.got {
+			if n != 1 {
+				t.Errorf("%s got %d messages, want 1", to, n)
+			}
+		}
+	}
+}
+
+// TestLeasedHandoffReleasedAtStop: messages written leased to a worker
+// that stops before sending them are given back as it stops, so another
+// worker sends them at once rather than after their lease; while the
+// lease holds, another worker cannot take them.
+func TestLeasedHandoffReleasedAtStop(t *testing.T) {
+	leaseStores(t, func(t *testing.T, db *sqlstore.DB) {
+		k := newLeaseKit(t, db)
+		email := &recordingSender{}
+		senders := map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: email}
+		w := k.worker(db, senders)
+		w.Lease = time.Hour
+		k.engine.Deliver, k.engine.DeliveryLease = w.Enqueue, w.Lease
+		k.engine.Reserve, k.engine.Unreserve = w.Reserve, w.Unreserve
+		var vids []string
+		for range 3 {
+			_, vid := k.initiate(t, tessera.MethodEmail)
+			vids = append(vids, vid)
+		}
+		other := k.worker(db, senders)
+		if n, err := other.DeliverDue(context.Background()); err != nil || n != 0 {
+			t.Fatalf("another worker sent %d (%v) of messages leased to the first", n, err)
+		}
+		w.releaseQueued(context.Background())
+		if queued, _ := w.Queued(); queued != 0 {
+			t.Fatalf("%d messages still queued after the release", queued)
+		}
+		if n, err := other.DeliverDue(context.Background()); err != nil || n != 3 {
+			t.Fatalf("after the release another worker sent %d (%v), want 3", n, err)
+		}
+		k.waitSent(t, vids, time.Second)
 		for to, n := range email.got {
 			if n != 1 {
 				t.Errorf("%s got %d messages, want 1", to, n)

@@ -103,8 +103,12 @@ type Worker struct {
 
 // lane is one channel's queue and state.
 type lane struct {
-	channel   tessera.Channel
-	queue     chan *tessera.Message // handed over in memory by this instance's engine
+	channel tessera.Channel
+	queue   chan *tessera.Message // handed over in memory by this instance's engine
+	// slots counts the room taken in queue: messages in it, and those
+	// reserved (Reserve) whose writes have not finished yet. At most
+	// QueueSize, so a reserved message always finds room.
+	slots     atomic.Int64
 	wake      chan struct{}
 	lastClaim time.Time // touched only by the lane's own loop
 }
@@ -154,18 +158,62 @@ func (w *Worker) lane(ch tessera.Channel) *lane {
 	return w.lanes[ch]
 }
 
+// Reserve takes room in the queue of ch for a message about to be
+// written leased to this worker (see verify.Engine.Reserve) and returns
+// the lease's holder; false when the queue is full.
+func (w *Worker) Reserve(ch tessera.Channel) (holder string, ok bool) {
+	l := w.lane(ch)
+	if l == nil || !l.takeSlot(w.QueueSize) {
+		return "", false
+	}
+	return w.Holder, true
+}
+
+// Unreserve gives back the room of a reserved message that was not
+// written.
+func (w *Worker) Unreserve(ch tessera.Channel) {
+	if l := w.lane(ch); l != nil {
+		l.slots.Add(-1)
+	}
+}
+
+func (l *lane) takeSlot(size int) bool {
+	for {
+		n := l.slots.Load()
+		if n >= int64(max(size, 1)) {
+			return false
+		}
+		if l.slots.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
 // Enqueue hands the worker a message this instance just committed, so it
 // is sent without waiting for a poll. It never blocks: when the channel's
 // queue is full the message stays in the table, unclaimed, and the next
-// claim of any worker takes it. If the process dies first, the same.
+// claim of any worker takes it. If the process dies first, the same. A
+// message written leased to this worker has its room reserved already;
+// if this process dies before sending it, another worker takes it once
+// the lease has run out.
 func (w *Worker) Enqueue(m *tessera.Message) {
 	l := w.lane(m.Channel)
 	if l == nil {
 		return // no lane: it waits in the table (and fails there) like any other
 	}
+	if m.LeaseHolder != w.Holder && !l.takeSlot(w.QueueSize) {
+		w.mu.Lock()
+		w.overflow++
+		w.mu.Unlock()
+		notify(l)
+		return
+	}
 	select {
 	case l.queue <- m:
 	default:
+		// Cannot happen while slots holds (it bounds the queue's length
+		// by its capacity); a leased message would wait out its lease.
+		l.slots.Add(-1)
 		w.mu.Lock()
 		w.overflow++
 		w.mu.Unlock()
@@ -218,6 +266,36 @@ func (w *Worker) Run(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+	w.releaseQueued(context.WithoutCancel(ctx))
+}
+
+// releaseQueued gives back, untried, the messages still queued in memory
+// that were written leased to this worker, so that the next instance (or
+// this one restarted, under a new Holder) sends them at once instead of
+// after their lease.
+func (w *Worker) releaseQueued(ctx context.Context) {
+	for _, ch := range w.channels() {
+		l := w.lane(ch)
+		for {
+			var m *tessera.Message
+			select {
+			case m = <-l.queue:
+			default:
+			}
+			if m == nil {
+				break
+			}
+			l.slots.Add(-1)
+			if m.LeaseHolder != w.Holder {
+				continue // unleased: claimable by anyone already
+			}
+			if err := w.storeCall(ctx, func(ctx context.Context) error {
+				return w.Store.RetryMessage(ctx, m.ID, w.Holder, m.Attempts, m.NextAttemptAt, m.LastError)
+			}); err != nil {
+				w.Log.Warn("outbox: release queued message", "message", m.ID, "err", err)
+			}
+		}
+	}
 }
 
 func (w *Worker) runLane(ctx context.Context, l *lane) {
@@ -304,20 +382,18 @@ func (w *Worker) deliverLane(ctx context.Context, l *lane) (int, error) {
 		if m == nil {
 			break
 		}
-		var claimed *tessera.Message
-		err := w.storeCall(ctx, func(ctx context.Context) (err error) {
-			claimed, err = w.Store.ClaimMessage(ctx, m.ID, w.Holder, now, w.Lease)
-			return err
-		})
+		l.slots.Add(-1)
+		held, err := w.take(ctx, m, now)
 		if err != nil {
 			if tessera.ErrorCode(err) != tessera.ENOTFOUND {
-				// The table still has it, unclaimed: the next claim takes it.
+				// The table still has it: the next claim takes it (once
+				// its lease, if any, has run out).
 				w.Log.Warn("outbox: claim handed-over message", "message", m.ID, "err", err)
 			}
 			continue // another worker has it, or it is done
 		}
 		tried++
-		w.deliver(ctx, claimed)
+		w.deliver(ctx, held.m, held.since)
 	}
 	// Under steady load the queue is never empty; still look in the store
 	// every Poll for retries, overflow and messages of instances that died.
@@ -337,6 +413,7 @@ func (w *Worker) deliverLane(ctx context.Context, l *lane) (int, error) {
 		// Claimed together, sent one by one: each is claimed again (its
 		// lease restarted) just before its send, and skipped if another
 		// worker took it after its lease ran out meanwhile.
+		since := time.Now()
 		if i > 0 {
 			if err := w.storeCall(ctx, func(ctx context.Context) error { return w.Store.RenewLease(ctx, m.ID, w.Holder, w.Lease) }); err != nil {
 				if tessera.ErrorCode(err) != tessera.ENOTFOUND {
@@ -346,9 +423,40 @@ func (w *Worker) deliverLane(ctx context.Context, l *lane) (int, error) {
 			}
 		}
 		tried++
-		w.deliver(ctx, m)
+		w.deliver(ctx, m, since)
 	}
 	return tried, nil
+}
+
+// heldMessage is a message this worker holds, and since when at the
+// latest (this process's clock) its lease was known to be current.
+type heldMessage struct {
+	m     *tessera.Message
+	since time.Time
+}
+
+// take makes a message handed over in memory this worker's to send. One
+// written leased to this worker is so already, while well within its
+// lease: sending it needs no statement (the send's heartbeat renews the
+// lease in time, Lease/3 into the send). An older one is renewed, which
+// holds only if nobody claimed it since its lease ran out. Any other is
+// claimed as ClaimMessages would.
+func (w *Worker) take(ctx context.Context, m *tessera.Message, now time.Time) (heldMessage, error) {
+	if m.LeaseHolder == w.Holder {
+		if time.Since(m.LeasedFrom) < w.Lease/2 {
+			return heldMessage{m, m.LeasedFrom}, nil
+		}
+		since := time.Now()
+		err := w.storeCall(ctx, func(ctx context.Context) error { return w.Store.RenewLease(ctx, m.ID, w.Holder, w.Lease) })
+		return heldMessage{m, since}, err
+	}
+	since := time.Now()
+	var claimed *tessera.Message
+	err := w.storeCall(ctx, func(ctx context.Context) (err error) {
+		claimed, err = w.Store.ClaimMessage(ctx, m.ID, w.Holder, now, w.Lease)
+		return err
+	})
+	return heldMessage{claimed, since}, err
 }
 
 // storeCall runs one database call under StoreTimeout: the lanes run on a
@@ -363,9 +471,10 @@ func (w *Worker) storeCall(ctx context.Context, call func(ctx context.Context) e
 	return call(ctx)
 }
 
-// deliver sends a message this worker holds and records the outcome.
-func (w *Worker) deliver(ctx context.Context, m *tessera.Message) {
-	err, lost := w.sendHeld(ctx, m)
+// deliver sends a message this worker holds (its lease current at since)
+// and records the outcome.
+func (w *Worker) deliver(ctx context.Context, m *tessera.Message, since time.Time) {
+	err, lost := w.sendHeld(ctx, m, since)
 	if err == nil {
 		w.observe(m.Channel, "sent")
 		// The provider has it: recorded even if the lease was lost, so
@@ -402,7 +511,7 @@ func (w *Worker) markSent(ctx context.Context, m *tessera.Message) error {
 // sendHeld sends m while a heartbeat renews its lease every Lease/3. If a
 // renewal finds the lease lost, or renewals fail until the lease may have
 // run out, the send is cancelled and lost is true.
-func (w *Worker) sendHeld(ctx context.Context, m *tessera.Message) (err error, lost bool) {
+func (w *Worker) sendHeld(ctx context.Context, m *tessera.Message, since time.Time) (err error, lost bool) {
 	sendCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var lostFlag atomic.Bool
@@ -413,7 +522,7 @@ func (w *Worker) sendHeld(ctx context.Context, m *tessera.Message) (err error, l
 		every := max(w.Lease/3, time.Millisecond)
 		t := time.NewTicker(every)
 		defer t.Stop()
-		held := time.Now() // monotonic: when the lease was last known renewed
+		held := since // monotonic: when the lease was last known renewed
 		for {
 			select {
 			case <-done:

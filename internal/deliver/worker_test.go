@@ -394,13 +394,53 @@ func TestCrashedWorkerMessageSentAfterLease(t *testing.T) {
 // claimCounter passes claims to the store and counts what they return.
 type claimCounter struct {
 	tessera.Store
-	claimed int
+	claimed, claimedByID, renewed int
 }
 
 func (c *claimCounter) ClaimMessages(ctx context.Context, ch tessera.Channel, holder string, now time.Time, lease time.Duration, limit int) ([]*tessera.Message, error) {
 	msgs, err := c.Store.ClaimMessages(ctx, ch, holder, now, lease, limit)
 	c.claimed += len(msgs)
 	return msgs, err
+}
+
+func (c *claimCounter) ClaimMessage(ctx context.Context, id, holder string, now time.Time, lease time.Duration) (*tessera.Message, error) {
+	c.claimedByID++
+	return c.Store.ClaimMessage(ctx, id, holder, now, lease)
+}
+
+func (c *claimCounter) RenewLease(ctx context.Context, id, holder string, lease time.Duration) error {
+	c.renewed++
+	return c.Store.RenewLease(ctx, id, holder, lease)
+}
+
+// TestLeasedHandoffNeedsNoClaim: a message the engine wrote leased to the
+// worker (as served) is sent without a claim or any other statement
+// before the send, once, and no other worker sends it.
+func TestLeasedHandoffNeedsNoClaim(t *testing.T) {
+	eachStore(t, func(t *testing.T, db *sqlstore.DB) {
+		f := newFixture(t, db)
+		store := &claimCounter{Store: db}
+		w := f.newWorker(store, map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: f.sender})
+		f.engine.Deliver, f.engine.DeliveryLease = w.Enqueue, w.Lease
+		f.engine.Reserve, f.engine.Unreserve = w.Reserve, w.Unreserve
+		vid := f.initiate(t, tessera.MethodEmail, "grace@example.com")
+		// Before its worker sends it, nobody else can.
+		deliverDue(t, f.newWorker(db, map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: f.sender}))
+		wantSends(t, f.sender, 0, 0)
+
+		if n := deliverDue(t, w); n != 1 {
+			t.Fatalf("DeliverDue tried %d messages, want 1", n)
+		}
+		if store.claimed != 0 || store.claimedByID != 0 || store.renewed != 0 {
+			t.Errorf("claimed %d + %d, renewed %d before the send; want none", store.claimed, store.claimedByID, store.renewed)
+		}
+		wantSends(t, f.sender, 1, 1)
+		wantStatus(t, f.message(t, vid), tessera.MessageSent)
+		f.now = t0.Add(2 * w.Lease)
+		deliverDue(t, w)
+		deliverDue(t, f.newWorker(db, map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: f.sender}))
+		wantSends(t, f.sender, 1, 1)
+	})
 }
 
 func TestInMemoryHandoff(t *testing.T) {

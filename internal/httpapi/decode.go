@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/tessera-id/tessera"
 )
@@ -190,9 +191,23 @@ func isZeroJSON(v any) bool {
 	return false
 }
 
+// jsonFieldsCache holds jsonFields by type: every request body is
+// inspected against its type, and building the map each time was the
+// largest allocation of a verification request. The maps are only read.
+var jsonFieldsCache sync.Map // reflect.Type → map[string]reflect.StructField
+
 // jsonFields maps the JSON names of t's fields (embedded structs'
-// included) to the fields, as encoding/json names them.
+// included) to the fields, as encoding/json names them. The map is
+// shared: do not change it.
 func jsonFields(t reflect.Type) map[string]reflect.StructField {
+	if f, ok := jsonFieldsCache.Load(t); ok {
+		return f.(map[string]reflect.StructField)
+	}
+	f, _ := jsonFieldsCache.LoadOrStore(t, buildJSONFields(t))
+	return f.(map[string]reflect.StructField)
+}
+
+func buildJSONFields(t reflect.Type) map[string]reflect.StructField {
 	fields := map[string]reflect.StructField{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)

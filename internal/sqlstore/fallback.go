@@ -20,7 +20,7 @@ func (db *DB) FailOver(ctx context.Context, id, holder string, attempts int, las
 			attempts, lastErr, next.ID, id, holder)); err != nil {
 			return err
 		}
-		_, err := r.exec(ctx, insertMessage, messageArgs(next)...)
+		_, err := r.exec(ctx, db.insertMessage(), messageArgs(next)...)
 		return err
 	})
 }
@@ -32,7 +32,7 @@ func (db *DB) FallBack(ctx context.Context, id string, next *tessera.Message) er
 		if err := oneRow(r.exec(ctx, `UPDATE outbox SET fallback_id = ?, fallback_at = 0 WHERE id = ? AND fallback_id = ''`, next.ID, id)); err != nil {
 			return err
 		}
-		_, err := r.exec(ctx, insertMessage, messageArgs(next)...)
+		_, err := r.exec(ctx, db.insertMessage(), messageArgs(next)...)
 		return err
 	})
 }
@@ -83,7 +83,7 @@ func (db *DB) FallBackUndelivered(ctx context.Context, id string, now time.Time,
 			next.ID, note, id, ms(now))); err != nil {
 			return err
 		}
-		_, err := r.exec(ctx, insertMessage, messageArgs(next)...)
+		_, err := r.exec(ctx, db.insertMessage(), messageArgs(next)...)
 		return err
 	})
 }

@@ -86,9 +86,13 @@ func OpenPostgresTimeout(ctx context.Context, dsn string, maxConns int, timeout 
 			placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
 			skipLocked:  "FOR UPDATE SKIP LOCKED",
 			forUpdate:   "FOR UPDATE",
-			nowMS:       "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
+			nowMS:       postgresNowMS,
 			writingWith: true,
 		},
 	}}
 	return store, nil
 }
+
+// postgresNowMS is PostgreSQL's clock in Unix milliseconds: the
+// database's, shared by every instance.
+const postgresNowMS = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"

@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -150,7 +151,7 @@ func oneRow(res sql.Result, err error) error {
 
 // ---- verifications ----
 
-const verificationColumns = `owner, id, method, consumer, issuer, code_hash, attempts, max_attempts, payload, created_at, expires_at, consumed_at, sealed_content, sends, last_sent_at`
+const verificationColumns = `owner, id, method, consumer, issuer, code_hash, attempts, max_attempts, payload, created_at, expires_at, consumed_at, sealed_content, sends, last_sent_at, delivered`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -160,13 +161,14 @@ func scanVerification(row scanner) (*tessera.Verification, error) {
 	var created, expires int64
 	var consumed sql.NullInt64
 	var lastSent int64
-	if err := row.Scan(&v.Owner, &v.ID, &method, &v.Consumer, &v.Issuer, &v.CodeHash, &v.Attempts, &v.MaxAttempts, &v.Payload, &created, &expires, &consumed, &v.SealedContent, &v.Sends, &lastSent); err != nil {
+	var delivered int
+	if err := row.Scan(&v.Owner, &v.ID, &method, &v.Consumer, &v.Issuer, &v.CodeHash, &v.Attempts, &v.MaxAttempts, &v.Payload, &created, &expires, &consumed, &v.SealedContent, &v.Sends, &lastSent, &delivered); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, notFound()
 		}
 		return nil, err
 	}
-	v.Method = tessera.Method(method)
+	v.Method, v.Delivered = tessera.Method(method), delivered == 1
 	v.CreatedAt, v.ExpiresAt, v.ConsumedAt = fromMS(created), fromMS(expires), fromNullMS(consumed)
 	if lastSent > 0 {
 		v.LastSentAt = fromMS(lastSent)
@@ -205,7 +207,7 @@ func (db *DB) RenewVerification(ctx context.Context, v *tessera.Verification, ms
 }
 
 const insertVerification = `INSERT INTO verifications (` + verificationColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?) `
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, 0) `
 
 func verificationArgs(v *tessera.Verification) []any {
 	return []any{v.Owner, v.ID, string(v.Method), v.Consumer, v.Issuer, v.CodeHash, v.Attempts, v.MaxAttempts, v.Payload, ms(v.CreatedAt), ms(v.ExpiresAt),
@@ -218,9 +220,9 @@ func verificationArgs(v *tessera.Verification) []any {
 // initiate is one round trip instead of four (BEGIN, two inserts, COMMIT).
 // The casts type the message's parameters, which a SELECT list leaves
 // untyped.
-const insertVerificationWithMessage = `WITH v AS (` + insertVerification + `%s RETURNING 1)
-	INSERT INTO outbox (id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, locked_until, last_error, created_at)
-	SELECT ?::TEXT, ?::TEXT, ?::TEXT, ?::TEXT, ?::TEXT, ?::BYTEA, ?::TEXT, 0, ?::BIGINT, ?::BIGINT, '', ?::BIGINT FROM v`
+var insertVerificationWithMessage = `WITH v AS (` + insertVerification + `%s RETURNING 1)
+	INSERT INTO outbox (id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, locked_until, last_error, created_at, lease_holder)
+	SELECT ?::TEXT, ?::TEXT, ?::TEXT, ?::TEXT, ?::TEXT, ?::BYTEA, ?::TEXT, 0, ?::BIGINT, ` + leasedUntil(postgresNowMS, "?::BIGINT") + `, '', ?::BIGINT, ?::TEXT FROM v`
 
 func (db *DB) putVerification(ctx context.Context, v *tessera.Verification, msg *tessera.Message, onConflict string) error {
 	if msg != nil && db.dialect.writingWith {
@@ -232,7 +234,7 @@ func (db *DB) putVerification(ctx context.Context, v *tessera.Verification, msg 
 		if err := inUse(oneRow(r.exec(ctx, insertVerification+onConflict, verificationArgs(v)...))); err != nil || msg == nil {
 			return err
 		}
-		if _, err := r.exec(ctx, insertMessage, messageArgs(msg)...); err != nil {
+		if _, err := r.exec(ctx, db.insertMessage(), messageArgs(msg)...); err != nil {
 			_, undoErr := r.exec(ctx, `DELETE FROM verifications WHERE owner = ? AND id = ?`, v.Owner, v.ID)
 			return errors.Join(err, undoErr)
 		}
@@ -295,12 +297,92 @@ func (db *DB) CheckCode(ctx context.Context, owner string, method tessera.Method
 	return nil, false, err
 }
 
-const insertMessage = `INSERT INTO outbox (id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, locked_until, last_error, created_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, '', ?)`
+// CheckCodeHash is CheckCode in one statement: the UPDATE compares the
+// stored hash with the code's and consumes or counts accordingly, under
+// the usability condition, atomically on both databases. Only when it
+// changes nothing is the row read, to say why. Comparing in SQL is not in
+// constant time; it compares keyed hashes, whose bytes tell a caller who
+// lacks the key nothing about a code, as token lookups by hash do.
+func (db *DB) CheckCodeHash(ctx context.Context, owner string, method tessera.Method, id string, now time.Time, hashes [][]byte) (*tessera.Verification, bool, error) {
+	if len(hashes) == 0 || len(hashes) > len(checkCodeHashQueries) {
+		return nil, false, fmt.Errorf("check code: %d hash forms", len(hashes))
+	}
+	args := make([]any, 0, 3*len(hashes)+5)
+	for i := range 3 {
+		for _, h := range hashes {
+			args = append(args, h)
+		}
+		if i == 0 {
+			args = append(args, ms(now)) // consumed_at
+		}
+	}
+	args = append(args, owner, id, string(method), ms(now))
+	var v *tessera.Verification
+	err := db.writeOp(ctx, false, func(r runner) error {
+		var err error
+		v, err = scanVerification(r.queryRow(ctx, checkCodeHashQueries[len(hashes)-1], args...))
+		if tessera.ErrorCode(err) != tessera.ENOTFOUND {
+			return err
+		}
+		if v, err = readVerification(ctx, r, owner, id); err != nil {
+			return err
+		}
+		if err := unusable(v, method, now); err != nil {
+			return err
+		}
+		return notFound() // usable now: deleted and created again meanwhile
+	})
+	switch tessera.ErrorCode(err) {
+	case "":
+		return v, !v.ConsumedAt.IsZero(), nil
+	case tessera.EEXPIRED, tessera.ELOCKED:
+		return v, false, err
+	}
+	return nil, false, err
+}
+
+// checkCodeHashQueries[n-1] is CheckCodeHash's statement for n hash forms
+// (HMAC keys configured at once; rotation needs two, a few are plenty).
+var checkCodeHashQueries = func() []string {
+	out := make([]string, 8)
+	for n := range out {
+		in := "code_hash IN (?" + strings.Repeat(", ?", n) + ")"
+		// consumed_at is NULL in every row the condition admits.
+		out[n] = `UPDATE verifications SET consumed_at = CASE WHEN ` + in + ` THEN CAST(? AS BIGINT) ELSE NULL END,
+			sealed_content = CASE WHEN ` + in + ` THEN NULL ELSE sealed_content END,
+			attempts = CASE WHEN ` + in + ` THEN attempts ELSE attempts + 1 END
+		WHERE ` + usableCondition + ` RETURNING ` + verificationColumns
+	}
+	return out
+}()
+
+// insertMessage is the INSERT of a new outbox message on each dialect. A
+// message with a LeaseHolder is written leased to that worker for
+// msg.Lease from the moment of the write on the database's clock, as a
+// claim would lease it, so that worker sends it without claiming it.
+var insertMessage = map[string]string{"sqlite": insertMessageAt(sqliteNowMS), "postgres": insertMessageAt(postgresNowMS)}
+
+func insertMessageAt(nowMS string) string {
+	return `INSERT INTO outbox (id, owner, verification_id, channel, recipient, sealed, status, attempts, next_attempt_at, locked_until, last_error, created_at, lease_holder)
+	VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ` + leasedUntil(nowMS, "CAST(? AS BIGINT)") + `, '', ?, ?)`
+}
+
+// leasedUntil is the locked_until of a new message: 0 (nobody holds it)
+// without a lease, else the end of the lease on the database's clock.
+// lease is the SQL of the parameter, which comes twice.
+func leasedUntil(nowMS, lease string) string {
+	return `CASE WHEN ` + lease + ` > 0 THEN ` + nowMS + ` + ` + lease + ` ELSE 0 END`
+}
+
+func (db *DB) insertMessage() string { return insertMessage[db.dialect.name] }
 
 func messageArgs(msg *tessera.Message) []any {
+	lease := int64(0)
+	if msg.LeaseHolder != "" {
+		lease = max(msg.Lease.Milliseconds(), 1)
+	}
 	return []any{msg.ID, msg.Owner, msg.VerificationID, string(msg.Channel), msg.To, msg.Sealed, string(tessera.MessagePending),
-		ms(msg.NextAttemptAt), msOrZero(msg.LockedUntil), ms(msg.CreatedAt)}
+		ms(msg.NextAttemptAt), lease, lease, ms(msg.CreatedAt), msg.LeaseHolder}
 }
 
 // usableCondition is the condition under which a code may be checked. It
@@ -353,7 +435,7 @@ func (db *DB) QueueResend(ctx context.Context, owner string, method tessera.Meth
 		if err != nil {
 			return err
 		}
-		_, err = r.exec(ctx, insertMessage, messageArgs(msg)...)
+		_, err = r.exec(ctx, db.insertMessage(), messageArgs(msg)...)
 		if err != nil {
 			_, undoErr := r.exec(ctx, `UPDATE verifications SET sends = sends - 1 WHERE owner = ? AND id = ?`, owner, id)
 			return errors.Join(err, undoErr)
@@ -370,7 +452,7 @@ func (db *DB) QueueResend(ctx context.Context, owner string, method tessera.Meth
 // QueueMessage queues a message that carries no code.
 func (db *DB) QueueMessage(ctx context.Context, msg *tessera.Message) error {
 	return db.writeOp(ctx, false, func(r runner) error {
-		_, err := r.exec(ctx, insertMessage, messageArgs(msg)...)
+		_, err := r.exec(ctx, db.insertMessage(), messageArgs(msg)...)
 		return err
 	})
 }
@@ -649,13 +731,25 @@ func (db *DB) RecordDelivery(ctx context.Context, id, providerID string, status 
 	if status == tessera.DeliveryDelivered {
 		delivered = ms(at)
 	}
-	return db.writeOp(ctx, false, func(r runner) error {
+	// A delivery is also noted on its verification (see RecordConversion),
+	// in the same commit.
+	return db.writeOp(ctx, status == tessera.DeliveryDelivered, func(r runner) error {
 		// A final report settles the fallback timer: delivered needs none,
 		// a failure falls back at once (Engine.FallBackAfterReport).
-		return oneRow(r.exec(ctx, `UPDATE outbox SET delivery_status = ?, provider_error = ?, delivered_at = ?, fallback_at = 0,
+		var owner, verificationID string
+		err := r.queryRow(ctx, `UPDATE outbox SET delivery_status = ?, provider_error = ?, delivered_at = ?, fallback_at = 0,
 			provider_id = CASE WHEN provider_id = '' THEN ? ELSE provider_id END
-			WHERE id = ? AND (? = '' OR provider_id = '' OR provider_id = ?) AND delivery_status <> 'delivered'`,
-			string(status), providerError, delivered, providerID, id, providerID, providerID))
+			WHERE id = ? AND (? = '' OR provider_id = '' OR provider_id = ?) AND delivery_status <> 'delivered'
+			RETURNING owner, verification_id`,
+			string(status), providerError, delivered, providerID, id, providerID, providerID).Scan(&owner, &verificationID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound()
+		}
+		if err != nil || status != tessera.DeliveryDelivered || verificationID == "" {
+			return err
+		}
+		_, err = r.exec(ctx, `UPDATE verifications SET delivered = 1 WHERE owner = ? AND id = ? AND delivered = 0`, owner, verificationID)
+		return err
 	})
 }
 
@@ -665,7 +759,8 @@ func (db *DB) Message(ctx context.Context, id string) (*tessera.Message, error) 
 }
 
 // RecordConversion marks the delivered, unconverted message of a
-// verification converted, in one statement, so it counts once.
+// verification converted, in one statement, so it counts once. The engine
+// asks only for a verification marked Delivered.
 //
 // Every validation asks, and few verifications have a delivered message
 // (only some providers report delivery), so a read decides first whether

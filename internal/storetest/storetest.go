@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) tessera.Store) {
 		{"ParallelAttemptsHoldTheCap", testParallelAttempts},
 		{"ConsumeOnceAndRaceAtTheCap", testConsumeOnce},
 		{"CheckSeesTheStoredVerification", testCheckSeesTheStoredVerification},
+		{"CheckCodeWithCallback", testCheckCodeWithCallback},
 		{"ParallelCreatesWithConflicts", testParallelCreatesWithConflicts},
 		{"RenewVerificationOnlyOverAnUnusableOne", testRenewVerification},
 		{"ParallelRenewalsHoldTheCap", testParallelRenewals},
@@ -40,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) tessera.Store) {
 		{"OutboxClaimLeaseAndSend", testOutbox},
 		{"OutboxParallelClaimsNeverOverlap", testOutboxParallelClaims},
 		{"OutboxLeaseOnDatabaseClock", testOutboxLeaseOnDatabaseClock},
+		{"OutboxWrittenLeased", testOutboxWrittenLeased},
 		{"DeleteStale", testDeleteStale},
 		{"DeliveryReports", testDeliveryReports},
 		{"FailOver", testFailOver},
@@ -341,9 +343,6 @@ func testOutbox(t *testing.T, s tessera.Store) {
 		v := newVerification("c1", fmt.Sprint("v", i))
 		m := newMessage("c1", v.ID, fmt.Sprint("m", i))
 		m.NextAttemptAt = t0.Add(time.Duration(i) * time.Second)
-		// A lease set by the engine for its own worker does not keep a
-		// message nobody claimed from the others.
-		m.LockedUntil = time.Now().Add(time.Hour)
 		must(t, s.CreateVerification(ctx(), v, m))
 	}
 	sms := newVerification("c1", "v-sms")
@@ -438,6 +437,39 @@ func testOutboxLeaseOnDatabaseClock(t *testing.T, s tessera.Store) {
 	must(t, s.RenewLease(ctx(), "m", "w2", time.Minute))
 }
 
+// testOutboxWrittenLeased: a message written leased to a worker (the
+// engine's hand-over in memory) is that worker's from the write on, as if
+// it had claimed it: nobody else claims it, on any of the ways a message
+// is written, until the holder lets it go or the lease runs out.
+func testOutboxWrittenLeased(t *testing.T, s tessera.Store) {
+	leased := func(m *tessera.Message) *tessera.Message {
+		m.LeaseHolder, m.Lease, m.LeasedFrom = "w1", time.Hour, time.Now()
+		return m
+	}
+	v := newVerification("c1", "v-leased")
+	must(t, s.CreateVerification(ctx(), v, leased(newMessage("c1", v.ID, "m-leased"))))
+	w := newVerification("c1", "v-leased-renewed")
+	must(t, s.ReplaceVerification(ctx(), w, leased(newMessage("c1", w.ID, "m-leased-renewed"))))
+	must(t, s.QueueMessage(ctx(), leased(newMessage("c1", "", "m-leased-notice"))))
+	if got, err := s.ClaimMessages(ctx(), tessera.ChannelEmail, "w2", t0.Add(time.Hour), time.Minute, 10); err != nil || len(got) != 0 {
+		t.Fatalf("another worker claimed %v (%v) of messages written leased", ids(got), err)
+	}
+	_, err := s.ClaimMessage(ctx(), "m-leased", "w2", t0, time.Minute)
+	wantCode(t, err, tessera.ENOTFOUND)
+	wantCode(t, s.RenewLease(ctx(), "m-leased", "w2", time.Minute), tessera.ENOTFOUND)
+	must(t, s.RenewLease(ctx(), "m-leased", "w1", time.Minute))
+	// The holder gives them back untried (a worker that stops with
+	// messages still queued): then anyone may claim them.
+	for _, id := range []string{"m-leased", "m-leased-renewed", "m-leased-notice"} {
+		must(t, s.RetryMessage(ctx(), id, "w1", 0, t0, ""))
+	}
+	got, err := s.ClaimMessages(ctx(), tessera.ChannelEmail, "w2", t0, time.Minute, 10)
+	must(t, err)
+	if len(got) != 3 {
+		t.Fatalf("after their release claimed %v, want all three", ids(got))
+	}
+}
+
 // testOutboxParallelClaims has several workers claim at once: each message
 // goes to exactly one of them.
 func testOutboxParallelClaims(t *testing.T, s tessera.Store) {
@@ -502,22 +534,54 @@ func testDeleteStale(t *testing.T, s tessera.Store) {
 	}
 }
 
-// failAttempt gives a wrong code.
+// failAttempt gives a wrong code, as the engine checks codes it hashed
+// (CheckCodeHash): two hash forms, as during a key rotation, neither the
+// stored one.
 func failAttempt(s tessera.Store, owner string, m tessera.Method, id string, now time.Time) (*tessera.Verification, error) {
-	v, ok, err := s.CheckCode(ctx(), owner, m, id, now, func(*tessera.Verification) bool { return false })
+	v, ok, err := s.CheckCodeHash(ctx(), owner, m, id, now, [][]byte{[]byte("hash-of-another"), []byte("hash-of-a-third")})
 	if ok {
-		return nil, fmt.Errorf("CheckCode reported a right code for a check that said no")
+		return nil, fmt.Errorf("CheckCodeHash reported a right code for hashes that differ")
 	}
 	return v, err
 }
 
-// consume gives a right code.
+// consume gives a right code: the stored hash is the second of two forms.
 func consume(s tessera.Store, owner string, m tessera.Method, id string, now time.Time) (*tessera.Verification, error) {
-	v, ok, err := s.CheckCode(ctx(), owner, m, id, now, func(*tessera.Verification) bool { return true })
+	v, ok, err := s.CheckCodeHash(ctx(), owner, m, id, now, [][]byte{[]byte("hash-of-another"), []byte("hash-of-code")})
 	if err == nil && !ok {
-		return nil, fmt.Errorf("CheckCode reported a wrong code for a check that said yes")
+		return nil, fmt.Errorf("CheckCodeHash reported a wrong code for the stored hash")
 	}
 	return v, err
+}
+
+// testCheckCodeWithCallback: CheckCode (which google_auth codes take)
+// counts what check refuses, locks at the cap and consumes what it
+// accepts; check gets the stored row.
+func testCheckCodeWithCallback(t *testing.T, s tessera.Store) {
+	v := newVerification("c1", "cb")
+	must(t, s.CreateVerification(ctx(), v, nil))
+	for i := 1; i < v.MaxAttempts; i++ {
+		got, ok, err := s.CheckCode(ctx(), "c1", tessera.MethodEmail, "cb", t0, func(*tessera.Verification) bool { return false })
+		must(t, err)
+		if ok || got.Attempts != i {
+			t.Fatalf("wrong code %d: ok %v, attempts %d", i, ok, got.Attempts)
+		}
+	}
+	got, ok, err := s.CheckCode(ctx(), "c1", tessera.MethodEmail, "cb", t0, func(*tessera.Verification) bool { return true })
+	must(t, err)
+	if !ok || got.ConsumedAt.IsZero() || got.SealedContent != nil {
+		t.Fatalf("right code: ok %v, %+v", ok, got)
+	}
+	_, _, err = s.CheckCode(ctx(), "c1", tessera.MethodEmail, "cb", t0, func(*tessera.Verification) bool { return true })
+	wantCode(t, err, tessera.ENOTFOUND)
+	w := newVerification("c1", "cb-locked")
+	must(t, s.CreateVerification(ctx(), w, nil))
+	for range w.MaxAttempts {
+		_, _, err := s.CheckCode(ctx(), "c1", tessera.MethodEmail, "cb-locked", t0, func(*tessera.Verification) bool { return false })
+		must(t, err)
+	}
+	_, _, err = s.CheckCode(ctx(), "c1", tessera.MethodEmail, "cb-locked", t0, func(*tessera.Verification) bool { return true })
+	wantCode(t, err, tessera.ELOCKED)
 }
 
 // testCheckSeesTheStoredVerification: check gets the stored row, so it
@@ -703,11 +767,25 @@ func testDeliveryReports(t *testing.T, st tessera.Store) {
 	if got := get(); got.ProviderID != "SM1" || got.DeliveryStatus != "" || got.ProviderError != "" {
 		t.Fatalf("after foreign reports: %+v", got)
 	}
+	// Only a delivered message marks its verification, which is what
+	// makes the engine ask for a conversion.
+	delivered := func() bool {
+		t.Helper()
+		got, err := st.Verification(ctx(), "c1", v.ID)
+		must(t, err)
+		return got.Delivered
+	}
 	must(t, s.RecordDelivery(ctx(), m.ID, "SM1", tessera.DeliveryUndelivered, "30003", t0))
 	if got := get(); got.DeliveryStatus != tessera.DeliveryUndelivered || got.ProviderError != "30003" || !got.DeliveredAt.IsZero() {
 		t.Fatalf("after undelivered: %+v", got)
 	}
+	if delivered() {
+		t.Fatal("an undelivered message marked its verification delivered")
+	}
 	must(t, s.RecordDelivery(ctx(), m.ID, "SM1", tessera.DeliveryDelivered, "", t0.Add(time.Second)))
+	if !delivered() {
+		t.Fatal("a delivered message did not mark its verification delivered")
+	}
 	wantCode(t, s.RecordDelivery(ctx(), m.ID, "SM1", tessera.DeliveryFailed, "30008", t0.Add(2*time.Second)), tessera.ENOTFOUND)
 	if got := get(); got.DeliveryStatus != tessera.DeliveryDelivered || got.ProviderError != "" || !got.DeliveredAt.Equal(t0.Add(time.Second)) {
 		t.Fatalf("after delivered: %+v", got)

@@ -46,9 +46,16 @@ type Engine struct {
 	// Random supplies codes, ids and TOTP secrets (crypto/rand when nil).
 	Random io.Reader
 	// Deliver hands a committed message to this instance's outbox worker;
-	// may be nil, and then the worker finds it in the store. Messages are
-	// written leased to that worker for DeliveryLease.
-	Deliver       func(*tessera.Message)
+	// may be nil, and then the worker finds it in the store.
+	Deliver func(*tessera.Message)
+	// Reserve, when set, asks that worker for room in its queue of a
+	// channel before an initiate's message is written; if it has room the
+	// message is written leased to it (the holder Reserve names) for
+	// DeliveryLease, so the worker sends it without claiming it first.
+	// Unreserve gives the room back when the message is not written.
+	// Without room the message is written for any worker to claim.
+	Reserve       func(tessera.Channel) (holder string, ok bool)
+	Unreserve     func(tessera.Channel)
 	DeliveryLease time.Duration
 	// ResendCooldown and MaxSends limit Resend; zero means the defaults.
 	ResendCooldown time.Duration
@@ -502,7 +509,9 @@ func (e *Engine) initiate(ctx context.Context, owner string, method tessera.Meth
 	if err != nil {
 		return nil, err
 	}
+	e.reserve(msg)
 	if err := e.put(req)(ctx, v, msg); err != nil {
+		e.unreserve(msg)
 		return nil, err
 	}
 	e.handOver(msg)
@@ -601,6 +610,27 @@ func (e *Engine) Notice(ctx context.Context, owner string, method tessera.Method
 	return nil
 }
 
+// reserve leases msg, before it is written, to this instance's worker if
+// that has room for it in memory.
+func (e *Engine) reserve(msg *tessera.Message) {
+	if e.Reserve == nil || e.Deliver == nil || e.DeliveryLease <= 0 {
+		return
+	}
+	if holder, ok := e.Reserve(msg.Channel); ok {
+		// Taken before the write, so the lease, which starts during the
+		// write, cannot have started earlier.
+		msg.LeaseHolder, msg.Lease, msg.LeasedFrom = holder, e.DeliveryLease, time.Now()
+	}
+}
+
+// unreserve gives back the room reserve took for a message not written.
+func (e *Engine) unreserve(msg *tessera.Message) {
+	if msg.LeaseHolder != "" {
+		e.Unreserve(msg.Channel)
+		msg.LeaseHolder = ""
+	}
+}
+
 // handOver gives a committed message to this instance's worker.
 func (e *Engine) handOver(msg *tessera.Message) {
 	if e.Deliver != nil {
@@ -658,7 +688,9 @@ func (e *Engine) ValidateBound(ctx context.Context, owner string, method tessera
 			// not counted only makes the breaker stricter.
 			_ = e.Breaker.Validated(ctx, v.Consumer, e.now())
 		}
-		if method != tessera.MethodGoogleAuth && v != nil {
+		// Only a verification with a message reported delivered can
+		// convert: the others (nearly all) need no question to the store.
+		if method != tessera.MethodGoogleAuth && v != nil && v.Delivered {
 			e.recordConversion(ctx, v)
 		}
 	case tessera.EINVALIDCODE:
@@ -688,9 +720,9 @@ func (e *Engine) validate(ctx context.Context, owner string, method tessera.Meth
 	if method == tessera.MethodGoogleAuth {
 		v, ok, err = e.checkTOTP(ctx, owner, id, code, now)
 	} else {
-		v, ok, err = e.checkCode(ctx, owner, method, id, now, func(v *tessera.Verification) bool {
-			return e.Keys.Check(v.CodeHash, codeHashParts(v.Owner, v.ID, binding, code)...)
-		})
+		// The code's hash under every HMAC key: the store compares and
+		// consumes or counts in one statement.
+		v, ok, err = e.checkCode(ctx, owner, method, id, now, e.Keys.Hashes(codeHashParts(owner, id, binding, code)...), nil)
 	}
 	if err != nil {
 		return nil, unusableError(v, err)
@@ -727,7 +759,7 @@ func (e *Engine) checkTOTP(ctx context.Context, owner, id, code string, now time
 	if err != nil {
 		return nil, false, err
 	}
-	return e.checkCode(ctx, owner, tessera.MethodGoogleAuth, id, now, func(*tessera.Verification) bool { return right })
+	return e.checkCode(ctx, owner, tessera.MethodGoogleAuth, id, now, nil, func(*tessera.Verification) bool { return right })
 }
 
 // recordConversion notes that v, whose message was reported delivered, was
@@ -860,8 +892,7 @@ func MessageAD(messageID string) []byte { return []byte("message\x00" + messageI
 func contentAD(owner, id string) []byte { return []byte("content\x00" + owner + "\x00" + id) }
 
 // newMessage makes the outbox row for v's message (plain is the JSON of a
-// tessera.MessageContent), leased to this instance's worker when there is
-// one.
+// tessera.MessageContent).
 func (e *Engine) newMessage(owner string, v *tessera.Verification, plain []byte, now time.Time) (*tessera.Message, error) {
 	id, err := newID(e.random())
 	if err != nil {
@@ -876,9 +907,6 @@ func (e *Engine) newMessage(owner string, v *tessera.Verification, plain []byte,
 		Status:         tessera.MessagePending,
 		NextAttemptAt:  now,
 		CreatedAt:      now,
-	}
-	if e.Deliver != nil {
-		m.LockedUntil = now.Add(e.DeliveryLease)
 	}
 	if m.Sealed, err = e.Keys.Seal(plain, MessageAD(m.ID)); err != nil {
 		return nil, err

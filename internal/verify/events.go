@@ -139,10 +139,18 @@ func (e *Engine) wantsVerificationEvents() bool {
 // checkCode is Store.CheckCode that also writes the verification events of
 // its outcome in the same transaction: a right code, a wrong one and, when
 // that used up the attempts, the lock.
-func (e *Engine) checkCode(ctx context.Context, owner string, method tessera.Method, id string, now time.Time, check func(*tessera.Verification) bool) (*tessera.Verification, bool, error) {
+func (e *Engine) checkCode(ctx context.Context, owner string, method tessera.Method, id string, now time.Time, hashes [][]byte, check func(*tessera.Verification) bool) (*tessera.Verification, bool, error) {
+	// With hashes, the code is right if the stored hash is one of them;
+	// otherwise check decides.
+	checkIn := func(s tessera.Store) (*tessera.Verification, bool, error) {
+		if hashes != nil {
+			return s.CheckCodeHash(ctx, owner, method, id, now, hashes)
+		}
+		return s.CheckCode(ctx, owner, method, id, now, check)
+	}
 	txs, ok := e.Store.(tessera.Transactor)
 	if !ok || !e.wantsVerificationEvents() {
-		return e.Store.CheckCode(ctx, owner, method, id, now, check)
+		return checkIn(e.Store)
 	}
 	var v *tessera.Verification
 	var right bool
@@ -150,7 +158,7 @@ func (e *Engine) checkCode(ctx context.Context, owner string, method tessera.Met
 	err := txs.InTx(ctx, func(tx tessera.TxStore) error {
 		queued = queued[:0]
 		var err error
-		if v, right, err = tx.CheckCode(ctx, owner, method, id, now, check); err != nil {
+		if v, right, err = checkIn(tx); err != nil {
 			return err
 		}
 		types := []string{tessera.EventVerificationApproved}
