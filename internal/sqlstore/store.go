@@ -304,8 +304,8 @@ func (db *DB) CheckCode(ctx context.Context, owner string, method tessera.Method
 // constant time; it compares keyed hashes, whose bytes tell a caller who
 // lacks the key nothing about a code, as token lookups by hash do.
 func (db *DB) CheckCodeHash(ctx context.Context, owner string, method tessera.Method, id string, now time.Time, hashes [][]byte) (*tessera.Verification, bool, error) {
-	if len(hashes) == 0 || len(hashes) > len(checkCodeHashQueries) {
-		return nil, false, fmt.Errorf("check code: %d hash forms", len(hashes))
+	if len(hashes) == 0 {
+		return nil, false, errors.New("check code: no hash forms")
 	}
 	args := make([]any, 0, 3*len(hashes)+5)
 	for i := range 3 {
@@ -320,7 +320,7 @@ func (db *DB) CheckCodeHash(ctx context.Context, owner string, method tessera.Me
 	var v *tessera.Verification
 	err := db.writeOp(ctx, false, func(r runner) error {
 		var err error
-		v, err = scanVerification(r.queryRow(ctx, checkCodeHashQueries[len(hashes)-1], args...))
+		v, err = scanVerification(r.queryRow(ctx, checkCodeHashQuery(len(hashes)), args...))
 		if tessera.ErrorCode(err) != tessera.ENOTFOUND {
 			return err
 		}
@@ -341,20 +341,33 @@ func (db *DB) CheckCodeHash(ctx context.Context, owner string, method tessera.Me
 	return nil, false, err
 }
 
-// checkCodeHashQueries[n-1] is CheckCodeHash's statement for n hash forms
-// (HMAC keys configured at once; rotation needs two, a few are plenty).
+// checkCodeHashQuery is CheckCodeHash's statement for n hash forms, one
+// per HMAC key configured. Rotation needs two and the first few are made
+// once; an operator may keep more keys (TESSERA_HMAC_KEY sets no limit),
+// whose statement is made when asked for.
+func checkCodeHashQuery(n int) string {
+	if n <= len(checkCodeHashQueries) {
+		return checkCodeHashQueries[n-1]
+	}
+	return buildCheckCodeHashQuery(n)
+}
+
 var checkCodeHashQueries = func() []string {
 	out := make([]string, 8)
-	for n := range out {
-		in := "code_hash IN (?" + strings.Repeat(", ?", n) + ")"
-		// consumed_at is NULL in every row the condition admits.
-		out[n] = `UPDATE verifications SET consumed_at = CASE WHEN ` + in + ` THEN CAST(? AS BIGINT) ELSE NULL END,
-			sealed_content = CASE WHEN ` + in + ` THEN NULL ELSE sealed_content END,
-			attempts = CASE WHEN ` + in + ` THEN attempts ELSE attempts + 1 END
-		WHERE ` + usableCondition + ` RETURNING ` + verificationColumns
+	for i := range out {
+		out[i] = buildCheckCodeHashQuery(i + 1)
 	}
 	return out
 }()
+
+func buildCheckCodeHashQuery(n int) string {
+	in := "code_hash IN (?" + strings.Repeat(", ?", n-1) + ")"
+	// consumed_at is NULL in every row the condition admits.
+	return `UPDATE verifications SET consumed_at = CASE WHEN ` + in + ` THEN CAST(? AS BIGINT) ELSE NULL END,
+			sealed_content = CASE WHEN ` + in + ` THEN NULL ELSE sealed_content END,
+			attempts = CASE WHEN ` + in + ` THEN attempts ELSE attempts + 1 END
+		WHERE ` + usableCondition + ` RETURNING ` + verificationColumns
+}
 
 // insertMessage is the INSERT of a new outbox message on each dialect. A
 // message with a LeaseHolder is written leased to that worker for

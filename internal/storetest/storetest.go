@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) tessera.Store) {
 		{"ConsumeOnceAndRaceAtTheCap", testConsumeOnce},
 		{"CheckSeesTheStoredVerification", testCheckSeesTheStoredVerification},
 		{"CheckCodeWithCallback", testCheckCodeWithCallback},
+		{"CheckCodeHashUnderManyKeys", testCheckCodeHashUnderManyKeys},
 		{"ParallelCreatesWithConflicts", testParallelCreatesWithConflicts},
 		{"RenewVerificationOnlyOverAnUnusableOne", testRenewVerification},
 		{"ParallelRenewalsHoldTheCap", testParallelRenewals},
@@ -552,6 +553,27 @@ func consume(s tessera.Store, owner string, m tessera.Method, id string, now tim
 		return nil, fmt.Errorf("CheckCodeHash reported a wrong code for the stored hash")
 	}
 	return v, err
+}
+
+// testCheckCodeHashUnderManyKeys: an operator may configure any number
+// of HMAC keys (TESSERA_HMAC_KEY); a code hashed under the oldest of
+// twelve is still right, and a wrong one under twelve still counts.
+func testCheckCodeHashUnderManyKeys(t *testing.T, s tessera.Store) {
+	must(t, s.CreateVerification(ctx(), newVerification("c1", "many"), nil))
+	var hashes [][]byte
+	for i := range 11 {
+		hashes = append(hashes, []byte(fmt.Sprint("hash-under-key-", i)))
+	}
+	got, ok, err := s.CheckCodeHash(ctx(), "c1", tessera.MethodEmail, "many", t0, hashes)
+	must(t, err)
+	if ok || got.Attempts != 1 {
+		t.Fatalf("wrong code under 11 keys: ok %v, attempts %d", ok, got.Attempts)
+	}
+	got, ok, err = s.CheckCodeHash(ctx(), "c1", tessera.MethodEmail, "many", t0, append(hashes, []byte("hash-of-code")))
+	must(t, err)
+	if !ok || got.ConsumedAt.IsZero() {
+		t.Fatalf("right code under the 12th key: ok %v, %+v", ok, got)
+	}
 }
 
 // testCheckCodeWithCallback: CheckCode (which google_auth codes take)
