@@ -290,6 +290,10 @@ func (s *Service) inTx(ctx context.Context, fn func(t *txn) error) error {
 		eng := *s.Engine
 		eng.Store = tx
 		eng.Deliver = func(m *tessera.Message) { queued = append(queued, m) }
+		// No room is reserved in the worker's queue for a message written
+		// leased to it: a rolled-back transaction would never give the
+		// room back. Messages of a transaction are claimed as usual.
+		eng.Reserve = nil
 		return fn(&txn{store: tx, engine: &eng})
 	})
 	if err == nil && s.Engine.Deliver != nil {
