@@ -229,7 +229,7 @@ func New(o Options) *App {
 		a.Engine.Events = &verify.Events{Keys: o.Keys, Now: o.Now, Types: o.EventTypes}
 		a.Worker.Events = a.Engine.Events
 	}
-	a.Clients = &apiclient.Registry{Store: o.Store, Keys: o.Keys, Now: o.Now}
+	a.Clients = &apiclient.Registry{Store: o.Store, Keys: o.Keys, Now: o.Now, PolicyChanged: a.Engine.ForgetSendingPolicy}
 	a.Tokens = &token.Signer{
 		Store: o.Store, Keys: o.Keys, Now: o.Now,
 		Issuer: or(o.TokenIssuer, "tessera"), Audience: or(o.TokenAudience, "tessera"), TTL: orDuration(o.IDTokenTTL, 15*time.Minute),

@@ -2,8 +2,8 @@ package httpapi_test
 
 import (
 	"context"
-	"sync"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
