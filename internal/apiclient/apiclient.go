@@ -38,6 +38,9 @@ type Registry struct {
 	Store tessera.Store
 	Keys  *secret.Keyring
 	Now   func() time.Time
+	// PolicyChanged, when set, hears the client id whose sending policy
+	// was set or cleared here (the engine's ForgetSendingPolicy).
+	PolicyChanged func(clientID string)
 
 	mu    sync.Mutex
 	cache map[string]cached // by token hash; only tokens that were valid
@@ -159,8 +162,8 @@ func (r *Registry) Find(ctx context.Context, idOrName string) (*tessera.Client, 
 
 // SetPolicy gives a client (by id or name) a sending policy: the fromEmail
 // addresses and domains it may use, and whether it may send registered
-// templates only. The engine applies it to the next initiate, on every
-// instance (it is read per request, not cached).
+// templates only. This instance's engine applies it to the next initiate
+// (through PolicyChanged), other instances within verify.SendingPolicyTTL.
 func (r *Registry) SetPolicy(ctx context.Context, idOrName string, fromAllow []string, templatesOnly bool) (*tessera.SendingPolicy, error) {
 	c, err := r.Find(ctx, idOrName)
 	if err != nil {
@@ -174,6 +177,7 @@ func (r *Registry) SetPolicy(ctx context.Context, idOrName string, fromAllow []s
 	if err := r.Store.SetSendingPolicy(ctx, p); err != nil {
 		return nil, err
 	}
+	r.policyChanged(c.ID)
 	return p, nil
 }
 
@@ -197,8 +201,15 @@ func (r *Registry) ClearPolicy(ctx context.Context, idOrName string) error {
 	if err != nil {
 		return err
 	}
-	if err := r.Store.DeleteSendingPolicy(ctx, c.ID); tessera.ErrorCode(err) != tessera.ENOTFOUND {
+	if err := r.Store.DeleteSendingPolicy(ctx, c.ID); err != nil && tessera.ErrorCode(err) != tessera.ENOTFOUND {
 		return err
 	}
+	r.policyChanged(c.ID)
 	return nil
+}
+
+func (r *Registry) policyChanged(clientID string) {
+	if r.PolicyChanged != nil {
+		r.PolicyChanged(clientID)
+	}
 }

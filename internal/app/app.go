@@ -63,9 +63,11 @@ type Options struct {
 	// DBTimeout bounds each request's work; when it runs out the request
 	// answers 503 unavailable (httpapi.Options.DBTimeout). Zero: no bound.
 	DBTimeout time.Duration
-	// MaxInFlight bounds the requests served at once; the excess gets a
-	// fast 503 (httpapi.Options.MaxInFlight). Zero: no bound.
+	// MaxInFlight bounds the requests served at once; as many more wait
+	// up to QueueWait for a place, the rest get a fast 503
+	// (httpapi.Options.MaxInFlight, QueueWait). Zero: no bound.
 	MaxInFlight int
+	QueueWait   time.Duration
 
 	// SenderNames names each channel's sender, for metrics.
 	SenderNames map[tessera.Channel]string
@@ -227,7 +229,7 @@ func New(o Options) *App {
 		a.Engine.Events = &verify.Events{Keys: o.Keys, Now: o.Now, Types: o.EventTypes}
 		a.Worker.Events = a.Engine.Events
 	}
-	a.Clients = &apiclient.Registry{Store: o.Store, Keys: o.Keys, Now: o.Now}
+	a.Clients = &apiclient.Registry{Store: o.Store, Keys: o.Keys, Now: o.Now, PolicyChanged: a.Engine.ForgetSendingPolicy}
 	a.Tokens = &token.Signer{
 		Store: o.Store, Keys: o.Keys, Now: o.Now,
 		Issuer: or(o.TokenIssuer, "tessera"), Audience: or(o.TokenAudience, "tessera"), TTL: orDuration(o.IDTokenTTL, 15*time.Minute),
@@ -271,7 +273,7 @@ func New(o Options) *App {
 		Ready: o.Store.Ready, Metrics: a.Metrics.Handler(), Observe: a.Metrics.ObserveRequest,
 		Limiter: o.Limiter, LimitIP: limits.IP, LimitClient: limits.Client, TrustedProxies: o.TrustedProxies,
 		Idempotency: o.Store, Keys: o.Keys, Now: o.Now,
-		DBTimeout: o.DBTimeout, MaxInFlight: o.MaxInFlight,
+		DBTimeout: o.DBTimeout, MaxInFlight: o.MaxInFlight, QueueWait: o.QueueWait,
 		NoAccountPages: o.NoAccountPages, Brand: o.Brand, ReturnURLs: o.ReturnURLs,
 		PublicURL: o.PublicURL, TwilioAuthToken: o.TwilioAuthToken, ObserveDeliveryReport: a.Metrics.ObserveDeliveryReport,
 		CORSOrigins: o.CORSOrigins, Inbox: o.DevInbox,

@@ -68,7 +68,7 @@ func TestLoadGeneratesKeysOnce(t *testing.T) {
 	// The defaults.
 	if c.Addr != DefaultAddr || c.DataDir != dir || c.DatabaseURL != "" || c.UsesPostgres() ||
 		c.SQLiteFullSync || c.PostgresConns != 16 || c.LogFormat != "text" || c.LogLevel != "info" ||
-		c.ShutdownTimeout != 15*time.Second || c.Retention != 24*time.Hour || c.DBTimeout != 5*time.Second || c.MaxInFlight != 128 {
+		c.ShutdownTimeout != 15*time.Second || c.Retention != 24*time.Hour || c.DBTimeout != 5*time.Second || c.MaxInFlight != 32 {
 		t.Errorf("defaults: %+v", c)
 	}
 	if c.SQLitePath() != filepath.Join(dir, "tessera.db") {

@@ -2,9 +2,11 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/tessera-id/tessera/internal/apiclient"
 	"github.com/tessera-id/tessera/internal/verify"
 )
 
@@ -172,5 +174,36 @@ func TestSendingPolicyFromEmail(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.do("POST", "/methods/email/actions/initiate", map[string]any{"consumer": "a@example.com", "template": map[string]any{"fromEmail": "codes@acme.example"}}).want(t, 200)
+	})
+}
+
+// TestSendingPolicyChangeApplies: a policy set on this instance applies to
+// the next initiate; one changed elsewhere (another instance, or the
+// `tessera client policy` command) applies within verify.SendingPolicyTTL,
+// which this instance remembers a policy for.
+func TestSendingPolicyChangeApplies(t *testing.T) {
+	onEachStore(t, func(t *testing.T, e *env) {
+		freeText := func(n int) *response {
+			return e.do("POST", "/methods/email/actions/initiate", map[string]any{
+				"consumer": fmt.Sprintf("change%d@example.com", n),
+				"template": map[string]any{"body": "Anything at all: {{{CODE}}}"},
+			})
+		}
+		freeText(1).want(t, 200) // no policy, and now remembered as none
+
+		e.setPolicy(true)
+		if r := freeText(2); r.status != 403 {
+			t.Fatalf("free text right after this instance set templates-only: %d %s, want 403", r.status, r.raw)
+		}
+
+		other := &apiclient.Registry{Store: e.store, Keys: e.app.Clients.Keys, Now: e.clock.Now}
+		if err := other.ClearPolicy(context.Background(), "test-client"); err != nil {
+			t.Fatal(err)
+		}
+		if r := freeText(3); r.status != 403 {
+			t.Fatalf("free text just after another instance cleared the policy: %d, want 403 (remembered for %v)", r.status, verify.SendingPolicyTTL)
+		}
+		e.clock.Advance(verify.SendingPolicyTTL)
+		freeText(4).want(t, 200)
 	})
 }

@@ -33,8 +33,10 @@ type Server struct {
 	seenPaths  map[string]bool // paths that have a JSON 405 fallback
 	textRoutes map[string]bool // patterns that answer something other than JSON (handleText)
 	// inFlight holds a token per request being served, MaxInFlight at
-	// most; nil: no bound.
+	// most; nil: no bound. queue holds a token per request waiting for a
+	// place, MaxInFlight at most.
 	inFlight chan struct{}
+	queue    chan struct{}
 }
 
 // Options are the parts a Server is built from.
@@ -71,10 +73,15 @@ type Options struct {
 	// when it runs out the request answers 503 unavailable with
 	// Retry-After instead of waiting out a silent database. Zero: no bound.
 	DBTimeout time.Duration
-	// MaxInFlight bounds the requests served at once; past it a request
-	// is answered at once with 503 unavailable and Retry-After (see
-	// admit). Zero: no bound.
+	// MaxInFlight bounds the requests served at once; past it up to
+	// MaxInFlight more wait at most QueueWait for a place, and the rest are
+	// answered at once with 503 unavailable and Retry-After (see admit).
+	// Zero: no bound.
 	MaxInFlight int
+	// QueueWait is how long a request past MaxInFlight waits for a place;
+	// zero: it is refused at once. New sets DefaultQueueWait when
+	// MaxInFlight is set and QueueWait is zero; negative: no waiting.
+	QueueWait time.Duration
 
 	// PublicURL and TwilioAuthToken verify Twilio's status callbacks
 	// (POST /webhooks/twilio/status); without both, and a Store that is a
@@ -104,6 +111,10 @@ func New(o Options) *Server {
 	s := &Server{Options: o, mux: http.NewServeMux(), seenPaths: map[string]bool{}, textRoutes: map[string]bool{}}
 	if o.MaxInFlight > 0 {
 		s.inFlight = make(chan struct{}, o.MaxInFlight)
+		s.queue = make(chan struct{}, o.MaxInFlight)
+		if s.QueueWait == 0 {
+			s.QueueWait = DefaultQueueWait
+		}
 	}
 	s.routes()
 	return s

@@ -319,6 +319,7 @@ func (w *worker) do(ctx context.Context, op, u string, body []byte, out *reply) 
 
 	if resp.StatusCode != http.StatusOK {
 		w.fail(fmt.Sprintf("%s: HTTP %d: %s", op, resp.StatusCode, snippet(data)))
+		backOff(ctx, resp)
 		return failed
 	}
 	if err := json.Unmarshal(data, out); err != nil {
@@ -330,6 +331,26 @@ func (w *worker) do(ctx context.Context, op, u string, body []byte, out *reply) 
 		return failed
 	}
 	return ok
+}
+
+// backOff waits as a well-behaved client does before its next request
+// after a 503 with Retry-After (in seconds), so that a run against an
+// overloaded server measures what such clients get rather than a storm of
+// immediate retries.
+func backOff(ctx context.Context, resp *http.Response) {
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		return
+	}
+	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if err != nil || secs <= 0 {
+		return
+	}
+	t := time.NewTimer(time.Duration(secs) * time.Second)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // fail records a failed pair.

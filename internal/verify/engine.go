@@ -94,6 +94,9 @@ type Engine struct {
 	// server (Twilio status callbacks): without them, every message would
 	// look undelivered, so there is no fallback on a timer.
 	DeliveryReports bool
+
+	// policies remembers sending policies for SendingPolicyTTL.
+	policies policyCache
 }
 
 // SendLimits bound the messages Tessera sends, whoever asks.

@@ -125,12 +125,12 @@ func (e *Engine) applySendingPolicy(ctx context.Context, owner string, method te
 		}
 		out.Body, out.Subject = mt.Body, mt.Subject
 	}
-	p, err := e.Store.SendingPolicy(ctx, owner)
-	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
-		return &out, nil
-	}
+	p, err := e.sendingPolicy(ctx, owner)
 	if err != nil {
 		return nil, err
+	}
+	if p == nil {
+		return &out, nil
 	}
 	forbid := func(path, why string) error {
 		return &tessera.Error{Code: tessera.EFORBIDDEN, Message: "Not allowed by this client's sending policy",
