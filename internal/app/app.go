@@ -209,7 +209,8 @@ func New(o Options) *App {
 	}
 	limits := o.Limits.withDefaults()
 	a.Engine = &verify.Engine{
-		Limiter: o.Limiter,
+		Policies: &verify.PolicyCache{},
+		Limiter:  o.Limiter,
 		Limits: verify.SendLimits{
 			PerDestinationHour: limits.DestinationHour, PerDestinationDay: limits.DestinationDay,
 			PerCountry: limits.SMSCountry, SMSCountries: limits.SMSCountries,

@@ -95,8 +95,9 @@ type Engine struct {
 	// look undelivered, so there is no fallback on a timer.
 	DeliveryReports bool
 
-	// policies remembers sending policies for SendingPolicyTTL.
-	policies policyCache
+	// Policies, when set, remembers sending policies for
+	// SendingPolicyTTL; nil: every initiate reads its client's policy.
+	Policies *PolicyCache
 }
 
 // SendLimits bound the messages Tessera sends, whoever asks.

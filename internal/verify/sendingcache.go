@@ -20,7 +20,10 @@ const SendingPolicyTTL = 5 * time.Second
 // maxCachedPolicies bounds the cache; past it the cache starts over.
 const maxCachedPolicies = 10_000
 
-type policyCache struct {
+// PolicyCache remembers sending policies for SendingPolicyTTL. An engine
+// and its copies (the transaction-bound engines of the account service)
+// share one through Engine.Policies.
+type PolicyCache struct {
 	mu sync.Mutex
 	m  map[string]cachedPolicy // by client id
 }
@@ -32,18 +35,18 @@ type cachedPolicy struct {
 
 // sendingPolicy returns owner's policy, nil when it has none.
 func (e *Engine) sendingPolicy(ctx context.Context, owner string) (*tessera.SendingPolicy, error) {
+	c := e.Policies
+	if c == nil {
+		return e.readSendingPolicy(ctx, owner)
+	}
 	now := e.now()
-	c := &e.policies
 	c.mu.Lock()
 	hit, ok := c.m[owner]
 	c.mu.Unlock()
 	if ok && now.Before(hit.expires) {
 		return hit.policy, nil
 	}
-	p, err := e.Store.SendingPolicy(ctx, owner)
-	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
-		p, err = nil, nil
-	}
+	p, err := e.readSendingPolicy(ctx, owner)
 	if err != nil {
 		return nil, err
 	}
@@ -56,10 +59,20 @@ func (e *Engine) sendingPolicy(ctx context.Context, owner string) (*tessera.Send
 	return p, nil
 }
 
+func (e *Engine) readSendingPolicy(ctx context.Context, owner string) (*tessera.SendingPolicy, error) {
+	p, err := e.Store.SendingPolicy(ctx, owner)
+	if tessera.ErrorCode(err) == tessera.ENOTFOUND {
+		return nil, nil
+	}
+	return p, err
+}
+
 // ForgetSendingPolicy drops what the engine remembers of a client's
 // sending policy, so that a change made here applies to the next initiate.
 func (e *Engine) ForgetSendingPolicy(clientID string) {
-	e.policies.mu.Lock()
-	delete(e.policies.m, clientID)
-	e.policies.mu.Unlock()
+	if c := e.Policies; c != nil {
+		c.mu.Lock()
+		delete(c.m, clientID)
+		c.mu.Unlock()
+	}
 }
