@@ -44,7 +44,7 @@ func measurePairs(t *testing.T, db *sqlstore.DB, walPath string, n int) pairCost
 	worker := deliver.NewWorker(db, keys, map[tessera.Channel]tessera.Sender{tessera.ChannelEmail: deliver.NewLogSender(io.Discard)},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	worker.Now = clock
-	e := &verify.Engine{Store: db, Keys: keys, Now: clock, Random: mathrand.NewChaCha8([32]byte{'p', 'a', 'i', 'r'}),
+	e := &verify.Engine{Policies: &verify.PolicyCache{}, Store: db, Keys: keys, Now: clock, Random: mathrand.NewChaCha8([32]byte{'p', 'a', 'i', 'r'}),
 		Deliver: worker.Enqueue, Reserve: worker.Reserve, Unreserve: worker.Unreserve, DeliveryLease: worker.Lease}
 	const owner = "pair-cost-client"
 	const code = "493817"
