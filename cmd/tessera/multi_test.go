@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -30,12 +29,9 @@ import (
 // one instance only.
 func TestSeveralInstances(t *testing.T) {
 	t.Parallel() // mostly waits (for a timeout, a cache, a lease): let the others run
-	redisURL := os.Getenv("TESSERA_TEST_REDIS_URL")
+	redisURL := storetest.RedisURL(t)
 	if redisURL == "" {
-		if os.Getenv(storetest.RequireEnv) != "" {
-			t.Fatal("TESSERA_TEST_REDIS_URL is not set")
-		}
-		t.Skip("TESSERA_TEST_REDIS_URL not set")
+		t.Skip(storetest.RedisEnv + " not set")
 	}
 	dsn := storetest.PostgresSchema(t) // skips without PostgreSQL
 

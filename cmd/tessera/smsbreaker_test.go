@@ -5,25 +5,22 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tessera-id/tessera/internal/storetest"
 	"github.com/tessera-id/tessera/internal/verify"
 )
 
 // TestSMSBreakerCommand: an operator sees the prefix the instances opened
 // in Redis, clears it, and the clearing is in the audit log.
 func TestSMSBreakerCommand(t *testing.T) {
-	redisURL := os.Getenv("TESSERA_TEST_REDIS_URL")
+	redisURL := storetest.RedisURL(t)
 	if redisURL == "" {
-		if os.Getenv("TESSERA_TEST_REQUIRE_SERVERS") != "" {
-			t.Fatal("TESSERA_TEST_REDIS_URL is not set")
-		}
-		t.Skip("TESSERA_TEST_REDIS_URL not set")
+		t.Skip(storetest.RedisEnv + " not set")
 	}
 	dir := t.TempDir()
 	b := make([]byte, 6)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sort"
 	"time"
 
 	"github.com/tessera-id/tessera"
@@ -303,38 +302,23 @@ func (s *Server) handleUserInfo(w http.ResponseWriter, r *http.Request) {
 }
 
 // handlePatchMe handles PATCH /auth/me: the user's own settings, today
-// locale (the language of their messages). Any other field is refused,
-// not ignored: the email, the phone and the factors change only through
-// their own flows.
+// locale (the language of their messages). Any other field is refused by
+// the strict decoding of the accounts API, not ignored: the email, the
+// phone and the factors change only through their own flows.
 func (s *Server) handlePatchMe(w http.ResponseWriter, r *http.Request) {
-	var req map[string]json.RawMessage
+	var req struct {
+		Locale *string `json:"locale"`
+	}
 	if err := decodeJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	fields := make([]string, 0, len(req))
-	for name := range req {
-		fields = append(fields, name)
-	}
-	sort.Strings(fields)
-	for _, name := range fields {
-		if name != "locale" {
-			s.writeError(w, r, tessera.Invalid(tessera.FieldError{Path: name, Error: "is not a setting: PATCH /auth/me takes locale"}))
-			return
-		}
-	}
 	u := userFrom(r.Context()).user
-	raw, ok := req["locale"]
-	if !ok {
+	if req.Locale == nil {
 		s.writeUser(w, u)
 		return
 	}
-	var locale string
-	if err := json.Unmarshal(raw, &locale); err != nil {
-		s.writeError(w, r, tessera.Invalid(tessera.FieldError{Path: "locale", Error: "must be a string"}))
-		return
-	}
-	u, err := s.Accounts.SetLocale(r.Context(), u, locale)
+	u, err := s.Accounts.SetLocale(r.Context(), u, *req.Locale)
 	s.replyUser(w, r, u, err)
 }
 

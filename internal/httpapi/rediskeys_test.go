@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -21,12 +20,9 @@ import (
 // written starts with TESSERA_REDIS_PREFIX, and none holds the address,
 // the number, the client's IP or the client's id.
 func TestRedisKeysHoldNoAddresses(t *testing.T) {
-	url := os.Getenv("TESSERA_TEST_REDIS_URL")
+	url := storetest.RedisURL(t)
 	if url == "" {
-		if os.Getenv("TESSERA_TEST_REQUIRE_SERVERS") != "" {
-			t.Fatal("TESSERA_TEST_REQUIRE_SERVERS is set but TESSERA_TEST_REDIS_URL is not")
-		}
-		t.Skip("TESSERA_TEST_REDIS_URL is not set")
+		t.Skip(storetest.RedisEnv + " is not set")
 	}
 	b := make([]byte, 6)
 	rand.Read(b)

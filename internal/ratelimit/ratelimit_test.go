@@ -6,23 +6,21 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tessera-id/tessera/internal/storetest"
 )
 
 // backends are the limiters every test runs on. Redis skips without
 // TESSERA_TEST_REDIS_URL (and fails when it is set but unreachable).
 func backends(t *testing.T) map[string]Limiter {
 	out := map[string]Limiter{"memory": NewMemory(nil)}
-	url := os.Getenv("TESSERA_TEST_REDIS_URL")
+	url := storetest.RedisURL(t)
 	if url == "" {
-		if os.Getenv("TESSERA_TEST_REQUIRE_SERVERS") != "" {
-			t.Fatal("TESSERA_TEST_REQUIRE_SERVERS is set but TESSERA_TEST_REDIS_URL is not")
-		}
 		return out
 	}
 	b := make([]byte, 6)
@@ -132,12 +130,9 @@ func testHash(parts ...string) []byte {
 // Redis: every key Tessera wrote starts with the prefix and holds none of
 // them.
 func TestRedisKeysNameNoOneAndStartWithThePrefix(t *testing.T) {
-	url := os.Getenv("TESSERA_TEST_REDIS_URL")
+	url := storetest.RedisURL(t)
 	if url == "" {
-		if os.Getenv("TESSERA_TEST_REQUIRE_SERVERS") != "" {
-			t.Fatal("TESSERA_TEST_REQUIRE_SERVERS is set but TESSERA_TEST_REDIS_URL is not")
-		}
-		t.Skip("TESSERA_TEST_REDIS_URL is not set")
+		t.Skip(storetest.RedisEnv + " is not set")
 	}
 	b := make([]byte, 6)
 	rand.Read(b)

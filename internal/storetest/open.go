@@ -23,6 +23,22 @@ const PostgresEnv = "TESSERA_TEST_POSTGRES_URL"
 // the tests instead of skipping them.
 const RequireEnv = "TESSERA_TEST_REQUIRE_SERVERS"
 
+// RedisEnv names the Redis URL the tests that need a shared limiter or
+// breaker use.
+const RedisEnv = "TESSERA_TEST_REDIS_URL"
+
+// RedisURL returns RedisEnv's URL, or "" when it is unset, for the caller
+// to skip or to fall back on memory; under RequireEnv an unset URL fails
+// the test instead.
+func RedisURL(t testing.TB) string {
+	t.Helper()
+	url := os.Getenv(RedisEnv)
+	if url == "" && os.Getenv(RequireEnv) != "" {
+		t.Fatalf("%s is set but %s is not: the Redis tests must run", RequireEnv, RedisEnv)
+	}
+	return url
+}
+
 // OpenSQLite returns a store on a fresh SQLite file in t.TempDir().
 func OpenSQLite(t testing.TB) *sqlstore.DB {
 	t.Helper()

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tessera-id/tessera"
+	"github.com/tessera-id/tessera/internal/storetest"
 )
 
 // changeLog records a breaker's changes.
@@ -65,11 +65,8 @@ func breakerStores(t *testing.T) map[string]func() BreakerStore {
 // testRedis is a client of the test Redis and a key prefix of this test's
 // own, or nil without TESSERA_TEST_REDIS_URL.
 func testRedis(t *testing.T) (*redis.Client, string) {
-	url := os.Getenv("TESSERA_TEST_REDIS_URL")
+	url := storetest.RedisURL(t)
 	if url == "" {
-		if os.Getenv("TESSERA_TEST_REQUIRE_SERVERS") != "" {
-			t.Fatal("TESSERA_TEST_REQUIRE_SERVERS is set but TESSERA_TEST_REDIS_URL is not")
-		}
 		return nil, ""
 	}
 	opts, err := redis.ParseURL(url)
